@@ -1,0 +1,161 @@
+//! Command-line arguments and dispatch to the library.
+
+use clap::{Args, Parser, Subcommand};
+use sqlite_rescue::progress::Progress;
+use sqlite_rescue::report::Outcome;
+use sqlite_rescue::{check, diff, incident, restore, snapshot, Result};
+use std::path::PathBuf;
+
+/// Get the rows back out of a damaged SQLite database, safely, with proof of what was lost.
+///
+/// Start with `sqlite-rescue check DB`, rehearse with `sqlite-rescue recover DB --dry-run`.
+#[derive(Debug, Parser)]
+#[command(name = "sqlite-rescue", about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print one JSON document on stdout and nothing else there.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bars and no text beyond the result.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Say what is wrong with a database, working on a private snapshot (never the file itself).
+    Check {
+        /// The database file (its -wal/-shm/-journal beside it are taken too).
+        db: PathBuf,
+        /// At most this many integrity_check messages.
+        #[arg(long, default_value_t = 100)]
+        max_errors: u32,
+    },
+    /// Copy a database and its sidecars byte for byte into an incident folder, with SHA-256s.
+    Snapshot {
+        db: PathBuf,
+        /// Folder to create (must not exist, or be empty).
+        #[arg(long)]
+        into: PathBuf,
+        /// Take the snapshot even if the database keeps changing (a warning goes in the manifest).
+        #[arg(long)]
+        allow_changing: bool,
+    },
+    /// Snapshot, recover every readable row into a fresh database, verify it and report.
+    Recover {
+        db: PathBuf,
+        /// Where to write the recovered database (default: recovered.sqlite3 in the incident folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Incident folder (default: ./<db-name>.rescue-<UTC timestamp>/).
+        #[arg(long)]
+        incident_dir: Option<PathBuf>,
+        /// Do everything in a temporary folder that is removed afterwards; only print the report.
+        #[arg(long)]
+        dry_run: bool,
+        /// Take the snapshot even if the database keeps changing.
+        #[arg(long)]
+        allow_changing: bool,
+        /// Also export rows found on free pages (deleted rows) into a table `freelist_rows`.
+        #[arg(long)]
+        include_freelist: bool,
+    },
+    /// Compare row counts per table between a (possibly damaged) source and a recovered copy.
+    Diff {
+        source: PathBuf,
+        recovered: PathBuf,
+    },
+    /// Put a recovered database in place of the damaged one, keeping the originals.
+    Restore {
+        db: PathBuf,
+        /// The recovered database to put in place.
+        #[arg(long)]
+        from: PathBuf,
+        /// Where the originals are moved (default: inside the latest incident folder).
+        #[arg(long)]
+        backup_dir: Option<PathBuf>,
+        /// Go ahead even if the database is open elsewhere or RECOVERED fails integrity_check.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs the command and prints its outcome; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let progress = Progress::for_terminal(cli.output.quiet, cli.output.json);
+    match cli.command {
+        Command::Check { db, max_errors } => {
+            let opts = check::CheckOptions {
+                max_errors,
+                progress,
+            };
+            emit(&check::check(&db, &opts)?, &cli.output)
+        }
+        Command::Snapshot {
+            db,
+            into,
+            allow_changing,
+        } => {
+            let opts = snapshot::SnapshotOptions {
+                allow_changing,
+                progress,
+            };
+            emit(&snapshot::take(&db, &into, &opts)?, &cli.output)
+        }
+        Command::Recover {
+            db,
+            out,
+            incident_dir,
+            dry_run,
+            allow_changing,
+            include_freelist,
+        } => {
+            let opts = incident::RecoverCommand {
+                db,
+                out,
+                incident_dir,
+                dry_run,
+                allow_changing,
+                include_freelist,
+                progress,
+            };
+            emit(&incident::run(&opts)?, &cli.output)
+        }
+        Command::Diff { source, recovered } => {
+            emit(&diff::diff(&source, &recovered)?, &cli.output)
+        }
+        Command::Restore {
+            db,
+            from,
+            backup_dir,
+            force,
+        } => {
+            let opts = restore::RestoreOptions {
+                backup_dir,
+                force,
+                progress,
+            };
+            emit(&restore::restore(&db, &from, &opts)?, &cli.output)
+        }
+    }
+}
+
+fn emit<T: Outcome>(outcome: &T, output: &OutputArgs) -> Result<i32> {
+    if output.json {
+        let json = serde_json::to_string_pretty(outcome)
+            .map_err(|e| sqlite_rescue::Error::Usage(format!("cannot write JSON: {e}")))?;
+        println!("{json}");
+    } else {
+        print!("{}", outcome.render_text());
+    }
+    Ok(outcome.exit_code())
+}

@@ -1,0 +1,203 @@
+//! Cells of b-tree pages: keys, child pointers, and the part of the payload stored locally.
+
+use super::page::{BtreePage, PageKind};
+use super::{be_u32, varint};
+
+/// The payload of a cell: its full size, the bytes stored on this page, and the first
+/// overflow page holding the rest (if the payload spills).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payload<'a> {
+    pub total: u64,
+    pub local: &'a [u8],
+    pub overflow: Option<u32>,
+}
+
+impl Payload<'_> {
+    pub fn is_complete_locally(&self) -> bool {
+        self.overflow.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell<'a> {
+    TableLeaf { rowid: i64, payload: Payload<'a> },
+    TableInterior { left_child: u32, rowid: i64 },
+    IndexLeaf { payload: Payload<'a> },
+    IndexInterior { left_child: u32, payload: Payload<'a> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellError {
+    Truncated,
+    ZeroChild,
+    PayloadTooLarge,
+}
+
+impl std::fmt::Display for CellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CellError::Truncated => write!(f, "cell runs past the end of the page"),
+            CellError::ZeroChild => write!(f, "cell points at child page 0"),
+            CellError::PayloadTooLarge => write!(f, "cell payload size is implausible"),
+        }
+    }
+}
+
+/// SQLite's limit on the size of a row or blob is about 2^31; anything above is damage.
+const MAX_PAYLOAD: u64 = 1 << 31;
+
+/// How many bytes of a payload of `total` bytes are stored on the page, per the file format:
+/// all of it when small enough, else a minimum plus whatever makes the overflow pages full.
+pub fn local_payload_len(kind: PageKind, usable: usize, total: u64) -> usize {
+    let u = usable as u64;
+    let max_local = if kind.is_table() {
+        u.saturating_sub(35)
+    } else {
+        ((u.saturating_sub(12)) * 64 / 255).saturating_sub(23)
+    };
+    if total <= max_local {
+        return total as usize;
+    }
+    let min_local = ((u.saturating_sub(12)) * 32 / 255).saturating_sub(23);
+    let per_overflow = u.saturating_sub(4).max(1);
+    let k = min_local + (total - min_local) % per_overflow;
+    if k <= max_local {
+        k as usize
+    } else {
+        min_local as usize
+    }
+}
+
+fn read_payload<'a>(
+    page: &BtreePage<'a>,
+    total: u64,
+    start: usize,
+) -> Result<Payload<'a>, CellError> {
+    if total > MAX_PAYLOAD {
+        return Err(CellError::PayloadTooLarge);
+    }
+    let local_len = local_payload_len(page.kind, page.usable, total);
+    let end = start.checked_add(local_len).ok_or(CellError::Truncated)?;
+    let local = page.data.get(start..end).filter(|_| end <= page.usable);
+    let local = local.ok_or(CellError::Truncated)?;
+    let overflow = if (local_len as u64) < total {
+        match be_u32(page.data, end).filter(|_| end + 4 <= page.usable) {
+            Some(0) | None => return Err(CellError::Truncated),
+            Some(n) => Some(n),
+        }
+    } else {
+        None
+    };
+    Ok(Payload {
+        total,
+        local,
+        overflow,
+    })
+}
+
+/// Decodes the cell that starts at `offset` on `page`.
+pub fn parse<'a>(page: &BtreePage<'a>, offset: usize) -> Result<Cell<'a>, CellError> {
+    let data = page.data;
+    match page.kind {
+        PageKind::TableLeaf => {
+            let (total, at) = varint::read_at(data, offset).ok_or(CellError::Truncated)?;
+            let (rowid, at) = varint::read_at(data, at).ok_or(CellError::Truncated)?;
+            let payload = read_payload(page, total, at)?;
+            Ok(Cell::TableLeaf {
+                rowid: rowid as i64,
+                payload,
+            })
+        }
+        PageKind::TableInterior => {
+            let left_child = be_u32(data, offset).ok_or(CellError::Truncated)?;
+            if left_child == 0 {
+                return Err(CellError::ZeroChild);
+            }
+            let (rowid, _) = varint::read_at(data, offset + 4).ok_or(CellError::Truncated)?;
+            Ok(Cell::TableInterior {
+                left_child,
+                rowid: rowid as i64,
+            })
+        }
+        PageKind::IndexLeaf => {
+            let (total, at) = varint::read_at(data, offset).ok_or(CellError::Truncated)?;
+            Ok(Cell::IndexLeaf {
+                payload: read_payload(page, total, at)?,
+            })
+        }
+        PageKind::IndexInterior => {
+            let left_child = be_u32(data, offset).ok_or(CellError::Truncated)?;
+            if left_child == 0 {
+                return Err(CellError::ZeroChild);
+            }
+            let (total, at) = varint::read_at(data, offset + 4).ok_or(CellError::Truncated)?;
+            Ok(Cell::IndexInterior {
+                left_child,
+                payload: read_payload(page, total, at)?,
+            })
+        }
+    }
+}
+
+/// The cells of a page, in order; a damaged cell yields its error and the walk goes on.
+pub fn cells<'a>(
+    page: &BtreePage<'a>,
+) -> impl Iterator<Item = (u16, Result<Cell<'a>, CellError>)> + 'a {
+    let page = *page;
+    (0..page.cell_count).map(move |i| {
+        let cell = page
+            .cell_offset(i)
+            .ok_or(CellError::Truncated)
+            .and_then(|off| parse(&page, off));
+        (i, cell)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_sizes_follow_the_format() {
+        // Table leaf with 4096-byte pages: up to 4061 bytes stay local.
+        assert_eq!(local_payload_len(PageKind::TableLeaf, 4096, 4061), 4061);
+        let spilled = local_payload_len(PageKind::TableLeaf, 4096, 5000);
+        assert!(spilled < 4061 && spilled >= 489, "{spilled}");
+        // The overflow part fills whole overflow pages.
+        assert_eq!((5000 - spilled as u64) % 4092, 0);
+        // Index pages keep less locally.
+        assert_eq!(local_payload_len(PageKind::IndexLeaf, 4096, 1002), 1002);
+        assert!(local_payload_len(PageKind::IndexLeaf, 4096, 1003) < 1003);
+    }
+
+    #[test]
+    fn table_leaf_cell() {
+        let mut p = vec![0u8; 512];
+        p[0] = 13;
+        p[3..5].copy_from_slice(&1u16.to_be_bytes());
+        p[8..10].copy_from_slice(&400u16.to_be_bytes());
+        // payload 3 bytes, rowid 42, record: header 2, serial type 1 (int8), value 7
+        p[400..405].copy_from_slice(&[3, 42, 2, 1, 7]);
+        let page = BtreePage::parse(&p, 0, 512).unwrap();
+        let (_, cell) = cells(&page).next().unwrap();
+        match cell.unwrap() {
+            Cell::TableLeaf { rowid, payload } => {
+                assert_eq!(rowid, 42);
+                assert_eq!(payload.local, &[2, 1, 7]);
+                assert!(payload.is_complete_locally());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn payload_past_page_end_is_an_error() {
+        let mut p = vec![0u8; 512];
+        p[0] = 13;
+        p[3..5].copy_from_slice(&1u16.to_be_bytes());
+        p[8..10].copy_from_slice(&500u16.to_be_bytes());
+        p[500..502].copy_from_slice(&[100, 1]);
+        let page = BtreePage::parse(&p, 0, 512).unwrap();
+        assert_eq!(cells(&page).next().unwrap().1, Err(CellError::Truncated));
+    }
+}

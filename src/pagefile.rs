@@ -1,0 +1,373 @@
+//! Pages as SQLite would see them: the snapshot's main file overlaid by the frames of its
+//! `-wal` up to the last valid commit. Pages are read on demand with positioned reads, so
+//! memory stays bounded by what the caller keeps, not by the size of the database.
+
+use crate::error::{Error, Result};
+use crate::format::header::{Header, HEADER_SIZE, MAGIC};
+use crate::format::page::BtreePage;
+use crate::format::wal::{check_frame, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
+use crate::format::TextEncoding;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Page size, reserved bytes, encoding and size of the database, and which of these facts
+/// came from the header and which were inferred.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Geometry {
+    pub page_size: u32,
+    pub reserved_bytes: u8,
+    /// Text encoding when the header states a valid one; the schema reader infers it otherwise.
+    pub encoding: Option<TextEncoding>,
+    /// Pages in the database as SQLite would see it (the WAL's last commit decides when present).
+    pub page_count: u32,
+    /// Pages physically present in the main file.
+    pub file_pages: u32,
+    /// The header, when its magic string was intact.
+    #[serde(skip)]
+    pub header: Option<Header>,
+    /// Facts that were inferred because the header could not be trusted ("page size", ...).
+    pub inferred: Vec<String>,
+}
+
+impl Geometry {
+    pub fn usable(&self) -> usize {
+        (self.page_size as usize).saturating_sub(usize::from(self.reserved_bytes))
+    }
+}
+
+/// What the `-wal` file holds and which of it counts.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WalInfo {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Why the WAL is ignored as a whole, if it is (bad header, page size mismatch).
+    pub unusable: Option<String>,
+    /// Frames whose salts and running checksum are valid.
+    pub valid_frames: u64,
+    /// Valid frames up to and including the last commit frame: these are applied.
+    pub committed_frames: u64,
+    pub commits: u64,
+    /// Frames after the last valid commit (valid or not): a torn tail, never applied.
+    pub torn_frames: u64,
+    /// Distinct pages whose newest committed image is in the WAL.
+    pub pages: usize,
+    /// Database size in pages after the last commit, if there was one.
+    pub db_size: Option<u32>,
+}
+
+impl WalInfo {
+    pub fn tail_is_torn(&self) -> bool {
+        self.torn_frames > 0
+    }
+}
+
+/// Where a page image came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    MainFile,
+    Wal,
+}
+
+pub struct PageFile {
+    path: PathBuf,
+    file: File,
+    file_len: u64,
+    geometry: Geometry,
+    wal_file: Option<File>,
+    /// pgno -> byte offset of the newest committed frame's page image in the WAL.
+    wal_pages: HashMap<u32, u64>,
+    wal: Option<WalInfo>,
+}
+
+impl PageFile {
+    /// Opens a database file (read-only) and, if it exists beside it, its `-wal`.
+    pub fn open(path: &Path) -> Result<PageFile> {
+        let meta = std::fs::metadata(path).map_err(|e| open_error(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::unusable(path, "is a directory, not a database file"));
+        }
+        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        let file_len = meta.len();
+        let mut head = vec![0u8; HEADER_SIZE.min(file_len as usize)];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|e| Error::io(path, e))?;
+        let wal_path = sidecar(path, "-wal");
+        let wal_header = read_wal_header(&wal_path);
+        let mut geometry = geometry_from_header(&head, wal_header.as_ref());
+        if geometry.page_size == 0 {
+            geometry.page_size = infer_page_size(&file, file_len).ok_or_else(|| {
+                Error::unusable(
+                    path,
+                    "not a SQLite database: no header and no page size under which its pages read as b-tree pages",
+                )
+            })?;
+            geometry.inferred.push("page size".to_string());
+        }
+        geometry.file_pages = u32::try_from(file_len.div_ceil(u64::from(geometry.page_size)))
+            .map_err(|_| Error::unusable(path, "file is larger than any SQLite database"))?;
+        geometry.page_count = geometry.file_pages;
+        let mut pf = PageFile {
+            path: path.to_path_buf(),
+            file,
+            file_len,
+            geometry,
+            wal_file: None,
+            wal_pages: HashMap::new(),
+            wal: None,
+        };
+        if let Some(wal_header) = wal_header {
+            pf.load_wal(&wal_path, wal_header)?;
+        } else if let Ok(meta) = std::fs::metadata(&wal_path) {
+            pf.wal = Some(WalInfo {
+                path: wal_path.clone(),
+                bytes: meta.len(),
+                unusable: Some(match read_wal_header_error(&wal_path) {
+                    Some(why) => why,
+                    None => "WAL file is empty".to_string(),
+                }),
+                ..WalInfo::default()
+            });
+        }
+        Ok(pf)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Lets the schema reader record an inferred encoding.
+    pub fn set_encoding(&mut self, encoding: TextEncoding, inferred: bool) {
+        self.geometry.encoding = Some(encoding);
+        if inferred {
+            self.geometry.inferred.push("text encoding".to_string());
+        }
+    }
+
+    pub fn wal(&self) -> Option<&WalInfo> {
+        self.wal.as_ref()
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.geometry.page_size as usize
+    }
+
+    pub fn usable(&self) -> usize {
+        self.geometry.usable()
+    }
+
+    pub fn page_count(&self) -> u32 {
+        self.geometry.page_count
+    }
+
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Where page `pgno`'s current image lives, without reading it.
+    pub fn origin(&self, pgno: u32) -> Option<Origin> {
+        if pgno == 0 || pgno > self.geometry.page_count {
+            return None;
+        }
+        if self.wal_pages.contains_key(&pgno) {
+            return Some(Origin::Wal);
+        }
+        let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
+        (start < self.file_len).then_some(Origin::MainFile)
+    }
+
+    /// Reads page `pgno` into `buf` (resized to the page size). Bytes past the end of a
+    /// truncated file read as zeros. Returns `None` for page 0, pages past the database's
+    /// end and pages that could not be read.
+    pub fn read(&self, pgno: u32, buf: &mut Vec<u8>) -> Option<Origin> {
+        let origin = self.origin(pgno)?;
+        buf.clear();
+        buf.resize(self.page_size(), 0);
+        match origin {
+            Origin::Wal => {
+                let offset = *self.wal_pages.get(&pgno)?;
+                self.wal_file.as_ref()?.read_exact_at(buf, offset).ok()?;
+            }
+            Origin::MainFile => {
+                let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
+                let avail = (self.file_len - start).min(buf.len() as u64) as usize;
+                self.file.read_exact_at(&mut buf[..avail], start).ok()?;
+            }
+        }
+        Some(origin)
+    }
+
+    /// Reads the WAL once, front to back, keeping for each page the newest frame of a
+    /// committed transaction. Frames after the last valid commit are counted as a torn tail.
+    fn load_wal(&mut self, wal_path: &Path, header: WalHeader) -> Result<()> {
+        let file = File::open(wal_path).map_err(|e| Error::io(wal_path, e))?;
+        let bytes = file.metadata().map_err(|e| Error::io(wal_path, e))?.len();
+        let mut info = WalInfo {
+            path: wal_path.to_path_buf(),
+            bytes,
+            ..WalInfo::default()
+        };
+        if header.page_size != self.geometry.page_size {
+            info.unusable = Some(format!(
+                "WAL page size {} differs from the database's {}",
+                header.page_size, self.geometry.page_size
+            ));
+            self.wal = Some(info);
+            return Ok(());
+        }
+        let mut reader = BufReader::with_capacity(1 << 20, &file);
+        let mut skip = [0u8; WAL_HEADER_SIZE];
+        reader
+            .read_exact(&mut skip)
+            .map_err(|e| Error::io(wal_path, e))?;
+        let mut frame_header = [0u8; FRAME_HEADER_SIZE];
+        let mut page = vec![0u8; header.page_size as usize];
+        let mut sum = header.checksum;
+        let mut pending: Vec<(u32, u64)> = Vec::new();
+        let mut offset = WAL_HEADER_SIZE as u64;
+        let total_frames = bytes.saturating_sub(WAL_HEADER_SIZE as u64) / header.frame_size();
+        for _ in 0..total_frames {
+            if reader.read_exact(&mut frame_header).is_err() || reader.read_exact(&mut page).is_err()
+            {
+                break;
+            }
+            let Some((frame, next)) = check_frame(&header, sum, &frame_header, &page) else {
+                break;
+            };
+            sum = next;
+            info.valid_frames += 1;
+            pending.push((frame.pgno, offset + FRAME_HEADER_SIZE as u64));
+            if frame.commit_size != 0 {
+                info.commits += 1;
+                info.committed_frames = info.valid_frames;
+                info.db_size = Some(frame.commit_size);
+                self.wal_pages.extend(pending.drain(..));
+            }
+            offset += header.frame_size();
+        }
+        info.torn_frames = total_frames - info.committed_frames;
+        if let Some(size) = info.db_size {
+            self.wal_pages.retain(|pgno, _| *pgno <= size);
+            self.geometry.page_count = size;
+        }
+        info.pages = self.wal_pages.len();
+        self.wal_file = Some(file);
+        self.wal = Some(info);
+        Ok(())
+    }
+}
+
+fn open_error(path: &Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::unusable(path, "no such file"),
+        std::io::ErrorKind::PermissionDenied => {
+            Error::unusable(path, "permission denied (cannot read the file)")
+        }
+        _ => Error::unusable(path, e.to_string()),
+    }
+}
+
+/// `DB-wal`, `DB-shm`, `DB-journal`: SQLite's names for the files beside a database.
+pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn read_wal_header(wal_path: &Path) -> Option<WalHeader> {
+    let file = File::open(wal_path).ok()?;
+    let mut head = [0u8; WAL_HEADER_SIZE];
+    file.read_exact_at(&mut head, 0).ok()?;
+    WalHeader::parse(&head).ok()
+}
+
+fn read_wal_header_error(wal_path: &Path) -> Option<String> {
+    let file = File::open(wal_path).ok()?;
+    let mut head = [0u8; WAL_HEADER_SIZE];
+    match file.read_exact_at(&mut head, 0) {
+        Err(_) => Some("WAL file is shorter than its header".to_string()),
+        Ok(()) => WalHeader::parse(&head).err().map(|e| e.to_string()),
+    }
+}
+
+/// Takes what the header says when it is sane; leaves page size 0 when it must be inferred.
+fn geometry_from_header(head: &[u8], wal: Option<&WalHeader>) -> Geometry {
+    let magic_ok = head.len() >= HEADER_SIZE && &head[..16] == MAGIC;
+    let header = magic_ok.then(|| Header::parse_fields(head));
+    let mut inferred = Vec::new();
+    let header_page_size = header.as_ref().map(|h| h.page_size).unwrap_or(0);
+    let page_size = match (header_page_size, wal) {
+        (n, _) if n != 0 => n,
+        (_, Some(w)) => {
+            inferred.push("page size (from the WAL header)".to_string());
+            w.page_size
+        }
+        _ => 0,
+    };
+    let reserved_bytes = match &header {
+        Some(h) if h.usable_size().is_some_and(|u| u >= 480) => h.reserved_bytes,
+        Some(_) if page_size != 0 => {
+            inferred.push("reserved bytes (assumed 0)".to_string());
+            0
+        }
+        _ => 0,
+    };
+    let encoding = header.as_ref().and_then(|h| h.text_encoding());
+    Geometry {
+        page_size,
+        reserved_bytes,
+        encoding,
+        page_count: 0,
+        file_pages: 0,
+        header,
+        inferred,
+    }
+}
+
+/// How many pages to sample when guessing the page size.
+const INFER_SAMPLE_PAGES: u64 = 512;
+
+/// Tries every page size from 512 to 65536 and keeps the one under which the most sampled
+/// pages parse as b-tree pages. A wrong, smaller size fails because cell pointers point past
+/// its end; a wrong, larger size sees fewer pages.
+pub fn infer_page_size(file: &File, file_len: u64) -> Option<u32> {
+    let mut best: Option<(u32, u64)> = None;
+    let mut buf = Vec::new();
+    for shift in 9..=16 {
+        let size = 1u32 << shift;
+        let pages = (file_len / u64::from(size)).min(INFER_SAMPLE_PAGES);
+        let mut score = 0;
+        for i in 0..pages {
+            buf.resize(size as usize, 0);
+            if file.read_exact_at(&mut buf, i * u64::from(size)).is_err() {
+                break;
+            }
+            if looks_like_btree_page(&buf, if i == 0 { HEADER_SIZE } else { 0 }) {
+                score += 1;
+            }
+        }
+        if score > best.map_or(0, |(_, s)| s) {
+            best = Some((size, score));
+        }
+    }
+    best.map(|(size, _)| size)
+}
+
+/// A strict plausibility test: header, cell pointers and freeblocks all in range.
+pub fn looks_like_btree_page(page: &[u8], header_offset: usize) -> bool {
+    match BtreePage::parse(page, header_offset, page.len()) {
+        Ok(p) => {
+            p.freeblocks_are_sane()
+                && (p.content_start as usize) <= page.len()
+                && (p.cell_count == 0 || p.content_start as usize >= p.pointers_end())
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,802 @@
+//! The damage recipes: one function per sample, each taking a healthy base database,
+//! choosing pages from its `dbstat` layout and breaking them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rusqlite::Connection;
+
+use crate::data::{self, BaseSpec, Encoding};
+use crate::layout::{self, page_range, read_layout, Layout};
+use crate::{Expect, Expected, Result, Sample, Scale, TableExpected, SAMPLE_NAMES};
+
+/// A built base database, kept in memory while samples are cut from it.
+struct Base {
+    spec: BaseSpec,
+    bytes: Vec<u8>,
+    layout: Layout,
+    /// File name under `_truth/`.
+    truth_file: String,
+}
+
+/// What a recipe produced.
+struct Damaged {
+    description: String,
+    /// Main file bytes.
+    db: Vec<u8>,
+    wal: Option<Vec<u8>>,
+    shm: Option<Vec<u8>>,
+    damaged: BTreeSet<u32>,
+    target: Option<String>,
+    values_unknowable: bool,
+}
+
+impl Damaged {
+    fn new(description: String, db: Vec<u8>) -> Damaged {
+        Damaged {
+            description,
+            db,
+            wal: None,
+            shm: None,
+            damaged: BTreeSet::new(),
+            target: None,
+            values_unknowable: false,
+        }
+    }
+}
+
+struct Ctx {
+    out: PathBuf,
+    scale: Scale,
+    seed: u64,
+    tmp: tempfile::TempDir,
+    bases: HashMap<BaseSpec, Rc<Base>>,
+    wal_truth: Option<Rc<Base>>,
+    written_truths: BTreeSet<String>,
+}
+
+impl Ctx {
+    fn new(out: &Path, scale: Scale, seed: u64) -> Result<Ctx> {
+        std::fs::create_dir_all(out)?;
+        Ok(Ctx {
+            out: out.to_path_buf(),
+            scale,
+            seed,
+            tmp: tempfile::tempdir()?,
+            bases: HashMap::new(),
+            wal_truth: None,
+            written_truths: BTreeSet::new(),
+        })
+    }
+
+    fn default_page_size(&self) -> u32 {
+        match self.scale {
+            Scale::Small => 1024,
+            Scale::Large => 4096,
+        }
+    }
+
+    fn spec(&self, page_size: Option<u32>, encoding: Encoding, auto_vacuum_full: bool) -> BaseSpec {
+        BaseSpec {
+            page_size: page_size.unwrap_or_else(|| self.default_page_size()),
+            encoding,
+            auto_vacuum_full,
+            scale: self.scale,
+            seed: self.seed,
+        }
+    }
+
+    fn base(&mut self, spec: BaseSpec) -> Result<Rc<Base>> {
+        if let Some(b) = self.bases.get(&spec) {
+            return Ok(b.clone());
+        }
+        let path = self.tmp.path().join(format!("{}.sqlite3", spec.id()));
+        data::build_base(&spec, &path)?;
+        let layout = read_layout(&path)?;
+        let base = Rc::new(Base {
+            spec,
+            bytes: std::fs::read(&path)?,
+            layout,
+            truth_file: format!("{}.sqlite3", spec.id()),
+        });
+        self.bases.insert(spec, base.clone());
+        Ok(base)
+    }
+
+    fn default_base(&mut self) -> Result<Rc<Base>> {
+        let spec = self.spec(None, Encoding::Utf8, false);
+        self.base(spec)
+    }
+
+    /// Write `bytes` as `_truth/<file>` once per run.
+    fn write_truth(&mut self, file: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let dir = self.out.join("_truth");
+        let path = dir.join(file);
+        if self.written_truths.insert(file.to_string()) {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, bytes)?;
+        }
+        Ok(path)
+    }
+
+    fn rng(&self, name: &str) -> ChaCha8Rng {
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        ChaCha8Rng::seed_from_u64(self.seed ^ h)
+    }
+}
+
+/// Generate one sample with an explicit seed.
+pub fn generate_with_seed(name: &str, out_dir: &Path, scale: Scale, seed: u64) -> Result<Sample> {
+    let mut ctx = Ctx::new(out_dir, scale, seed)?;
+    generate_in(&mut ctx, name)
+}
+
+/// Generate every sample with an explicit seed.
+pub fn generate_all_with_seed(out_dir: &Path, scale: Scale, seed: u64) -> Result<Vec<Sample>> {
+    let mut ctx = Ctx::new(out_dir, scale, seed)?;
+    SAMPLE_NAMES
+        .iter()
+        .map(|name| generate_in(&mut ctx, name))
+        .collect()
+}
+
+fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
+    let dir = ctx.out.join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    match name {
+        "not-a-database" | "empty-file" => return write_unusable(ctx, name, &dir),
+        "healthy-wal" | "wal-uncheckpointed" | "wal-healed" | "wal-torn-tail" => {
+            return write_wal_sample(ctx, name, &dir)
+        }
+        _ => {}
+    }
+    let mut rng = ctx.rng(name);
+    let base = match name {
+        "schema-cells-damaged" => {
+            // 4 KiB pages so the whole schema fits on page 1.
+            let spec = ctx.spec(Some(4096), Encoding::Utf8, false);
+            ctx.base(spec)?
+        }
+        "page-512" => {
+            let spec = ctx.spec(Some(512), Encoding::Utf8, false);
+            ctx.base(spec)?
+        }
+        "page-65536" => {
+            let spec = ctx.spec(Some(65536), Encoding::Utf8, false);
+            ctx.base(spec)?
+        }
+        "utf16" => {
+            let spec = ctx.spec(None, Encoding::Utf16le, false);
+            ctx.base(spec)?
+        }
+        "auto-vacuum" => {
+            let spec = ctx.spec(None, Encoding::Utf8, true);
+            ctx.base(spec)?
+        }
+        _ => ctx.default_base()?,
+    };
+    let l = &base.layout;
+    let ps = l.page_size;
+    let mut db = base.bytes.clone();
+    let d = match name {
+        "healthy-rollback" => Damaged::new(
+            "None: a healthy rollback-journal database, cleanly closed.".into(),
+            db,
+        ),
+        "page-65536" => Damaged::new(
+            "None: a healthy database with 65536-byte pages (header page-size field holds 1)."
+                .into(),
+            db,
+        ),
+        "leaf-zeroed" | "page-512" | "utf16" | "auto-vacuum" => {
+            let table = match name {
+                "utf16" => "auth_user",
+                "auto-vacuum" => "event_log",
+                _ => "monitor_check",
+            };
+            let bt = l.btree(table);
+            let leaves: Vec<u32> = bt.leaves().map(|p| p.pageno).collect();
+            if leaves.len() < 3 {
+                return Err(format!("{table} has only {} leaves", leaves.len()).into());
+            }
+            let page = leaves[leaves.len() / 2];
+            zero_page(&mut db, page, ps);
+            let mut d = Damaged::new(
+                format!(
+                    "Zeroed leaf page {page} of {table} ({} of its {} leaves, in the middle); \
+                     {} pages, {} encoding{}.",
+                    leaves.len() / 2 + 1,
+                    leaves.len(),
+                    ps,
+                    l.encoding,
+                    if base.spec.auto_vacuum_full {
+                        ", auto_vacuum=FULL (pointer-map pages present)"
+                    } else {
+                        ""
+                    }
+                ),
+                db,
+            );
+            d.damaged.insert(page);
+            d.target = Some(table.into());
+            d
+        }
+        "interior-zeroed" => {
+            let bt = l.btree("event_log");
+            if bt.depth < 3 {
+                return Err(format!("event_log depth is {} (< 3)", bt.depth).into());
+            }
+            let p = bt
+                .interiors()
+                .find(|p| p.path != "/")
+                .ok_or("event_log has no non-root interior page")?;
+            zero_page(&mut db, p.pageno, ps);
+            let mut d = Damaged::new(
+                format!(
+                    "Zeroed non-root interior page {} (path {}) of event_log (depth {}); \
+                     its {} child leaves are intact but unreachable from the root.",
+                    p.pageno,
+                    p.path,
+                    bt.depth,
+                    p.ncell + 1
+                ),
+                db,
+            );
+            d.damaged.insert(p.pageno);
+            d.target = Some("event_log".into());
+            d
+        }
+        "root-zeroed" => {
+            let bt = l.btree("monitor_check");
+            if bt.depth < 2 {
+                return Err("monitor_check root is a leaf".into());
+            }
+            zero_page(&mut db, bt.root, ps);
+            let mut d = Damaged::new(
+                format!(
+                    "Zeroed the root page {} of monitor_check (an interior page, depth {}); \
+                     all its leaves are intact.",
+                    bt.root, bt.depth
+                ),
+                db,
+            );
+            d.damaged.insert(bt.root);
+            d.target = Some("monitor_check".into());
+            d
+        }
+        "duplicate-child-pointer" => {
+            let bt = l.btree("monitor_check");
+            let root = bt.root;
+            let r = page_range(root, ps);
+            let page = &mut db[r.clone()];
+            let h = layout::btree_header_offset(root);
+            if page[h] != 0x05 {
+                return Err("monitor_check root is not a table interior page".into());
+            }
+            let ptrs = layout::cell_pointers(page, root);
+            let i = ptrs.len() / 2 - 1;
+            let child = |page: &[u8], off: usize| {
+                u32::from_be_bytes(page[off..off + 4].try_into().unwrap())
+            };
+            let orphan = child(page, ptrs[i]);
+            let dup = child(page, ptrs[i + 1]);
+            page[ptrs[i]..ptrs[i] + 4].copy_from_slice(&dup.to_be_bytes());
+            let mut d = Damaged::new(
+                format!(
+                    "In root page {root} of monitor_check, cell {i}'s child pointer was changed \
+                     from leaf {orphan} to {dup} (the same child as cell {}), so leaf {orphan} \
+                     is intact but unreachable and leaf {dup} is reachable twice.",
+                    i + 1
+                ),
+                db,
+            );
+            d.damaged.insert(root);
+            d.target = Some("monitor_check".into());
+            d
+        }
+        "stray-page" => {
+            let src_bt = l.btree("auth_user");
+            let dst_bt = l.btree("monitor_check");
+            let src: Vec<u32> = src_bt.leaves().map(|p| p.pageno).collect();
+            let dst: Vec<u32> = dst_bt.leaves().map(|p| p.pageno).collect();
+            let (s, t) = (src[src.len() / 2], dst[dst.len() / 3]);
+            let bytes = db[page_range(s, ps)].to_vec();
+            db[page_range(t, ps)].copy_from_slice(&bytes);
+            let mut d = Damaged::new(
+                format!(
+                    "Copied leaf page {s} of auth_user over leaf page {t} of monitor_check: \
+                     monitor_check's rows on page {t} are gone and auth_user rows appear \
+                     twice, once inside monitor_check's tree."
+                ),
+                db,
+            );
+            d.damaged.insert(t);
+            d.target = Some("monitor_check".into());
+            d
+        }
+        "header-garbage" => {
+            rng.fill_bytes(&mut db[..100]);
+            let mut d = Damaged::new(
+                "Overwrote the 100-byte database header with random bytes (magic, page size, \
+                 encoding, counts all lost); the schema b-tree on page 1 is intact."
+                    .into(),
+                db,
+            );
+            d.damaged.insert(1);
+            d
+        }
+        "schema-cells-damaged" => schema_cells(&base, db, &mut rng)?,
+        "truncated" => {
+            let len = db.len();
+            let cut = (len * 6 / 10) / ps as usize * ps as usize + ps as usize / 2 + 3;
+            db.truncate(cut);
+            let first = (cut / ps as usize) as u32 + 1;
+            let mut d = Damaged::new(
+                format!(
+                    "Cut the file at byte {cut} of {len} (~60%, mid-page): page {first} is \
+                     partial and pages {} to {} are gone.",
+                    first + 1,
+                    l.page_count
+                ),
+                db,
+            );
+            d.damaged.extend(first..=l.page_count);
+            d.values_unknowable = false;
+            d
+        }
+        "bit-flips" => {
+            let pages: Vec<u32> = l
+                .btrees
+                .iter()
+                .filter(|b| !b.name.starts_with("sqlite_"))
+                .flat_map(|b| b.pages.iter().map(|p| p.pageno))
+                .filter(|&p| p != 1)
+                .collect();
+            let mut d = Damaged::new(String::new(), Vec::new());
+            let flips = 40;
+            for _ in 0..flips {
+                let page = pages[rng.random_range(0..pages.len())];
+                let off = rng.random_range(0..ps as usize);
+                let bit = rng.random_range(0..8);
+                db[page_range(page, ps).start + off] ^= 1 << bit;
+                d.damaged.insert(page);
+            }
+            d.description = format!(
+                "Flipped {flips} random bits (seeded) in {} table/index pages; every row with \
+                 a cell or overflow page on a touched page counts as destroyed.",
+                d.damaged.len()
+            );
+            d.db = db;
+            d.values_unknowable = true;
+            d
+        }
+        "overflow-zeroed" => {
+            let bt = l.btree("attachment");
+            let row = bt
+                .rows
+                .iter()
+                .max_by_key(|r| r.overflow.len())
+                .filter(|r| r.overflow.len() >= 3)
+                .ok_or("no attachment with 3 overflow pages")?;
+            let page = row.overflow[1];
+            zero_page(&mut db, page, ps);
+            let mut d = Damaged::new(
+                format!(
+                    "Zeroed overflow page {page}, the 2nd of {} in the chain of attachment \
+                     row {:?}: the chain is cut and the rest of the blob is unreachable.",
+                    row.overflow.len(),
+                    row.key
+                ),
+                db,
+            );
+            d.damaged.insert(page);
+            d.target = Some("attachment".into());
+            d
+        }
+        "index-zeroed" => {
+            let ix = l.btree("event_log_kind");
+            let auto = l.btree("sqlite_autoindex_auth_user_1");
+            let mut d = Damaged::new(String::new(), Vec::new());
+            d.damaged.insert(ix.root);
+            if let Some(leaf) = ix.leaves().next() {
+                d.damaged.insert(leaf.pageno);
+            }
+            d.damaged.extend(auto.pages.iter().map(|p| p.pageno));
+            for &p in &d.damaged {
+                zero_page(&mut db, p, ps);
+            }
+            d.description = format!(
+                "Zeroed the root and first leaf of index event_log_kind and all {} pages of \
+                 sqlite_autoindex_auth_user_1 (the UNIQUE index on username); table data is \
+                 intact.",
+                auto.pages.len()
+            );
+            d.db = db;
+            d.target = Some("event_log_kind".into());
+            d
+        }
+        "freelist-garbage" => {
+            let trunk = l.freelist_trunk;
+            if trunk == 0 || l.freelist_count < 2 {
+                return Err("base has no freelist".into());
+            }
+            let r = page_range(trunk, ps);
+            let page = &mut db[r];
+            let n = u32::from_be_bytes(page[4..8].try_into().unwrap()) as usize;
+            let garbled = n.min(4);
+            rng.fill_bytes(&mut page[..8 + 4 * garbled]);
+            let mut d = Damaged::new(
+                format!(
+                    "Overwrote the next-trunk pointer, the leaf count and the first {garbled} of \
+                     {n} leaf pointers of freelist trunk page {trunk} with random bytes; the \
+                     header still counts {} free pages, several of which hold deleted event_log \
+                     rows.",
+                    l.freelist_count
+                ),
+                db,
+            );
+            d.damaged.insert(trunk);
+            d
+        }
+        other => return Err(format!("unknown sample {other:?}").into()),
+    };
+    let truth = ctx.write_truth(&base.truth_file.clone(), &base.bytes)?;
+    let _ = truth;
+    finish(
+        ctx,
+        name,
+        &dir,
+        d,
+        &base.layout,
+        Some(format!("../_truth/{}", base.truth_file)),
+        true,
+    )
+}
+
+fn zero_page(db: &mut [u8], page: u32, ps: u32) {
+    db[page_range(page, ps)].fill(0);
+}
+
+/// Overwrite the sqlite_schema cells (on page 1) of two tables with random bytes.
+fn schema_cells(base: &Base, mut db: Vec<u8>, rng: &mut ChaCha8Rng) -> Result<Damaged> {
+    let l = &base.layout;
+    let schema = l.btree("sqlite_schema");
+    if schema.pages.len() != 1 {
+        return Err("sqlite_schema does not fit on page 1".into());
+    }
+    let ps = l.page_size as usize;
+    let usable = ps - db[20] as usize;
+    let page = db[..ps].to_vec();
+    let victims = ["monitor_check", "audit_note"];
+    let mut hit = Vec::new();
+    for off in layout::cell_pointers(&page, 1) {
+        let (plen, a) = layout::read_varint(&page, off);
+        let (_rowid, b) = layout::read_varint(&page, off + a);
+        let start = off + a + b;
+        if plen as usize > usable - 35 {
+            continue;
+        }
+        let rec = &page[start..start + plen as usize];
+        let fields = decode_record(rec);
+        let text = |i: usize| fields.get(i).cloned().flatten().unwrap_or_default();
+        if text(0) == b"table" && victims.iter().any(|v| v.as_bytes() == text(1).as_slice()) {
+            rng.fill_bytes(&mut db[off..start + plen as usize]);
+            hit.push(String::from_utf8_lossy(&text(1)).into_owned());
+        }
+    }
+    if hit.len() != victims.len() {
+        return Err(format!("found schema cells for {hit:?} only").into());
+    }
+    let mut d = Damaged::new(
+        format!(
+            "Overwrote the sqlite_schema cells (on page 1, which holds the whole schema) of \
+             tables {} with random bytes: their names, root pages and CREATE statements are \
+             lost, their data pages are intact.",
+            hit.join(" and ")
+        ),
+        db,
+    );
+    d.damaged.insert(1);
+    d.target = Some("sqlite_schema".into());
+    Ok(d)
+}
+
+/// Decode a record's text/blob fields (other fields as `None`).
+fn decode_record(rec: &[u8]) -> Vec<Option<Vec<u8>>> {
+    let (hlen, mut at) = layout::read_varint(rec, 0);
+    let mut types = Vec::new();
+    while at < hlen as usize {
+        let (t, n) = layout::read_varint(rec, at);
+        types.push(t);
+        at += n;
+    }
+    let mut body = hlen as usize;
+    types
+        .into_iter()
+        .map(|t| {
+            let size = match t {
+                0 | 8 | 9 => 0,
+                1..=4 => t as usize,
+                5 => 6,
+                6 | 7 => 8,
+                t if t >= 12 => ((t - 12) / 2) as usize,
+                _ => 0,
+            };
+            let v = (t >= 12).then(|| rec[body..body + size].to_vec());
+            body += size;
+            v
+        })
+        .collect()
+}
+
+fn write_unusable(ctx: &mut Ctx, name: &str, dir: &Path) -> Result<Sample> {
+    let mut rng = ctx.rng(name);
+    let d = if name == "empty-file" {
+        Damaged::new("A zero-byte file.".into(), Vec::new())
+    } else {
+        let mut bytes = vec![0u8; 16 * 1024];
+        rng.fill_bytes(&mut bytes);
+        Damaged::new(
+            "16 KiB of random bytes: no SQLite header, no pages.".into(),
+            bytes,
+        )
+    };
+    let empty = Layout {
+        page_size: 0,
+        page_count: 0,
+        encoding: String::new(),
+        btrees: Vec::new(),
+        freelist_trunk: 0,
+        freelist_count: 0,
+    };
+    finish(ctx, name, dir, d, &empty, None, false)
+}
+
+/// Leaf of monitor_check whose first row is updated in WAL transaction A.
+fn wal_target(l: &Layout) -> (u32, i64) {
+    let bt = l.btree("monitor_check");
+    let leaves: Vec<u32> = bt.leaves().map(|p| p.pageno).collect();
+    let page = leaves[leaves.len() / 2];
+    let key = match &bt.keys_on_page(page)[0] {
+        crate::Key::Rowid(r) => *r,
+        crate::Key::Text(_) => unreachable!(),
+    };
+    (page, key)
+}
+
+/// The truth of every wal-* sample: the base after WAL transaction A, checkpointed.
+fn wal_truth(ctx: &mut Ctx) -> Result<Rc<Base>> {
+    if let Some(t) = &ctx.wal_truth {
+        return Ok(t.clone());
+    }
+    let base = ctx.default_base()?;
+    let (_, check_id) = wal_target(&base.layout);
+    let dir = ctx.tmp.path().join("wal-truth");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("db.sqlite3");
+    std::fs::write(&path, &base.bytes)?;
+    {
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        data::wal_transaction_a(&conn, ctx.scale, check_id)?;
+        conn.pragma_update(None, "journal_mode", "DELETE")?;
+    }
+    let layout = read_layout(&path)?;
+    let t = Rc::new(Base {
+        spec: base.spec,
+        bytes: std::fs::read(&path)?,
+        layout,
+        truth_file: format!("{}-wal.sqlite3", base.spec.id()),
+    });
+    ctx.wal_truth = Some(t.clone());
+    Ok(t)
+}
+
+/// Page numbers of the frames in a WAL file image.
+pub(crate) fn wal_frame_pages(wal: &[u8], page_size: u32) -> Vec<u32> {
+    let frame = 24 + page_size as usize;
+    let mut out = Vec::new();
+    let mut at = 32;
+    while at + frame <= wal.len() {
+        out.push(u32::from_be_bytes(wal[at..at + 4].try_into().unwrap()));
+        at += frame;
+    }
+    out
+}
+
+fn write_wal_sample(ctx: &mut Ctx, name: &str, dir: &Path) -> Result<Sample> {
+    let base = ctx.default_base()?;
+    let truth = wal_truth(ctx)?;
+    let (page, check_id) = wal_target(&base.layout);
+    let ps = base.layout.page_size;
+    let work = ctx.tmp.path().join(format!("work-{name}"));
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let path = work.join("db.sqlite3");
+    std::fs::write(&path, &base.bytes)?;
+    let conn = Connection::open(&path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    data::wal_transaction_a(&conn, ctx.scale, check_id)?;
+    let read = |suffix: &str| std::fs::read(work.join(format!("db.sqlite3{suffix}")));
+    let d = match name {
+        "healthy-wal" => {
+            conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
+            let mut d = Damaged::new(
+                "None: a WAL-mode database whose committed transaction has been checkpointed; \
+                 the -wal and -shm are still present (copied while the writer was open) and \
+                 agree with the main file."
+                    .into(),
+                read("")?,
+            );
+            d.wal = Some(read("-wal")?);
+            d.shm = Some(read("-shm")?);
+            d
+        }
+        "wal-uncheckpointed" => {
+            let mut d = Damaged::new(
+                "None: a WAL-mode database copied while its writer was open with \
+                 wal_autocheckpoint=0; the last committed transaction (new event_log rows, \
+                 auth_user and monitor_check updates, audit_note rows from the trigger, a \
+                 kv_setting row) exists only in the -wal."
+                    .into(),
+                read("")?,
+            );
+            d.wal = Some(read("-wal")?);
+            d.shm = Some(read("-shm")?);
+            d
+        }
+        "wal-healed" => {
+            let wal = read("-wal")?;
+            if !wal_frame_pages(&wal, ps).contains(&page) {
+                return Err(format!("page {page} has no frame in the WAL").into());
+            }
+            let mut db = read("")?;
+            zero_page(&mut db, page, ps);
+            let mut d = Damaged::new(
+                format!(
+                    "Zeroed leaf page {page} of monitor_check in the main file of a WAL-mode \
+                     database whose -wal holds a newer committed image of that page, so \
+                     reading through the WAL loses nothing."
+                ),
+                db,
+            );
+            d.wal = Some(wal);
+            d.shm = Some(read("-shm")?);
+            d.damaged.insert(page);
+            d.target = Some("monitor_check".into());
+            d
+        }
+        "wal-torn-tail" => {
+            let before = read("-wal")?.len();
+            data::wal_transaction_b(&conn)?;
+            let mut wal = read("-wal")?;
+            let frames = (wal.len() - before) / (24 + ps as usize);
+            let cut = wal.len() - ps as usize / 2;
+            wal.truncate(cut);
+            let mut d = Damaged::new(
+                format!(
+                    "A second transaction of {frames} frames was appended to the -wal and the \
+                     file cut at byte {cut}, mid-way through its commit frame; the truth is the \
+                     state at the last complete commit. No -shm is shipped."
+                ),
+                read("")?,
+            );
+            d.wal = Some(wal);
+            d
+        }
+        _ => unreachable!(),
+    };
+    drop(conn);
+    let mut d = d;
+    // Destroyed rows are measured against the truth: nothing committed is lost.
+    let damaged = std::mem::take(&mut d.damaged);
+    ctx.write_truth(&truth.truth_file.clone(), &truth.bytes)?;
+    let mut sample = finish_with(
+        ctx,
+        name,
+        dir,
+        d,
+        &truth.layout,
+        Some(format!("../_truth/{}", truth.truth_file)),
+        true,
+        &BTreeSet::new(),
+    )?;
+    sample.expected.damaged_pages = damaged.into_iter().collect();
+    write_expected(dir, &sample.expected)?;
+    Ok(sample)
+}
+
+fn finish(
+    ctx: &mut Ctx,
+    name: &str,
+    dir: &Path,
+    d: Damaged,
+    layout: &Layout,
+    truth: Option<String>,
+    usable: bool,
+) -> Result<Sample> {
+    let damaged = d.damaged.clone();
+    finish_with(ctx, name, dir, d, layout, truth, usable, &damaged)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_with(
+    ctx: &mut Ctx,
+    name: &str,
+    dir: &Path,
+    d: Damaged,
+    layout: &Layout,
+    truth: Option<String>,
+    usable: bool,
+    destroying: &BTreeSet<u32>,
+) -> Result<Sample> {
+    let mut files = vec!["db.sqlite3".to_string()];
+    std::fs::write(dir.join("db.sqlite3"), &d.db)?;
+    if let Some(wal) = &d.wal {
+        std::fs::write(dir.join("db.sqlite3-wal"), wal)?;
+        files.push("db.sqlite3-wal".into());
+    }
+    if let Some(shm) = &d.shm {
+        std::fs::write(dir.join("db.sqlite3-shm"), shm)?;
+        files.push("db.sqlite3-shm".into());
+    }
+    let destroyed = layout.destroyed(destroying);
+    let tables: BTreeMap<String, TableExpected> = layout
+        .tables()
+        .map(|t| {
+            let keys = destroyed.get(&t.name).cloned().unwrap_or_default();
+            (
+                t.name.clone(),
+                TableExpected {
+                    rows: t.rows.len() as u64,
+                    destroyed: keys.len() as u64,
+                    destroyed_keys: keys,
+                },
+            )
+        })
+        .collect();
+    let expected = Expected {
+        name: name.to_string(),
+        damage: d.description,
+        page_size: usable.then_some(layout.page_size),
+        encoding: usable.then(|| layout.encoding.clone()),
+        damaged_pages: d.damaged.iter().copied().collect(),
+        truth: truth.clone(),
+        tables,
+        expect: Expect {
+            usable,
+            values_unknowable: d.values_unknowable,
+        },
+        files,
+        target: d.target,
+        scale: Some(ctx.scale),
+        seed: Some(ctx.seed),
+    };
+    write_expected(dir, &expected)?;
+    Ok(Sample {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        db: dir.join("db.sqlite3"),
+        truth: truth.map(|t| dir.join(t)),
+        expected,
+    })
+}
+
+fn write_expected(dir: &Path, e: &Expected) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(e)?;
+    text.push('\n');
+    std::fs::write(dir.join("expected.json"), text)?;
+    Ok(())
+}

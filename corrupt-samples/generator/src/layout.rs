@@ -61,6 +61,15 @@ pub struct RowPlace {
     pub overflow: Vec<u32>,
 }
 
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Rowid(r) => write!(f, "{r}"),
+            Key::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
 impl BTree {
     pub fn leaves(&self) -> impl Iterator<Item = &PageInfo> {
         self.pages.iter().filter(|p| p.pagetype == "leaf")
@@ -235,7 +244,6 @@ fn cells_in_order(bt: &BTree) -> Result<Vec<(u32, u32)>> {
     let by_path: HashMap<&str, &PageInfo> = bt.pages.iter().map(|p| (p.path.as_str(), p)).collect();
     let index_tree = bt.without_rowid || bt.kind == "index";
     let mut out = Vec::new();
-    // Explicit stack: (path, next child to visit).
     fn walk(
         path: &str,
         by_path: &HashMap<&str, &PageInfo>,

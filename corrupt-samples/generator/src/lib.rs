@@ -184,6 +184,21 @@ impl Sample {
     }
 }
 
+/// Join a relative path (which may start with `../`) onto `dir` lexically.
+pub(crate) fn resolve(dir: &Path, rel: &str) -> PathBuf {
+    let mut out = dir.to_path_buf();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if out.file_name().is_some() => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    out
+}
+
 /// Read `sample_dir/expected.json`.
 pub fn load_expected(sample_dir: &Path) -> Result<Expected> {
     let path = sample_dir.join("expected.json");
@@ -195,7 +210,7 @@ pub fn load_expected(sample_dir: &Path) -> Result<Expected> {
 /// Load the sample stored in `sample_dir`.
 pub fn load_sample(sample_dir: &Path) -> Result<Sample> {
     let expected = load_expected(sample_dir)?;
-    let truth = expected.truth.as_ref().map(|t| sample_dir.join(t));
+    let truth = expected.truth.as_ref().map(|t| resolve(sample_dir, t));
     Ok(Sample {
         name: expected.name.clone(),
         dir: sample_dir.to_path_buf(),

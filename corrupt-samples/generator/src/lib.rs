@@ -222,7 +222,11 @@ pub fn load_sample(sample_dir: &Path) -> Result<Sample> {
 
 /// The samples committed under `repo_root/corrupt-samples/`, in [`SAMPLE_NAMES`] order.
 pub fn committed_samples(repo_root: &Path) -> Result<Vec<Sample>> {
-    let root = repo_root.join("corrupt-samples");
+    committed_samples_in(&repo_root.join("corrupt-samples"))
+}
+
+/// The samples stored in `corpus_dir` (a directory holding `<name>/expected.json`).
+pub fn committed_samples_in(root: &Path) -> Result<Vec<Sample>> {
     SAMPLE_NAMES
         .iter()
         .map(|name| load_sample(&root.join(name)))
@@ -238,4 +242,72 @@ pub fn generate(name: &str, out_dir: &Path, scale: Scale) -> Result<Sample> {
 /// Generate every sample into `out_dir`, from [`DEFAULT_SEED`].
 pub fn generate_all(out_dir: &Path, scale: Scale) -> Result<Vec<Sample>> {
     generate_all_with_seed(out_dir, scale, DEFAULT_SEED)
+}
+
+/// Damaged pages as short text: `58`, `5, 28, 29`, or `146-243` for runs.
+pub fn pages_summary(pages: &[u32]) -> String {
+    if pages.is_empty() {
+        return "-".into();
+    }
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &p in pages {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == p => *end = p,
+            _ => runs.push((p, p)),
+        }
+    }
+    runs.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The README table of samples: one Markdown row per sample.
+pub fn markdown_table(samples: &[Sample]) -> String {
+    let mut out = String::from(
+        "| sample | page size | damaged pages | what was done | perfect recovery (rows in place / truth rows) | sqlite-rescue today |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for s in samples {
+        let e = &s.expected;
+        let perfect = if s.name == "empty-file" {
+            "nothing to recover: report an empty file, do not crash".to_string()
+        } else if !e.expect.usable {
+            "nothing to recover: report the file as not a database".to_string()
+        } else {
+            let rows: u64 = e.tables.values().map(|t| t.rows).sum();
+            let ceil: u64 = e.tables.values().map(|t| t.rows - t.destroyed).sum();
+            let hit: Vec<String> = e
+                .tables
+                .iter()
+                .filter(|(_, t)| t.destroyed > 0)
+                .map(|(n, t)| format!("{n} {}/{}", t.rows - t.destroyed, t.rows))
+                .collect();
+            let mut p = format!("{ceil}/{rows}");
+            if !hit.is_empty() {
+                p.push_str(&format!(" ({})", hit.join(", ")));
+            }
+            if e.expect.values_unknowable {
+                p.push_str("; values may be altered: flag spurious rows");
+            }
+            p
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | to be measured |\n",
+            s.name,
+            e.page_size
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            pages_summary(&e.damaged_pages),
+            e.damage.replace('|', "\\|"),
+            perfect
+        ));
+    }
+    out
 }

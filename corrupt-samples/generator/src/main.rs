@@ -1,6 +1,7 @@
 //! `make-corrupt-samples [--scale small|large] [--seed N] [--only NAME]... OUT_DIR`
 //!
 //! Writes every damaged sample (or only the named ones) and their truth files.
+//! `make-corrupt-samples --table CORPUS_DIR` prints the README table of a corpus.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use corrupt_samples::{generate_all_with_seed, generate_with_seed, Scale, DEFAULT
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: make-corrupt-samples [--scale small|large] [--seed N] [--only NAME]... OUT_DIR"
+        "usage: make-corrupt-samples [--scale small|large] [--seed N] [--only NAME]... OUT_DIR\n       make-corrupt-samples --table CORPUS_DIR   (print the README table)"
     );
     ExitCode::from(2)
 }
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let mut seed = DEFAULT_SEED;
     let mut only: Vec<String> = Vec::new();
     let mut out: Option<PathBuf> = None;
+    let mut table = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -34,12 +36,26 @@ fn main() -> ExitCode {
                 Some(n) => only.push(n),
                 None => return usage(),
             },
+            "--table" => table = true,
             "-h" | "--help" => return usage(),
             _ if out.is_none() && !a.starts_with('-') => out = Some(PathBuf::from(a)),
             _ => return usage(),
         }
     }
     let Some(out) = out else { return usage() };
+    if table {
+        // Print the README table of an existing corpus instead of generating.
+        return match corrupt_samples::committed_samples_in(&out) {
+            Ok(samples) => {
+                print!("{}", corrupt_samples::markdown_table(&samples));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("make-corrupt-samples: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = if only.is_empty() {
         generate_all_with_seed(&out, scale, seed)
     } else {

@@ -212,7 +212,7 @@ fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
             let mut d = Damaged::new(
                 format!(
                     "Zeroed leaf page {page} of {table} ({} of its {} leaves, in the middle); \
-                     {} pages, {} encoding{}.",
+                     {}-byte pages, {} encoding{}.",
                     leaves.len() / 2 + 1,
                     leaves.len(),
                     ps,
@@ -537,7 +537,10 @@ fn decode_record(rec: &[u8]) -> Vec<Option<Vec<u8>>> {
 fn write_unusable(ctx: &mut Ctx, name: &str, dir: &Path) -> Result<Sample> {
     let mut rng = ctx.rng(name);
     let d = if name == "empty-file" {
-        Damaged::new("A zero-byte file.".into(), Vec::new())
+        Damaged::new(
+            "A zero-byte file (SQLite opens it as an empty database with no tables).".into(),
+            Vec::new(),
+        )
     } else {
         let mut bytes = vec![0u8; 16 * 1024];
         rng.fill_bytes(&mut bytes);

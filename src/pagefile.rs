@@ -234,7 +234,8 @@ impl PageFile {
         let mut offset = WAL_HEADER_SIZE as u64;
         let total_frames = bytes.saturating_sub(WAL_HEADER_SIZE as u64) / header.frame_size();
         for _ in 0..total_frames {
-            if reader.read_exact(&mut frame_header).is_err() || reader.read_exact(&mut page).is_err()
+            if reader.read_exact(&mut frame_header).is_err()
+                || reader.read_exact(&mut page).is_err()
             {
                 break;
             }

@@ -47,7 +47,10 @@ mod tests {
     fn table_columns_line_up() {
         let t = super::text_table(
             &["table", "rows"],
-            &[vec!["event_log".into(), "10".into()], vec!["a".into(), "2".into()]],
+            &[
+                vec!["event_log".into(), "10".into()],
+                vec!["a".into(), "2".into()],
+            ],
         );
         assert_eq!(t, "table      rows\nevent_log  10\na          2\n");
     }

@@ -20,10 +20,21 @@ impl Payload<'_> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell<'a> {
-    TableLeaf { rowid: i64, payload: Payload<'a> },
-    TableInterior { left_child: u32, rowid: i64 },
-    IndexLeaf { payload: Payload<'a> },
-    IndexInterior { left_child: u32, payload: Payload<'a> },
+    TableLeaf {
+        rowid: i64,
+        payload: Payload<'a>,
+    },
+    TableInterior {
+        left_child: u32,
+        rowid: i64,
+    },
+    IndexLeaf {
+        payload: Payload<'a>,
+    },
+    IndexInterior {
+        left_child: u32,
+        payload: Payload<'a>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +173,7 @@ mod tests {
         // Table leaf with 4096-byte pages: up to 4061 bytes stay local.
         assert_eq!(local_payload_len(PageKind::TableLeaf, 4096, 4061), 4061);
         let spilled = local_payload_len(PageKind::TableLeaf, 4096, 5000);
-        assert!(spilled < 4061 && spilled >= 489, "{spilled}");
+        assert!((489..4061).contains(&spilled), "{spilled}");
         // The overflow part fills whole overflow pages.
         assert_eq!((5000 - spilled as u64) % 4092, 0);
         // Index pages keep less locally.

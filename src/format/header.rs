@@ -160,7 +160,10 @@ impl Header {
             ));
         }
         if self.text_encoding().is_none() && self.text_encoding_code != 0 {
-            out.push(format!("text encoding {} is not 1, 2 or 3", self.text_encoding_code));
+            out.push(format!(
+                "text encoding {} is not 1, 2 or 3",
+                self.text_encoding_code
+            ));
         }
         if self.schema_format > 4 {
             out.push(format!("schema format {} is above 4", self.schema_format));

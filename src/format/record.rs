@@ -46,6 +46,8 @@ pub struct Decoded {
     pub complete: bool,
     /// Whether the body is exactly as long as the header says (a check of plausibility).
     pub exact_length: bool,
+    /// The first field not wholly inside the payload, and the byte offset where it starts.
+    pub first_missing: Option<(usize, usize)>,
 }
 
 /// Bytes a value of this serial type occupies in the body.
@@ -91,9 +93,58 @@ fn value_of(serial: u64, body: &[u8]) -> Value<'_> {
     }
 }
 
+/// One field of a record as a position in the payload, so callers can keep a reusable
+/// buffer of fields without tying it to the payload's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text { start: u32, len: u32 },
+    Blob { start: u32, len: u32 },
+}
+
+impl Field {
+    /// The value this field has in `payload` (the payload it was decoded from).
+    pub fn value<'a>(&self, payload: &'a [u8]) -> Value<'a> {
+        let span = |start: u32, len: u32| {
+            let start = start as usize;
+            payload.get(start..start + len as usize).unwrap_or(&[])
+        };
+        match *self {
+            Field::Null => Value::Null,
+            Field::Integer(i) => Value::Integer(i),
+            Field::Real(r) => Value::Real(r),
+            Field::Text { start, len } => Value::Text(span(start, len)),
+            Field::Blob { start, len } => Value::Blob(span(start, len)),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Field::Null)
+    }
+}
+
+fn field_of(serial: u64, start: usize, body: &[u8]) -> Field {
+    let span = (start as u32, body.len() as u32);
+    match value_of(serial, body) {
+        Value::Null => Field::Null,
+        Value::Integer(i) => Field::Integer(i),
+        Value::Real(r) => Field::Real(r),
+        Value::Text(_) => Field::Text {
+            start: span.0,
+            len: span.1,
+        },
+        Value::Blob(_) => Field::Blob {
+            start: span.0,
+            len: span.1,
+        },
+    }
+}
+
 /// Decodes `payload` into `out` (cleared first). A payload shorter than its header promises
 /// yields the fields that are wholly present and `complete: false`; the rest are `Null`.
-pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Value<'a>>) -> Result<Decoded, RecordError> {
+pub fn decode_fields(payload: &[u8], out: &mut Vec<Field>) -> Result<Decoded, RecordError> {
     out.clear();
     let (header_len, mut at) = varint::read(payload).ok_or(RecordError::BadHeader)?;
     let header_len = usize::try_from(header_len).map_err(|_| RecordError::BadHeader)?;
@@ -101,7 +152,7 @@ pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Value<'a>>) -> Result<Decoded
         return Err(RecordError::BadHeader);
     }
     let mut body = header_len;
-    let mut complete = true;
+    let mut first_missing = None;
     while at < header_len {
         let (serial, next) = varint::read_at(payload, at).ok_or(RecordError::BadHeader)?;
         if next > header_len {
@@ -110,22 +161,33 @@ pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Value<'a>>) -> Result<Decoded
         at = next;
         let len = serial_type_len(serial).ok_or(RecordError::ReservedSerialType)?;
         let end = (body as u64).saturating_add(len);
-        match payload.get(body..end.min(usize::MAX as u64) as usize) {
-            Some(bytes) if complete => {
-                out.push(value_of(serial, bytes));
-                body = end as usize;
+        let end = usize::try_from(end).unwrap_or(usize::MAX);
+        match payload.get(body..end) {
+            Some(bytes) if first_missing.is_none() => {
+                out.push(field_of(serial, body, bytes));
+                body = end;
             }
             _ => {
-                complete = false;
-                out.push(Value::Null);
+                first_missing.get_or_insert((out.len(), body));
+                out.push(Field::Null);
             }
         }
     }
     Ok(Decoded {
         fields: out.len(),
-        complete,
-        exact_length: complete && body == payload.len(),
+        complete: first_missing.is_none(),
+        exact_length: first_missing.is_none() && body == payload.len(),
+        first_missing,
     })
+}
+
+/// Decodes `payload` into values borrowing from it (convenient where allocation is no concern).
+pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Value<'a>>) -> Result<Decoded, RecordError> {
+    let mut fields = Vec::new();
+    let decoded = decode_fields(payload, &mut fields)?;
+    out.clear();
+    out.extend(fields.iter().map(|f| f.value(payload)));
+    Ok(decoded)
 }
 
 /// Just the serial types of a record's header (for cheap shape checks), into `out`.
@@ -189,7 +251,10 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(decode(&[], &mut out), Err(RecordError::BadHeader));
         assert_eq!(decode(&[9, 1], &mut out), Err(RecordError::BadHeader));
-        assert_eq!(decode(&[2, 10], &mut out), Err(RecordError::ReservedSerialType));
+        assert_eq!(
+            decode(&[2, 10], &mut out),
+            Err(RecordError::ReservedSerialType)
+        );
     }
 
     #[test]

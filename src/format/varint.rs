@@ -68,7 +68,19 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for v in [0u64, 1, 127, 128, 240, 2287, 67823, 1 << 32, 1 << 56, (1 << 56) - 1, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            240,
+            2287,
+            67823,
+            1 << 32,
+            1 << 56,
+            (1 << 56) - 1,
+            u64::MAX,
+        ] {
             let enc = encode(v);
             assert_eq!(read(&enc), Some((v, enc.len())), "value {v}");
         }

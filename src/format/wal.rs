@@ -43,7 +43,9 @@ impl std::fmt::Display for WalHeaderError {
 
 impl WalHeader {
     pub fn parse(bytes: &[u8]) -> Result<WalHeader, WalHeaderError> {
-        let head = bytes.get(..WAL_HEADER_SIZE).ok_or(WalHeaderError::TooShort)?;
+        let head = bytes
+            .get(..WAL_HEADER_SIZE)
+            .ok_or(WalHeaderError::TooShort)?;
         let field = |o| be_u32(head, o).unwrap_or(0);
         let big_endian_checksum = match field(0) {
             MAGIC_LE => false,
@@ -160,7 +162,10 @@ mod tests {
         let mut bad = bytes.clone();
         bad[13] ^= 1;
         assert_eq!(WalHeader::parse(&bad), Err(WalHeaderError::BadChecksum));
-        assert_eq!(WalHeader::parse(&bytes[..20]), Err(WalHeaderError::TooShort));
+        assert_eq!(
+            WalHeader::parse(&bytes[..20]),
+            Err(WalHeaderError::TooShort)
+        );
     }
 
     #[test]

@@ -1,1 +1,689 @@
-//! (being written)
+//! The recovery engine: from a snapshot's pages to a fresh database and a report.
+//!
+//! ```text
+//! PageFile ─► PageMap ─► schema ─► walk every tree ─► freelist ─► orphans ─► Writer ─► Report
+//! ```
+//! Rows are streamed from the page they were found on straight into the output; nothing
+//! proportional to the database's size is kept in memory except one status byte and one
+//! owner number per page.
+
+pub mod orphans;
+pub mod pagemap;
+pub mod schema;
+pub mod walk;
+pub mod writer;
+
+use crate::error::{Error, Result};
+use crate::format::freelist;
+use crate::format::ptrmap;
+use crate::format::record::Field;
+use crate::format::TextEncoding;
+use crate::pagefile::{Geometry, PageFile, WalInfo};
+use crate::progress::Progress;
+use pagemap::{PageMap, PageStatus};
+use schema::{SchemaEntry, Table};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use walk::{Hole, RowRef, TreeKind, Walker};
+use writer::{Landed, OutputSettings, Writer};
+
+/// Set by the binary's signal handler; the engine stops at the next page and removes its
+/// partial output.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Also export rows found on free pages (deleted rows) into `freelist_rows`.
+    pub include_freelist: bool,
+    pub progress: Progress,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::HIDDEN
+    }
+}
+
+/// What happened to one table.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TableReport {
+    pub name: String,
+    /// Index of the tree in the page map's owner list.
+    #[serde(skip)]
+    pub owner: u32,
+    pub root_page: u32,
+    pub without_rowid: bool,
+    /// Rows read by walking the table's tree from its root.
+    pub walked_rows: u64,
+    /// Rows from pages no tree reached, attributed back to this table by evidence.
+    pub attributed_rows: u64,
+    /// Rows SQLite refused on insert (duplicate key, constraint): kept in `rescue_conflicts`.
+    pub conflict_rows: u64,
+    /// Rows whose values could not all be read (broken overflow chain): the missing values
+    /// are NULL and listed in `rescue_damaged_values`.
+    pub damaged_rows: u64,
+    /// Cells on readable pages that could not be decoded.
+    pub bad_cells: u64,
+    /// Rows that are in the recovered table now.
+    pub recovered_rows: u64,
+    /// Parts of the tree that could not be read and were not filled from orphan pages.
+    pub holes: Vec<Hole>,
+    /// Why the table's rows went to lost_and_found instead (its CREATE TABLE was refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// A group of pages no tree reached, and what became of its rows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OrphanGroup {
+    pub top_page: u32,
+    pub pages: usize,
+    pub rows: u64,
+    pub first_rowid: Option<i64>,
+    pub last_rowid: Option<i64>,
+    /// "attributed", "lost_and_found", "duplicate" or "ignored".
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ObjectReport {
+    pub kind: String,
+    pub name: String,
+    pub created: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything the engine knows about one recovery.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub source: PathBuf,
+    pub output: PathBuf,
+    pub geometry: Geometry,
+    pub wal: Option<WalInfo>,
+    pub schema_entries: usize,
+    pub tables: Vec<TableReport>,
+    pub objects: Vec<ObjectReport>,
+    pub orphans: Vec<OrphanGroup>,
+    pub lost_and_found_rows: u64,
+    pub duplicate_rows: u64,
+    pub conflict_rows: u64,
+    pub freelist_rows: u64,
+    pub freelist_damaged: Option<String>,
+    /// Pages per status ("tree", "free", "lost", "orphan-attributed", ...).
+    pub pages: BTreeMap<PageStatus, u64>,
+    /// `PRAGMA integrity_check` on the recovered database ("ok" or the first messages).
+    pub integrity: Vec<String>,
+    pub foreign_key_violations: u64,
+    #[serde(skip)]
+    pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
+}
+
+/// The final status and owner of every page (for damage maps); owners index `owners`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PageMapSnapshot {
+    pub owners: Vec<String>,
+    pub pages: Vec<(PageStatus, Option<u32>)>,
+}
+
+impl Report {
+    pub fn integrity_ok(&self) -> bool {
+        self.integrity.len() == 1 && self.integrity[0] == "ok"
+    }
+}
+
+/// Who owns pages: one entry per tree, in the order trees were walked.
+struct Owners {
+    names: Vec<String>,
+}
+
+impl Owners {
+    fn add(&mut self, name: &str) -> u32 {
+        self.names.push(name.to_string());
+        (self.names.len() - 1) as u32
+    }
+}
+
+/// Recovers every readable row of the database at `snapshot_db` (with its `-wal` beside it)
+/// into a new database at `out`, which must not exist. The output is written to a temporary
+/// file beside `out` and renamed into place only when complete and checked.
+pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Report> {
+    if out.exists() {
+        return Err(Error::Refused(format!(
+            "{} already exists; choose another output path",
+            out.display()
+        )));
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut pf = PageFile::open(snapshot_db)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".sqlite-rescue-")
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    let result = Engine::run(&mut pf, tmp.path(), options);
+    let mut report = match result {
+        Ok(r) => r,
+        Err(Error::Interrupted { .. }) => {
+            return Err(Error::Interrupted {
+                path: out.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let file = tmp.as_file();
+    file.sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist_noclobber(out)
+        .map_err(|e| Error::io(out, e.error))?;
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    report.source = snapshot_db.to_path_buf();
+    report.output = out.to_path_buf();
+    Ok(report)
+}
+
+struct Engine<'a> {
+    pf: &'a PageFile,
+    map: PageMap,
+    owners: Owners,
+    encoding: TextEncoding,
+}
+
+impl Engine<'_> {
+    fn run(pf: &mut PageFile, tmp: &Path, options: &Options) -> Result<Report> {
+        let mut map = PageMap::new(pf.page_count());
+        let mut owners = Owners { names: Vec::new() };
+        claim_ptrmap_pages(pf, &mut map, &mut owners);
+        let bar = options
+            .progress
+            .pages("recovering", u64::from(pf.page_count()));
+        let (entries, encoding) = read_schema(pf, &mut map, &mut owners, bar.clone())?;
+        if pf.geometry().encoding.is_none() {
+            pf.set_encoding(encoding, true);
+        }
+        let pf: &PageFile = pf;
+        let mut engine = Engine {
+            pf,
+            map,
+            owners,
+            encoding,
+        };
+        let (tables, refused) = schema::interpret(&entries);
+        let settings = output_settings(pf, encoding);
+        let mut writer = Writer::create(tmp, &settings, &tables)?;
+        let mut walker = Walker::new(pf, bar.clone(), &interrupted);
+        let mut reports: Vec<TableReport> = Vec::new();
+        let mut sequence: Vec<(String, i64)> = Vec::new();
+        for (t, table) in tables.iter().enumerate() {
+            let rep = engine.walk_table(&mut walker, &mut writer, t, table, &mut sequence)?;
+            reports.push(rep);
+        }
+        for (entry, why) in &refused {
+            reports.push(engine.walk_refused(&mut walker, &mut writer, entry, why)?);
+        }
+        engine.walk_indexes(&mut walker, &entries)?;
+        let (freelist_rows, freelist_damaged) =
+            engine.walk_freelist(&mut walker, &mut writer, options.include_freelist)?;
+        let orphan_result = orphans::recover_orphans(
+            &mut walker,
+            &mut engine.map,
+            &tables,
+            &mut reports,
+            &mut writer,
+        )?;
+        for (name, seq) in &sequence {
+            writer.merge_sequence(name, *seq)?;
+        }
+        writer.commit()?;
+        bar.finish_and_clear();
+        let conn = writer.into_connection();
+        let objects = create_objects(&conn, &entries, tmp)?;
+        for (t, table) in tables.iter().enumerate() {
+            if !table.internal {
+                reports[t].recovered_rows = count_rows(&conn, &table.name);
+            }
+        }
+        let integrity = integrity_check(&conn, tmp)?;
+        let foreign_key_violations = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap_or(0) as u64;
+        conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
+        let conflict_rows = reports.iter().map(|r| r.conflict_rows).sum();
+        let page_map = PageMapSnapshot {
+            owners: engine.owners.names.clone(),
+            pages: engine.map.iter().map(|(_, s, o)| (s, o)).collect(),
+        };
+        Ok(Report {
+            source: PathBuf::new(),
+            output: PathBuf::new(),
+            geometry: pf.geometry().clone(),
+            wal: pf.wal().cloned(),
+            schema_entries: entries.len(),
+            tables: reports,
+            objects,
+            orphans: orphan_result.groups,
+            lost_and_found_rows: orphan_result.lost_and_found_rows,
+            duplicate_rows: orphan_result.duplicate_rows,
+            conflict_rows,
+            freelist_rows,
+            freelist_damaged,
+            pages: engine.map.counts(),
+            integrity,
+            foreign_key_violations,
+            page_map: Some(std::sync::Arc::new(page_map)),
+        })
+    }
+
+    fn walk_table(
+        &mut self,
+        walker: &mut Walker<'_>,
+        writer: &mut Writer,
+        t: usize,
+        table: &Table,
+        sequence: &mut Vec<(String, i64)>,
+    ) -> Result<TableReport> {
+        let owner = self.owners.add(&table.name);
+        let mut rep = TableReport {
+            name: table.name.clone(),
+            owner,
+            root_page: table.root,
+            without_rowid: table.without_rowid,
+            ..TableReport::default()
+        };
+        let kind = if table.without_rowid {
+            TreeKind::Index
+        } else {
+            TreeKind::Table
+        };
+        let encoding = self.encoding;
+        let fits = |_rowid: Option<i64>, types: &[u64]| table.fits(types);
+        let stats = walker.walk(
+            &mut self.map,
+            owner,
+            table.root,
+            kind,
+            PageStatus::Tree,
+            &fits,
+            &mut |row: &RowRef<'_>| {
+                if table.name == "sqlite_sequence" {
+                    if let Some(entry) = sequence_entry(row, encoding) {
+                        sequence.push(entry);
+                    }
+                    return Ok(());
+                }
+                if table.internal {
+                    return Ok(());
+                }
+                insert_walked_row(writer, t, table, row, &mut rep)
+            },
+        )?;
+        rep.walked_rows = stats.rows - rep.conflict_rows.min(stats.rows);
+        rep.bad_cells = stats.bad_cells;
+        rep.holes = stats.holes;
+        Ok(rep)
+    }
+
+    /// A table whose CREATE TABLE SQLite refused: its rows are still read, into lost_and_found.
+    fn walk_refused(
+        &mut self,
+        walker: &mut Walker<'_>,
+        writer: &mut Writer,
+        entry: &SchemaEntry,
+        why: &str,
+    ) -> Result<TableReport> {
+        let root = u32::try_from(entry.rootpage).unwrap_or(0);
+        let owner = self.owners.add(&entry.name);
+        let mut rows = 0;
+        let stats = walker.walk(
+            &mut self.map,
+            owner,
+            root,
+            TreeKind::Table,
+            PageStatus::Tree,
+            &|_, _| true,
+            &mut |row: &RowRef<'_>| {
+                rows += 1;
+                writer.lost_and_found(Some(root), row.page, row.rowid, row.payload, row.fields)
+            },
+        )?;
+        Ok(TableReport {
+            name: entry.name.clone(),
+            owner,
+            root_page: root,
+            bad_cells: stats.bad_cells,
+            holes: stats.holes,
+            refused: Some(format!("{why}; its {rows} rows are in lost_and_found")),
+            ..TableReport::default()
+        })
+    }
+
+    /// Walks index trees only to claim their pages (indexes are rebuilt from the data).
+    fn walk_indexes(&mut self, walker: &mut Walker<'_>, entries: &[SchemaEntry]) -> Result<()> {
+        for e in entries.iter().filter(|e| e.kind == "index") {
+            let Ok(root) = u32::try_from(e.rootpage) else {
+                continue;
+            };
+            if root == 0 {
+                continue;
+            }
+            let owner = self.owners.add(&e.name);
+            walker.walk(
+                &mut self.map,
+                owner,
+                root,
+                TreeKind::Index,
+                PageStatus::Tree,
+                &|_, _| true,
+                &mut |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Follows the freelist from the header, claiming trunk and leaf pages. Stops at the
+    /// first trunk that is out of range, already claimed or implausible.
+    fn walk_freelist(
+        &mut self,
+        walker: &mut Walker<'_>,
+        writer: &mut Writer,
+        include_rows: bool,
+    ) -> Result<(u64, Option<String>)> {
+        let Some(header) = self.pf.geometry().header.clone() else {
+            return Ok((0, Some("header unreadable: freelist unknown".into())));
+        };
+        let owner = self.owners.add("(freelist)");
+        let usable = self.pf.usable();
+        let mut trunk = header.freelist_trunk;
+        let mut buf = Vec::new();
+        let mut found = 0u64;
+        let mut leaves = Vec::new();
+        let mut damaged = None;
+        while trunk != 0 {
+            if !self.map.is_unseen(trunk) || self.pf.read(trunk, &mut buf).is_none() {
+                damaged = Some(format!(
+                    "freelist trunk page {trunk} is invalid or already in use"
+                ));
+                break;
+            }
+            let Some(t) = freelist::parse_trunk(&buf, usable) else {
+                break;
+            };
+            if t.stored_leaf_count as usize > (usable / 4).saturating_sub(2) {
+                damaged = Some(format!(
+                    "freelist trunk page {trunk} has an impossible leaf count"
+                ));
+                break;
+            }
+            self.map.claim(trunk, PageStatus::Free, owner);
+            found += 1;
+            for leaf in t.leaves {
+                if self.map.claim(leaf, PageStatus::Free, owner) {
+                    found += 1;
+                    leaves.push(leaf);
+                }
+            }
+            trunk = t.next_trunk;
+        }
+        if damaged.is_none() && found != u64::from(header.freelist_count) {
+            damaged = Some(format!(
+                "header counts {} free pages, the freelist holds {found}",
+                header.freelist_count
+            ));
+        }
+        let mut rows = 0;
+        if include_rows {
+            for leaf in leaves {
+                rows += export_free_page(walker, &mut self.map, leaf, writer)?;
+            }
+        }
+        Ok((rows, damaged))
+    }
+}
+
+/// Deleted rows still on a free page that reads as a table leaf: exported, never live.
+fn export_free_page(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    pgno: u32,
+    writer: &mut Writer,
+) -> Result<u64> {
+    // Walk it under a private map so the real map keeps it as free.
+    let mut private = PageMap::new(map.page_count());
+    let mut rows = 0;
+    walker.walk(
+        &mut private,
+        0,
+        pgno,
+        TreeKind::Table,
+        PageStatus::Free,
+        &|_, _| true,
+        &mut |row: &RowRef<'_>| {
+            rows += 1;
+            writer.freelist_row(row.page, row.rowid, row.payload, row.fields)
+        },
+    )?;
+    Ok(rows)
+}
+
+fn insert_walked_row(
+    writer: &mut Writer,
+    t: usize,
+    table: &Table,
+    row: &RowRef<'_>,
+    rep: &mut TableReport,
+) -> Result<()> {
+    if row.fields.len() > table.stored.len() {
+        writer.lost_and_found(
+            Some(table.root),
+            row.page,
+            row.rowid,
+            row.payload,
+            row.fields,
+        )?;
+        return Ok(());
+    }
+    if !row.complete {
+        note_damaged_value(writer, table, row)?;
+        rep.damaged_rows += 1;
+    }
+    if writer.insert_row(t, table, row.rowid, row.payload, row.fields, row.page)?
+        == Landed::Conflict
+    {
+        rep.conflict_rows += 1;
+    }
+    Ok(())
+}
+
+/// Records the field a broken overflow chain cut short, with its readable prefix.
+pub(crate) fn note_damaged_value(
+    writer: &mut Writer,
+    table: &Table,
+    row: &RowRef<'_>,
+) -> Result<()> {
+    let (field, offset) = row
+        .first_missing
+        .unwrap_or((row.fields.len(), row.payload.len()));
+    let prefix = row.payload.get(offset..).unwrap_or(&[]);
+    let column = table
+        .stored_column(field)
+        .map(|c| c.name.as_str())
+        .unwrap_or("?");
+    let reason = match row.broken_overflow {
+        Some(p) => format!("column {column}: overflow page {p} unreadable; value set to NULL"),
+        None => format!("column {column}: payload cut short; value set to NULL"),
+    };
+    writer.damaged_value(
+        &table.name,
+        row.rowid,
+        field,
+        &reason,
+        row.broken_overflow,
+        prefix,
+    )
+}
+
+fn sequence_entry(row: &RowRef<'_>, encoding: TextEncoding) -> Option<(String, i64)> {
+    use crate::format::record::Value;
+    let name = match row.fields.first()?.value(row.payload) {
+        Value::Text(t) => String::from_utf8(encoding.to_utf8(t).into_owned()).ok()?,
+        _ => return None,
+    };
+    match row.fields.get(1)? {
+        Field::Integer(n) => Some((name, *n)),
+        _ => None,
+    }
+}
+
+fn claim_ptrmap_pages(pf: &PageFile, map: &mut PageMap, owners: &mut Owners) {
+    let Some(h) = pf.geometry().header.as_ref() else {
+        return;
+    };
+    if h.largest_root_page == 0 {
+        return;
+    }
+    let owner = owners.add("(pointer map)");
+    let usable = pf.usable();
+    let mut p = 2u32;
+    let step = (usable / 5) as u32 + 1;
+    while p <= pf.page_count() {
+        if ptrmap::is_ptrmap_page(p, usable) {
+            map.claim(p, PageStatus::Ptrmap, owner);
+        }
+        match p.checked_add(step) {
+            Some(n) => p = n,
+            None => break,
+        }
+    }
+}
+
+/// Reads `sqlite_schema` from page 1's tree, skipping cells that do not decode.
+fn read_schema(
+    pf: &PageFile,
+    map: &mut PageMap,
+    owners: &mut Owners,
+    bar: indicatif::ProgressBar,
+) -> Result<(Vec<SchemaEntry>, TextEncoding)> {
+    let owner = owners.add("sqlite_schema");
+    let mut encoding = pf.geometry().encoding;
+    let mut entries = Vec::new();
+    let mut walker = Walker::new(pf, bar, &interrupted);
+    let fits = |_: Option<i64>, types: &[u64]| types.len() == 5;
+    walker.walk(
+        map,
+        owner,
+        1,
+        TreeKind::Table,
+        PageStatus::Tree,
+        &fits,
+        &mut |row: &RowRef<'_>| {
+            let enc = *encoding.get_or_insert_with(|| match row.fields.first() {
+                Some(f) => match f.value(row.payload) {
+                    crate::format::record::Value::Text(t) => schema::sniff_encoding(t),
+                    _ => TextEncoding::Utf8,
+                },
+                None => TextEncoding::Utf8,
+            });
+            if let Some(e) = schema::entry_from_record(row.payload, row.fields, enc) {
+                entries.push(e);
+            }
+            Ok(())
+        },
+    )?;
+    Ok((entries, encoding.unwrap_or(TextEncoding::Utf8)))
+}
+
+fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {
+    let h = pf.geometry().header.as_ref();
+    OutputSettings {
+        page_size: pf.geometry().page_size,
+        encoding,
+        auto_vacuum: match h {
+            Some(h) if h.largest_root_page != 0 && h.incremental_vacuum != 0 => 2,
+            Some(h) if h.largest_root_page != 0 => 1,
+            _ => 0,
+        },
+        user_version: h.map_or(0, |h| h.user_version),
+        application_id: h.map_or(0, |h| h.application_id),
+    }
+}
+
+/// Indexes, views and triggers after the data; virtual tables' schema rows last. What
+/// SQLite refuses (a UNIQUE index over recovered duplicates, say) is reported, the data kept.
+fn create_objects(
+    conn: &rusqlite::Connection,
+    entries: &[SchemaEntry],
+    path: &Path,
+) -> Result<Vec<ObjectReport>> {
+    let mut out = Vec::new();
+    for kind in ["index", "view", "trigger"] {
+        for e in entries.iter().filter(|e| e.kind == kind) {
+            let Some(sql) = e.sql.as_deref() else {
+                continue; // automatic indexes come with their table
+            };
+            let result = conn.execute_batch(sql);
+            out.push(ObjectReport {
+                kind: kind.to_string(),
+                name: e.name.clone(),
+                created: result.is_ok(),
+                error: result.err().map(|err| err.to_string()),
+            });
+        }
+    }
+    let virtual_tables: Vec<&SchemaEntry> = entries
+        .iter()
+        .filter(|e| e.kind == "table" && e.rootpage == 0 && e.sql.is_some())
+        .collect();
+    if !virtual_tables.is_empty() {
+        conn.execute_batch("PRAGMA writable_schema = ON")
+            .map_err(|e| Error::sqlite(path, e))?;
+        for e in virtual_tables {
+            let result = conn.execute(
+                "INSERT INTO sqlite_schema(type, name, tbl_name, rootpage, sql) VALUES ('table', ?1, ?2, 0, ?3)",
+                rusqlite::params![e.name, e.tbl_name, e.sql],
+            );
+            out.push(ObjectReport {
+                kind: "virtual table".to_string(),
+                name: e.name.clone(),
+                created: result.is_ok(),
+                error: result.err().map(|err| err.to_string()),
+            });
+        }
+        conn.execute_batch("PRAGMA writable_schema = OFF")
+            .map_err(|e| Error::sqlite(path, e))?;
+    }
+    Ok(out)
+}
+
+fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
+    conn.query_row(
+        &format!("SELECT count(*) FROM {}", writer::ident(table)),
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap_or(0) as u64
+}
+
+/// `PRAGMA integrity_check` messages (at most 20), "ok" when healthy.
+pub fn integrity_check(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare("PRAGMA integrity_check(20)")
+        .map_err(|e| Error::sqlite(path, e))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(|e| Error::sqlite(path, e))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| Error::sqlite(path, e))
+}

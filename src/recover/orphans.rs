@@ -1,0 +1,452 @@
+//! Pages no tree reached. They are grouped (an orphaned interior page brings its subtree
+//! with it), and each group's rows go back to their own table when the evidence is clear:
+//! the table lost part of its tree (a hole) whose key range contains the group's keys, and
+//! the group's records have a shape that table can hold, and no other table fits as well.
+//! A group that fits a table with no hole is checked row by row against what that table
+//! already has: identical rows are a stray copy, counted and not inserted twice. Everything
+//! else goes to `lost_and_found`, with the reason in the report. A row lands once.
+
+use super::pagemap::{PageMap, PageStatus, NO_OWNER};
+use super::schema::Table;
+use super::walk::{Hole, RowRef, TreeKind, Walker};
+use super::writer::{Landed, Writer};
+use super::{note_damaged_value, OrphanGroup, TableReport};
+use crate::format::page::{BtreePage, PageKind};
+use crate::format::record::Field;
+use crate::pagefile::looks_like_btree_page;
+use crate::Result;
+use std::collections::HashSet;
+
+pub struct OrphanResult {
+    pub groups: Vec<OrphanGroup>,
+    pub lost_and_found_rows: u64,
+    pub duplicate_rows: u64,
+}
+
+/// What the rows of one group look like.
+struct Evidence {
+    rows: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+    /// Per table: how many rows have a shape the table can hold.
+    fit: Vec<u64>,
+}
+
+enum Decision {
+    Attribute { table: usize, hole: usize },
+    CheckDuplicates { tables: Vec<usize>, reason: String },
+    LostAndFound(String),
+    Ignore(String),
+}
+
+pub fn recover_orphans(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    tables: &[Table],
+    reports: &mut [TableReport],
+    writer: &mut Writer,
+) -> Result<OrphanResult> {
+    let candidates = scan_unseen(walker, map);
+    let children = children_of_orphan_interiors(walker, &candidates);
+    let mut result = OrphanResult {
+        groups: Vec::new(),
+        lost_and_found_rows: 0,
+        duplicate_rows: 0,
+    };
+    // Tops first; then whatever a cycle of orphan pages left unclaimed.
+    let tops = candidates.iter().filter(|(p, _)| !children.contains(p));
+    let rest = candidates.iter().filter(|(p, _)| children.contains(p));
+    for &(top, kind) in tops.chain(rest) {
+        if !map.is_unseen(top) {
+            continue;
+        }
+        let tree = if kind.is_table() {
+            TreeKind::Table
+        } else {
+            TreeKind::Index
+        };
+        let (evidence, pages) = gather(walker, map, top, tree, tables)?;
+        let decision = decide(&evidence, tree, tables, reports);
+        let group = apply(
+            walker,
+            map,
+            top,
+            tree,
+            tables,
+            reports,
+            writer,
+            &evidence,
+            pages,
+            decision,
+            &mut result,
+        )?;
+        result.groups.push(group);
+    }
+    Ok(result)
+}
+
+/// Reads every page nothing has claimed; keeps those that read as b-tree pages.
+fn scan_unseen(walker: &mut Walker<'_>, map: &mut PageMap) -> Vec<(u32, PageKind)> {
+    let pf = walker.page_file();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for pgno in 1..=map.page_count() {
+        if !map.is_unseen(pgno) {
+            continue;
+        }
+        walker.progress().inc(1);
+        let header_offset = if pgno == 1 { 100 } else { 0 };
+        let kind = pf.read(pgno, &mut buf).and_then(|_| {
+            if !looks_like_btree_page(&buf[..pf.usable().min(buf.len())], header_offset) {
+                return None;
+            }
+            BtreePage::parse(&buf, header_offset, pf.usable())
+                .ok()
+                .map(|p| p.kind)
+        });
+        match kind {
+            Some(k) => out.push((pgno, k)),
+            None => map.set(pgno, PageStatus::Unused, NO_OWNER),
+        }
+    }
+    out
+}
+
+fn children_of_orphan_interiors(
+    walker: &Walker<'_>,
+    candidates: &[(u32, PageKind)],
+) -> HashSet<u32> {
+    let pf = walker.page_file();
+    let mut buf = Vec::new();
+    let mut children = HashSet::new();
+    for &(pgno, kind) in candidates.iter().filter(|(_, k)| !k.is_leaf()) {
+        if pf.read(pgno, &mut buf).is_none() {
+            continue;
+        }
+        let header_offset = if pgno == 1 { 100 } else { 0 };
+        let Ok(page) = BtreePage::parse(&buf, header_offset, pf.usable()) else {
+            continue;
+        };
+        debug_assert_eq!(page.kind, kind);
+        for (_, cell) in crate::format::cell::cells(&page) {
+            match cell {
+                Ok(crate::format::cell::Cell::TableInterior { left_child, .. })
+                | Ok(crate::format::cell::Cell::IndexInterior { left_child, .. }) => {
+                    children.insert(left_child);
+                }
+                _ => {}
+            }
+        }
+        if let Some(r) = page.right_child {
+            children.insert(r);
+        }
+    }
+    children
+}
+
+/// Walks a group once to see what it holds, then releases its pages for the real walk.
+fn gather(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    top: u32,
+    tree: TreeKind,
+    tables: &[Table],
+) -> Result<(Evidence, usize)> {
+    let mut ev = Evidence {
+        rows: 0,
+        first: None,
+        last: None,
+        fit: vec![0; tables.len()],
+    };
+    let mut types = Vec::new();
+    walker.track_claims(true);
+    walker.walk(
+        map,
+        NO_OWNER,
+        top,
+        tree,
+        PageStatus::OrphanLostAndFound,
+        &|_, _| true,
+        &mut |row: &RowRef<'_>| {
+            ev.rows += 1;
+            if let Some(r) = row.rowid {
+                ev.first = Some(ev.first.map_or(r, |m| m.min(r)));
+                ev.last = Some(ev.last.map_or(r, |m| m.max(r)));
+            }
+            pseudo_serial_types(row.fields, &mut types);
+            for (t, table) in tables.iter().enumerate() {
+                if table.fits(&types) {
+                    ev.fit[t] += 1;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let claimed = walker.track_claims(false);
+    for p in &claimed {
+        map.set(*p, PageStatus::Unseen, NO_OWNER);
+    }
+    Ok((ev, claimed.len()))
+}
+
+/// Serial types standing for the decoded fields' storage classes (enough for shape checks).
+fn pseudo_serial_types(fields: &[Field], out: &mut Vec<u64>) {
+    out.clear();
+    out.extend(fields.iter().map(|f| match f {
+        Field::Null => 0,
+        Field::Integer(_) => 1,
+        Field::Real(_) => 7,
+        Field::Blob { .. } => 12,
+        Field::Text { .. } => 13,
+    }));
+}
+
+fn mostly(part: u64, whole: u64) -> bool {
+    whole > 0 && part * 10 >= whole * 9
+}
+
+fn decide(ev: &Evidence, tree: TreeKind, tables: &[Table], reports: &[TableReport]) -> Decision {
+    if ev.rows == 0 {
+        return Decision::Ignore("no rows on these pages".into());
+    }
+    let shaped: Vec<usize> = (0..tables.len())
+        .filter(|&t| {
+            let table = &tables[t];
+            !table.internal
+                && table.without_rowid == (tree == TreeKind::Index)
+                && mostly(ev.fit[t], ev.rows)
+        })
+        .collect();
+    let with_hole: Vec<(usize, usize)> = shaped
+        .iter()
+        .filter_map(|&t| {
+            let hole = reports[t]
+                .holes
+                .iter()
+                .position(|h| match (ev.first, ev.last) {
+                    (Some(a), Some(b)) => h.covers(a, b),
+                    _ => true,
+                })?;
+            Some((t, hole))
+        })
+        .collect();
+    let best = with_hole.iter().map(|(t, _)| ev.fit[*t]).max().unwrap_or(0);
+    let top: Vec<&(usize, usize)> = with_hole
+        .iter()
+        .filter(|(t, _)| ev.fit[*t] == best)
+        .collect();
+    match top.as_slice() {
+        [(t, h)] => Decision::Attribute {
+            table: *t,
+            hole: *h,
+        },
+        [] if tree == TreeKind::Index => {
+            Decision::Ignore("orphan index pages (indexes are rebuilt from the data)".into())
+        }
+        [] if shaped.is_empty() => {
+            Decision::LostAndFound("no table has records of this shape".into())
+        }
+        [] => Decision::CheckDuplicates {
+            tables: shaped.clone(),
+            reason: format!(
+                "records fit {} but no part of it was lost in this key range",
+                names(tables, &shaped)
+            ),
+        },
+        many => {
+            let ts: Vec<usize> = many.iter().map(|(t, _)| *t).collect();
+            Decision::LostAndFound(format!("ambiguous: fits {} equally", names(tables, &ts)))
+        }
+    }
+}
+
+fn names(tables: &[Table], ts: &[usize]) -> String {
+    ts.iter()
+        .map(|&t| tables[t].name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    top: u32,
+    tree: TreeKind,
+    tables: &[Table],
+    reports: &mut [TableReport],
+    writer: &mut Writer,
+    ev: &Evidence,
+    pages: usize,
+    decision: Decision,
+    result: &mut OrphanResult,
+) -> Result<OrphanGroup> {
+    let mut group = OrphanGroup {
+        top_page: top,
+        pages,
+        rows: ev.rows,
+        first_rowid: ev.first,
+        last_rowid: ev.last,
+        outcome: String::new(),
+        table: None,
+        reason: String::new(),
+    };
+    match decision {
+        Decision::Ignore(reason) => {
+            walker.walk(
+                map,
+                NO_OWNER,
+                top,
+                tree,
+                PageStatus::Unused,
+                &|_, _| true,
+                &mut |_| Ok(()),
+            )?;
+            group.outcome = "ignored".into();
+            group.reason = reason;
+        }
+        Decision::Attribute { table: t, hole } => {
+            let table = &tables[t];
+            let owner = reports[t].owner;
+            let rep = &mut reports[t];
+            let mut lost = 0;
+            walker.walk(
+                map,
+                owner,
+                top,
+                tree,
+                PageStatus::OrphanAttributed,
+                &|_, _| true,
+                &mut |row: &RowRef<'_>| {
+                    if row.fields.len() > table.stored.len() {
+                        lost += 1;
+                        return writer.lost_and_found(
+                            None,
+                            row.page,
+                            row.rowid,
+                            row.payload,
+                            row.fields,
+                        );
+                    }
+                    if !row.complete {
+                        note_damaged_value(writer, table, row)?;
+                        rep.damaged_rows += 1;
+                    }
+                    match writer.insert_row(
+                        t,
+                        table,
+                        row.rowid,
+                        row.payload,
+                        row.fields,
+                        row.page,
+                    )? {
+                        Landed::InPlace => rep.attributed_rows += 1,
+                        Landed::Conflict => rep.conflict_rows += 1,
+                    }
+                    Ok(())
+                },
+            )?;
+            result.lost_and_found_rows += lost;
+            shrink_hole(&mut rep.holes, hole, ev.first, ev.last);
+            group.outcome = "attributed".into();
+            group.table = Some(table.name.clone());
+            group.reason = match (ev.first, ev.last) {
+                (Some(a), Some(b)) => format!(
+                    "records fit {} and rowids {a}..{b} lie in the part of its tree that was lost",
+                    table.name
+                ),
+                _ => format!("records fit {} and its tree lost pages", table.name),
+            };
+        }
+        Decision::CheckDuplicates { tables: ts, reason } => {
+            let mut dup = 0u64;
+            let mut lost = 0u64;
+            walker.walk(
+                map,
+                NO_OWNER,
+                top,
+                tree,
+                PageStatus::OrphanLostAndFound,
+                &|_, _| true,
+                &mut |row: &RowRef<'_>| {
+                    if let Some(rowid) = row.rowid {
+                        for &t in &ts {
+                            if writer.has_identical_row(
+                                &tables[t],
+                                rowid,
+                                row.payload,
+                                row.fields,
+                            )? {
+                                dup += 1;
+                                return Ok(());
+                            }
+                        }
+                    }
+                    lost += 1;
+                    writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
+                },
+            )?;
+            result.duplicate_rows += dup;
+            result.lost_and_found_rows += lost;
+            if lost == 0 {
+                set_group_status(map, walker, top, PageStatus::OrphanDuplicate);
+                group.outcome = "duplicate".into();
+                group.reason = format!(
+                    "every row is already in {}: a stray copy",
+                    names(tables, &ts)
+                );
+            } else {
+                group.outcome = "lost_and_found".into();
+                group.reason = format!("{reason}; {dup} rows were identical copies");
+            }
+        }
+        Decision::LostAndFound(reason) => {
+            let mut lost = 0u64;
+            walker.walk(
+                map,
+                NO_OWNER,
+                top,
+                tree,
+                PageStatus::OrphanLostAndFound,
+                &|_, _| true,
+                &mut |row: &RowRef<'_>| {
+                    lost += 1;
+                    writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
+                },
+            )?;
+            result.lost_and_found_rows += lost;
+            group.outcome = "lost_and_found".into();
+            group.reason = reason;
+        }
+    }
+    Ok(group)
+}
+
+/// Re-marks the pages of a group (only its top page is known here; that is enough for the
+/// common case of a single stray leaf, and interior groups keep their first status).
+fn set_group_status(map: &mut PageMap, _walker: &Walker<'_>, top: u32, status: PageStatus) {
+    map.set(top, status, NO_OWNER);
+}
+
+/// Removes the keys `[first, last]` from a hole, keeping what is left on either side.
+fn shrink_hole(holes: &mut Vec<Hole>, index: usize, first: Option<i64>, last: Option<i64>) {
+    let (Some(first), Some(last)) = (first, last) else {
+        holes.remove(index);
+        return;
+    };
+    let h = holes.remove(index);
+    let left = Hole {
+        hi: Some(first.saturating_sub(1)),
+        ..h.clone()
+    };
+    let right = Hole {
+        lo: Some(last),
+        ..h
+    };
+    for piece in [left, right] {
+        let empty = matches!((piece.lo, piece.hi), (Some(lo), Some(hi)) if hi <= lo);
+        if !empty {
+            holes.push(piece);
+        }
+    }
+}

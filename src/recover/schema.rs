@@ -1,0 +1,347 @@
+//! The schema: rows of `sqlite_schema` read from page 1's tree (damaged cells skipped), and
+//! each table's columns as the bundled SQLite itself understands its CREATE statement. SQL is
+//! never parsed by hand: every CREATE TABLE runs in a scratch in-memory database and SQLite
+//! is asked for the columns.
+
+use crate::format::record::Field;
+use crate::format::TextEncoding;
+use rusqlite::Connection;
+
+/// One row of `sqlite_schema`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SchemaEntry {
+    pub kind: String,
+    pub name: String,
+    pub tbl_name: String,
+    pub rootpage: i64,
+    pub sql: Option<String>,
+}
+
+/// How a column's declared type makes SQLite store values (its affinity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    Integer,
+    Text,
+    Blob,
+    Real,
+    Numeric,
+}
+
+impl Affinity {
+    /// SQLite's rules for the affinity of a declared type, in SQLite's order.
+    pub fn of(decl: &str) -> Affinity {
+        let t = decl.to_ascii_uppercase();
+        if t.contains("INT") {
+            Affinity::Integer
+        } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+            Affinity::Text
+        } else if t.contains("BLOB") || t.is_empty() {
+            Affinity::Blob
+        } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+            Affinity::Real
+        } else {
+            Affinity::Numeric
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub decl_type: String,
+    pub affinity: Affinity,
+    pub not_null: bool,
+    /// Position in the primary key (1-based), 0 if not part of it.
+    pub pk: u32,
+    /// 0 normal, 1 hidden (virtual table), 2 virtual generated, 3 stored generated.
+    pub hidden: i64,
+}
+
+/// A table that holds rows in a b-tree of this file.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub root: u32,
+    pub sql: Option<String>,
+    pub columns: Vec<Column>,
+    /// Record field i holds column `stored[i]`.
+    pub stored: Vec<usize>,
+    /// The INTEGER PRIMARY KEY column (an alias of the rowid), if any.
+    pub ipk: Option<usize>,
+    pub without_rowid: bool,
+    /// `sqlite_sequence`, `sqlite_stat1`, ...: created by SQLite itself, not by CREATE TABLE.
+    pub internal: bool,
+}
+
+impl Table {
+    /// Whether a record with these serial types can be a row of this table.
+    pub fn fits(&self, types: &[u64]) -> bool {
+        if types.is_empty() || types.len() > self.stored.len() {
+            return false;
+        }
+        types.iter().zip(&self.stored).all(|(&serial, &col)| {
+            let c = &self.columns[col];
+            let is_null = serial == 0;
+            if Some(col) == self.ipk {
+                return is_null;
+            }
+            if is_null {
+                return !(c.not_null || (self.without_rowid && c.pk > 0));
+            }
+            let numeric = (1..=9).contains(&serial);
+            !(c.affinity == Affinity::Text && numeric)
+        })
+    }
+
+    /// Column names in the order of the record's fields.
+    pub fn stored_column(&self, field: usize) -> Option<&Column> {
+        self.stored.get(field).map(|&c| &self.columns[c])
+    }
+}
+
+/// Decodes a `sqlite_schema` record (type, name, tbl_name, rootpage, sql).
+pub fn entry_from_record(
+    payload: &[u8],
+    fields: &[Field],
+    encoding: TextEncoding,
+) -> Option<SchemaEntry> {
+    if fields.len() != 5 {
+        return None;
+    }
+    let text = |f: &Field| -> Option<String> {
+        match f.value(payload) {
+            crate::format::record::Value::Text(b) => {
+                String::from_utf8(encoding.to_utf8(b).into_owned()).ok()
+            }
+            _ => None,
+        }
+    };
+    let rootpage = match fields[3] {
+        Field::Integer(i) => i,
+        Field::Null => 0,
+        _ => return None,
+    };
+    let kind = text(&fields[0])?;
+    if !matches!(kind.as_str(), "table" | "index" | "view" | "trigger") {
+        return None;
+    }
+    Some(SchemaEntry {
+        kind,
+        name: text(&fields[1])?,
+        tbl_name: text(&fields[2])?,
+        rootpage,
+        sql: if fields[4].is_null() {
+            None
+        } else {
+            Some(text(&fields[4])?)
+        },
+    })
+}
+
+/// Guesses the text encoding from the bytes of a schema record's first field ("table",
+/// "index", ...), for when the header's encoding field is damaged.
+pub fn sniff_encoding(text: &[u8]) -> TextEncoding {
+    match text {
+        [a, 0, ..] if a.is_ascii_alphabetic() => TextEncoding::Utf16le,
+        [0, b, ..] if b.is_ascii_alphabetic() => TextEncoding::Utf16be,
+        _ => TextEncoding::Utf8,
+    }
+}
+
+/// Columns of the internal tables whose CREATE statements SQLite will not run for us.
+fn internal_columns(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "sqlite_sequence" => Some(&["name", "seq"]),
+        "sqlite_stat1" => Some(&["tbl", "idx", "stat"]),
+        "sqlite_stat4" => Some(&["tbl", "idx", "neq", "nlt", "ndlt", "sample"]),
+        _ => None,
+    }
+}
+
+/// Asks a scratch database what the tables of `entries` look like. Tables whose SQL SQLite
+/// refuses come back in the second list with the reason.
+pub fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntry, String)>) {
+    let mut tables = Vec::new();
+    let mut refused = Vec::new();
+    let scratch = match Connection::open_in_memory() {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("scratch database: {e}");
+            return (
+                tables,
+                entries.iter().map(|e| (e.clone(), why.clone())).collect(),
+            );
+        }
+    };
+    for entry in entries.iter().filter(|e| e.kind == "table") {
+        let Ok(root) = u32::try_from(entry.rootpage) else {
+            refused.push((
+                entry.clone(),
+                format!("root page {} is invalid", entry.rootpage),
+            ));
+            continue;
+        };
+        if root == 0 {
+            continue; // a virtual table: its rows live in its shadow tables
+        }
+        if let Some(cols) = internal_columns(&entry.name) {
+            tables.push(internal_table(entry, root, cols));
+            continue;
+        }
+        match table_from_sql(&scratch, entry, root) {
+            Ok(t) => tables.push(t),
+            Err(why) => refused.push((entry.clone(), why)),
+        }
+    }
+    (tables, refused)
+}
+
+fn internal_table(entry: &SchemaEntry, root: u32, cols: &[&str]) -> Table {
+    Table {
+        name: entry.name.clone(),
+        root,
+        sql: entry.sql.clone(),
+        columns: cols
+            .iter()
+            .map(|n| Column {
+                name: n.to_string(),
+                decl_type: String::new(),
+                affinity: Affinity::Blob,
+                not_null: false,
+                pk: 0,
+                hidden: 0,
+            })
+            .collect(),
+        stored: (0..cols.len()).collect(),
+        ipk: None,
+        without_rowid: false,
+        internal: true,
+    }
+}
+
+fn table_from_sql(scratch: &Connection, entry: &SchemaEntry, root: u32) -> Result<Table, String> {
+    let sql = entry.sql.as_deref().ok_or("no CREATE TABLE statement")?;
+    if !sql
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("CREATE TABLE")
+    {
+        return Err("statement is not a CREATE TABLE".into());
+    }
+    scratch.execute_batch(sql).map_err(|e| e.to_string())?;
+    let columns = table_columns(scratch, &entry.name).map_err(|e| e.to_string())?;
+    if columns.is_empty() {
+        return Err("SQLite reports no columns".into());
+    }
+    let without_rowid: bool = scratch
+        .query_row(
+            "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+            [&entry.name],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    let pk_cols: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.pk > 0)
+        .map(|(i, _)| i)
+        .collect();
+    let ipk = match pk_cols.as_slice() {
+        [only] if !without_rowid && columns[*only].decl_type.eq_ignore_ascii_case("INTEGER") => {
+            Some(*only)
+        }
+        _ => None,
+    };
+    let is_stored = |c: &Column| c.hidden != 2;
+    let stored = if without_rowid {
+        let mut keyed: Vec<usize> = pk_cols.clone();
+        keyed.sort_by_key(|&i| columns[i].pk);
+        keyed.extend((0..columns.len()).filter(|i| columns[*i].pk == 0 && is_stored(&columns[*i])));
+        keyed
+    } else {
+        (0..columns.len())
+            .filter(|i| is_stored(&columns[*i]))
+            .collect()
+    };
+    Ok(Table {
+        name: entry.name.clone(),
+        root,
+        sql: entry.sql.clone(),
+        columns,
+        stored,
+        ipk,
+        without_rowid,
+        internal: false,
+    })
+}
+
+fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
+    let mut stmt =
+        conn.prepare("SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?1)")?;
+    let rows = stmt.query_map([table], |r| {
+        let decl_type: String = r.get::<_, Option<String>>(1)?.unwrap_or_default();
+        Ok(Column {
+            name: r.get(0)?,
+            affinity: Affinity::of(&decl_type),
+            decl_type,
+            not_null: r.get::<_, i64>(2)? != 0,
+            pk: r.get::<_, i64>(3)?.clamp(0, i64::from(u32::MAX)) as u32,
+            hidden: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, sql: &str) -> SchemaEntry {
+        SchemaEntry {
+            kind: "table".into(),
+            name: name.into(),
+            tbl_name: name.into(),
+            rootpage: 2,
+            sql: Some(sql.into()),
+        }
+    }
+
+    #[test]
+    fn columns_come_from_sqlite() {
+        let (tables, refused) = interpret(&[
+            entry(
+                "t",
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n)",
+            ),
+            entry(
+                "w",
+                "CREATE TABLE w(a, k TEXT PRIMARY KEY, b) WITHOUT ROWID",
+            ),
+            entry("bad", "CREATE TABLE bad(x"),
+        ]);
+        assert_eq!(refused.len(), 1);
+        let t = &tables[0];
+        assert_eq!(t.ipk, Some(0));
+        assert_eq!(t.stored, vec![0, 1, 2]);
+        assert!(t.fits(&[0, 13 + 2 * 3, 1]));
+        assert!(!t.fits(&[1, 19, 1]), "the rowid alias is stored as NULL");
+        assert!(!t.fits(&[0, 1, 1]), "TEXT affinity never stores an integer");
+        assert!(!t.fits(&[0, 0, 1]), "NOT NULL");
+        let w = &tables[1];
+        assert!(w.without_rowid);
+        assert_eq!(
+            w.stored,
+            vec![1, 0, 2],
+            "primary key first in WITHOUT ROWID records"
+        );
+    }
+
+    #[test]
+    fn affinity_rules() {
+        assert_eq!(Affinity::of("varchar(255)"), Affinity::Text);
+        assert_eq!(Affinity::of("bigint"), Affinity::Integer);
+        assert_eq!(Affinity::of("datetime"), Affinity::Numeric);
+        assert_eq!(Affinity::of(""), Affinity::Blob);
+        assert_eq!(Affinity::of("double precision"), Affinity::Real);
+    }
+}

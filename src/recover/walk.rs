@@ -1,0 +1,446 @@
+//! Walking one b-tree from a page: interior pages give children in key order, leaves give
+//! rows. Every page is claimed once in the page map, so a second reference or a cycle is a
+//! finding and never followed; depth and overflow chains are bounded. Where a child cannot
+//! be used, the walk records a hole with the key bounds the parent gives it: the orphan pass
+//! fills holes, and the report names what stays lost.
+
+use super::pagemap::{PageMap, PageStatus};
+use crate::format::cell::{self, Cell, Payload};
+use crate::format::overflow;
+use crate::format::page::{BtreePage, PageKind};
+use crate::format::record::{self, Field};
+use crate::pagefile::PageFile;
+use crate::Result;
+use indicatif::ProgressBar;
+
+/// Deeper than any real SQLite b-tree (a 512-byte-page tree of 2^64 rows is about 30 deep).
+pub const MAX_DEPTH: usize = 40;
+
+/// Whether a tree stores rows by rowid (table b-tree) or by key (index b-tree, which is also
+/// how WITHOUT ROWID tables are stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind {
+    Table,
+    Index,
+}
+
+impl TreeKind {
+    fn accepts(self, kind: PageKind) -> bool {
+        kind.is_table() == (self == TreeKind::Table)
+    }
+}
+
+/// A place in a tree whose rows could not be read: the key range it covered (exclusive low,
+/// inclusive high, `None` for unbounded) and the page that should have held them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hole {
+    pub lo: Option<i64>,
+    pub hi: Option<i64>,
+    pub page: u32,
+    pub parent: Option<u32>,
+    pub reason: String,
+}
+
+impl Hole {
+    /// Whether every key in `[first, last]` lies inside this hole.
+    pub fn covers(&self, first: i64, last: i64) -> bool {
+        self.lo.is_none_or(|lo| first > lo) && self.hi.is_none_or(|hi| last <= hi)
+    }
+}
+
+/// One row as the walk found it: fields index into `payload`.
+pub struct RowRef<'a> {
+    pub rowid: Option<i64>,
+    pub payload: &'a [u8],
+    pub fields: &'a [Field],
+    /// False when part of the payload (an overflow page) could not be read.
+    pub complete: bool,
+    /// The overflow page where the chain broke, when it did.
+    pub broken_overflow: Option<u32>,
+    /// The first field not wholly read, and the byte offset in `payload` where it starts.
+    pub first_missing: Option<(usize, usize)>,
+    pub page: u32,
+    pub cell: u16,
+}
+
+/// What one walk saw.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct WalkStats {
+    pub pages: u64,
+    pub rows: u64,
+    /// Cells that could not be decoded (their rows are lost).
+    pub bad_cells: u64,
+    /// Rows whose payload was cut short by a broken overflow chain.
+    pub incomplete_rows: u64,
+    pub holes: Vec<Hole>,
+    /// Smallest and largest rowid emitted (table trees).
+    pub min_rowid: Option<i64>,
+    pub max_rowid: Option<i64>,
+}
+
+/// Checks a record's serial types against what a table can hold.
+pub type ShapeCheck<'s> = &'s dyn Fn(Option<i64>, &[u64]) -> bool;
+
+pub struct Walker<'a> {
+    pf: &'a PageFile,
+    page: Vec<u8>,
+    ovf: Vec<u8>,
+    payload: Vec<u8>,
+    fields: Vec<Field>,
+    types: Vec<u64>,
+    bar: ProgressBar,
+    /// When set, every page claimed is logged here (the orphan pass re-walks groups).
+    claimed: Option<Vec<u32>>,
+    interrupt: &'a dyn Fn() -> bool,
+}
+
+struct Frame {
+    pgno: u32,
+    parent: Option<u32>,
+    lo: Option<i64>,
+    hi: Option<i64>,
+    depth: usize,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(pf: &'a PageFile, bar: ProgressBar, interrupt: &'a dyn Fn() -> bool) -> Walker<'a> {
+        Walker {
+            pf,
+            page: Vec::new(),
+            ovf: Vec::new(),
+            payload: Vec::new(),
+            fields: Vec::new(),
+            types: Vec::new(),
+            bar,
+            claimed: None,
+            interrupt,
+        }
+    }
+
+    /// Starts (or stops, returning the log) logging the pages each walk claims.
+    pub fn track_claims(&mut self, on: bool) -> Vec<u32> {
+        let log = self.claimed.take().unwrap_or_default();
+        if on {
+            self.claimed = Some(Vec::new());
+        }
+        log
+    }
+
+    fn claim(&mut self, map: &mut PageMap, pgno: u32, status: PageStatus, owner: u32) {
+        if map.claim(pgno, status, owner) {
+            if let Some(log) = &mut self.claimed {
+                log.push(pgno);
+            }
+        }
+    }
+
+    pub fn progress(&self) -> &ProgressBar {
+        &self.bar
+    }
+
+    pub fn page_file(&self) -> &'a PageFile {
+        self.pf
+    }
+
+    /// Walks the tree under `root`, claiming its pages for `owner` with `claim_as`, and hands
+    /// each row to `sink` (rows of index trees only when `emit_index_rows`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn walk(
+        &mut self,
+        map: &mut PageMap,
+        owner: u32,
+        root: u32,
+        tree: TreeKind,
+        claim_as: PageStatus,
+        shape: ShapeCheck<'_>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+    ) -> Result<WalkStats> {
+        let mut stats = WalkStats::default();
+        let mut stack = vec![Frame {
+            pgno: root,
+            parent: None,
+            lo: None,
+            hi: None,
+            depth: 0,
+        }];
+        while let Some(frame) = stack.pop() {
+            if (self.interrupt)() {
+                return Err(crate::Error::Interrupted {
+                    path: self.pf.path().to_path_buf(),
+                });
+            }
+            self.visit(
+                map, owner, tree, claim_as, shape, sink, frame, &mut stack, &mut stats,
+            )?;
+        }
+        Ok(stats)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn visit(
+        &mut self,
+        map: &mut PageMap,
+        owner: u32,
+        tree: TreeKind,
+        claim_as: PageStatus,
+        shape: ShapeCheck<'_>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+        frame: Frame,
+        stack: &mut Vec<Frame>,
+        stats: &mut WalkStats,
+    ) -> Result<()> {
+        let hole = |reason: String| Hole {
+            lo: frame.lo,
+            hi: frame.hi,
+            page: frame.pgno,
+            parent: frame.parent,
+            reason,
+        };
+        if frame.depth > MAX_DEPTH {
+            stats
+                .holes
+                .push(hole("tree deeper than any real b-tree".into()));
+            return Ok(());
+        }
+        if !map.is_unseen(frame.pgno) {
+            let why = match frame.pgno {
+                0 => "child pointer is 0".to_string(),
+                p if p > map.page_count() => format!("page {p} is past the end of the database"),
+                p => format!("page {p} is referenced a second time ({:?})", map.status(p)),
+            };
+            stats.holes.push(hole(why));
+            return Ok(());
+        }
+        let mut page = std::mem::take(&mut self.page);
+        let result = self.visit_page(
+            &mut page, map, owner, tree, claim_as, shape, sink, &frame, stack, stats,
+        );
+        self.page = page;
+        if let Err(reason) = result? {
+            if map.status(frame.pgno) == PageStatus::Unseen && claim_as == PageStatus::Tree {
+                map.set(frame.pgno, PageStatus::Lost, owner);
+            }
+            stats.holes.push(hole(reason));
+        }
+        Ok(())
+    }
+
+    /// Returns Ok(Err(reason)) when the page cannot be used where the tree expects it.
+    #[allow(clippy::too_many_arguments)]
+    fn visit_page(
+        &mut self,
+        buf: &mut Vec<u8>,
+        map: &mut PageMap,
+        owner: u32,
+        tree: TreeKind,
+        claim_as: PageStatus,
+        shape: ShapeCheck<'_>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+        frame: &Frame,
+        stack: &mut Vec<Frame>,
+        stats: &mut WalkStats,
+    ) -> Result<std::result::Result<(), String>> {
+        if self.pf.read(frame.pgno, buf).is_none() {
+            return Ok(Err("page could not be read".into()));
+        }
+        self.bar.inc(1);
+        let header_offset = if frame.pgno == 1 { 100 } else { 0 };
+        let page = match BtreePage::parse(buf, header_offset, self.pf.usable()) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if !tree.accepts(page.kind) {
+            return Ok(Err(format!(
+                "page is a {:?} page, not part of this tree",
+                page.kind
+            )));
+        }
+        if !self.belongs(&page, frame, shape) {
+            return Ok(Err(
+                "page holds keys or records that do not belong here (a stray page)".into(),
+            ));
+        }
+        self.claim(map, frame.pgno, claim_as, owner);
+        stats.pages += 1;
+        if page.kind.is_leaf() || page.kind == PageKind::IndexInterior {
+            self.emit_cells(&page, map, owner, sink, frame, stats)?;
+        }
+        if !page.kind.is_leaf() {
+            push_children(&page, frame, stack);
+        }
+        Ok(Ok(()))
+    }
+
+    /// A page belongs where the walk found it when most of its keys fall inside the bounds
+    /// its parent gives and most of its records have a shape the tree's table can hold.
+    fn belongs(&mut self, page: &BtreePage<'_>, frame: &Frame, shape: ShapeCheck<'_>) -> bool {
+        if page.cell_count == 0 {
+            return true;
+        }
+        let mut good = 0u32;
+        let mut bad = 0u32;
+        let in_bounds =
+            |k: i64| frame.lo.is_none_or(|lo| k > lo) && frame.hi.is_none_or(|hi| k <= hi);
+        for (_, cell) in cell::cells(page) {
+            let ok = match cell {
+                Ok(Cell::TableInterior { rowid, .. }) => in_bounds(rowid),
+                Ok(Cell::TableLeaf { rowid, payload }) => {
+                    in_bounds(rowid) && self.shape_fits(Some(rowid), &payload, shape)
+                }
+                Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {
+                    self.shape_fits(None, &payload, shape)
+                }
+                Err(_) => continue,
+            };
+            if ok {
+                good += 1;
+            } else {
+                bad += 1;
+            }
+        }
+        good >= bad
+    }
+
+    fn shape_fits(
+        &mut self,
+        rowid: Option<i64>,
+        payload: &Payload<'_>,
+        shape: ShapeCheck<'_>,
+    ) -> bool {
+        // The record header is almost always inside the local part of the payload.
+        record::serial_types(payload.local, &mut self.types).is_ok() && shape(rowid, &self.types)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_cells(
+        &mut self,
+        page: &BtreePage<'_>,
+        map: &mut PageMap,
+        owner: u32,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+        frame: &Frame,
+        stats: &mut WalkStats,
+    ) -> Result<()> {
+        for (i, cell) in cell::cells(page) {
+            let (rowid, payload) = match cell {
+                Ok(Cell::TableLeaf { rowid, payload }) => (Some(rowid), payload),
+                Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {
+                    (None, payload)
+                }
+                Ok(Cell::TableInterior { .. }) => continue,
+                Err(_) => {
+                    stats.bad_cells += 1;
+                    continue;
+                }
+            };
+            let broken = self.assemble(map, owner, &payload);
+            let payload_bytes: &[u8] = if payload.overflow.is_some() {
+                &self.payload
+            } else {
+                payload.local
+            };
+            let decoded = match record::decode_fields(payload_bytes, &mut self.fields) {
+                Ok(d) => d,
+                Err(_) => {
+                    stats.bad_cells += 1;
+                    continue;
+                }
+            };
+            let complete = decoded.complete && broken.is_none();
+            if !complete {
+                stats.incomplete_rows += 1;
+            }
+            stats.rows += 1;
+            if let Some(r) = rowid {
+                stats.min_rowid = Some(stats.min_rowid.map_or(r, |m| m.min(r)));
+                stats.max_rowid = Some(stats.max_rowid.map_or(r, |m| m.max(r)));
+            }
+            sink(&RowRef {
+                rowid,
+                payload: payload_bytes,
+                fields: &self.fields,
+                complete,
+                broken_overflow: broken,
+                first_missing: decoded.first_missing,
+                page: frame.pgno,
+                cell: i,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Puts the whole payload of a spilling cell into `self.payload`, following its overflow
+    /// chain for at most as many pages as its size needs. Returns the page where the chain
+    /// broke, if it did (the payload then holds the readable prefix).
+    fn assemble(&mut self, map: &mut PageMap, owner: u32, payload: &Payload<'_>) -> Option<u32> {
+        let first = payload.overflow?;
+        self.payload.clear();
+        self.payload.extend_from_slice(payload.local);
+        let usable = self.pf.usable();
+        let needed = overflow::pages_needed(payload.total, payload.local.len(), usable);
+        let mut next = first;
+        let mut ovf = std::mem::take(&mut self.ovf);
+        let mut broken = None;
+        for _ in 0..needed {
+            let readable = map.is_unseen(next) && self.pf.read(next, &mut ovf).is_some();
+            // A whole page of zeros is a zeroed page, not payload: never present it as data.
+            if !readable || ovf.iter().all(|b| *b == 0) {
+                broken = Some(next);
+                break;
+            }
+            self.claim(map, next, PageStatus::Overflow, owner);
+            let Some((after, content)) = overflow::split(&ovf, usable) else {
+                broken = Some(next);
+                break;
+            };
+            let want = (payload.total as usize).saturating_sub(self.payload.len());
+            self.payload
+                .extend_from_slice(&content[..content.len().min(want)]);
+            next = after;
+        }
+        self.ovf = ovf;
+        broken
+    }
+}
+
+fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
+    let mut children: Vec<Frame> = Vec::with_capacity(usize::from(page.cell_count) + 1);
+    let mut lo = frame.lo;
+    for (_, cell) in cell::cells(page) {
+        let (child, key) = match cell {
+            Ok(Cell::TableInterior { left_child, rowid }) => (left_child, Some(rowid)),
+            Ok(Cell::IndexInterior { left_child, .. }) => (left_child, None),
+            _ => continue,
+        };
+        let hi = match (key, frame.hi) {
+            (Some(k), Some(h)) => Some(k.min(h)),
+            (Some(k), None) => Some(k),
+            (None, h) => h,
+        };
+        children.push(Frame {
+            pgno: child,
+            parent: Some(frame_pgno(frame)),
+            lo,
+            hi,
+            depth: frame.depth + 1,
+        });
+        if key.is_some() {
+            lo = hi;
+        }
+    }
+    if let Some(right) = page.right_child {
+        children.push(Frame {
+            pgno: right,
+            parent: Some(frame_pgno(frame)),
+            lo,
+            hi: frame.hi,
+            depth: frame.depth + 1,
+        });
+    }
+    // Pushed in reverse so the leftmost child is walked first: rows come out in key order.
+    stack.extend(children.into_iter().rev());
+}
+
+fn frame_pgno(frame: &Frame) -> u32 {
+    frame.pgno
+}

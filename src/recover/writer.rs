@@ -1,0 +1,462 @@
+//! The fresh database, written through the bundled SQLite: geometry set before the first
+//! table, journaling off while loading (the file is not the user's until verified), the
+//! original CREATE TABLE statements, one transaction, prepared inserts. A row SQLite refuses
+//! (duplicate rowid, UNIQUE, NOT NULL) is never dropped: it goes to `rescue_conflicts` with
+//! the reason.
+
+use super::schema::Table;
+use crate::error::{Error, Result};
+use crate::format::record::{Field, Value};
+use crate::format::TextEncoding;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+/// Quotes an SQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Settings carried over from the source file.
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
+    pub page_size: u32,
+    pub encoding: TextEncoding,
+    /// 0 none, 1 full, 2 incremental.
+    pub auto_vacuum: u8,
+    pub user_version: u32,
+    pub application_id: u32,
+}
+
+/// A field bound as an SQL parameter, text converted to UTF-8 when the source was UTF-16.
+struct Bind<'a>(Value<'a>, TextEncoding);
+
+impl ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Integer(i) => ToSqlOutput::Borrowed(ValueRef::Integer(i)),
+            Value::Real(r) => ToSqlOutput::Borrowed(ValueRef::Real(r)),
+            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::Text(t) => match self.1.to_utf8(t) {
+                Cow::Borrowed(b) => ToSqlOutput::Borrowed(ValueRef::Text(b)),
+                Cow::Owned(v) => ToSqlOutput::Owned(rusqlite::types::Value::Text(
+                    String::from_utf8(v).unwrap_or_default(),
+                )),
+            },
+        })
+    }
+}
+
+/// A table of rows with a varying number of fields: fixed leading columns, then c0..cN,
+/// widened with ALTER TABLE when a wider row arrives.
+struct SideTable {
+    name: &'static str,
+    lead: &'static str,
+    lead_count: usize,
+    width: Option<usize>,
+}
+
+impl SideTable {
+    fn ensure(&mut self, conn: &Connection, fields: usize) -> rusqlite::Result<()> {
+        match self.width {
+            None => {
+                let cols: Vec<String> = (0..fields.max(1)).map(|i| format!(", c{i}")).collect();
+                conn.execute_batch(&format!(
+                    "CREATE TABLE {}({}{})",
+                    self.name,
+                    self.lead,
+                    cols.concat()
+                ))?;
+                self.width = Some(fields.max(1));
+            }
+            Some(w) if w < fields => {
+                for i in w..fields {
+                    conn.execute_batch(&format!("ALTER TABLE {} ADD COLUMN c{i}", self.name))?;
+                }
+                self.width = Some(fields);
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        conn: &Connection,
+        lead: &[&dyn ToSql],
+        payload: &[u8],
+        fields: &[Field],
+        encoding: TextEncoding,
+    ) -> rusqlite::Result<()> {
+        self.ensure(conn, fields.len())?;
+        let params: Vec<String> = (1..=self.lead_count + fields.len())
+            .map(|i| format!("?{i}"))
+            .collect();
+        let cols: Vec<String> = (0..fields.len()).map(|i| format!(", c{i}")).collect();
+        let lead_names: Vec<&str> = self
+            .lead
+            .split(',')
+            .map(|c| c.split_whitespace().next().unwrap_or(""))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {}({}{}) VALUES ({})",
+            self.name,
+            lead_names.join(", "),
+            cols.concat(),
+            params.join(", ")
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        for (i, p) in lead.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, p)?;
+        }
+        for (i, f) in fields.iter().enumerate() {
+            stmt.raw_bind_parameter(self.lead_count + i + 1, Bind(f.value(payload), encoding))?;
+        }
+        stmt.raw_execute()?;
+        Ok(())
+    }
+}
+
+/// Insert statements of one table, one per number of record fields (a record written before
+/// an ALTER TABLE ADD COLUMN has fewer fields; the missing ones take their defaults).
+struct TableWriter {
+    name: String,
+    sql_by_fields: Vec<Option<String>>,
+}
+
+pub struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    encoding: TextEncoding,
+    tables: Vec<TableWriter>,
+    lost_and_found: SideTable,
+    conflicts: SideTable,
+    damaged: SideTable,
+    freelist: SideTable,
+}
+
+/// Where a row that is not a clean insert went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landed {
+    InPlace,
+    Conflict,
+}
+
+impl Writer {
+    /// Creates the database at `path` (which must not exist) and the given tables.
+    pub fn create(path: &Path, settings: &OutputSettings, tables: &[Table]) -> Result<Writer> {
+        let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
+        let sql = |e| Error::sqlite(path, e);
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
+             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             PRAGMA user_version = {}; PRAGMA application_id = {};",
+            settings.page_size,
+            settings.encoding.pragma_name(),
+            settings.auto_vacuum,
+            settings.user_version as i32,
+            settings.application_id as i32,
+        ))
+        .map_err(sql)?;
+        conn.set_prepared_statement_cache_capacity(256);
+        conn.execute_batch("BEGIN").map_err(sql)?;
+        let mut writers = Vec::with_capacity(tables.len());
+        for t in tables {
+            if !t.internal {
+                let create = t.sql.as_deref().unwrap_or_default();
+                conn.execute_batch(create)
+                    .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
+            }
+            writers.push(TableWriter {
+                name: t.name.clone(),
+                sql_by_fields: Vec::new(),
+            });
+        }
+        Ok(Writer {
+            conn,
+            path: path.to_path_buf(),
+            encoding: settings.encoding,
+            tables: writers,
+            lost_and_found: SideTable {
+                name: "lost_and_found",
+                lead: "rootpgno INTEGER, pgno INTEGER, nfield INTEGER, id INTEGER",
+                lead_count: 4,
+                width: None,
+            },
+            conflicts: SideTable {
+                name: "rescue_conflicts",
+                lead: "tbl TEXT, reason TEXT, pgno INTEGER, nfield INTEGER, id INTEGER",
+                lead_count: 5,
+                width: None,
+            },
+            damaged: SideTable {
+                name: "rescue_damaged_values",
+                lead: "tbl TEXT, id INTEGER, field INTEGER, reason TEXT, pgno INTEGER, prefix BLOB",
+                lead_count: 6,
+                width: Some(0),
+            },
+            freelist: SideTable {
+                name: "freelist_rows",
+                lead: "pgno INTEGER, nfield INTEGER, id INTEGER",
+                lead_count: 3,
+                width: None,
+            },
+        })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::sqlite(&self.path, e)
+    }
+
+    /// Inserts a row into table `t` (index into the tables given to `create`).
+    pub fn insert_row(
+        &mut self,
+        t: usize,
+        table: &Table,
+        rowid: Option<i64>,
+        payload: &[u8],
+        fields: &[Field],
+        page: u32,
+    ) -> Result<Landed> {
+        let n = fields.len().min(table.stored.len());
+        let sql = self.insert_sql(t, table, n);
+        let encoding = self.encoding;
+        let result = (|| -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut p = 1;
+            if !table.without_rowid {
+                stmt.raw_bind_parameter(p, rowid)?;
+                p += 1;
+            }
+            for (i, f) in fields.iter().take(n).enumerate() {
+                let col = table.stored[i];
+                if Some(col) == table.ipk || table.columns[col].hidden == 3 {
+                    continue;
+                }
+                stmt.raw_bind_parameter(p, Bind(f.value(payload), encoding))?;
+                p += 1;
+            }
+            stmt.raw_execute()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(Landed::InPlace),
+            Err(rusqlite::Error::SqliteFailure(e, msg))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                let reason = msg.unwrap_or_else(|| e.to_string());
+                self.conflicts
+                    .insert(
+                        &self.conn,
+                        &[&table.name, &reason, &page, &(fields.len() as i64), &rowid],
+                        payload,
+                        fields,
+                        encoding,
+                    )
+                    .map_err(|e| self.err(e))?;
+                Ok(Landed::Conflict)
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    fn insert_sql(&mut self, t: usize, table: &Table, n: usize) -> String {
+        let tw = &mut self.tables[t];
+        if tw.sql_by_fields.len() <= n {
+            tw.sql_by_fields.resize(n + 1, None);
+        }
+        if let Some(sql) = &tw.sql_by_fields[n] {
+            return sql.clone();
+        }
+        let mut cols = Vec::new();
+        if !table.without_rowid {
+            cols.push(rowid_alias(table).to_string());
+        }
+        for &col in &table.stored[..n] {
+            if Some(col) == table.ipk || table.columns[col].hidden == 3 {
+                continue;
+            }
+            cols.push(ident(&table.columns[col].name));
+        }
+        let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {}({}) VALUES ({})",
+            ident(&tw.name),
+            cols.join(", "),
+            params.join(", ")
+        );
+        tw.sql_by_fields[n] = Some(sql.clone());
+        sql
+    }
+
+    /// A row whose table is unknown, as SQLite's own recovery lays it out.
+    pub fn lost_and_found(
+        &mut self,
+        rootpgno: Option<u32>,
+        page: u32,
+        rowid: Option<i64>,
+        payload: &[u8],
+        fields: &[Field],
+    ) -> Result<()> {
+        let enc = self.encoding;
+        self.lost_and_found
+            .insert(
+                &self.conn,
+                &[&rootpgno, &page, &(fields.len() as i64), &rowid],
+                payload,
+                fields,
+                enc,
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// A deleted row found on a free page (only with --include-freelist).
+    pub fn freelist_row(
+        &mut self,
+        page: u32,
+        rowid: Option<i64>,
+        payload: &[u8],
+        fields: &[Field],
+    ) -> Result<()> {
+        let enc = self.encoding;
+        self.freelist
+            .insert(
+                &self.conn,
+                &[&page, &(fields.len() as i64), &rowid],
+                payload,
+                fields,
+                enc,
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Notes a value that could not be read whole (a broken overflow chain): the row went in
+    /// with that field NULL, and its readable prefix is kept here.
+    pub fn damaged_value(
+        &mut self,
+        table: &str,
+        rowid: Option<i64>,
+        field: usize,
+        reason: &str,
+        page: Option<u32>,
+        prefix: &[u8],
+    ) -> Result<()> {
+        let enc = self.encoding;
+        self.damaged
+            .insert(
+                &self.conn,
+                &[&table, &rowid, &(field as i64), &reason, &page, &prefix],
+                &[],
+                &[],
+                enc,
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Whether `rowid` is already in table `t` with exactly these values.
+    pub fn has_identical_row(
+        &self,
+        table: &Table,
+        rowid: i64,
+        payload: &[u8],
+        fields: &[Field],
+    ) -> Result<bool> {
+        let cols: Vec<String> = table
+            .stored
+            .iter()
+            .map(|&c| {
+                if Some(c) == table.ipk {
+                    "NULL".to_string()
+                } else {
+                    ident(&table.columns[c].name)
+                }
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?1",
+            cols.join(", "),
+            ident(&table.name),
+            rowid_alias(table)
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([rowid]).map_err(|e| self.err(e))?;
+        let Some(row) = rows.next().map_err(|e| self.err(e))? else {
+            return Ok(false);
+        };
+        for (i, f) in fields.iter().enumerate() {
+            let Ok(have) = row.get_ref(i) else {
+                return Ok(false);
+            };
+            if !same_value(have, f.value(payload), self.encoding) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Raises `sqlite_sequence` to at least the source's values.
+    pub fn merge_sequence(&self, name: &str, seq: i64) -> Result<()> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.err(e))?
+            > 0;
+        if !exists {
+            return Ok(());
+        }
+        let updated = self
+            .conn
+            .execute(
+                "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+                rusqlite::params![name, seq],
+            )
+            .map_err(|e| self.err(e))?;
+        if updated == 0 {
+            self.conn
+                .execute(
+                    "INSERT INTO sqlite_sequence(name, seq) VALUES (?1, ?2)",
+                    rusqlite::params![name, seq],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the load transaction.
+    pub fn commit(&self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    pub fn into_connection(self) -> Connection {
+        self.conn
+    }
+}
+
+/// A name for the rowid that no column of the table shadows.
+pub fn rowid_alias(table: &Table) -> &'static str {
+    ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|a| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(a)))
+        .unwrap_or("rowid")
+}
+
+fn same_value(have: ValueRef<'_>, want: Value<'_>, enc: TextEncoding) -> bool {
+    match (have, want) {
+        (ValueRef::Null, Value::Null) => true,
+        (ValueRef::Integer(a), Value::Integer(b)) => a == b,
+        (ValueRef::Real(a), Value::Real(b)) => a.to_bits() == b.to_bits(),
+        (ValueRef::Text(a), Value::Text(b)) => a == enc.to_utf8(b).as_ref(),
+        (ValueRef::Blob(a), Value::Blob(b)) => a == b,
+        _ => false,
+    }
+}

@@ -70,10 +70,7 @@ pub enum Command {
         include_freelist: bool,
     },
     /// Compare row counts per table between a (possibly damaged) source and a recovered copy.
-    Diff {
-        source: PathBuf,
-        recovered: PathBuf,
-    },
+    Diff { source: PathBuf, recovered: PathBuf },
     /// Put a recovered database in place of the damaged one, keeping the originals.
     Restore {
         db: PathBuf,
@@ -130,9 +127,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             emit(&incident::run(&opts)?, &cli.output)
         }
-        Command::Diff { source, recovered } => {
-            emit(&diff::diff(&source, &recovered)?, &cli.output)
-        }
+        Command::Diff { source, recovered } => emit(&diff::diff(&source, &recovered)?, &cli.output),
         Command::Restore {
             db,
             from,

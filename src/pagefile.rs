@@ -187,21 +187,29 @@ impl PageFile {
     /// truncated file read as zeros. Returns `None` for page 0, pages past the database's
     /// end and pages that could not be read.
     pub fn read(&self, pgno: u32, buf: &mut Vec<u8>) -> Option<Origin> {
+        self.read_valid(pgno, buf).map(|(origin, _)| origin)
+    }
+
+    /// Like [`PageFile::read`], also returning how many leading bytes came from the file
+    /// (fewer than a page only for the last page of a truncated file).
+    pub fn read_valid(&self, pgno: u32, buf: &mut Vec<u8>) -> Option<(Origin, usize)> {
         let origin = self.origin(pgno)?;
         buf.clear();
         buf.resize(self.page_size(), 0);
-        match origin {
+        let valid = match origin {
             Origin::Wal => {
                 let offset = *self.wal_pages.get(&pgno)?;
                 self.wal_file.as_ref()?.read_exact_at(buf, offset).ok()?;
+                buf.len()
             }
             Origin::MainFile => {
                 let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
                 let avail = (self.file_len - start).min(buf.len() as u64) as usize;
                 self.file.read_exact_at(&mut buf[..avail], start).ok()?;
+                avail
             }
-        }
-        Some(origin)
+        };
+        Some((origin, valid))
     }
 
     /// Reads the WAL once, front to back, keeping for each page the newest frame of a

@@ -91,7 +91,32 @@ pub struct Walker<'a> {
     bar: ProgressBar,
     /// When set, every page claimed is logged here (the orphan pass re-walks groups).
     claimed: Option<Vec<u32>>,
+    /// Bytes of the current page that came from the file (less than a page when truncated).
+    valid_len: usize,
     interrupt: &'a dyn Fn() -> bool,
+}
+
+/// Why a page a tree pointed at was not used.
+struct Unusable {
+    reason: String,
+    /// The page is a readable b-tree page that belongs elsewhere (not lost, just not here).
+    stray: bool,
+}
+
+impl Unusable {
+    fn lost(reason: String) -> Unusable {
+        Unusable {
+            reason,
+            stray: false,
+        }
+    }
+
+    fn stray(reason: String) -> Unusable {
+        Unusable {
+            reason,
+            stray: true,
+        }
+    }
 }
 
 struct Frame {
@@ -113,6 +138,7 @@ impl<'a> Walker<'a> {
             types: Vec::new(),
             bar,
             claimed: None,
+            valid_len: 0,
             interrupt,
         }
     }
@@ -216,16 +242,19 @@ impl<'a> Walker<'a> {
             &mut page, map, owner, tree, claim_as, shape, sink, &frame, stack, stats,
         );
         self.page = page;
-        if let Err(reason) = result? {
-            if map.status(frame.pgno) == PageStatus::Unseen && claim_as == PageStatus::Tree {
+        if let Some(unusable) = result? {
+            // A stray page (another tree's, or keys out of place) stays unclaimed so that its
+            // own tree or the orphan pass can still take it; an unreadable page is lost.
+            let unclaimed = map.status(frame.pgno) == PageStatus::Unseen;
+            if unclaimed && !unusable.stray && claim_as == PageStatus::Tree {
                 map.set(frame.pgno, PageStatus::Lost, owner);
             }
-            stats.holes.push(hole(reason));
+            stats.holes.push(hole(unusable.reason));
         }
         Ok(())
     }
 
-    /// Returns Ok(Err(reason)) when the page cannot be used where the tree expects it.
+    /// Returns why the page cannot be used where the tree expects it, if it cannot.
     #[allow(clippy::too_many_arguments)]
     fn visit_page(
         &mut self,
@@ -239,27 +268,28 @@ impl<'a> Walker<'a> {
         frame: &Frame,
         stack: &mut Vec<Frame>,
         stats: &mut WalkStats,
-    ) -> Result<std::result::Result<(), String>> {
-        if self.pf.read(frame.pgno, buf).is_none() {
-            return Ok(Err("page could not be read".into()));
-        }
+    ) -> Result<Option<Unusable>> {
+        let Some((_, valid_len)) = self.pf.read_valid(frame.pgno, buf) else {
+            return Ok(Some(Unusable::lost("page could not be read".into())));
+        };
         self.bar.inc(1);
         let header_offset = if frame.pgno == 1 { 100 } else { 0 };
         let page = match BtreePage::parse(buf, header_offset, self.pf.usable()) {
             Ok(p) => p,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Some(Unusable::lost(e.to_string()))),
         };
         if !tree.accepts(page.kind) {
-            return Ok(Err(format!(
+            return Ok(Some(Unusable::stray(format!(
                 "page is a {:?} page, not part of this tree",
                 page.kind
-            )));
+            ))));
         }
         if !self.belongs(&page, frame, shape) {
-            return Ok(Err(
+            return Ok(Some(Unusable::stray(
                 "page holds keys or records that do not belong here (a stray page)".into(),
-            ));
+            )));
         }
+        self.valid_len = valid_len;
         self.claim(map, frame.pgno, claim_as, owner);
         stats.pages += 1;
         if page.kind.is_leaf() || page.kind == PageKind::IndexInterior {
@@ -268,7 +298,7 @@ impl<'a> Walker<'a> {
         if !page.kind.is_leaf() {
             push_children(&page, frame, stack);
         }
-        Ok(Ok(()))
+        Ok(None)
     }
 
     /// A page belongs where the walk found it when most of its keys fall inside the bounds
@@ -333,6 +363,11 @@ impl<'a> Walker<'a> {
                     continue;
                 }
             };
+            if local_end(page, &payload) > self.valid_len {
+                // The cell runs past the end of a truncated file: its bytes are not data.
+                stats.bad_cells += 1;
+                continue;
+            }
             let broken = self.assemble(map, owner, &payload);
             let payload_bytes: &[u8] = if payload.overflow.is_some() {
                 &self.payload
@@ -401,6 +436,13 @@ impl<'a> Walker<'a> {
         self.ovf = ovf;
         broken
     }
+}
+
+/// Offset just past a cell's local payload (and its overflow pointer) within the page.
+fn local_end(page: &BtreePage<'_>, payload: &Payload<'_>) -> usize {
+    let start = payload.local.as_ptr() as usize - page.data.as_ptr() as usize;
+    let pointer = if payload.overflow.is_some() { 4 } else { 0 };
+    start + payload.local.len() + pointer
 }
 
 fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {

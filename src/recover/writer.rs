@@ -62,14 +62,14 @@ impl SideTable {
     fn ensure(&mut self, conn: &Connection, fields: usize) -> rusqlite::Result<()> {
         match self.width {
             None => {
-                let cols: Vec<String> = (0..fields.max(1)).map(|i| format!(", c{i}")).collect();
+                let cols: Vec<String> = (0..fields).map(|i| format!(", c{i}")).collect();
                 conn.execute_batch(&format!(
                     "CREATE TABLE {}({}{})",
                     self.name,
                     self.lead,
                     cols.concat()
                 ))?;
-                self.width = Some(fields.max(1));
+                self.width = Some(fields);
             }
             Some(w) if w < fields => {
                 for i in w..fields {
@@ -195,7 +195,7 @@ impl Writer {
                 name: "rescue_damaged_values",
                 lead: "tbl TEXT, id INTEGER, field INTEGER, reason TEXT, pgno INTEGER, prefix BLOB",
                 lead_count: 6,
-                width: Some(0),
+                width: None,
             },
             freelist: SideTable {
                 name: "freelist_rows",
@@ -455,6 +455,8 @@ fn same_value(have: ValueRef<'_>, want: Value<'_>, enc: TextEncoding) -> bool {
         (ValueRef::Null, Value::Null) => true,
         (ValueRef::Integer(a), Value::Integer(b)) => a == b,
         (ValueRef::Real(a), Value::Real(b)) => a.to_bits() == b.to_bits(),
+        // REAL columns store integral values as integers on disk.
+        (ValueRef::Real(a), Value::Integer(b)) => a == b as f64,
         (ValueRef::Text(a), Value::Text(b)) => a == enc.to_utf8(b).as_ref(),
         (ValueRef::Blob(a), Value::Blob(b)) => a == b,
         _ => false,

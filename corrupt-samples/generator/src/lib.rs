@@ -311,3 +311,33 @@ pub fn markdown_table(samples: &[Sample]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_summary_collapses_runs() {
+        assert_eq!(pages_summary(&[]), "-");
+        assert_eq!(
+            pages_summary(&[5, 28, 29, 42, 203, 204]),
+            "5, 28-29, 42, 203-204"
+        );
+    }
+
+    #[test]
+    fn resolve_handles_parent_components() {
+        let dir = Path::new("/x/corrupt-samples/leaf-zeroed");
+        assert_eq!(
+            resolve(dir, "../_truth/a.sqlite3"),
+            Path::new("/x/corrupt-samples/_truth/a.sqlite3")
+        );
+        assert_eq!(resolve(dir, "db.sqlite3"), dir.join("db.sqlite3"));
+    }
+
+    #[test]
+    fn scale_parses() {
+        assert_eq!("large".parse::<Scale>(), Ok(Scale::Large));
+        assert!("huge".parse::<Scale>().is_err());
+    }
+}

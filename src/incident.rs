@@ -1,9 +1,17 @@
-//! The `recover` command: snapshot, recover, verify, diff, report.
+//! The `recover` command: snapshot → engine → integrity_check → diff → report.json, in an
+//! incident folder (or, with --dry-run, in a temporary one that is removed afterwards).
 
-use crate::error::{Error, Result};
+use crate::diff::{self, DiffReport};
+use crate::error::{exit, Error, Result};
+use crate::pagefile::sidecar;
 use crate::progress::Progress;
+use crate::recover::{self, Report};
 use crate::report::Outcome;
-use std::path::PathBuf;
+use crate::snapshot::{self, Manifest, SnapshotOptions};
+use std::path::{Path, PathBuf};
+
+/// Version of the report.json layout (docs/report-format.md).
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone)]
 pub struct RecoverCommand {
@@ -16,18 +24,336 @@ pub struct RecoverCommand {
     pub progress: Progress,
 }
 
+/// One table in the incident report.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct IncidentReport {}
+pub struct TableSummary {
+    pub table: String,
+    pub source_rows: Option<u64>,
+    pub source_counted_by: String,
+    pub recovered_rows: Option<u64>,
+    pub walked_rows: u64,
+    pub attributed_rows: u64,
+    pub lost_and_found_rows: u64,
+    pub conflict_rows: u64,
+    pub damaged_rows: u64,
+    pub difference: Option<i64>,
+    pub holes: usize,
+}
 
-impl Outcome for IncidentReport {
-    fn render_text(&self) -> String {
-        String::new()
-    }
-    fn exit_code(&self) -> i32 {
-        0
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IncidentReport {
+    pub schema_version: u32,
+    pub tool_version: String,
+    pub sqlite_version: String,
+    pub source: PathBuf,
+    pub dry_run: bool,
+    /// The incident folder (absent for a dry run: it was removed).
+    pub incident_dir: Option<PathBuf>,
+    /// The recovered database (absent for a dry run).
+    pub recovered: Option<PathBuf>,
+    pub report_file: Option<PathBuf>,
+    pub snapshot: Manifest,
+    pub tables: Vec<TableSummary>,
+    /// "complete" when every row the source holds came back in place, else "rows lost".
+    pub outcome: String,
+    pub exit_code: i32,
+    pub lost_and_found_rows: u64,
+    pub conflict_rows: u64,
+    pub duplicate_rows: u64,
+    pub integrity_ok: bool,
+    pub integrity: Vec<String>,
+    pub foreign_key_violations: u64,
+    pub engine: Report,
+    pub diff: DiffReport,
+}
+
+impl IncidentReport {
+    fn complete(engine: &Report, diff: &DiffReport) -> bool {
+        diff.all_equal()
+            && engine.lost_and_found_rows == 0
+            && engine
+                .tables
+                .iter()
+                .all(|t| t.holes.is_empty() && t.damaged_rows == 0)
     }
 }
 
-pub fn run(_cmd: &RecoverCommand) -> Result<IncidentReport> {
-    Err(Error::Usage("recover: not yet available".into()))
+impl Outcome for IncidentReport {
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&self.diff.table_text());
+        out.push('\n');
+        for t in &self.engine.tables {
+            if let Some(why) = &t.refused {
+                out.push_str(&format!("{}: {why}\n", t.name));
+            }
+            if t.attributed_rows > 0 {
+                out.push_str(&format!(
+                    "{}: {} rows were on pages its tree no longer reached and were put back in place\n",
+                    t.name, t.attributed_rows
+                ));
+            }
+            if t.damaged_rows > 0 {
+                out.push_str(&format!(
+                    "{}: {} rows had a value that could not be read whole (NULL now; see rescue_damaged_values)\n",
+                    t.name, t.damaged_rows
+                ));
+            }
+            if !t.holes.is_empty() {
+                let pages: Vec<String> = t.holes.iter().map(|h| h.page.to_string()).collect();
+                out.push_str(&format!(
+                    "{}: part of its tree was unreadable (page {})\n",
+                    t.name,
+                    pages.join(", ")
+                ));
+            }
+        }
+        for g in self
+            .engine
+            .orphans
+            .iter()
+            .filter(|g| g.outcome == "lost_and_found")
+        {
+            out.push_str(&format!(
+                "lost_and_found: {} rows from page {} ({})\n",
+                g.rows, g.top_page, g.reason
+            ));
+        }
+        if self.conflict_rows > 0 {
+            out.push_str(&format!(
+                "{} rows were refused by a constraint and kept in rescue_conflicts\n",
+                self.conflict_rows
+            ));
+        }
+        if self.duplicate_rows > 0 {
+            out.push_str(&format!(
+                "{} rows found twice (stray copies of pages) were recovered once\n",
+                self.duplicate_rows
+            ));
+        }
+        let failed: Vec<&recover::ObjectReport> =
+            self.engine.objects.iter().filter(|o| !o.created).collect();
+        let built = self.engine.objects.len() - failed.len();
+        out.push_str(&format!(
+            "indexes, views and triggers: {built} rebuilt, {} failed\n",
+            failed.len()
+        ));
+        for o in failed {
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                o.kind,
+                o.name,
+                o.error.as_deref().unwrap_or("failed")
+            ));
+        }
+        out.push_str(&format!(
+            "integrity_check of the result: {}\n",
+            if self.integrity_ok {
+                "ok".to_string()
+            } else {
+                self.integrity.join("; ")
+            }
+        ));
+        if self.foreign_key_violations > 0 {
+            out.push_str(&format!(
+                "foreign_key_check: {} violations\n",
+                self.foreign_key_violations
+            ));
+        }
+        out.push('\n');
+        if self.dry_run {
+            out.push_str("Dry run: nothing was written; the temporary folder is gone.\n");
+            out.push_str(&format!(
+                "Next: stop the application, then run: sqlite-rescue recover {}\n",
+                self.source.display()
+            ));
+        } else {
+            if let Some(dir) = &self.incident_dir {
+                out.push_str(&format!("incident folder: {}\n", dir.display()));
+            }
+            if let Some(r) = &self.recovered {
+                out.push_str(&format!("recovered database: {}\n", r.display()));
+                out.push_str(&format!(
+                    "Next: sqlite-rescue restore {} --from {}\n",
+                    self.source.display(),
+                    r.display()
+                ));
+            }
+            if let Some(f) = &self.report_file {
+                out.push_str(&format!("report: {}\n", f.display()));
+            }
+        }
+        out.push_str(&format!(
+            "{}\n",
+            if self.outcome == "complete" {
+                "Every row the source holds came back in place."
+            } else {
+                "Some rows did not come back in place: see above."
+            }
+        ));
+        out
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.exit_code
+    }
+}
+
+/// Runs the whole pipeline.
+pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
+    if cmd.dry_run && (cmd.out.is_some() || cmd.incident_dir.is_some()) {
+        return Err(Error::Usage(
+            "--dry-run writes nothing: it cannot be combined with --out or --incident-dir".into(),
+        ));
+    }
+    let source = absolute(&cmd.db);
+    if let Some(out) = &cmd.out {
+        refuse_unsafe_output(&source, out)?;
+    }
+    let tmp = if cmd.dry_run {
+        Some(tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?)
+    } else {
+        None
+    };
+    let incident = match (&tmp, &cmd.incident_dir) {
+        (Some(t), _) => t.path().join("incident"),
+        (None, Some(d)) => d.clone(),
+        (None, None) => default_incident_dir(&source),
+    };
+    let snapshot_dir = incident.join("snapshot");
+    let manifest = snapshot::take(
+        &cmd.db,
+        &snapshot_dir,
+        &SnapshotOptions {
+            allow_changing: cmd.allow_changing,
+            progress: cmd.progress,
+        },
+    )?;
+    let file_name = source
+        .file_name()
+        .ok_or_else(|| Error::unusable(&cmd.db, "has no file name"))?;
+    let snap_db = snapshot_dir.join(file_name);
+    let out = match &cmd.out {
+        Some(o) if !cmd.dry_run => o.clone(),
+        _ => incident.join("recovered.sqlite3"),
+    };
+    let options = recover::Options {
+        include_freelist: cmd.include_freelist,
+        progress: cmd.progress,
+    };
+    let engine = recover::recover(&snap_db, &out, &options)?;
+    let diff = diff::compare(&snap_db, &source, &out)?;
+    let complete = IncidentReport::complete(&engine, &diff);
+    let mut report = IncidentReport {
+        schema_version: REPORT_SCHEMA_VERSION,
+        tool_version: crate::VERSION.to_string(),
+        sqlite_version: crate::sqlite_version().to_string(),
+        source: source.clone(),
+        dry_run: cmd.dry_run,
+        incident_dir: (!cmd.dry_run).then(|| absolute(&incident)),
+        recovered: (!cmd.dry_run).then(|| absolute(&out)),
+        report_file: None,
+        snapshot: manifest,
+        tables: summarize(&engine, &diff),
+        outcome: if complete { "complete" } else { "rows lost" }.to_string(),
+        exit_code: if complete { exit::OK } else { exit::DAMAGE },
+        lost_and_found_rows: engine.lost_and_found_rows,
+        conflict_rows: engine.conflict_rows,
+        duplicate_rows: engine.duplicate_rows,
+        integrity_ok: engine.integrity_ok(),
+        integrity: engine.integrity.clone(),
+        foreign_key_violations: engine.foreign_key_violations,
+        engine,
+        diff,
+    };
+    if !cmd.dry_run {
+        let path = incident.join("report.json");
+        report.report_file = Some(absolute(&path));
+        write_json(&path, &report)?;
+    }
+    drop(tmp);
+    Ok(report)
+}
+
+fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {
+    diff.tables
+        .iter()
+        .map(|d| {
+            let e = engine.tables.iter().find(|t| t.name == d.table);
+            TableSummary {
+                table: d.table.clone(),
+                source_rows: d.source_rows,
+                source_counted_by: d.source_counted_by.clone(),
+                recovered_rows: d.recovered_rows,
+                walked_rows: e.map_or(0, |t| t.walked_rows),
+                attributed_rows: e.map_or(0, |t| t.attributed_rows),
+                lost_and_found_rows: d.lost_and_found_rows,
+                conflict_rows: e.map_or(0, |t| t.conflict_rows),
+                damaged_rows: e.map_or(0, |t| t.damaged_rows),
+                difference: d.difference,
+                holes: e.map_or(0, |t| t.holes.len()),
+            }
+        })
+        .collect()
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let json =
+        serde_json::to_vec_pretty(value).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, &json).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// `./<db-name>.rescue-<UTC timestamp>/` in the current folder.
+fn default_incident_dir(source: &Path) -> PathBuf {
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "db".to_string());
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "");
+    PathBuf::from(format!("{name}.rescue-{}", stamp.trim_end_matches('Z')))
+}
+
+/// The output must not exist and must not be the source or one of its sidecars.
+fn refuse_unsafe_output(source: &Path, out: &Path) -> Result<()> {
+    let out_abs = absolute(out);
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| absolute(p));
+    let src = canon(source);
+    let forbidden: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|s| {
+            if s.is_empty() {
+                src.clone()
+            } else {
+                sidecar(&src, s)
+            }
+        })
+        .collect();
+    let out_canon = match out_abs.parent() {
+        Some(parent) => canon(parent).join(out_abs.file_name().unwrap_or_default()),
+        None => out_abs.clone(),
+    };
+    if forbidden.contains(&out_canon) || forbidden.contains(&out_abs) {
+        return Err(Error::Refused(format!(
+            "--out {} is the database or one of its sidecars; choose a new file",
+            out.display()
+        )));
+    }
+    if out.exists() || out.symlink_metadata().is_ok() {
+        return Err(Error::Refused(format!(
+            "--out {} already exists; choose a new file (nothing is ever overwritten)",
+            out.display()
+        )));
+    }
+    Ok(())
 }

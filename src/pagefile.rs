@@ -371,7 +371,7 @@ pub fn infer_page_size(file: &File, file_len: u64) -> Option<u32> {
 
 /// A strict plausibility test: header, cell pointers and freeblocks all in range.
 pub fn looks_like_btree_page(page: &[u8], header_offset: usize) -> bool {
-    match BtreePage::parse(page, header_offset, page.len()) {
+    match BtreePage::parse_strict(page, header_offset, page.len()) {
         Ok(p) => {
             p.freeblocks_are_sane()
                 && (p.content_start as usize) <= page.len()

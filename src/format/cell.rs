@@ -164,6 +164,84 @@ pub fn cells<'a>(
     })
 }
 
+/// Total bytes of the cell at `offset` (header varints, local payload, overflow pointer).
+pub fn cell_len(page: &BtreePage<'_>, offset: usize) -> Option<usize> {
+    let end = match parse(page, offset).ok()? {
+        Cell::TableInterior { .. } => {
+            let (_, at) = varint::read_at(page.data, offset + 4)?;
+            at
+        }
+        Cell::TableLeaf { payload, .. }
+        | Cell::IndexLeaf { payload }
+        | Cell::IndexInterior { payload, .. } => {
+            let start = payload.local.as_ptr() as usize - page.data.as_ptr() as usize;
+            start + payload.local.len() + if payload.overflow.is_some() { 4 } else { 0 }
+        }
+    };
+    end.checked_sub(offset)
+}
+
+/// Cells found by reading the cell content area front to back, for pages whose cell pointer
+/// array is damaged: SQLite packs cells there, with freeblocks (listed in their own chain)
+/// between them. Returns the offsets of cells no valid pointer names, in page order.
+pub fn carve(page: &BtreePage<'_>) -> Vec<usize> {
+    let known: Vec<usize> = (0..page.cell_count)
+        .filter_map(|i| page.cell_offset(i))
+        .collect();
+    if known.len() == usize::from(page.cell_count) {
+        return Vec::new();
+    }
+    let mut free = Vec::new();
+    let mut at = usize::from(page.first_freeblock);
+    while at != 0 && free.len() < page.usable / 4 && at + 4 <= page.usable {
+        let size = usize::from(super::be_u16(page.data, at + 2).unwrap_or(0));
+        free.push((at, size.max(4)));
+        let next = usize::from(super::be_u16(page.data, at).unwrap_or(0));
+        if next <= at {
+            break;
+        }
+        at = next;
+    }
+    let mut out = Vec::new();
+    let mut at = (page.content_start as usize).max(page.pointers_end());
+    let mut fields = Vec::new();
+    while at < page.usable && out.len() < page.usable / 4 {
+        if let Some((_, size)) = free.iter().find(|(start, _)| *start == at) {
+            at += size;
+            continue;
+        }
+        match cell_len(page, at).filter(|_| plausible_cell(page, at, &mut fields)) {
+            Some(len) if len > 0 => {
+                if !known.contains(&at) {
+                    out.push(at);
+                }
+                at += len;
+            }
+            // Not a cell boundary (a fragment, or damage): try the next byte.
+            _ => at += 1,
+        }
+    }
+    out
+}
+
+/// A carved cell must hold a record that decodes to exactly its payload's length.
+fn plausible_cell(page: &BtreePage<'_>, at: usize, fields: &mut Vec<super::record::Field>) -> bool {
+    let payload = match parse(page, at) {
+        Ok(Cell::TableInterior { .. }) => return true,
+        Ok(Cell::TableLeaf { payload, .. })
+        | Ok(Cell::IndexLeaf { payload })
+        | Ok(Cell::IndexInterior { payload, .. }) => payload,
+        Err(_) => return false,
+    };
+    if payload.overflow.is_some() {
+        return super::record::serial_types(payload.local, &mut Vec::new()).is_ok();
+    }
+    matches!(
+        super::record::decode_fields(payload.local, fields),
+        Ok(d) if d.exact_length && d.fields > 0
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

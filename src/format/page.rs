@@ -128,22 +128,36 @@ impl<'a> BtreePage<'a> {
             right_child,
             usable,
         };
-        for i in 0..cell_count {
-            let offset = be_u16(data, hdr_end + 2 * usize::from(i)).unwrap_or(0);
-            if usize::from(offset) < pointers_end || usize::from(offset) >= usable {
+        Ok(page)
+    }
+
+    /// Like [`BtreePage::parse`], but also requires every cell pointer to be in range: the
+    /// test for a page found by scanning, where nothing vouches for it.
+    pub fn parse_strict(
+        data: &'a [u8],
+        header_offset: usize,
+        usable: usize,
+    ) -> Result<BtreePage<'a>, PageError> {
+        let page = Self::parse(data, header_offset, usable)?;
+        for i in 0..page.cell_count {
+            if page.cell_offset(i).is_none() {
+                let at = page.pointers_end() - 2 * usize::from(page.cell_count - i);
+                let offset = be_u16(data, at).unwrap_or(0);
                 return Err(PageError::CellPointerOutOfRange { cell: i, offset });
             }
         }
         Ok(page)
     }
 
-    /// Offset within the page of cell `i`'s content (already range-checked by `parse`).
+    /// Offset within the page of cell `i`'s content, if its pointer is inside the page's
+    /// cell content area (a damaged pointer yields `None`; the other cells stay readable).
     pub fn cell_offset(&self, i: u16) -> Option<usize> {
         if i >= self.cell_count {
             return None;
         }
         let at = self.header_offset + self.kind.header_len() + 2 * usize::from(i);
-        be_u16(self.data, at).map(usize::from)
+        let offset = usize::from(be_u16(self.data, at)?);
+        (offset >= self.pointers_end() && offset < self.usable).then_some(offset)
     }
 
     /// End of the cell pointer array.
@@ -197,9 +211,11 @@ mod tests {
         assert!(page.freeblocks_are_sane());
         p[8..10].copy_from_slice(&600u16.to_be_bytes());
         assert!(matches!(
-            BtreePage::parse(&p, 0, 512),
+            BtreePage::parse_strict(&p, 0, 512),
             Err(PageError::CellPointerOutOfRange { .. })
         ));
+        let lenient = BtreePage::parse(&p, 0, 512).unwrap();
+        assert_eq!(lenient.cell_offset(0), None);
     }
 
     #[test]

@@ -204,7 +204,6 @@ impl Engine<'_> {
     fn run(pf: &mut PageFile, tmp: &Path, options: &Options) -> Result<Report> {
         let mut map = PageMap::new(pf.page_count());
         let mut owners = Owners { names: Vec::new() };
-        claim_ptrmap_pages(pf, &mut map, &mut owners);
         let bar = options
             .progress
             .pages("recovering", u64::from(pf.page_count()));
@@ -235,6 +234,8 @@ impl Engine<'_> {
         engine.walk_indexes(&mut walker, &entries)?;
         let (freelist_rows, freelist_damaged) =
             engine.walk_freelist(&mut walker, &mut writer, options.include_freelist)?;
+        // After the trees: a damaged header that claims auto-vacuum must not steal live pages.
+        claim_ptrmap_pages(pf, &mut engine.map, &mut engine.owners);
         let orphan_result = orphans::recover_orphans(
             &mut walker,
             &mut engine.map,
@@ -686,4 +687,17 @@ pub fn integrity_check(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<S
         .map_err(|e| Error::sqlite(path, e))?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(|e| Error::sqlite(path, e))
+}
+
+/// Root page → table name, from the schema as the engine reads it (SQLite need not agree).
+pub fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
+    let pf = PageFile::open(db)?;
+    let mut map = PageMap::new(pf.page_count());
+    let mut owners = Owners { names: Vec::new() };
+    let (entries, _) = read_schema(&pf, &mut map, &mut owners, indicatif::ProgressBar::hidden())?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.kind == "table")
+        .map(|e| (e.rootpage, e.name))
+        .collect())
 }

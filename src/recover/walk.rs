@@ -351,7 +351,19 @@ impl<'a> Walker<'a> {
         frame: &Frame,
         stats: &mut WalkStats,
     ) -> Result<()> {
-        for (i, cell) in cell::cells(page) {
+        let carved = cell::carve(page);
+        // Cells behind a damaged pointer are counted lost unless carving found them.
+        let bad_pointers = (0..page.cell_count)
+            .filter(|i| page.cell_offset(*i).is_none())
+            .count();
+        stats.bad_cells += bad_pointers.saturating_sub(carved.len()) as u64;
+        let listed = (0..page.cell_count)
+            .filter_map(|i| page.cell_offset(i).map(|off| (i, cell::parse(page, off))));
+        let extra = carved.iter().enumerate().map(|(k, &off)| {
+            let index = page.cell_count.saturating_add(k as u16);
+            (index, cell::parse(page, off))
+        });
+        for (i, cell) in listed.chain(extra) {
             let (rowid, payload) = match cell {
                 Ok(Cell::TableLeaf { rowid, payload }) => (Some(rowid), payload),
                 Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {

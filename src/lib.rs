@@ -18,6 +18,7 @@ pub mod restore;
 pub mod snapshot;
 
 pub use error::{Error, Result};
+pub use recover::INTERRUPTED;
 
 /// The version of this tool.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,6 +18,14 @@ fn main() {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
+    // SIGINT/SIGTERM: ask the engine to stop at the next page, so temporary files are
+    // removed and nothing that looks complete is left behind. A second signal exits at once.
+    let _ = ctrlc::set_handler(|| {
+        use std::sync::atomic::Ordering;
+        if sqlite_rescue::recover::INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let code = match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

@@ -109,6 +109,13 @@ fn healthy_samples_are_identical() {
         assert!(o.score.is_perfect(), "{name}\n{}", o.score);
         assert_eq!(o.report.lost_and_found_rows, 0, "{name}");
         assert!(o.report.tables.iter().all(|t| t.holes.is_empty()), "{name}");
+        assert!(
+            o.report
+                .tables
+                .iter()
+                .all(|t| t.suspect_pages.is_empty() && t.bad_cells == 0),
+            "{name}: a healthy database raised suspicion"
+        );
     }
 }
 
@@ -199,6 +206,23 @@ fn bit_flips_lose_nothing_readable_and_flag_what_changed() {
         let ceiling = sample.expected.ceiling(&t.table).unwrap();
         assert!(t.in_place >= ceiling, "{}\n{}", t.table, o.score);
         assert_eq!(t.wrong_table, 0);
+    }
+    // Pages flagged as suspect are pages the flips really touched: no false alarms.
+    let flagged: Vec<u32> = o
+        .report
+        .tables
+        .iter()
+        .flat_map(|t| t.suspect_pages.clone())
+        .collect();
+    assert!(
+        !flagged.is_empty(),
+        "some damage is detectable and must be flagged"
+    );
+    for p in &flagged {
+        assert!(
+            sample.expected.damaged_pages.contains(p),
+            "page {p} flagged but not damaged"
+        );
     }
 }
 

@@ -50,3 +50,23 @@ fn probe() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn probe_bitflips() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let s = corrupt_samples::load_sample(&root.join("corrupt-samples/bit-flips")).unwrap();
+    let db = s.copy_to(&tmp.path().join("w")).unwrap();
+    let out = tmp.path().join("out.db");
+    let r = recover(&db, &out, &Options::default()).unwrap();
+    let sc = corrupt_samples::score(s.truth.as_ref().unwrap(), &out).unwrap();
+    for t in &sc.tables {
+        let rt = r.tables.iter().find(|x| x.name == t.table).unwrap();
+        println!(
+            "{:20} spurious {:3} suspect_rows {:4} pages {:?} bad {}",
+            t.table, t.spurious, rt.suspect_rows, rt.suspect_pages, rt.bad_cells
+        );
+    }
+    println!("{:?}", s.expected.damaged_pages);
+}

@@ -68,6 +68,10 @@ pub struct TableReport {
     pub damaged_rows: u64,
     /// Cells on readable pages that could not be decoded.
     pub bad_cells: u64,
+    /// Rows read from pages that show signs of damage: present, but their values may have
+    /// been altered (a flipped bit, say). Listed so they can be checked by hand.
+    pub suspect_rows: u64,
+    pub suspect_pages: Vec<u32>,
     /// Rows that are in the recovered table now.
     pub recovered_rows: u64,
     /// Parts of the tree that could not be read and were not filled from orphan pages.
@@ -333,6 +337,8 @@ impl Engine<'_> {
         )?;
         rep.walked_rows = stats.rows - rep.conflict_rows.min(stats.rows);
         rep.bad_cells = stats.bad_cells;
+        rep.suspect_rows = stats.suspect_rows;
+        rep.suspect_pages = stats.suspect_pages;
         rep.holes = stats.holes;
         Ok(rep)
     }

@@ -16,6 +16,9 @@ use indicatif::ProgressBar;
 /// Deeper than any real SQLite b-tree (a 512-byte-page tree of 2^64 rows is about 30 deep).
 pub const MAX_DEPTH: usize = 40;
 
+/// At most this many pages are listed by number in a report (counts stay exact).
+pub const MAX_LISTED_PAGES: usize = 1000;
+
 /// Whether a tree stores rows by rowid (table b-tree) or by key (index b-tree, which is also
 /// how WITHOUT ROWID tables are stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,11 @@ pub struct WalkStats {
     /// Rows whose payload was cut short by a broken overflow chain.
     pub incomplete_rows: u64,
     pub holes: Vec<Hole>,
+    /// Pages whose rows were read despite signs of damage (bad cells, keys out of order,
+    /// records of the wrong length): their values may not be what was written.
+    pub suspect_pages: Vec<u32>,
+    /// Rows read from those pages.
+    pub suspect_rows: u64,
     /// Smallest and largest rowid emitted (table trees).
     pub min_rowid: Option<i64>,
     pub max_rowid: Option<i64>,
@@ -93,6 +101,10 @@ pub struct Walker<'a> {
     claimed: Option<Vec<u32>>,
     /// Bytes of the current page that came from the file (less than a page when truncated).
     valid_len: usize,
+    /// Signs of damage on the current page: its rows' values may not be what was written.
+    anomalies: u32,
+    /// Text in a UTF-8 database must be valid UTF-8; a flipped high bit usually breaks it.
+    check_utf8: bool,
     interrupt: &'a dyn Fn() -> bool,
 }
 
@@ -139,6 +151,8 @@ impl<'a> Walker<'a> {
             bar,
             claimed: None,
             valid_len: 0,
+            anomalies: 0,
+            check_utf8: pf.geometry().encoding == Some(crate::format::TextEncoding::Utf8),
             interrupt,
         }
     }
@@ -293,7 +307,14 @@ impl<'a> Walker<'a> {
         self.claim(map, frame.pgno, claim_as, owner);
         stats.pages += 1;
         if page.kind.is_leaf() || page.kind == PageKind::IndexInterior {
+            let rows_before = stats.rows;
             self.emit_cells(&page, map, owner, sink, frame, stats)?;
+            if self.anomalies > 0 {
+                stats.suspect_rows += stats.rows - rows_before;
+                if stats.suspect_pages.len() < MAX_LISTED_PAGES {
+                    stats.suspect_pages.push(frame.pgno);
+                }
+            }
         }
         if !page.kind.is_leaf() {
             push_children(&page, frame, stack);
@@ -304,6 +325,7 @@ impl<'a> Walker<'a> {
     /// A page belongs where the walk found it when most of its keys fall inside the bounds
     /// its parent gives and most of its records have a shape the tree's table can hold.
     fn belongs(&mut self, page: &BtreePage<'_>, frame: &Frame, shape: ShapeCheck<'_>) -> bool {
+        self.anomalies = u32::from(!page.freeblocks_are_sane());
         if page.cell_count == 0 {
             return true;
         }
@@ -328,6 +350,7 @@ impl<'a> Walker<'a> {
                 bad += 1;
             }
         }
+        self.anomalies += bad;
         good >= bad
     }
 
@@ -357,6 +380,8 @@ impl<'a> Walker<'a> {
             .filter(|i| page.cell_offset(*i).is_none())
             .count();
         stats.bad_cells += bad_pointers.saturating_sub(carved.len()) as u64;
+        self.anomalies += (bad_pointers + carved.len()) as u32;
+        let mut last_rowid: Option<i64> = None;
         let listed = (0..page.cell_count)
             .filter_map(|i| page.cell_offset(i).map(|off| (i, cell::parse(page, off))));
         let extra = carved.iter().enumerate().map(|(k, &off)| {
@@ -372,6 +397,7 @@ impl<'a> Walker<'a> {
                 Ok(Cell::TableInterior { .. }) => continue,
                 Err(_) => {
                     stats.bad_cells += 1;
+                    self.anomalies += 1;
                     continue;
                 }
             };
@@ -393,6 +419,18 @@ impl<'a> Walker<'a> {
                     continue;
                 }
             };
+            if !decoded.exact_length && broken.is_none() && decoded.complete {
+                self.anomalies += 1;
+            }
+            if let (Some(r), Some(prev)) = (rowid, last_rowid) {
+                if r <= prev {
+                    self.anomalies += 1;
+                }
+            }
+            last_rowid = rowid.or(last_rowid);
+            if self.check_utf8 && has_invalid_text(payload_bytes, &self.fields) {
+                self.anomalies += 1;
+            }
             let complete = decoded.complete && broken.is_none();
             if !complete {
                 stats.incomplete_rows += 1;
@@ -448,6 +486,13 @@ impl<'a> Walker<'a> {
         self.ovf = ovf;
         broken
     }
+}
+
+fn has_invalid_text(payload: &[u8], fields: &[Field]) -> bool {
+    fields.iter().any(|f| match f.value(payload) {
+        record::Value::Text(t) => std::str::from_utf8(t).is_err(),
+        _ => false,
+    })
 }
 
 /// Offset just past a cell's local payload (and its overflow pointer) within the page.

@@ -68,6 +68,11 @@ pub enum Command {
         /// Also export rows found on free pages (deleted rows) into a table `freelist_rows`.
         #[arg(long)]
         include_freelist: bool,
+        /// A healthy database with the same schema (a fresh database your application
+        /// migrated, or an old backup): tables whose schema rows were destroyed are rebuilt
+        /// from it and their rows put back where the evidence matches.
+        #[arg(long, value_name = "DB")]
+        schema_from: Option<PathBuf>,
     },
     /// Compare row counts per table between a (possibly damaged) source and a recovered copy.
     Diff { source: PathBuf, recovered: PathBuf },
@@ -115,6 +120,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             dry_run,
             allow_changing,
             include_freelist,
+            schema_from,
         } => {
             let opts = incident::RecoverCommand {
                 db,
@@ -123,6 +129,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 dry_run,
                 allow_changing,
                 include_freelist,
+                schema_from,
                 progress,
             };
             emit(&incident::run(&opts)?, &cli.output)

@@ -21,6 +21,8 @@ pub struct RecoverCommand {
     pub dry_run: bool,
     pub allow_changing: bool,
     pub include_freelist: bool,
+    /// A healthy database with the same schema, for tables whose schema rows were lost.
+    pub schema_from: Option<PathBuf>,
     pub progress: Progress,
 }
 
@@ -239,6 +241,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     };
     let options = recover::Options {
         include_freelist: cmd.include_freelist,
+        schema_from: cmd.schema_from.clone(),
         progress: cmd.progress,
     };
     let engine = recover::recover(&snap_db, &out, &options)?;

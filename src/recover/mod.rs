@@ -39,6 +39,8 @@ fn interrupted() -> bool {
 pub struct Options {
     /// Also export rows found on free pages (deleted rows) into `freelist_rows`.
     pub include_freelist: bool,
+    /// A healthy database with the same schema, for tables whose schema rows were lost.
+    pub schema_from: Option<PathBuf>,
     pub progress: Progress,
 }
 
@@ -211,7 +213,12 @@ impl Engine<'_> {
         let bar = options
             .progress
             .pages("recovering", u64::from(pf.page_count()));
-        let (entries, encoding) = read_schema(pf, &mut map, &mut owners, bar.clone())?;
+        let (mut entries, encoding) = read_schema(pf, &mut map, &mut owners, bar.clone())?;
+        if let Some(reference) = &options.schema_from {
+            let extra = schema::reference_entries(reference, &entries)
+                .map_err(|e| Error::unusable(reference, format!("cannot read its schema: {e}")))?;
+            entries.extend(extra);
+        }
         if pf.geometry().encoding.is_none() {
             pf.set_encoding(encoding, true);
         }
@@ -313,6 +320,17 @@ impl Engine<'_> {
         } else {
             TreeKind::Table
         };
+        if table.root == 0 {
+            // Known only from the reference schema: its whole tree is a hole for orphans to fill.
+            rep.holes.push(Hole {
+                lo: None,
+                hi: None,
+                page: 0,
+                parent: None,
+                reason: "its schema row was lost; columns taken from --schema-from".into(),
+            });
+            return Ok(rep);
+        }
         let encoding = self.encoding;
         let fits = |_rowid: Option<i64>, types: &[u64]| table.fits(types);
         let stats = walker.walk(
@@ -651,7 +669,7 @@ fn create_objects(
     }
     let virtual_tables: Vec<&SchemaEntry> = entries
         .iter()
-        .filter(|e| e.kind == "table" && e.rootpage == 0 && e.sql.is_some())
+        .filter(|e| e.kind == "table" && e.rootpage == 0 && !e.from_reference && e.sql.is_some())
         .collect();
     if !virtual_tables.is_empty() {
         conn.execute_batch("PRAGMA writable_schema = ON")

@@ -15,6 +15,10 @@ pub struct SchemaEntry {
     pub tbl_name: String,
     pub rootpage: i64,
     pub sql: Option<String>,
+    /// The row was lost from this file and taken from a reference schema (--schema-from):
+    /// the table's root page is unknown, its rows can only come back from orphan pages.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_reference: bool,
 }
 
 /// How a column's declared type makes SQLite store values (its affinity).
@@ -135,6 +139,7 @@ pub fn entry_from_record(
         } else {
             Some(text(&fields[4])?)
         },
+        from_reference: false,
     })
 }
 
@@ -146,6 +151,40 @@ pub fn sniff_encoding(text: &[u8]) -> TextEncoding {
         [0, b, ..] if b.is_ascii_alphabetic() => TextEncoding::Utf16be,
         _ => TextEncoding::Utf8,
     }
+}
+
+/// Schema rows of a healthy database with the same schema (a fresh database the application
+/// migrated, or an old backup), for the objects this file's schema lost.
+pub fn reference_entries(
+    path: &std::path::Path,
+    have: &[SchemaEntry],
+) -> rusqlite::Result<Vec<SchemaEntry>> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare(
+        "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SchemaEntry {
+            kind: r.get(0)?,
+            name: r.get(1)?,
+            tbl_name: r.get(2)?,
+            rootpage: 0,
+            sql: r.get(3)?,
+            from_reference: true,
+        })
+    })?;
+    let mut out = Vec::new();
+    for e in rows {
+        let e = e?;
+        let is_virtual = e.kind == "table"
+            && e.sql
+                .as_deref()
+                .is_some_and(|s| s.to_ascii_uppercase().starts_with("CREATE VIRTUAL"));
+        if !is_virtual && !have.iter().any(|h| h.name == e.name) {
+            out.push(e);
+        }
+    }
+    Ok(out)
 }
 
 /// Columns of the internal tables whose CREATE statements SQLite will not run for us.
@@ -181,7 +220,7 @@ pub fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntry, Stri
             ));
             continue;
         };
-        if root == 0 {
+        if root == 0 && !entry.from_reference {
             continue; // a virtual table: its rows live in its shadow tables
         }
         if let Some(cols) = internal_columns(&entry.name) {
@@ -303,6 +342,7 @@ mod tests {
             tbl_name: name.into(),
             rootpage: 2,
             sql: Some(sql.into()),
+            from_reference: false,
         }
     }
 

@@ -356,7 +356,10 @@ fn copy_one(
     let after_path = std::fs::symlink_metadata(&src.path).ok();
     let mut changed = None;
     if Stat::of(&after_open) != src.stat || size != src.stat.size {
-        changed = Some(format!("{} changed while it was copied", src.path.display()));
+        changed = Some(format!(
+            "{} changed while it was copied",
+            src.path.display()
+        ));
     } else if after_path.map(|m| Stat::of(&m)) != Some(src.stat) && src.role != "db" {
         changed = Some(format!("{} was replaced", src.path.display()));
     }
@@ -541,10 +544,7 @@ mod tests {
         let full = tmp.path().join("full");
         std::fs::create_dir(&full).unwrap();
         std::fs::write(full.join("x"), b"x").unwrap();
-        assert!(matches!(
-            take(&db, &full, &opts()),
-            Err(Error::Refused(_))
-        ));
+        assert!(matches!(take(&db, &full, &opts()), Err(Error::Refused(_))));
         // A symlinked sidecar is refused, and the folders made for it are removed again.
         std::os::unix::fs::symlink(&full, sidecar(&db, "-wal")).unwrap();
         let into = tmp.path().join("new/snap");

@@ -49,8 +49,11 @@ fn wal_db(dir: &Path) -> PathBuf {
     )
     .unwrap();
     for i in 0..200 {
-        conn.execute("INSERT INTO t(v) VALUES (?1)", [format!("original row {i}")])
-            .unwrap();
+        conn.execute(
+            "INSERT INTO t(v) VALUES (?1)",
+            [format!("original row {i}")],
+        )
+        .unwrap();
     }
     let db = dir.join("app.db");
     for suffix in ["", "-wal", "-shm"] {
@@ -122,7 +125,10 @@ fn check_restored_and_undo(
             "{suffix} left beside the restored database"
         );
     }
-    assert_eq!(std::fs::read(db).unwrap(), std::fs::read(recovered).unwrap());
+    assert_eq!(
+        std::fs::read(db).unwrap(),
+        std::fs::read(recovered).unwrap()
+    );
 
     let backup_dir = PathBuf::from(report["backup_dir"].as_str().unwrap());
     if let Some(expected) = expected_backup_dir {
@@ -176,13 +182,16 @@ fn check_restored_and_undo(
         .status()
         .unwrap();
     assert!(status.success(), "undo failed: {undo}");
-    let after: BTreeMap<String, String> = fingerprint(db)
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
+    let after: BTreeMap<String, String> =
+        fingerprint(db).into_iter().map(|(k, v)| (k, v.0)).collect();
+    let expected: BTreeMap<String, String> = before
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
         .collect();
-    let expected: BTreeMap<String, String> =
-        before.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-    assert_eq!(after, expected, "undo did not restore the originals byte for byte");
+    assert_eq!(
+        after, expected,
+        "undo did not restore the originals byte for byte"
+    );
 }
 
 #[test]
@@ -266,7 +275,8 @@ fn backup_on_another_filesystem_is_copied_and_verified() {
         eprintln!("skipped: no /dev/shm");
         return;
     };
-    if std::fs::metadata(other.path()).unwrap().dev() == std::fs::metadata(dir.path()).unwrap().dev()
+    if std::fs::metadata(other.path()).unwrap().dev()
+        == std::fs::metadata(dir.path()).unwrap().dev()
     {
         eprintln!("skipped: /dev/shm is on the same filesystem as the temp dir");
         return;
@@ -367,7 +377,11 @@ fn refused_while_open(read_transaction: bool, expect_lock: &str) {
     assert!(stderr.contains(expect_lock), "{stderr}");
     assert!(stderr.contains(&format!("pid {pid}")), "{stderr}");
     assert!(stderr.contains("fuser"), "{stderr}");
-    assert_eq!(fingerprint(&db), before, "refused restore changed the files");
+    assert_eq!(
+        fingerprint(&db),
+        before,
+        "refused restore changed the files"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .flatten()
@@ -460,7 +474,10 @@ fn refuses_a_recovered_file_that_fails_integrity_check_unless_forced() {
         ],
     );
     assert_eq!(report["integrity_ok"], false);
-    assert_eq!(std::fs::read(&db).unwrap(), std::fs::read(&damaged).unwrap());
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        std::fs::read(&damaged).unwrap()
+    );
     for suffix in SIDECARS {
         assert!(!side(&db, suffix).exists());
     }

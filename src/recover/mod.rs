@@ -130,6 +130,8 @@ pub struct Report {
     pub foreign_key_violations: u64,
     #[serde(skip)]
     pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
+    /// Seconds spent reading and loading rows, building indexes, verifying.
+    pub timings: BTreeMap<String, f64>,
 }
 
 /// The final status and owner of every page (for damage maps); owners index `owners`.
@@ -208,6 +210,13 @@ struct Engine<'a> {
 
 impl Engine<'_> {
     fn run(pf: &mut PageFile, tmp: &Path, options: &Options) -> Result<Report> {
+        let started = std::time::Instant::now();
+        let mut timings = BTreeMap::new();
+        let mut lap = |name: &str, since: &mut std::time::Instant| {
+            timings.insert(name.to_string(), since.elapsed().as_secs_f64());
+            *since = std::time::Instant::now();
+        };
+        let mut since = started;
         let mut map = PageMap::new(pf.page_count());
         let mut owners = Owners { names: Vec::new() };
         let bar = options
@@ -259,8 +268,10 @@ impl Engine<'_> {
         }
         writer.commit()?;
         bar.finish_and_clear();
+        lap("rows", &mut since);
         let conn = writer.into_connection();
         let objects = create_objects(&conn, &entries, tmp)?;
+        lap("indexes", &mut since);
         for (t, table) in tables.iter().enumerate() {
             if !table.internal {
                 reports[t].recovered_rows = count_rows(&conn, &table.name);
@@ -273,6 +284,7 @@ impl Engine<'_> {
             })
             .unwrap_or(0) as u64;
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
+        lap("verify", &mut since);
         let conflict_rows = reports.iter().map(|r| r.conflict_rows).sum();
         let page_map = PageMapSnapshot {
             owners: engine.owners.names.clone(),
@@ -296,6 +308,7 @@ impl Engine<'_> {
             integrity,
             foreign_key_violations,
             page_map: Some(std::sync::Arc::new(page_map)),
+            timings,
         })
     }
 

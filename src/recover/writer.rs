@@ -151,7 +151,7 @@ impl Writer {
         let sql = |e| Error::sqlite(path, e);
         conn.execute_batch(&format!(
             "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
-             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536;
              PRAGMA user_version = {}; PRAGMA application_id = {};",
             settings.page_size,
             settings.encoding.pragma_name(),
@@ -225,10 +225,14 @@ impl Writer {
         page: u32,
     ) -> Result<Landed> {
         let n = fields.len().min(table.stored.len());
-        let sql = self.insert_sql(t, table, n);
+        self.prepare_insert_sql(t, table, n);
         let encoding = self.encoding;
+        let sql = self.tables[t].sql_by_fields[n]
+            .as_deref()
+            .unwrap_or_default();
+        let conn = &self.conn;
         let result = (|| -> rusqlite::Result<()> {
-            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut stmt = conn.prepare_cached(sql)?;
             let mut p = 1;
             if !table.without_rowid {
                 stmt.raw_bind_parameter(p, rowid)?;
@@ -266,13 +270,14 @@ impl Writer {
         }
     }
 
-    fn insert_sql(&mut self, t: usize, table: &Table, n: usize) -> String {
+    /// Builds (once) the INSERT statement for `n` record fields of table `t`.
+    fn prepare_insert_sql(&mut self, t: usize, table: &Table, n: usize) {
         let tw = &mut self.tables[t];
         if tw.sql_by_fields.len() <= n {
             tw.sql_by_fields.resize(n + 1, None);
         }
-        if let Some(sql) = &tw.sql_by_fields[n] {
-            return sql.clone();
+        if tw.sql_by_fields[n].is_some() {
+            return;
         }
         let mut cols = Vec::new();
         if !table.without_rowid {
@@ -291,8 +296,7 @@ impl Writer {
             cols.join(", "),
             params.join(", ")
         );
-        tw.sql_by_fields[n] = Some(sql.clone());
-        sql
+        tw.sql_by_fields[n] = Some(sql);
     }
 
     /// A row whose table is unknown, as SQLite's own recovery lays it out.

@@ -410,8 +410,15 @@ fn swap(
         .map_err(|e| Error::io(from, e))?
         .len();
     let bar = opts.progress.bytes("copying", from_len);
-    let (size, sha256) =
-        copy_hashing(from, tmp.as_file_mut(), Some(&bar)).map_err(|e| Error::io(tmp.path(), e))?;
+    let (size, sha256) = match copy_hashing(from, tmp.as_file_mut(), Some(&bar), true) {
+        Ok(h) => h,
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            return Err(Error::Interrupted {
+                path: tmp.path().to_path_buf(),
+            })
+        }
+        Err(e) => return Err(Error::io(tmp.path(), e)),
+    };
     bar.finish_and_clear();
 
     // The restored file gets the original's mode and owner before it becomes visible.
@@ -739,7 +746,7 @@ fn move_file(
         .open(dst)
         .map_err(|e| Error::io(dst, e))?;
     let bar = progress.bytes("moving", len);
-    let copied = copy_hashing(src, &mut out, Some(&bar));
+    let copied = copy_hashing(src, &mut out, Some(&bar), false);
     bar.finish_and_clear();
     let verified = copied
         .and_then(|h| {
@@ -773,17 +780,25 @@ fn move_file(
     Ok((MoveMethod::Copy, Some(hash)))
 }
 
-/// Copies `src` into `out` (from its current position), returning (bytes, sha256).
+/// Copies `src` into `out` (from its current position), returning (bytes, sha256). When
+/// `interruptible`, stops with `ErrorKind::Interrupted` once SIGINT/SIGTERM was received.
 fn copy_hashing(
     src: &Path,
     out: &mut File,
     bar: Option<&indicatif::ProgressBar>,
+    interruptible: bool,
 ) -> std::io::Result<(u64, String)> {
     let mut input = File::open(src)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
+        if interruptible && crate::recover::INTERRUPTED.load(Ordering::Relaxed) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted",
+            ));
+        }
         let n = input.read(&mut buf)?;
         if n == 0 {
             break;

@@ -134,6 +134,13 @@ pub struct IntegrityFacts {
     pub limit_reached: bool,
     /// What SQLite said when it could not open the database or read its schema.
     pub error: Option<String>,
+    /// What SQLite said when the whole-database check stopped part way (it was then run
+    /// table by table).
+    pub aborted: Option<String>,
+    /// Tables whose rows SQLite cannot read to the end.
+    pub unreadable_tables: Vec<String>,
+    /// Indexes SQLite cannot scan, while their table's rows read fine.
+    pub unreadable_indexes: Vec<String>,
     /// Rows reported by `PRAGMA foreign_key_check`, when it was cheap enough to run.
     pub foreign_key_violations: Option<u64>,
 }
@@ -230,6 +237,21 @@ impl Outcome for CheckReport {
         line(format!("integrity_check (at most {} messages)", i.limit));
         if let Some(e) = &i.error {
             line(format!("  SQLite: {e}"));
+        }
+        if let Some(e) = &i.aborted {
+            line(format!("  stopped part way ({e}); checked table by table"));
+        }
+        if !i.unreadable_tables.is_empty() {
+            line(format!(
+                "  tables SQLite cannot read to the end: {}",
+                i.unreadable_tables.join(", ")
+            ));
+        }
+        if !i.unreadable_indexes.is_empty() {
+            line(format!(
+                "  indexes SQLite cannot scan: {}",
+                i.unreadable_indexes.join(", ")
+            ));
         }
         if i.ok {
             line("  ok".into());
@@ -523,29 +545,24 @@ fn run_sqlite(
             return (facts, objects, Some(conn));
         }
     }
-    let run = conn
-        .prepare(&format!("PRAGMA integrity_check({limit})"))
-        .and_then(|mut stmt| {
-            let rows = stmt.query_map([], |r| r.get::<_, Option<String>>(0))?;
-            rows.collect::<rusqlite::Result<Vec<Option<String>>>>()
-        });
-    match run {
-        Ok(rows) => {
+    match collect_rows(&conn, &format!("PRAGMA integrity_check({limit})"), limit) {
+        (rows, None) => {
             facts.ran = true;
-            let rows: Vec<String> = rows.into_iter().flatten().collect();
             if rows.len() == 1 && rows[0] == "ok" {
                 facts.ok = true;
             } else {
                 facts.limit_reached = rows.len() >= limit as usize;
-                facts.messages = rows
-                    .iter()
-                    .flat_map(|r| r.lines())
-                    .filter(|l| !l.starts_with("*** in database"))
-                    .map(str::to_string)
-                    .collect();
+                facts.messages = rows;
             }
         }
-        Err(e) => facts.error = Some(e.to_string()),
+        (_, Some(e)) => {
+            // integrity_check stops at the first page it cannot read while it scans rows.
+            // Run it table by table (which finds the same messages again), and find out
+            // which tables and indexes cannot be read.
+            facts.aborted = Some(e);
+            per_table_check(&conn, &objects, limit, &mut facts);
+            facts.ran = true;
+        }
     }
     if facts.ran && file_size <= FK_CHECK_MAX_BYTES {
         facts.foreign_key_violations = conn
@@ -558,12 +575,144 @@ fn run_sqlite(
     (facts, objects, Some(conn))
 }
 
+/// Runs a query whose rows are one text column, keeping at most `limit` rows (split into
+/// lines, without the "*** in database main ***" banner) and the error that stopped it.
+fn collect_rows(conn: &Connection, sql: &str, limit: u32) -> (Vec<String>, Option<String>) {
+    let mut out = Vec::new();
+    let mut stmt = match conn.prepare(sql) {
+        Ok(s) => s,
+        Err(e) => return (out, Some(e.to_string())),
+    };
+    let mut rows = match stmt.query([]) {
+        Ok(r) => r,
+        Err(e) => return (out, Some(e.to_string())),
+    };
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => {
+                if let Ok(Some(text)) = row.get::<_, Option<String>>(0) {
+                    for l in text.lines() {
+                        if !l.starts_with("*** in database") && out.len() < limit as usize {
+                            out.push(l.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e.to_string())),
+        }
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether every row of `sql` can be stepped through, every column decoded.
+fn reads_to_the_end(conn: &Connection, sql: &str) -> bool {
+    let Ok(mut stmt) = conn.prepare(sql) else {
+        return false;
+    };
+    let columns = stmt.column_count();
+    let Ok(mut rows) = stmt.query([]) else {
+        return false;
+    };
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => {
+                for i in 0..columns {
+                    if row.get_ref(i).is_err() {
+                        return false;
+                    }
+                }
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Scans an index b-tree alone, through a query its columns cover.
+fn index_reads(conn: &Connection, table: &str, index: &str) -> Option<bool> {
+    let columns: Vec<Option<String>> = conn
+        .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+        .and_then(|mut s| {
+            s.query_map([index], |r| r.get::<_, Option<String>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ok()?;
+    // Expression indexes cannot be forced this way.
+    let columns: Vec<String> = columns.into_iter().collect::<Option<Vec<_>>>()?;
+    let first = columns.first()?;
+    let sql = format!(
+        "SELECT {} FROM {} INDEXED BY {} WHERE {} IS NULL OR {} IS NOT NULL",
+        columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quote_ident(table),
+        quote_ident(index),
+        quote_ident(first),
+        quote_ident(first)
+    );
+    Some(reads_to_the_end(conn, &sql))
+}
+
+fn per_table_check(conn: &Connection, objects: &[Object], limit: u32, facts: &mut IntegrityFacts) {
+    for t in objects
+        .iter()
+        .filter(|o| o.kind == "table" && o.name != "sqlite_schema")
+    {
+        let room = limit.saturating_sub(facts.messages.len() as u32).max(1);
+        let sql = format!("PRAGMA integrity_check({})", quote_ident(&t.name));
+        let (rows, stopped) = collect_rows(conn, &sql, room);
+        for r in rows.into_iter().filter(|r| r != "ok").take(room as usize) {
+            if !facts.messages.contains(&r) {
+                facts.messages.push(r);
+            }
+        }
+        if stopped.is_none() {
+            continue;
+        }
+        let scan = format!("SELECT * FROM {} NOT INDEXED", quote_ident(&t.name));
+        if !reads_to_the_end(conn, &scan) {
+            facts.unreadable_tables.push(t.name.clone());
+            continue;
+        }
+        let indexes: Vec<&Object> = objects
+            .iter()
+            .filter(|o| o.kind == "index" && o.table == t.name)
+            .collect();
+        let broken: Vec<String> = indexes
+            .iter()
+            .filter(|i| index_reads(conn, &t.name, &i.name) != Some(true))
+            .map(|i| i.name.clone())
+            .collect();
+        if broken.is_empty() {
+            // Neither the rows nor the indexes fail on their own: blame the table.
+            facts.unreadable_tables.push(t.name.clone());
+        } else {
+            facts.unreadable_indexes.extend(broken);
+        }
+    }
+    facts.limit_reached = facts.messages.len() >= limit as usize;
+}
+
 /// What one integrity_check message is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Concern {
-    Index { index: String, table: String },
+    Index {
+        index: String,
+        table: String,
+    },
     Table(String),
     Freelist,
+    /// "Page N: never used": a page no tree and no freelist claims. A consequence when a
+    /// tree is cut off above it; freelist damage when nothing else is wrong.
+    Unreferenced,
+    /// SQLite's bare "database disk image is malformed", which names nothing.
+    Generic,
     Unknown,
 }
 
@@ -610,8 +759,14 @@ fn concern_of(msg: &str, objects: &[Object], owners: &HashMap<u32, String>) -> C
         }
     }
     let lower = msg.to_ascii_lowercase();
-    if lower.contains("freelist") || lower.contains("never used") {
+    if lower.contains("never used") {
+        return Concern::Unreferenced;
+    }
+    if lower.contains("freelist") {
         return Concern::Freelist;
+    }
+    if lower.trim() == "database disk image is malformed" {
+        return Concern::Generic;
     }
     if let Some(root) = number_after(msg, "Tree ") {
         if let Some(o) = objects.iter().find(|o| o.rootpage == root) {
@@ -764,7 +919,17 @@ fn classify(
             ));
         }
     }
-    if integrity.messages.is_empty() {
+    if integrity.messages.is_empty()
+        && integrity.unreadable_tables.is_empty()
+        && integrity.unreadable_indexes.is_empty()
+    {
+        if let Some(e) = &integrity.aborted {
+            out.push(finding(
+                "other",
+                format!("integrity_check stopped: {e}"),
+                true,
+            ));
+        }
         return out;
     }
 
@@ -787,15 +952,33 @@ fn classify(
     let structure = lower
         .iter()
         .any(|m| m.contains("2nd reference to page") || m.contains("child page depth differs"));
-    let concerns: Vec<Concern> = integrity
+    let mut concerns: Vec<Concern> = integrity
         .messages
         .iter()
         .map(|m| concern_of(m, objects, &owners))
         .collect();
+    concerns.extend(
+        integrity
+            .unreadable_tables
+            .iter()
+            .map(|t| Concern::Table(t.clone())),
+    );
+    concerns.extend(integrity.unreadable_indexes.iter().map(|i| {
+        Concern::Index {
+            index: i.clone(),
+            table: objects
+                .iter()
+                .find(|o| &o.name == i)
+                .map(|o| o.table.clone())
+                .unwrap_or_default(),
+        }
+    }));
     let mut tables = BTreeSet::new();
     let mut indexes = BTreeSet::new();
     let mut index_tables = BTreeSet::new();
     let mut freelist = false;
+    let mut unreferenced = false;
+    let mut generic = false;
     let mut unknown = 0usize;
     for c in &concerns {
         match c {
@@ -809,6 +992,8 @@ fn classify(
                 tables.insert(t.clone());
             }
             Concern::Freelist => freelist = true,
+            Concern::Unreferenced => unreferenced = true,
+            Concern::Generic => generic = true,
             Concern::Unknown => unknown += 1,
         }
     }
@@ -820,6 +1005,15 @@ fn classify(
         );
         f.tables = tables.iter().cloned().collect();
         out.push(f);
+    }
+    // Pages cut off from a damaged tree show up as "never used": a consequence, not a cause.
+    let something_named =
+        structure || freelist || unknown > 0 || !tables.is_empty() || !indexes.is_empty();
+    if unreferenced && !something_named {
+        freelist = true;
+    }
+    if generic && !something_named && !freelist {
+        unknown += 1;
     }
     let index_only = !structure && !freelist && unknown == 0 && tables.is_empty();
     if index_only && !indexes.is_empty() {

@@ -527,3 +527,52 @@ fn from_must_not_be_the_database_itself() {
         .code(2);
     assert_eq!(fingerprint(&db), before);
 }
+
+#[test]
+fn refuses_to_overwrite_a_file_in_the_backup_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let recovered = dir.path().join("recovered.sqlite3");
+    recovered_db(&recovered, 2);
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    std::fs::write(backup.join("app.db-wal"), "someone else's file").unwrap();
+    let before = fingerprint(&db);
+    bin()
+        .arg("restore")
+        .arg(&db)
+        .arg("--from")
+        .arg(&recovered)
+        .arg("--backup-dir")
+        .arg(&backup)
+        .assert()
+        .code(4);
+    assert_eq!(fingerprint(&db), before);
+    assert_eq!(
+        std::fs::read_to_string(backup.join("app.db-wal")).unwrap(),
+        "someone else's file"
+    );
+    assert!(!backup.join("app.db").exists());
+}
+
+#[test]
+fn the_restored_file_keeps_the_original_owner_when_run_as_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: not root, cannot give files away");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    std::os::unix::fs::chown(&db, Some(4321), Some(4322)).unwrap();
+    let recovered = dir.path().join("recovered.sqlite3");
+    recovered_db(&recovered, 2);
+    let report = restore_json(
+        dir.path(),
+        &[db.as_os_str(), "--from".as_ref(), recovered.as_os_str()],
+    );
+    let meta = std::fs::metadata(&db).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
+    assert_eq!(report["restored"]["uid"], 4321);
+    assert!(report["warnings"].as_array().unwrap().is_empty());
+}

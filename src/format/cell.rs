@@ -185,15 +185,55 @@ pub fn cell_len(page: &BtreePage<'_>, offset: usize) -> Option<usize> {
 /// array is damaged: SQLite packs cells there, with freeblocks (listed in their own chain)
 /// between them. Returns the offsets of cells no valid pointer names, in page order.
 pub fn carve(page: &BtreePage<'_>) -> Vec<usize> {
-    let known: Vec<usize> = (0..page.cell_count)
-        .filter_map(|i| page.cell_offset(i))
-        .collect();
-    if known.len() == usize::from(page.cell_count) {
+    let mut known = vec![false; page.usable];
+    let mut listed = 0;
+    for offset in (0..page.cell_count).filter_map(|i| page.cell_offset(i)) {
+        known[offset] = true;
+        listed += 1;
+    }
+    if listed == usize::from(page.cell_count) {
         return Vec::new();
     }
+    let free = freeblocks(page);
+    let mut next_free = 0;
+    let mut out = Vec::new();
+    let mut at = (page.content_start as usize).max(page.pointers_end());
+    let mut misses = 0;
+    let mut fields = Vec::new();
+    // Each miss costs at most one record header; a budget keeps a hostile page linear.
+    while at < page.usable && misses < MAX_CARVE_MISSES {
+        while next_free < free.len() && free[next_free].0 < at {
+            next_free += 1;
+        }
+        if let Some(&(start, size)) = free.get(next_free).filter(|(start, _)| *start == at) {
+            at = start + size;
+            continue;
+        }
+        match cell_len(page, at).filter(|_| plausible_cell(page, at, &mut fields)) {
+            Some(len) if len > 0 => {
+                if !known[at] {
+                    out.push(at);
+                }
+                at += len;
+            }
+            // Not a cell boundary (a fragment, or damage): try the next byte.
+            _ => {
+                at += 1;
+                misses += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Failed carving attempts allowed per page.
+const MAX_CARVE_MISSES: usize = 4096;
+
+/// The freeblock chain as (start, size), in page order, stopping where it stops moving forward.
+fn freeblocks(page: &BtreePage<'_>) -> Vec<(usize, usize)> {
     let mut free = Vec::new();
     let mut at = usize::from(page.first_freeblock);
-    while at != 0 && free.len() < page.usable / 4 && at + 4 <= page.usable {
+    while at != 0 && at + 4 <= page.usable {
         let size = usize::from(super::be_u16(page.data, at + 2).unwrap_or(0));
         free.push((at, size.max(4)));
         let next = usize::from(super::be_u16(page.data, at).unwrap_or(0));
@@ -202,26 +242,7 @@ pub fn carve(page: &BtreePage<'_>) -> Vec<usize> {
         }
         at = next;
     }
-    let mut out = Vec::new();
-    let mut at = (page.content_start as usize).max(page.pointers_end());
-    let mut fields = Vec::new();
-    while at < page.usable && out.len() < page.usable / 4 {
-        if let Some((_, size)) = free.iter().find(|(start, _)| *start == at) {
-            at += size;
-            continue;
-        }
-        match cell_len(page, at).filter(|_| plausible_cell(page, at, &mut fields)) {
-            Some(len) if len > 0 => {
-                if !known.contains(&at) {
-                    out.push(at);
-                }
-                at += len;
-            }
-            // Not a cell boundary (a fragment, or damage): try the next byte.
-            _ => at += 1,
-        }
-    }
-    out
+    free
 }
 
 /// A carved cell must hold a record that decodes to exactly its payload's length.

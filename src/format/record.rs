@@ -50,6 +50,10 @@ pub struct Decoded {
     pub first_missing: Option<(usize, usize)>,
 }
 
+/// SQLite cannot make a record with more fields than this (its hard column limit, plus one
+/// for an index's rowid): a header that says more is damage.
+pub const MAX_FIELDS: usize = 32768;
+
 /// Bytes a value of this serial type occupies in the body.
 pub fn serial_type_len(serial: u64) -> Option<u64> {
     Some(match serial {
@@ -159,6 +163,9 @@ pub fn decode_fields(payload: &[u8], out: &mut Vec<Field>) -> Result<Decoded, Re
             return Err(RecordError::BadHeader);
         }
         at = next;
+        if out.len() >= MAX_FIELDS {
+            return Err(RecordError::BadHeader);
+        }
         let len = serial_type_len(serial).ok_or(RecordError::ReservedSerialType)?;
         let end = (body as u64).saturating_add(len);
         let end = usize::try_from(end).unwrap_or(usize::MAX);
@@ -200,7 +207,7 @@ pub fn serial_types(payload: &[u8], out: &mut Vec<u64>) -> Result<(), RecordErro
     }
     while at < header_len {
         let (serial, next) = varint::read_at(payload, at).ok_or(RecordError::BadHeader)?;
-        if next > header_len || serial_type_len(serial).is_none() {
+        if next > header_len || serial_type_len(serial).is_none() || out.len() >= MAX_FIELDS {
             return Err(RecordError::BadHeader);
         }
         out.push(serial);

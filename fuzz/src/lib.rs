@@ -1,0 +1,254 @@
+//! What each fuzz target does with its input, kept apart from the `fuzz_target!` wrappers so
+//! the same code paths can be replayed by ordinary tests (`tests/hostile.rs` and
+//! `tests/fuzz_regressions.rs` include this file with `#[path]`).
+//!
+//! Every function takes arbitrary bytes and must return without panicking, hanging or
+//! allocating more than a small multiple of the input (or of the 64 KiB page-size bound).
+
+use sqlite_rescue::format::cell::{self, Cell};
+use sqlite_rescue::format::header::{decode_page_size, Header};
+use sqlite_rescue::format::page::BtreePage;
+use sqlite_rescue::format::record::{self, Field};
+use sqlite_rescue::format::wal::{self, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
+use sqlite_rescue::format::{freelist, overflow, ptrmap, varint, TextEncoding};
+use sqlite_rescue::pagefile;
+
+/// Reserved-bytes choices for `decode_page`, picked by the top three bits of its control byte.
+const RESERVED: [usize; 8] = [0, 1, 4, 8, 16, 32, 64, 255];
+
+/// The page size a control byte asks for: its low four bits 1..=8 pick 512 << (n - 1); any
+/// other value means "the rest of the input is the page, whatever its length" (up to 64 KiB).
+pub fn page_size_from(ctl: u8, rest_len: usize) -> usize {
+    match ctl & 0x0f {
+        n @ 1..=8 => 256 << n,
+        _ => rest_len.min(65536),
+    }
+}
+
+/// Builds a page image from `ctl` and `rest` (cut or zero-padded to the chosen size) and
+/// returns it with the header offset and usable size the control byte selects.
+pub fn page_from_input(data: &[u8]) -> Option<(Vec<u8>, usize, usize)> {
+    let (&ctl, rest) = data.split_first()?;
+    let size = page_size_from(ctl, rest.len());
+    let mut page = rest[..rest.len().min(size)].to_vec();
+    page.resize(size, 0);
+    let header_offset = if ctl & 0x10 != 0 { 100 } else { 0 };
+    let usable = size.saturating_sub(RESERVED[usize::from(ctl >> 5)]);
+    Some((page, header_offset, usable))
+}
+
+/// Decodes one record's payload every way the engine does.
+fn decode_payload(payload: &[u8], fields: &mut Vec<Field>, types: &mut Vec<u64>) {
+    if let Ok(d) = record::decode_fields(payload, fields) {
+        assert_eq!(d.fields, fields.len());
+        for f in fields.iter() {
+            if let record::Value::Text(t) = f.value(payload) {
+                for enc in [
+                    TextEncoding::Utf8,
+                    TextEncoding::Utf16le,
+                    TextEncoding::Utf16be,
+                ] {
+                    let _ = enc.to_utf8(t);
+                }
+            }
+        }
+    }
+    let _ = record::serial_types(payload, types);
+}
+
+/// Target `decode_page`: page header, cell pointers, every cell, carving of the content
+/// area, the record in every local payload, and the same bytes read as the other page kinds
+/// (overflow, freelist trunk, pointer map).
+pub fn decode_page(data: &[u8]) {
+    let Some((page, header_offset, usable)) = page_from_input(data) else {
+        return;
+    };
+    let mut fields = Vec::new();
+    let mut types = Vec::new();
+    let _ = pagefile::looks_like_btree_page(&page, header_offset);
+    let _ = BtreePage::parse_strict(&page, header_offset, usable);
+    if let Ok(p) = BtreePage::parse(&page, header_offset, usable) {
+        let _ = p.freeblocks_are_sane();
+        for (_, c) in cell::cells(&p) {
+            match c {
+                Ok(Cell::TableLeaf { payload, .. })
+                | Ok(Cell::IndexLeaf { payload })
+                | Ok(Cell::IndexInterior { payload, .. }) => {
+                    assert!(payload.local.len() as u64 <= payload.total);
+                    decode_payload(payload.local, &mut fields, &mut types);
+                    let local = payload.local.len();
+                    let _ = overflow::pages_needed(payload.total, local, usable);
+                }
+                Ok(Cell::TableInterior { .. }) | Err(_) => {}
+            }
+        }
+        for i in 0..p.cell_count {
+            if let Some(off) = p.cell_offset(i) {
+                if let Some(len) = cell::cell_len(&p, off) {
+                    assert!(off + len <= page.len());
+                }
+            }
+        }
+        for off in cell::carve(&p) {
+            assert!(off < p.usable);
+            if let Ok(
+                Cell::TableLeaf { payload, .. }
+                | Cell::IndexLeaf { payload }
+                | Cell::IndexInterior { payload, .. },
+            ) = cell::parse(&p, off)
+            {
+                decode_payload(payload.local, &mut fields, &mut types);
+            }
+        }
+    }
+    let _ = overflow::split(&page, usable);
+    let _ = freelist::parse_trunk(&page, usable);
+    for index in 0..(usable / 5).min(64) {
+        let _ = ptrmap::entry(&page, index);
+    }
+    let pgno = sqlite_rescue::format::be_u32(data, 0).unwrap_or(0);
+    let _ = ptrmap::locate(pgno, usable);
+    let _ = ptrmap::is_ptrmap_page(pgno, usable);
+}
+
+/// Target `record`: a record payload decoded field by field and as bare serial types,
+/// and the bytes read as varints.
+pub fn record(data: &[u8]) {
+    let mut fields = Vec::new();
+    let mut types = Vec::new();
+    decode_payload(data, &mut fields, &mut types);
+    let mut values = Vec::new();
+    if let Ok(d) = record::decode(data, &mut values) {
+        assert_eq!(values.len(), d.fields);
+        if d.exact_length {
+            assert!(d.complete);
+        }
+    }
+    let mut at = 0;
+    while let Some((v, next)) = varint::read_at(data, at) {
+        assert!(next > at && next - at <= 9);
+        let enc = varint::encode(v);
+        assert_eq!(varint::read(&enc), Some((v, enc.len())));
+        at = next;
+    }
+    for &t in &types {
+        let _ = record::serial_type_len(t);
+    }
+}
+
+/// Target `wal`: the WAL header as given, then (so the frames are reached even when the
+/// header is damaged) a header repaired to pass its checksum, and every frame of the input
+/// chunked at that page size, with the running checksum carried from frame to frame.
+pub fn wal(data: &[u8]) {
+    let header = match WalHeader::parse(data) {
+        Ok(h) => h,
+        Err(_) => {
+            let Some(head) = data.get(..WAL_HEADER_SIZE) else {
+                return;
+            };
+            let mut head = head.to_vec();
+            head[..4].copy_from_slice(&0x377f_0682u32.to_be_bytes());
+            let page_size = 512u32 << (head[11] % 8);
+            head[8..12].copy_from_slice(&page_size.to_be_bytes());
+            let (a, b) = wal::checksum(false, (0, 0), &head[..24]);
+            head[24..28].copy_from_slice(&a.to_be_bytes());
+            head[28..32].copy_from_slice(&b.to_be_bytes());
+            WalHeader::parse(&head).expect("a repaired WAL header parses")
+        }
+    };
+    assert!(header.frame_size() > FRAME_HEADER_SIZE as u64);
+    let mut sum = header.checksum;
+    let frames = data.get(WAL_HEADER_SIZE..).unwrap_or(&[]);
+    for frame in frames.chunks(header.frame_size() as usize) {
+        let (fh, page) = frame.split_at(frame.len().min(FRAME_HEADER_SIZE));
+        let _ = wal::FrameHeader::parse(fh);
+        // Also check the frame from a running checksum that is certainly wrong.
+        let _ = wal::check_frame(&header, (sum.1, sum.0), fh, page);
+        match wal::check_frame(&header, sum, fh, page) {
+            Some((frame_header, next)) => {
+                assert_ne!(frame_header.pgno, 0);
+                sum = next;
+            }
+            None => break,
+        }
+    }
+}
+
+/// Target `header`: the 100-byte header read strictly and leniently, every derived value,
+/// and the page-1 plausibility test used when the page size must be inferred.
+pub fn header(data: &[u8]) {
+    if let Ok(h) = Header::parse(data) {
+        assert_eq!(h, Header::parse_fields(data));
+    }
+    let h = Header::parse_fields(data);
+    let _ = h.problems();
+    let _ = h.usable_size();
+    let _ = h.sqlite_version();
+    let _ = h.journal_mode();
+    let _ = h.page_count_is_valid();
+    let _ = h.text_encoding();
+    if h.page_size != 0 {
+        assert!(h.page_size.is_power_of_two() && (512..=65536).contains(&h.page_size));
+    }
+    let stored = sqlite_rescue::format::be_u16(data, 16).unwrap_or(0);
+    let _ = decode_page_size(stored);
+    let _ = pagefile::looks_like_btree_page(data, 100);
+    let _ = pagefile::looks_like_btree_page(data, 0);
+}
+
+/// Splits an `engine` input into the main file and an optional WAL. The first byte is a
+/// control byte: when odd, the next four bytes (big-endian) give the WAL's length, and the
+/// WAL is that many bytes from the end of the rest (all of it if the length is larger).
+pub fn split_engine_input(data: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let Some((&ctl, rest)) = data.split_first() else {
+        return (&[], None);
+    };
+    if ctl & 1 == 0 {
+        return (rest, None);
+    }
+    let Some(len) = sqlite_rescue::format::be_u32(rest, 0) else {
+        return (rest, None);
+    };
+    let rest = &rest[4..];
+    let cut = rest.len() - rest.len().min(len as usize);
+    (&rest[..cut], Some(&rest[cut..]))
+}
+
+/// Encodes a main file and optional WAL as an `engine` input (the inverse of
+/// [`split_engine_input`]).
+pub fn join_engine_input(db: &[u8], wal: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(db.len() + wal.map_or(0, |w| w.len()) + 5);
+    match wal {
+        None => {
+            out.push(0);
+            out.extend_from_slice(db);
+        }
+        Some(w) => {
+            out.push(1);
+            out.extend_from_slice(&(w.len() as u32).to_be_bytes());
+            out.extend_from_slice(db);
+            out.extend_from_slice(w);
+        }
+    }
+    out
+}
+
+/// Target `engine`: the input written as a database (and WAL) in a fresh temporary folder and
+/// recovered into a new output file there. Any `Err` is an acceptable answer; a panic or a
+/// hang is not. Returns the result for callers that check more.
+pub fn engine(data: &[u8]) -> sqlite_rescue::Result<sqlite_rescue::recover::Report> {
+    let (db, wal) = split_engine_input(data);
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let db_path = dir.path().join("db.sqlite3");
+    std::fs::write(&db_path, db).expect("write database");
+    if let Some(w) = wal {
+        std::fs::write(dir.path().join("db.sqlite3-wal"), w).expect("write WAL");
+    }
+    let out = dir.path().join("out.sqlite3");
+    let result =
+        sqlite_rescue::recover::recover(&db_path, &out, &sqlite_rescue::recover::Options::default());
+    if result.is_err() {
+        assert!(!out.exists(), "a failed recovery left its output behind");
+    }
+    result
+}

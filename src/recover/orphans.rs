@@ -46,6 +46,9 @@ pub fn recover_orphans(
     reports: &mut [TableReport],
     writer: &mut Writer,
 ) -> Result<OrphanResult> {
+    for rep in reports.iter_mut() {
+        sort_holes(&mut rep.holes);
+    }
     let candidates = scan_unseen(walker, map);
     let children = children_of_orphan_interiors(walker, &candidates);
     let mut result = OrphanResult {
@@ -220,13 +223,7 @@ fn decide(ev: &Evidence, tree: TreeKind, tables: &[Table], reports: &[TableRepor
     let with_hole: Vec<(usize, usize)> = shaped
         .iter()
         .filter_map(|&t| {
-            let hole = reports[t]
-                .holes
-                .iter()
-                .position(|h| match (ev.first, ev.last) {
-                    (Some(a), Some(b)) => h.covers(a, b),
-                    _ => true,
-                })?;
+            let hole = find_hole(&reports[t].holes, ev.first, ev.last)?;
             Some((t, hole))
         })
         .collect();
@@ -428,7 +425,28 @@ fn set_group_status(map: &mut PageMap, _walker: &Walker<'_>, top: u32, status: P
     map.set(top, status, NO_OWNER);
 }
 
-/// Removes the keys `[first, last]` from a hole, keeping what is left on either side.
+fn low_key(h: &Hole) -> i64 {
+    h.lo.unwrap_or(i64::MIN)
+}
+
+/// The hole of one tree that holds the keys `[first, last]`. A tree's holes are disjoint key
+/// ranges; kept sorted by their low bound, the one to try is found by binary search, so the
+/// orphan pass stays O(groups × log holes).
+fn find_hole(holes: &[Hole], first: Option<i64>, last: Option<i64>) -> Option<usize> {
+    let (Some(first), Some(last)) = (first, last) else {
+        return (!holes.is_empty()).then_some(0);
+    };
+    let after = holes.partition_point(|h| h.lo.is_none_or(|lo| lo < first));
+    let candidate = after.checked_sub(1)?;
+    holes[candidate].covers(first, last).then_some(candidate)
+}
+
+/// Sorts a tree's holes by their low bound (see [`find_hole`]).
+pub fn sort_holes(holes: &mut [Hole]) {
+    holes.sort_by_key(low_key);
+}
+
+/// Removes the keys `[first, last]` from a hole, keeping what is left on either side, in order.
 fn shrink_hole(holes: &mut Vec<Hole>, index: usize, first: Option<i64>, last: Option<i64>) {
     let (Some(first), Some(last)) = (first, last) else {
         holes.remove(index);
@@ -443,10 +461,12 @@ fn shrink_hole(holes: &mut Vec<Hole>, index: usize, first: Option<i64>, last: Op
         lo: Some(last),
         ..h
     };
+    let mut at = index;
     for piece in [left, right] {
         let empty = matches!((piece.lo, piece.hi), (Some(lo), Some(hi)) if hi <= lo);
         if !empty {
-            holes.push(piece);
+            holes.insert(at, piece);
+            at += 1;
         }
     }
 }

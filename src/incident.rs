@@ -70,13 +70,23 @@ pub struct IncidentReport {
 }
 
 impl IncidentReport {
+    /// Every row the source holds came back in place. Where SQLite could count a source
+    /// table, its count is the truth; where only the engine's page walk could, a hole in the
+    /// table's tree means rows were lost that no count shows.
     fn complete(engine: &Report, diff: &DiffReport) -> bool {
-        diff.all_equal()
-            && engine.lost_and_found_rows == 0
-            && engine
+        let table_complete = |d: &crate::diff::TableDiff| {
+            let holes = engine
                 .tables
                 .iter()
-                .all(|t| t.holes.is_empty() && t.damaged_rows == 0)
+                .find(|t| t.name == d.table)
+                .is_some_and(|t| !t.holes.is_empty());
+            d.is_equal() && (d.source_counted_by == "sqlite" || !holes)
+        };
+        diff.tables.iter().all(table_complete)
+            && diff.lost_and_found_rows == 0
+            && diff.conflict_rows == 0
+            && engine.lost_and_found_rows == 0
+            && engine.tables.iter().all(|t| t.damaged_rows == 0)
     }
 }
 
@@ -102,7 +112,10 @@ impl Outcome for IncidentReport {
                 ));
             }
             if !t.holes.is_empty() {
-                let pages: Vec<String> = t.holes.iter().map(|h| h.page.to_string()).collect();
+                let mut pages: Vec<u32> = t.holes.iter().map(|h| h.page).collect();
+                pages.sort_unstable();
+                pages.dedup();
+                let pages: Vec<String> = pages.iter().map(|p| p.to_string()).collect();
                 out.push_str(&format!(
                     "{}: part of its tree was unreadable (page {})\n",
                     t.name,
@@ -212,6 +225,8 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     if let Some(out) = &cmd.out {
         refuse_unsafe_output(&source, out)?;
     }
+    // Refuse what is not a database before creating anything (reading only, no locks).
+    crate::pagefile::PageFile::open(&cmd.db)?;
     let tmp = if cmd.dry_run {
         Some(tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?)
     } else {
@@ -244,7 +259,14 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
         schema_from: cmd.schema_from.clone(),
         progress: cmd.progress,
     };
-    let engine = recover::recover(&snap_db, &out, &options)?;
+    let engine = recover::recover(&snap_db, &out, &options).map_err(|e| match e {
+        // Name the user's file, not our copy of it.
+        Error::Unusable { reason, .. } => Error::Unusable {
+            path: cmd.db.clone(),
+            reason,
+        },
+        other => other,
+    })?;
     let diff = diff::compare(&snap_db, &source, &out)?;
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {

@@ -1145,6 +1145,10 @@ mod tests {
         );
         assert_eq!(
             concern_of("Page 12: never used", &o, &none),
+            Concern::Unreferenced
+        );
+        assert_eq!(
+            concern_of("Freelist: invalid page number 99", &o, &none),
             Concern::Freelist
         );
         assert_eq!(

@@ -242,14 +242,23 @@ fn private_copy(db: &Path, dir: &Path) -> Result<PathBuf> {
     if copy == db {
         return Ok(copy);
     }
-    std::fs::copy(db, &copy).map_err(|e| Error::io(db, e))?;
+    copy_writable(db, &copy)?;
     for suffix in ["-wal", "-journal"] {
         let side = sidecar(db, suffix);
         if side.is_file() {
-            std::fs::copy(&side, sidecar(&copy, suffix)).map_err(|e| Error::io(&side, e))?;
+            copy_writable(&side, &sidecar(&copy, suffix))?;
         }
     }
     Ok(copy)
+}
+
+/// Copies a file and makes the copy writable: snapshot files are read-only, and SQLite opens
+/// a read-only WAL database read-only (it could not replay the WAL into a -shm).
+fn copy_writable(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(from, to).map_err(|e| Error::io(from, e))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io(to, e))
 }
 
 type Counts = BTreeMap<String, std::result::Result<u64, String>>;

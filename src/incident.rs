@@ -75,18 +75,21 @@ impl IncidentReport {
     /// table's tree means rows were lost that no count shows.
     fn complete(engine: &Report, diff: &DiffReport) -> bool {
         let table_complete = |d: &crate::diff::TableDiff| {
-            let holes = engine
+            let may_miss = engine
                 .tables
                 .iter()
                 .find(|t| t.name == d.table)
-                .is_some_and(|t| !t.holes.is_empty());
-            d.is_equal() && (d.source_counted_by == "sqlite" || !holes)
+                .is_some_and(|t| t.rows_may_be_missing);
+            d.is_equal() && (d.source_counted_by == "sqlite" || !may_miss)
         };
         diff.tables.iter().all(table_complete)
             && diff.lost_and_found_rows == 0
             && diff.conflict_rows == 0
             && engine.lost_and_found_rows == 0
-            && engine.tables.iter().all(|t| t.damaged_rows == 0)
+            && engine
+                .tables
+                .iter()
+                .all(|t| t.damaged_rows == 0 && t.suspect_rows == 0 && t.refused.is_none())
     }
 }
 
@@ -111,7 +114,7 @@ impl Outcome for IncidentReport {
                     t.name, t.damaged_rows
                 ));
             }
-            if !t.holes.is_empty() {
+            if t.rows_may_be_missing && !t.holes.is_empty() {
                 let mut pages: Vec<u32> = t.holes.iter().map(|h| h.page).collect();
                 pages.sort_unstable();
                 pages.dedup();
@@ -237,6 +240,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
         (None, Some(d)) => d.clone(),
         (None, None) => default_incident_dir(&source),
     };
+    refuse_busy_incident_dir(&incident)?;
     let snapshot_dir = incident.join("snapshot");
     let manifest = snapshot::take(
         &cmd.db,
@@ -347,6 +351,18 @@ fn default_incident_dir(source: &Path) -> PathBuf {
         .to_string()
         .replace([':', '-'], "");
     PathBuf::from(format!("{name}.rescue-{}", stamp.trim_end_matches('Z')))
+}
+
+/// An incident folder must be new or empty: we never mix our files with others.
+fn refuse_busy_incident_dir(dir: &Path) -> Result<()> {
+    let busy = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if busy {
+        return Err(Error::Refused(format!(
+            "incident folder {} is not empty; choose a new one with --incident-dir",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The output must not exist and must not be the source or one of its sidecars.

@@ -78,6 +78,10 @@ pub struct TableReport {
     pub recovered_rows: u64,
     /// Parts of the tree that could not be read and were not filled from orphan pages.
     pub holes: Vec<Hole>,
+    /// True when rows of this table may be missing: a part of its tree could not be read and
+    /// was not filled from orphan pages, or was filled but some page of the file that could
+    /// have held its rows is unreadable.
+    pub rows_may_be_missing: bool,
     /// Why the table's rows went to lost_and_found instead (its CREATE TABLE was refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
@@ -130,6 +134,9 @@ pub struct Report {
     pub foreign_key_violations: u64,
     #[serde(skip)]
     pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
+    /// Pages that could not be read and are not the page of a hole that orphan pages filled
+    /// (zeroed or garbage pages, pages past the end): rows may have been on them.
+    pub unexplained_pages: u64,
     /// Seconds spent reading and loading rows, building indexes, verifying.
     pub timings: BTreeMap<String, f64>,
 }
@@ -269,6 +276,12 @@ impl Engine<'_> {
         writer.commit()?;
         bar.finish_and_clear();
         lap("rows", &mut since);
+        let unexplained = unexplained_pages(&engine.map, &reports, tables.len());
+        for rep in reports.iter_mut() {
+            rep.rows_may_be_missing = rep.refused.is_some()
+                || rep.holes.iter().any(|h| !h.filled)
+                || (!rep.holes.is_empty() && unexplained > 0);
+        }
         let conn = writer.into_connection();
         let objects = create_objects(&conn, &entries, tmp)?;
         lap("indexes", &mut since);
@@ -308,6 +321,7 @@ impl Engine<'_> {
             integrity,
             foreign_key_violations,
             page_map: Some(std::sync::Arc::new(page_map)),
+            unexplained_pages: unexplained,
             timings,
         })
     }
@@ -341,6 +355,7 @@ impl Engine<'_> {
                 page: 0,
                 parent: None,
                 reason: "its schema row was lost; columns taken from --schema-from".into(),
+                filled: false,
             });
             return Ok(rep);
         }
@@ -489,6 +504,29 @@ impl Engine<'_> {
         }
         Ok((rows, damaged))
     }
+}
+
+/// Unreadable pages that nothing explains. A lost page whose part of the tree orphan pages
+/// filled was an interior page (it held no rows); a lost page of an index held no rows either.
+fn unexplained_pages(map: &PageMap, reports: &[TableReport], tables: usize) -> u64 {
+    let table_owners: std::collections::HashSet<u32> = reports
+        .iter()
+        .take(tables.max(reports.len()))
+        .map(|r| r.owner)
+        .collect();
+    let filled: std::collections::HashSet<u32> = reports
+        .iter()
+        .flat_map(|r| r.holes.iter().filter(|h| h.filled).map(|h| h.page))
+        .collect();
+    map.iter()
+        .filter(|(pgno, status, owner)| match status {
+            PageStatus::Unreadable => true,
+            PageStatus::Lost => {
+                owner.is_some_and(|o| table_owners.contains(&o)) && !filled.contains(pgno)
+            }
+            _ => false,
+        })
+        .count() as u64
 }
 
 /// Deleted rows still on a free page that reads as a table leaf: exported, never live.

@@ -109,7 +109,7 @@ fn scan_unseen(walker: &mut Walker<'_>, map: &mut PageMap) -> Vec<(u32, PageKind
         });
         match kind {
             Some(k) => out.push((pgno, k)),
-            None => map.set(pgno, PageStatus::Unused, NO_OWNER),
+            None => map.set(pgno, PageStatus::Unreadable, NO_OWNER),
         }
     }
     out
@@ -455,10 +455,12 @@ fn shrink_hole(holes: &mut Vec<Hole>, index: usize, first: Option<i64>, last: Op
     let h = holes.remove(index);
     let left = Hole {
         hi: Some(first.saturating_sub(1)),
+        filled: true,
         ..h.clone()
     };
     let right = Hole {
         lo: Some(last),
+        filled: true,
         ..h
     };
     let mut at = index;

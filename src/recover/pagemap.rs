@@ -25,8 +25,12 @@ pub enum PageStatus {
     OrphanLostAndFound,
     /// A page no tree reached whose rows were all already recovered (a stray copy).
     OrphanDuplicate,
-    /// A page no tree reached that holds nothing readable (zeroed, garbage, an orphan index page).
+    /// A page no tree reached that reads well but holds no rows to recover (an orphaned
+    /// index page: indexes are rebuilt from the data).
     Unused,
+    /// A page no tree reached that is not a b-tree page at all (zeroed, garbage): whatever it
+    /// held is gone.
+    Unreadable,
 }
 
 pub const NO_OWNER: u32 = u32::MAX;

@@ -42,6 +42,9 @@ pub struct Hole {
     pub page: u32,
     pub parent: Option<u32>,
     pub reason: String,
+    /// Orphan pages were put back into this part of the tree; what is left of it is the gaps
+    /// between them (which hold rows only if some page of the file could not be read).
+    pub filled: bool,
 }
 
 impl Hole {
@@ -235,6 +238,7 @@ impl<'a> Walker<'a> {
             page: frame.pgno,
             parent: frame.parent,
             reason,
+            filled: false,
         };
         if frame.depth > MAX_DEPTH {
             stats

@@ -245,8 +245,11 @@ pub fn engine(data: &[u8]) -> sqlite_rescue::Result<sqlite_rescue::recover::Repo
         std::fs::write(dir.path().join("db.sqlite3-wal"), w).expect("write WAL");
     }
     let out = dir.path().join("out.sqlite3");
-    let result =
-        sqlite_rescue::recover::recover(&db_path, &out, &sqlite_rescue::recover::Options::default());
+    let result = sqlite_rescue::recover::recover(
+        &db_path,
+        &out,
+        &sqlite_rescue::recover::Options::default(),
+    );
     if result.is_err() {
         assert!(!out.exists(), "a failed recovery left its output behind");
     }

@@ -7,6 +7,7 @@
 //! proportional to the database's size is kept in memory except one status byte and one
 //! owner number per page.
 
+pub mod lost;
 pub mod orphans;
 pub mod pagemap;
 pub mod schema;
@@ -82,6 +83,8 @@ pub struct TableReport {
     /// was not filled from orphan pages, or was filled but some page of the file that could
     /// have held its rows is unreadable.
     pub rows_may_be_missing: bool,
+    /// The rowid ranges (or keys) of rows that are really missing, worked out from `holes`.
+    pub lost: Vec<lost::LostRange>,
     /// Why the table's rows went to lost_and_found instead (its CREATE TABLE was refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
@@ -290,6 +293,18 @@ impl Engine<'_> {
                 reports[t].recovered_rows = count_rows(&conn, &table.name);
             }
         }
+        lost::fill(
+            &lost::Inputs {
+                conn: &conn,
+                pf,
+                tables: &tables,
+                entries: &entries,
+                groups: &orphan_result.groups,
+                map: &engine.map,
+                encoding,
+            },
+            &mut reports,
+        );
         let integrity = integrity_check(&conn, tmp)?;
         let foreign_key_violations = conn
             .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {

@@ -358,8 +358,7 @@ fn named_hostile_inputs() {
     let base = rollback_fixture().db.clone();
     let t_root = root_of("t");
     let idx_root = root_of("t_name");
-    let mut cases: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-    cases.push(("zero-length file", Vec::new(), None));
+    let mut cases: Vec<NamedCase> = vec![("zero-length file", Vec::new(), None)];
     cases.push((
         "shorter than a header (50 bytes)",
         base[..50].to_vec(),
@@ -486,6 +485,9 @@ fn named_hostile_inputs() {
         }
     }
 }
+
+/// A named hostile input: its name, the main file and the WAL (if any).
+type NamedCase = (&'static str, Vec<u8>, Option<Vec<u8>>);
 
 /// Named inputs with nothing to recover from: refused as unusable (exit 3). Every other
 /// named input must give a recovered database.

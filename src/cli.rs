@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use sqlite_rescue::progress::Progress;
 use sqlite_rescue::report::Outcome;
-use sqlite_rescue::{check, diff, incident, restore, snapshot, Result};
+use sqlite_rescue::{check, diff, incident, lost, map, restore, snapshot, Result};
 use std::path::PathBuf;
 
 /// Get the rows back out of a damaged SQLite database, safely, with proof of what was lost.
@@ -39,6 +39,9 @@ pub enum Command {
         /// At most this many integrity_check messages.
         #[arg(long, default_value_t = 100)]
         max_errors: u32,
+        /// Also draw the damage map (SVG: every page, by owning table and status) to this file.
+        #[arg(long, value_name = "FILE.svg")]
+        map: Option<PathBuf>,
     },
     /// Copy a database and its sidecars byte for byte into an incident folder, with SHA-256s.
     Snapshot {
@@ -73,6 +76,20 @@ pub enum Command {
         /// from it and their rows put back where the evidence matches.
         #[arg(long, value_name = "DB")]
         schema_from: Option<PathBuf>,
+        /// Also draw the damage map (SVG: every page, by owning table and status) to this file.
+        #[arg(long, value_name = "FILE.svg")]
+        map: Option<PathBuf>,
+    },
+    /// List the rows that cannot be recovered (rowid ranges per table, with the page they were
+    /// on), ready to paste into a ticket. Works on a private snapshot; exit 1 when rows are lost.
+    Lost {
+        db: PathBuf,
+        /// Only this table (default: every table).
+        #[arg(long)]
+        table: Option<String>,
+        /// Also draw the damage map (SVG) to this file.
+        #[arg(long, value_name = "FILE.svg")]
+        map: Option<PathBuf>,
     },
     /// Compare row counts per table between a (possibly damaged) source and a recovered copy.
     Diff { source: PathBuf, recovered: PathBuf },
@@ -95,12 +112,23 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<i32> {
     let progress = Progress::for_terminal(cli.output.quiet, cli.output.json);
     match cli.command {
-        Command::Check { db, max_errors } => {
+        Command::Check {
+            db,
+            max_errors,
+            map: map_file,
+        } => {
             let opts = check::CheckOptions {
                 max_errors,
                 progress,
             };
-            emit(&check::check(&db, &opts)?, &cli.output)
+            let report = check::check(&db, &opts)?;
+            if let Some(file) = map_file {
+                // check itself does not run the engine: the map comes from a run on its own
+                // private snapshot.
+                let analysis = lost::analyze(&db, progress)?;
+                map::write(&analysis.report, &analysis.snapshot_db, &file)?;
+            }
+            emit(&report, &cli.output)
         }
         Command::Snapshot {
             db,
@@ -121,8 +149,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             allow_changing,
             include_freelist,
             schema_from,
+            map,
         } => {
             let opts = incident::RecoverCommand {
+                map,
                 db,
                 out,
                 incident_dir,
@@ -133,6 +163,14 @@ pub fn run(cli: Cli) -> Result<i32> {
                 progress,
             };
             emit(&incident::run(&opts)?, &cli.output)
+        }
+        Command::Lost { db, table, map } => {
+            let opts = lost::LostOptions {
+                table,
+                map,
+                progress,
+            };
+            emit(&lost::lost(&db, &opts)?, &cli.output)
         }
         Command::Diff { source, recovered } => emit(&diff::diff(&source, &recovered)?, &cli.output),
         Command::Restore {

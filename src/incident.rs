@@ -23,6 +23,8 @@ pub struct RecoverCommand {
     pub include_freelist: bool,
     /// A healthy database with the same schema, for tables whose schema rows were lost.
     pub schema_from: Option<PathBuf>,
+    /// Draw the damage map (SVG) to this file.
+    pub map: Option<PathBuf>,
     pub progress: Progress,
 }
 
@@ -40,6 +42,8 @@ pub struct TableSummary {
     pub damaged_rows: u64,
     pub difference: Option<i64>,
     pub holes: usize,
+    /// Rowid ranges of rows that are really missing (docs/report-format.md).
+    pub lost: Vec<crate::recover::lost::LostRange>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -125,6 +129,14 @@ impl Outcome for IncidentReport {
                     pages.join(", ")
                 ));
             }
+            for line in crate::recover::lost::table_lines(t) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        for line in crate::recover::lost::index_lines(&self.engine) {
+            out.push_str(&line);
+            out.push('\n');
         }
         for g in self
             .engine
@@ -271,6 +283,9 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
         },
         other => other,
     })?;
+    if let Some(map) = &cmd.map {
+        crate::map::write(&engine, &snap_db, map)?;
+    }
     let diff = diff::compare(&snap_db, &source, &out)?;
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {
@@ -321,6 +336,7 @@ fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {
                 damaged_rows: e.map_or(0, |t| t.damaged_rows),
                 difference: d.difference,
                 holes: e.map_or(0, |t| t.holes.len()),
+                lost: e.map_or_else(Vec::new, |t| t.lost.clone()),
             }
         })
         .collect()

@@ -10,6 +10,8 @@ pub mod diff;
 pub mod error;
 pub mod format;
 pub mod incident;
+pub mod lost;
+pub mod map;
 pub mod pagefile;
 pub mod progress;
 pub mod recover;

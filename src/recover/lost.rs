@@ -72,6 +72,56 @@ impl LostRange {
     }
 }
 
+/// Lines for the terminal under the per-table table: the lost ranges of one table, or
+/// that its unreadable pages cost no rows.
+pub fn table_lines(t: &TableReport) -> Vec<String> {
+    if !t.lost.is_empty() {
+        return t.lost.iter().map(|r| r.describe(&t.name)).collect();
+    }
+    if t.holes.is_empty() || t.refused.is_some() || t.rows_may_be_missing {
+        return Vec::new();
+    }
+    vec![format!(
+        "{}: no rows lost (the rows under its unreadable pages were found and put back)",
+        t.name
+    )]
+}
+
+/// Lines for indexes whose pages were lost: indexes are rebuilt from the table data, so
+/// no row is lost with them.
+pub fn index_lines(report: &super::Report) -> Vec<String> {
+    let Some(map) = &report.page_map else {
+        return Vec::new();
+    };
+    let mut per_index: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+    for (i, (status, owner)) in map.pages.iter().enumerate() {
+        if *status != PageStatus::Lost {
+            continue;
+        }
+        let Some(name) = owner.and_then(|o| map.owners.get(o as usize)) else {
+            continue;
+        };
+        let is_table = report.tables.iter().any(|t| &t.name == name);
+        if is_table || name.starts_with('(') || name == "sqlite_schema" {
+            continue;
+        }
+        per_index
+            .entry(name.as_str())
+            .or_default()
+            .push(i as u32 + 1);
+    }
+    per_index
+        .into_iter()
+        .map(|(name, pages)| {
+            let pages: Vec<String> = pages.iter().map(u32::to_string).collect();
+            format!(
+                "{name}: index page {} unreadable; the index was rebuilt from its table, no rows lost",
+                pages.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// What the lost-rows pass needs from the engine, borrowed at the end of a recovery.
 pub(crate) struct Inputs<'a> {
     pub conn: &'a Connection,

@@ -87,7 +87,7 @@ impl IncidentReport {
             d.is_equal() && (d.source_counted_by == "sqlite" || !may_miss)
         };
         diff.tables.iter().all(table_complete)
-            && diff.lost_and_found_rows == 0
+            && diff.lost_and_found_rows <= engine.stale_rows
             && diff.conflict_rows == 0
             && engine.lost_and_found_rows == 0
             && engine

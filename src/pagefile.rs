@@ -92,6 +92,12 @@ impl PageFile {
         }
         let file = File::open(path).map_err(|e| open_error(path, e))?;
         let file_len = meta.len();
+        if file_len == 0 {
+            return Err(Error::unusable(
+                path,
+                "the file is empty (0 bytes): there is nothing to recover from it",
+            ));
+        }
         let mut head = vec![0u8; HEADER_SIZE.min(file_len as usize)];
         file.read_exact_at(&mut head, 0)
             .map_err(|e| Error::io(path, e))?;

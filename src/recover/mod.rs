@@ -125,7 +125,11 @@ pub struct Report {
     pub tables: Vec<TableReport>,
     pub objects: Vec<ObjectReport>,
     pub orphans: Vec<OrphanGroup>,
+    /// Rows in lost_and_found that may be live rows of some table.
     pub lost_and_found_rows: u64,
+    /// Rows also in lost_and_found that cannot be live rows: every tree read whole, so no
+    /// table is missing them (deleted rows on a page the freelist lost, or an old copy).
+    pub stale_rows: u64,
     pub duplicate_rows: u64,
     pub conflict_rows: u64,
     pub freelist_rows: u64,
@@ -232,7 +236,8 @@ impl Engine<'_> {
         let bar = options
             .progress
             .pages("recovering", u64::from(pf.page_count()));
-        let (mut entries, encoding) = read_schema(pf, &mut map, &mut owners, bar.clone())?;
+        let (mut entries, encoding, schema_whole) =
+            read_schema(pf, &mut map, &mut owners, bar.clone())?;
         if let Some(reference) = &options.schema_from {
             let extra = schema::reference_entries(reference, &entries)
                 .map_err(|e| Error::unusable(reference, format!("cannot read its schema: {e}")))?;
@@ -272,6 +277,7 @@ impl Engine<'_> {
             &tables,
             &mut reports,
             &mut writer,
+            schema_whole,
         )?;
         for (name, seq) in &sequence {
             writer.merge_sequence(name, *seq)?;
@@ -328,6 +334,7 @@ impl Engine<'_> {
             objects,
             orphans: orphan_result.groups,
             lost_and_found_rows: orphan_result.lost_and_found_rows,
+            stale_rows: orphan_result.stale_rows,
             duplicate_rows: orphan_result.duplicate_rows,
             conflict_rows,
             freelist_rows,
@@ -666,13 +673,14 @@ fn read_schema(
     map: &mut PageMap,
     owners: &mut Owners,
     bar: indicatif::ProgressBar,
-) -> Result<(Vec<SchemaEntry>, TextEncoding)> {
+) -> Result<(Vec<SchemaEntry>, TextEncoding, bool)> {
     let owner = owners.add("sqlite_schema");
     let mut encoding = pf.geometry().encoding;
     let mut entries = Vec::new();
     let mut walker = Walker::new(pf, bar, &interrupted);
     let fits = |_: Option<i64>, types: &[u64]| types.len() == 5;
-    walker.walk(
+    let mut undecoded = 0u64;
+    let stats = walker.walk(
         map,
         owner,
         1,
@@ -687,13 +695,15 @@ fn read_schema(
                 },
                 None => TextEncoding::Utf8,
             });
-            if let Some(e) = schema::entry_from_record(row.payload, row.fields, enc) {
-                entries.push(e);
+            match schema::entry_from_record(row.payload, row.fields, enc) {
+                Some(e) => entries.push(e),
+                None => undecoded += 1,
             }
             Ok(())
         },
     )?;
-    Ok((entries, encoding.unwrap_or(TextEncoding::Utf8)))
+    let whole = stats.holes.is_empty() && stats.bad_cells == 0 && undecoded == 0;
+    Ok((entries, encoding.unwrap_or(TextEncoding::Utf8), whole))
 }
 
 fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {
@@ -784,7 +794,8 @@ pub fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
     let pf = PageFile::open(db)?;
     let mut map = PageMap::new(pf.page_count());
     let mut owners = Owners { names: Vec::new() };
-    let (entries, _) = read_schema(&pf, &mut map, &mut owners, indicatif::ProgressBar::hidden())?;
+    let (entries, _, _) =
+        read_schema(&pf, &mut map, &mut owners, indicatif::ProgressBar::hidden())?;
     Ok(entries
         .into_iter()
         .filter(|e| e.kind == "table")

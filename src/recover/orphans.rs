@@ -19,7 +19,11 @@ use std::collections::HashSet;
 
 pub struct OrphanResult {
     pub groups: Vec<OrphanGroup>,
+    /// Rows in lost_and_found that may be live rows of some table.
     pub lost_and_found_rows: u64,
+    /// Rows in lost_and_found that cannot be live: every tree was whole, so no table is
+    /// missing them (deleted rows on a page the freelist lost, or stale copies).
+    pub stale_rows: u64,
     pub duplicate_rows: u64,
 }
 
@@ -45,15 +49,23 @@ pub fn recover_orphans(
     tables: &[Table],
     reports: &mut [TableReport],
     writer: &mut Writer,
+    schema_whole: bool,
 ) -> Result<OrphanResult> {
     for rep in reports.iter_mut() {
         sort_holes(&mut rep.holes);
     }
+    // When the schema and every table's tree read whole, nothing is missing from any table:
+    // orphan rows that are not copies of live rows cannot be live themselves.
+    let trees_whole = schema_whole
+        && reports
+            .iter()
+            .all(|r| r.holes.is_empty() && r.refused.is_none());
     let candidates = scan_unseen(walker, map);
     let children = children_of_orphan_interiors(walker, &candidates);
     let mut result = OrphanResult {
         groups: Vec::new(),
         lost_and_found_rows: 0,
+        stale_rows: 0,
         duplicate_rows: 0,
     };
     // Tops first; then whatever a cycle of orphan pages left unclaimed.
@@ -78,6 +90,7 @@ pub fn recover_orphans(
             tables,
             reports,
             writer,
+            trees_whole,
             &evidence,
             pages,
             decision,
@@ -273,6 +286,7 @@ fn apply(
     tables: &[Table],
     reports: &mut [TableReport],
     writer: &mut Writer,
+    trees_whole: bool,
     ev: &Evidence,
     pages: usize,
     decision: Decision,
@@ -358,6 +372,7 @@ fn apply(
         Decision::CheckDuplicates { tables: ts, reason } => {
             let mut dup = 0u64;
             let mut lost = 0u64;
+            walker.track_claims(true);
             walker.walk(
                 map,
                 NO_OWNER,
@@ -384,17 +399,19 @@ fn apply(
                 },
             )?;
             result.duplicate_rows += dup;
-            result.lost_and_found_rows += lost;
+            let claimed = walker.track_claims(false);
             if lost == 0 {
-                set_group_status(map, walker, top, PageStatus::OrphanDuplicate);
+                for p in claimed {
+                    map.set(p, PageStatus::OrphanDuplicate, NO_OWNER);
+                }
                 group.outcome = "duplicate".into();
                 group.reason = format!(
                     "every row is already in {}: a stray copy",
                     names(tables, &ts)
                 );
             } else {
-                group.outcome = "lost_and_found".into();
-                group.reason = format!("{reason}; {dup} rows were identical copies");
+                let reason = format!("{reason}; {dup} rows were identical copies");
+                unplaced(&mut group, result, lost, reason, trees_whole);
             }
         }
         Decision::LostAndFound(reason) => {
@@ -411,18 +428,32 @@ fn apply(
                     writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
                 },
             )?;
-            result.lost_and_found_rows += lost;
-            group.outcome = "lost_and_found".into();
-            group.reason = reason;
+            unplaced(&mut group, result, lost, reason, trees_whole);
         }
     }
     Ok(group)
 }
 
-/// Re-marks the pages of a group (only its top page is known here; that is enough for the
-/// common case of a single stray leaf, and interior groups keep their first status).
-fn set_group_status(map: &mut PageMap, _walker: &Walker<'_>, top: u32, status: PageStatus) {
-    map.set(top, status, NO_OWNER);
+/// Records rows that went to lost_and_found: possibly live, or stale when every tree was whole.
+fn unplaced(
+    group: &mut OrphanGroup,
+    result: &mut OrphanResult,
+    rows: u64,
+    reason: String,
+    trees_whole: bool,
+) {
+    if trees_whole {
+        result.stale_rows += rows;
+        group.outcome = "stale".into();
+        group.reason = format!(
+            "{reason}; every table's tree read whole, so these are not live rows \
+             (deleted rows on a page the freelist lost, or an old copy)"
+        );
+    } else {
+        result.lost_and_found_rows += rows;
+        group.outcome = "lost_and_found".into();
+        group.reason = reason;
+    }
 }
 
 fn low_key(h: &Hole) -> i64 {

@@ -32,6 +32,12 @@ fn main() -> corrupt_samples::Result<()> {
                         report.lost_and_found_rows
                     ));
                 }
+                if report.stale_rows > 0 {
+                    cell.push_str(&format!(
+                        "; {} stale rows (not live) kept in lost_and_found",
+                        report.stale_rows
+                    ));
+                }
                 if report.duplicate_rows > 0 {
                     cell.push_str(&format!(
                         "; {} stray duplicates dropped",

@@ -92,17 +92,17 @@ impl PageFile {
         }
         let file = File::open(path).map_err(|e| open_error(path, e))?;
         let file_len = meta.len();
-        if file_len == 0 {
-            return Err(Error::unusable(
-                path,
-                "the file is empty (0 bytes): there is nothing to recover from it",
-            ));
-        }
         let mut head = vec![0u8; HEADER_SIZE.min(file_len as usize)];
         file.read_exact_at(&mut head, 0)
             .map_err(|e| Error::io(path, e))?;
         let wal_path = sidecar(path, "-wal");
         let wal_header = read_wal_header(&wal_path);
+        if file_len == 0 && wal_header.is_none() {
+            return Err(Error::unusable(
+                path,
+                "the file is empty (0 bytes) and has no -wal: there is nothing to recover",
+            ));
+        }
         let mut geometry = geometry_from_header(&head, wal_header.as_ref());
         if geometry.page_size == 0 {
             geometry.page_size = infer_page_size(&file, file_len).ok_or_else(|| {

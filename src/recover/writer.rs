@@ -121,16 +121,18 @@ impl SideTable {
 
 /// Insert statements of one table, one per number of record fields (a record written before
 /// an ALTER TABLE ADD COLUMN has fewer fields; the missing ones take their defaults).
-struct TableWriter {
+struct TableWriter<'c> {
     name: String,
-    sql_by_fields: Vec<Option<String>>,
+    /// Prepared INSERTs by number of record fields, held for the whole load: no per-row
+    /// statement-cache lookups.
+    by_fields: Vec<Option<rusqlite::Statement<'c>>>,
 }
 
-pub struct Writer {
-    conn: Connection,
+pub struct Writer<'c> {
+    conn: &'c Connection,
     path: PathBuf,
     encoding: TextEncoding,
-    tables: Vec<TableWriter>,
+    tables: Vec<TableWriter<'c>>,
     lost_and_found: SideTable,
     conflicts: SideTable,
     damaged: SideTable,
@@ -144,41 +146,56 @@ pub enum Landed {
     Conflict,
 }
 
-impl Writer {
-    /// Creates the database at `path` (which must not exist) and the given tables.
-    pub fn create(path: &Path, settings: &OutputSettings, tables: &[Table]) -> Result<Writer> {
-        let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
-        let sql = |e| Error::sqlite(path, e);
-        conn.execute_batch(&format!(
-            "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
-             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536;
-             PRAGMA user_version = {}; PRAGMA application_id = {};",
-            settings.page_size,
-            settings.encoding.pragma_name(),
-            settings.auto_vacuum,
-            settings.user_version as i32,
-            settings.application_id as i32,
-        ))
-        .map_err(sql)?;
-        conn.set_prepared_statement_cache_capacity(256);
-        conn.execute_batch("BEGIN").map_err(sql)?;
-        let mut writers = Vec::with_capacity(tables.len());
-        for t in tables {
-            if !t.internal {
-                let create = t.sql.as_deref().unwrap_or_default();
-                conn.execute_batch(create)
-                    .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
-            }
-            writers.push(TableWriter {
-                name: t.name.clone(),
-                sql_by_fields: Vec::new(),
-            });
-        }
-        Ok(Writer {
+/// Creates the database at `path` (which must not exist) with the source's settings, opens
+/// the load transaction and creates the given tables.
+pub fn create_database(
+    path: &Path,
+    settings: &OutputSettings,
+    tables: &[Table],
+) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
+    let sql = |e| Error::sqlite(path, e);
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
+         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536;
+         PRAGMA locking_mode = EXCLUSIVE; PRAGMA threads = 2;
+         PRAGMA user_version = {}; PRAGMA application_id = {};",
+        settings.page_size,
+        settings.encoding.pragma_name(),
+        settings.auto_vacuum,
+        settings.user_version as i32,
+        settings.application_id as i32,
+    ))
+    .map_err(sql)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.execute_batch("BEGIN").map_err(sql)?;
+    for t in tables.iter().filter(|t| !t.internal) {
+        let create = t.sql.as_deref().unwrap_or_default();
+        conn.execute_batch(create)
+            .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
+    }
+    Ok(conn)
+}
+
+impl<'c> Writer<'c> {
+    /// Writes rows into `conn` (made by [`create_database`]) for the given tables.
+    pub fn new(
+        conn: &'c Connection,
+        path: &Path,
+        encoding: TextEncoding,
+        tables: &[Table],
+    ) -> Writer<'c> {
+        Writer {
             conn,
             path: path.to_path_buf(),
-            encoding: settings.encoding,
-            tables: writers,
+            encoding,
+            tables: tables
+                .iter()
+                .map(|t| TableWriter {
+                    name: t.name.clone(),
+                    by_fields: Vec::new(),
+                })
+                .collect(),
             lost_and_found: SideTable {
                 name: "lost_and_found",
                 lead: "rootpgno INTEGER, pgno INTEGER, nfield INTEGER, id INTEGER",
@@ -203,11 +220,11 @@ impl Writer {
                 lead_count: 3,
                 width: None,
             },
-        })
+        }
     }
 
     pub fn connection(&self) -> &Connection {
-        &self.conn
+        self.conn
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
@@ -225,30 +242,8 @@ impl Writer {
         page: u32,
     ) -> Result<Landed> {
         let n = fields.len().min(table.stored.len());
-        self.prepare_insert_sql(t, table, n);
         let encoding = self.encoding;
-        let sql = self.tables[t].sql_by_fields[n]
-            .as_deref()
-            .unwrap_or_default();
-        let conn = &self.conn;
-        let result = (|| -> rusqlite::Result<()> {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let mut p = 1;
-            if !table.without_rowid {
-                stmt.raw_bind_parameter(p, rowid)?;
-                p += 1;
-            }
-            for (i, f) in fields.iter().take(n).enumerate() {
-                let col = table.stored[i];
-                if Some(col) == table.ipk || table.columns[col].hidden == 3 {
-                    continue;
-                }
-                stmt.raw_bind_parameter(p, Bind(f.value(payload), encoding))?;
-                p += 1;
-            }
-            stmt.raw_execute()?;
-            Ok(())
-        })();
+        let result = self.execute_insert(t, table, n, rowid, payload, fields);
         match result {
             Ok(()) => Ok(Landed::InPlace),
             Err(rusqlite::Error::SqliteFailure(e, msg))
@@ -257,7 +252,7 @@ impl Writer {
                 let reason = msg.unwrap_or_else(|| e.to_string());
                 self.conflicts
                     .insert(
-                        &self.conn,
+                        self.conn,
                         &[&table.name, &reason, &page, &(fields.len() as i64), &rowid],
                         payload,
                         fields,
@@ -270,33 +265,39 @@ impl Writer {
         }
     }
 
-    /// Builds (once) the INSERT statement for `n` record fields of table `t`.
-    fn prepare_insert_sql(&mut self, t: usize, table: &Table, n: usize) {
+    fn execute_insert(
+        &mut self,
+        t: usize,
+        table: &Table,
+        n: usize,
+        rowid: Option<i64>,
+        payload: &[u8],
+        fields: &[Field],
+    ) -> rusqlite::Result<()> {
+        let encoding = self.encoding;
         let tw = &mut self.tables[t];
-        if tw.sql_by_fields.len() <= n {
-            tw.sql_by_fields.resize(n + 1, None);
+        if tw.by_fields.len() <= n {
+            tw.by_fields.resize_with(n + 1, || None);
         }
-        if tw.sql_by_fields[n].is_some() {
-            return;
-        }
-        let mut cols = Vec::new();
+        let stmt = match &mut tw.by_fields[n] {
+            Some(stmt) => stmt,
+            slot => slot.insert(self.conn.prepare(&insert_sql(&tw.name, table, n))?),
+        };
+        let mut p = 1;
         if !table.without_rowid {
-            cols.push(rowid_alias(table).to_string());
+            stmt.raw_bind_parameter(p, rowid)?;
+            p += 1;
         }
-        for &col in &table.stored[..n] {
+        for (i, f) in fields.iter().take(n).enumerate() {
+            let col = table.stored[i];
             if Some(col) == table.ipk || table.columns[col].hidden == 3 {
                 continue;
             }
-            cols.push(ident(&table.columns[col].name));
+            stmt.raw_bind_parameter(p, Bind(f.value(payload), encoding))?;
+            p += 1;
         }
-        let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {}({}) VALUES ({})",
-            ident(&tw.name),
-            cols.join(", "),
-            params.join(", ")
-        );
-        tw.sql_by_fields[n] = Some(sql);
+        stmt.raw_execute()?;
+        Ok(())
     }
 
     /// A row whose table is unknown, as SQLite's own recovery lays it out.
@@ -311,7 +312,7 @@ impl Writer {
         let enc = self.encoding;
         self.lost_and_found
             .insert(
-                &self.conn,
+                self.conn,
                 &[&rootpgno, &page, &(fields.len() as i64), &rowid],
                 payload,
                 fields,
@@ -331,7 +332,7 @@ impl Writer {
         let enc = self.encoding;
         self.freelist
             .insert(
-                &self.conn,
+                self.conn,
                 &[&page, &(fields.len() as i64), &rowid],
                 payload,
                 fields,
@@ -354,7 +355,7 @@ impl Writer {
         let enc = self.encoding;
         self.damaged
             .insert(
-                &self.conn,
+                self.conn,
                 &[&table, &rowid, &(field as i64), &reason, &page, &prefix],
                 &[],
                 &[],
@@ -440,10 +441,27 @@ impl Writer {
     pub fn commit(&self) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
+}
 
-    pub fn into_connection(self) -> Connection {
-        self.conn
+/// The INSERT for the first `n` record fields of `table`.
+fn insert_sql(name: &str, table: &Table, n: usize) -> String {
+    let mut cols = Vec::new();
+    if !table.without_rowid {
+        cols.push(rowid_alias(table).to_string());
     }
+    for &col in &table.stored[..n] {
+        if Some(col) == table.ipk || table.columns[col].hidden == 3 {
+            continue;
+        }
+        cols.push(ident(&table.columns[col].name));
+    }
+    let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO {}({}) VALUES ({})",
+        ident(name),
+        cols.join(", "),
+        params.join(", ")
+    )
 }
 
 /// A name for the rowid that no column of the table shadows.

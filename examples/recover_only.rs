@@ -1,0 +1,27 @@
+//! The recovery step alone, for benchmarks: `recover_only SNAPSHOT_DB OUT [--verify]`.
+//! Prints the engine's phase timings as JSON.
+
+use sqlite_rescue::recover::{recover, Options};
+use std::path::Path;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: recover_only SNAPSHOT_DB OUT [--verify]");
+        std::process::exit(2);
+    }
+    let options = Options {
+        skip_verify: !args.iter().any(|a| a == "--verify"),
+        ..Options::default()
+    };
+    match recover(Path::new(&args[1]), Path::new(&args[2]), &options) {
+        Ok(report) => println!(
+            "{}",
+            serde_json::to_string(&report.timings).unwrap_or_default()
+        ),
+        Err(e) => {
+            eprintln!("recover_only: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Damages a copy of a database for the benchmark: zeroes the first N non-root interior
+//! pages of a table, found with the dbstat table of the bundled SQLite.
+//!
+//!     zero_interior_pages DB TABLE N
+
+use std::io::{Seek, SeekFrom, Write};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 {
+        eprintln!("usage: zero_interior_pages DB TABLE N");
+        std::process::exit(2);
+    }
+    let n: usize = args[3].parse().unwrap_or(1);
+    let pages = {
+        let conn = rusqlite::Connection::open(&args[1]).expect("open");
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .expect("page size");
+        let mut stmt = conn
+            .prepare(
+                "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'internal' \
+                 AND path != '/' ORDER BY path LIMIT ?2",
+            )
+            .expect("dbstat");
+        let pages: Vec<i64> = stmt
+            .query_map(rusqlite::params![args[2], n as i64], |r| r.get(0))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        (page_size, pages)
+    };
+    let (page_size, pages) = pages;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&args[1])
+        .expect("open for writing");
+    for p in &pages {
+        file.seek(SeekFrom::Start(((p - 1) * page_size) as u64))
+            .expect("seek");
+        file.write_all(&vec![0u8; page_size as usize])
+            .expect("write");
+    }
+    println!("zeroed pages {pages:?}");
+}

@@ -162,6 +162,20 @@ impl Stat {
 /// Copies `db` and every sidecar beside it into `into` (which must not exist, or be empty),
 /// and writes `into/manifest.json` last. On failure nothing is left in `into`.
 pub fn take(db: &Path, into: &Path, opts: &SnapshotOptions) -> Result<Manifest> {
+    take_reading(db, into, opts, &|file| Box::new(file))
+}
+
+/// How a copy reads an opened source file: the file itself, or (in tests) a reader wrapped
+/// around it that fails part-way, standing in for a read error no test can cause for real.
+type ReadThrough<'r> = &'r dyn for<'f> Fn(&'f File) -> Box<dyn Read + 'f>;
+
+/// [`take`], reading every source file through `read_through`.
+fn take_reading(
+    db: &Path,
+    into: &Path,
+    opts: &SnapshotOptions,
+    read_through: ReadThrough<'_>,
+) -> Result<Manifest> {
     let source = absolute(db);
     check_source(db)?;
     let name = db
@@ -184,7 +198,15 @@ pub fn take(db: &Path, into: &Path, opts: &SnapshotOptions) -> Result<Manifest> 
         for src in &sources {
             let dest = into.join(&src.name);
             guard.written.push(dest.clone());
-            let (file, moved) = copy_one(src, &dest, &bar)?;
+            let (file, moved) = copy_one(src, &dest, &bar, read_through).map_err(|e| {
+                match e {
+                    // Name the folder: whatever was copied into it is removed again.
+                    Error::Interrupted { .. } => Error::Interrupted {
+                        path: into.to_path_buf(),
+                    },
+                    other => other,
+                }
+            })?;
             if changed.is_none() {
                 changed = moved;
             }
@@ -323,8 +345,10 @@ fn copy_one(
     src: &Source,
     dest: &Path,
     bar: &indicatif::ProgressBar,
+    read_through: ReadThrough<'_>,
 ) -> Result<(ManifestFile, Option<String>)> {
-    let mut input = File::open(&src.path).map_err(|e| Error::io(&src.path, e))?;
+    let input = File::open(&src.path).map_err(|e| Error::io(&src.path, e))?;
+    let mut reader = read_through(&input);
     let mut output = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -335,7 +359,13 @@ fn copy_one(
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
     loop {
-        let n = match input.read(&mut buf) {
+        // SIGINT/SIGTERM: stop at the next chunk; the caller's guard removes the copies.
+        if crate::recover::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Interrupted {
+                path: dest.to_path_buf(),
+            });
+        }
+        let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -350,6 +380,7 @@ fn copy_one(
     }
     output.sync_all().map_err(|e| Error::io(dest, e))?;
     drop(output);
+    drop(reader);
     std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o444))
         .map_err(|e| Error::io(dest, e))?;
     let after_open = input.metadata().map_err(|e| Error::io(&src.path, e))?;
@@ -534,6 +565,93 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o444);
+    }
+
+    /// Reads like the file it wraps until `left` bytes have gone by, then fails as a disk
+    /// with a bad sector would (EIO).
+    struct FailingReader<'f> {
+        inner: &'f File,
+        left: usize,
+    }
+
+    impl Read for FailingReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::from_raw_os_error(libc::EIO));
+            }
+            let want = buf.len().min(self.left);
+            let n = self.inner.read(&mut buf[..want])?;
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    /// Reads the file of `len` bytes through a reader that fails after `left` bytes, and
+    /// every other file as it is.
+    fn failing_after(left: usize, len: u64) -> impl for<'f> Fn(&'f File) -> Box<dyn Read + 'f> {
+        move |inner| {
+            let left = match inner.metadata() {
+                Ok(m) if m.len() == len => left,
+                _ => usize::MAX,
+            };
+            Box::new(FailingReader { inner, left })
+        }
+    }
+
+    #[test]
+    fn a_read_error_part_way_leaves_no_manifest_and_no_copies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("a.db");
+        // Three chunks of database and a WAL; the failure is put in one or the other.
+        let body: Vec<u8> = (0..3 * CHUNK + 123).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&db, &body).unwrap();
+        std::fs::write(sidecar(&db, "-wal"), &body[..5000]).unwrap();
+        let before = std::fs::read(&db).unwrap();
+        let wal_before = std::fs::read(sidecar(&db, "-wal")).unwrap();
+        let wal_len = 5000u64;
+        let cases = [
+            (0, before.len() as u64),
+            (4096, before.len() as u64),
+            (CHUNK + 17, before.len() as u64),
+            (3 * CHUNK, before.len() as u64),
+            (0, wal_len),
+            (4999, wal_len),
+        ];
+        for (n, (fail_after, fail_len)) in cases.into_iter().enumerate() {
+            for (label, into) in [
+                ("new folder", tmp.path().join(format!("new-{n}/snap"))),
+                ("empty folder", tmp.path().join(format!("empty-{n}"))),
+            ] {
+                if label == "empty folder" {
+                    std::fs::create_dir(&into).unwrap();
+                }
+                let fail = failing_after(fail_after, fail_len);
+                let err = take_reading(&db, &into, &opts(), &fail).unwrap_err();
+                assert_eq!(err.exit_code(), crate::error::exit::FAILED, "{err}");
+                assert!(
+                    matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(libc::EIO)),
+                    "{err}"
+                );
+                match label {
+                    "new folder" => assert!(
+                        !tmp.path().join(format!("new-{n}")).exists(),
+                        "the folders made for the snapshot are removed again"
+                    ),
+                    _ => assert_eq!(
+                        std::fs::read_dir(&into).unwrap().count(),
+                        0,
+                        "{label}, failing after {fail_after} bytes: something was left"
+                    ),
+                }
+            }
+        }
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+        assert_eq!(std::fs::read(sidecar(&db, "-wal")).unwrap(), wal_before);
+        // A reader that does not fail gives the same snapshot as `take`.
+        let pass = failing_after(0, u64::MAX);
+        let m = take_reading(&db, &tmp.path().join("ok"), &opts(), &pass).unwrap();
+        assert_eq!(m.files.len(), 2);
+        assert!(tmp.path().join("ok").join(MANIFEST_NAME).is_file());
     }
 
     #[test]

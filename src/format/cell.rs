@@ -185,6 +185,9 @@ pub fn cell_len(page: &BtreePage<'_>, offset: usize) -> Option<usize> {
 /// array is damaged: SQLite packs cells there, with freeblocks (listed in their own chain)
 /// between them. Returns the offsets of cells no valid pointer names, in page order.
 pub fn carve(page: &BtreePage<'_>) -> Vec<usize> {
+    if (0..page.cell_count).all(|i| page.cell_offset(i).is_some()) {
+        return Vec::new();
+    }
     let mut known = vec![false; page.usable];
     let mut listed = 0;
     for offset in (0..page.cell_count).filter_map(|i| page.cell_offset(i)) {

@@ -76,7 +76,24 @@ impl LostRange {
 /// that its unreadable pages cost no rows.
 pub fn table_lines(t: &TableReport) -> Vec<String> {
     if !t.lost.is_empty() {
-        return t.lost.iter().map(|r| r.describe(&t.name)).collect();
+        // Exact ranges first: they are the ones to act on; a long tail is summarized (the
+        // full list is in report.json and `sqlite-rescue lost`).
+        let mut ranges: Vec<&LostRange> = t.lost.iter().collect();
+        ranges.sort_by_key(|r| !r.exact);
+        let mut lines: Vec<String> = ranges
+            .iter()
+            .take(MAX_TEXT_RANGES)
+            .map(|r| r.describe(&t.name))
+            .collect();
+        if ranges.len() > MAX_TEXT_RANGES {
+            lines.push(format!(
+                "{}: … and {} more ranges (all of them: sqlite-rescue lost DB --table {})",
+                t.name,
+                ranges.len() - MAX_TEXT_RANGES,
+                t.name
+            ));
+        }
+        return lines;
     }
     if t.holes.is_empty() || t.refused.is_some() || t.rows_may_be_missing {
         return Vec::new();
@@ -86,6 +103,9 @@ pub fn table_lines(t: &TableReport) -> Vec<String> {
         t.name
     )]
 }
+
+/// Lost ranges shown per table on the terminal.
+const MAX_TEXT_RANGES: usize = 8;
 
 /// Lines for indexes whose pages were lost: indexes are rebuilt from the table data, so
 /// no row is lost with them.

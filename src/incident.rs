@@ -287,6 +287,12 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
         crate::map::write(&engine, &snap_db, map)?;
     }
     let diff = diff::compare(&snap_db, &source, &out)?;
+    if crate::recover::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        // Stopped before the report: the recovered file goes too, so nothing in the incident
+        // folder looks finished (the snapshot, with its manifest, is complete and stays).
+        let _ = std::fs::remove_file(&out);
+        return Err(Error::Interrupted { path: out });
+    }
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,

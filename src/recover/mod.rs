@@ -36,6 +36,44 @@ fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Interrupts SQLite's work on the output (a long `CREATE INDEX` or `integrity_check`) once
+/// [`INTERRUPTED`] is set, so a signal is answered within a fraction of a second.
+struct InterruptWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InterruptWatch {
+    fn start(handle: rusqlite::InterruptHandle) -> InterruptWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("interrupt-watch".into())
+            .spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if interrupted() {
+                        handle.interrupt();
+                        return;
+                    }
+                    // Woken early when the run ends, so it never waits out the 50 ms.
+                    std::thread::park_timeout(std::time::Duration::from_millis(50));
+                }
+            })
+            .ok();
+        InterruptWatch { stop, thread }
+    }
+}
+
+impl Drop for InterruptWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Also export rows found on free pages (deleted rows) into `freelist_rows`.
@@ -198,6 +236,14 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
         .map_err(|e| Error::io(&dir, e))?;
     let result = Engine::run(&mut pf, tmp.path(), options);
     let mut report = match result {
+        // A signal that came after the last page (while indexes were built or the result
+        // checked) stops the run too: SQLite was interrupted, or finished, but the user asked
+        // to stop, so nothing is put at `out`. The temporary file goes with `tmp`.
+        _ if interrupted() => {
+            return Err(Error::Interrupted {
+                path: out.to_path_buf(),
+            })
+        }
         Ok(r) => r,
         Err(Error::Interrupted { .. }) => {
             return Err(Error::Interrupted {
@@ -259,6 +305,7 @@ impl Engine<'_> {
         let (tables, refused) = schema::interpret(&entries);
         let settings = output_settings(pf, encoding);
         let conn = writer::create_database(tmp, &settings, &tables)?;
+        let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         let mut writer = Writer::new(&conn, tmp, encoding, &tables);
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
         let mut reports: Vec<TableReport> = Vec::new();

@@ -142,9 +142,16 @@ pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
 /// recovered database. `display_source` is the path to show.
 pub fn compare(snapshot: &Path, display_source: &Path, recovered: &Path) -> Result<DiffReport> {
     let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    // SQLite may write a -shm or checkpoint when it opens a WAL database: give it a copy.
-    let writable = private_copy(snapshot, work.path())?;
-    let source_counts = count_with_sqlite(&writable);
+    // SQLite writes a -shm, checkpoints or rolls back when it opens a database with a -wal
+    // or a hot -journal: give it a copy then. Otherwise it reads the snapshot as immutable.
+    let needs_copy = ["-wal", "-journal"]
+        .iter()
+        .any(|s| sidecar(snapshot, s).exists());
+    let source_counts = if needs_copy {
+        count_with_sqlite(&private_copy(snapshot, work.path())?, false)
+    } else {
+        count_with_sqlite(snapshot, true)
+    };
     let rec = Connection::open_with_flags(recovered, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| Error::unusable(recovered, e.to_string()))?;
     let recovered_tables =
@@ -166,7 +173,7 @@ pub fn compare(snapshot: &Path, display_source: &Path, recovered: &Path) -> Resu
     } else {
         None
     };
-    let laf = lost_and_found_by_table(&rec, &writable);
+    let laf = lost_and_found_by_table(&rec, snapshot);
     let mut tables = Vec::new();
     for name in names {
         if is_rescue_table(&name) {
@@ -264,8 +271,14 @@ fn copy_writable(from: &Path, to: &Path) -> Result<()> {
 type Counts = BTreeMap<String, std::result::Result<u64, String>>;
 
 /// Counts every table SQLite can see; a table it cannot read carries the error.
-fn count_with_sqlite(db: &Path) -> std::result::Result<Counts, String> {
-    let conn = Connection::open(db).map_err(|e| e.to_string())?;
+fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, String> {
+    let conn = if immutable {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        Connection::open_with_flags(immutable_uri(db), flags)
+    } else {
+        Connection::open(db)
+    }
+    .map_err(|e| e.to_string())?;
     let tables = user_tables(&conn).map_err(|e| e.to_string())?;
     Ok(tables
         .into_iter()
@@ -274,6 +287,25 @@ fn count_with_sqlite(db: &Path) -> std::result::Result<Counts, String> {
             (t, n)
         })
         .collect())
+}
+
+/// `file:` URI that opens `db` read-only and immutable (no locks, no journal, no -shm).
+fn immutable_uri(db: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in std::path::absolute(db)
+        .unwrap_or_else(|_| db.to_path_buf())
+        .as_os_str()
+        .as_bytes()
+    {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {

@@ -237,6 +237,10 @@ fn disk_full_while_writing_the_recovered_database() {
         let stderr = String::from_utf8_lossy(&res.stderr);
         assert_eq!(res.status.code(), Some(4), "{label}: {res:?}");
         assert_clean_error(&stderr);
+        assert!(
+            stderr.contains("writing the recovered database failed"),
+            "{label}: {stderr}"
+        );
         // The snapshot fitted (it is complete, with its manifest); nothing else was left.
         assert!(incident.join("snapshot/manifest.json").is_file(), "{label}");
         assert!(!incident.join("recovered.sqlite3").exists(), "{label}");

@@ -250,6 +250,18 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
                 path: out.to_path_buf(),
             })
         }
+        // SQLite failing on our own output is nearly always a write that failed: name the
+        // output, say it is gone, and say what usually causes it (a full disk makes SQLite
+        // report "disk image is malformed" when it reads back a page it could not write).
+        Err(Error::Sqlite { path, message }) if path == tmp.path() => {
+            return Err(Error::Sqlite {
+                path: out.to_path_buf(),
+                message: format!(
+                    "writing the recovered database failed: {message}; nothing was left there \
+                     (is the disk full, or a file size limit in force?)"
+                ),
+            })
+        }
         Err(e) => return Err(e),
     };
     let file = tmp.as_file();

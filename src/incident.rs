@@ -273,6 +273,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     let options = recover::Options {
         include_freelist: cmd.include_freelist,
         schema_from: cmd.schema_from.clone(),
+        skip_verify: false,
         progress: cmd.progress,
     };
     let engine = recover::recover(&snap_db, &out, &options).map_err(|e| match e {

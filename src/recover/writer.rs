@@ -157,8 +157,8 @@ pub fn create_database(
     let sql = |e| Error::sqlite(path, e);
     conn.execute_batch(&format!(
         "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
-         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -65536;
-         PRAGMA locking_mode = EXCLUSIVE; PRAGMA threads = 2;
+         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
+         PRAGMA locking_mode = EXCLUSIVE;
          PRAGMA user_version = {}; PRAGMA application_id = {};",
         settings.page_size,
         settings.encoding.pragma_name(),

@@ -274,7 +274,7 @@ type Counts = BTreeMap<String, std::result::Result<u64, String>>;
 fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, String> {
     let conn = if immutable {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
-        Connection::open_with_flags(immutable_uri(db), flags)
+        Connection::open_with_flags(crate::pagefile::immutable_uri(db), flags)
     } else {
         Connection::open(db)
     }
@@ -287,25 +287,6 @@ fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, 
             (t, n)
         })
         .collect())
-}
-
-/// `file:` URI that opens `db` read-only and immutable (no locks, no journal, no -shm).
-fn immutable_uri(db: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut uri = String::from("file:");
-    for &b in std::path::absolute(db)
-        .unwrap_or_else(|_| db.to_path_buf())
-        .as_os_str()
-        .as_bytes()
-    {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            uri.push(b as char);
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push_str("?immutable=1");
-    uri
 }
 
 fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {

@@ -296,6 +296,25 @@ pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `file:` URI that opens `db` read-only and immutable (no locks, no journal, no -shm).
+pub fn immutable_uri(db: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in std::path::absolute(db)
+        .unwrap_or_else(|_| db.to_path_buf())
+        .as_os_str()
+        .as_bytes()
+    {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 fn read_wal_header(wal_path: &Path) -> Option<WalHeader> {
     let file = File::open(wal_path).ok()?;
     let mut head = [0u8; WAL_HEADER_SIZE];

@@ -1008,9 +1008,13 @@ fn has_sqlite_magic(path: &Path) -> Result<bool> {
 fn integrity_check(path: &Path) -> Vec<String> {
     use rusqlite::OpenFlags;
     let run = || -> rusqlite::Result<Vec<String>> {
+        // Immutable: no -wal or -shm is created beside RECOVERED (one with a -wal or
+        // -journal beside it was refused before this).
         let conn = rusqlite::Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            crate::pagefile::immutable_uri(path),
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )?;
         let mut stmt = conn.prepare("PRAGMA integrity_check(20)")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

@@ -576,3 +576,41 @@ fn the_restored_file_keeps_the_original_owner_when_run_as_root() {
     assert_eq!(report["restored"]["uid"], 4321);
     assert!(report["warnings"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn checking_a_wal_mode_recovered_file_leaves_nothing_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let from = dir.path().join("from.db");
+    recovered_db(&from, 50);
+    {
+        // WAL mode is recorded in the header; closing removes the -wal and -shm.
+        let conn = Connection::open(&from).unwrap();
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .unwrap();
+    }
+    assert!(!side(&from, "-wal").exists() && !side(&from, "-shm").exists());
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["restore", "--quiet"])
+        .arg(&db)
+        .arg("--from")
+        .arg(&from)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !side(&from, "-wal").exists(),
+        "restore created a -wal beside --from"
+    );
+    assert!(
+        !side(&from, "-shm").exists(),
+        "restore created a -shm beside --from"
+    );
+    assert_eq!(count_rows(&db), 50);
+}

@@ -176,13 +176,13 @@ fn gather(
     };
     let mut types = Vec::new();
     walker.track_claims(true);
-    walker.walk(
+    walk_group(
+        walker,
         map,
         NO_OWNER,
         top,
         tree,
         PageStatus::OrphanLostAndFound,
-        &|_, _| true,
         &mut |row: &RowRef<'_>| {
             ev.rows += 1;
             if let Some(r) = row.rowid {
@@ -304,13 +304,13 @@ fn apply(
     };
     match decision {
         Decision::Ignore(reason) => {
-            walker.walk(
+            walk_group(
+                walker,
                 map,
                 NO_OWNER,
                 top,
                 tree,
                 PageStatus::Unused,
-                &|_, _| true,
                 &mut |_| Ok(()),
             )?;
             group.outcome = "ignored".into();
@@ -321,13 +321,13 @@ fn apply(
             let owner = reports[t].owner;
             let rep = &mut reports[t];
             let mut lost = 0;
-            walker.walk(
+            walk_group(
+                walker,
                 map,
                 owner,
                 top,
                 tree,
                 PageStatus::OrphanAttributed,
-                &|_, _| true,
                 &mut |row: &RowRef<'_>| {
                     if row.fields.len() > table.stored.len() {
                         lost += 1;
@@ -373,13 +373,13 @@ fn apply(
             let mut dup = 0u64;
             let mut lost = 0u64;
             walker.track_claims(true);
-            walker.walk(
+            walk_group(
+                walker,
                 map,
                 NO_OWNER,
                 top,
                 tree,
                 PageStatus::OrphanLostAndFound,
-                &|_, _| true,
                 &mut |row: &RowRef<'_>| {
                     if let Some(rowid) = row.rowid {
                         for &t in &ts {
@@ -416,13 +416,13 @@ fn apply(
         }
         Decision::LostAndFound(reason) => {
             let mut lost = 0u64;
-            walker.walk(
+            walk_group(
+                walker,
                 map,
                 NO_OWNER,
                 top,
                 tree,
                 PageStatus::OrphanLostAndFound,
-                &|_, _| true,
                 &mut |row: &RowRef<'_>| {
                     lost += 1;
                     writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
@@ -432,6 +432,21 @@ fn apply(
         }
     }
     Ok(group)
+}
+
+/// Walks an orphan group as it is: no parent gives bounds, and any record shape is read
+/// (the evidence decides where the rows go, not the walk).
+fn walk_group(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    owner: u32,
+    top: u32,
+    tree: TreeKind,
+    status: PageStatus,
+    sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+) -> Result<()> {
+    walker.walk(map, owner, top, tree, status, &|_, _| true, sink)?;
+    Ok(())
 }
 
 /// Records rows that went to lost_and_found: possibly live, or stale when every tree was whole.

@@ -60,7 +60,7 @@ pub fn recover_orphans(
         && reports
             .iter()
             .all(|r| r.holes.is_empty() && r.refused.is_none());
-    let candidates = scan_unseen(walker, map);
+    let candidates = scan_unseen(walker, map)?;
     let children = children_of_orphan_interiors(walker, &candidates);
     let mut result = OrphanResult {
         groups: Vec::new(),
@@ -102,13 +102,18 @@ pub fn recover_orphans(
 }
 
 /// Reads every page nothing has claimed; keeps those that read as b-tree pages.
-fn scan_unseen(walker: &mut Walker<'_>, map: &mut PageMap) -> Vec<(u32, PageKind)> {
+fn scan_unseen(walker: &mut Walker<'_>, map: &mut PageMap) -> Result<Vec<(u32, PageKind)>> {
     let pf = walker.page_file();
     let mut buf = Vec::new();
     let mut out = Vec::new();
     for pgno in 1..=map.page_count() {
         if !map.is_unseen(pgno) {
             continue;
+        }
+        if super::interrupted() {
+            return Err(crate::Error::Interrupted {
+                path: pf.path().to_path_buf(),
+            });
         }
         walker.progress().inc(1);
         let header_offset = if pgno == 1 { 100 } else { 0 };
@@ -125,7 +130,7 @@ fn scan_unseen(walker: &mut Walker<'_>, map: &mut PageMap) -> Vec<(u32, PageKind
             None => map.set(pgno, PageStatus::Unreadable, NO_OWNER),
         }
     }
-    out
+    Ok(out)
 }
 
 fn children_of_orphan_interiors(

@@ -562,23 +562,4 @@ fn sqlite_test_suite_databases() {
 
 /// Test-suite databases whose recovered output is known to fail `PRAGMA integrity_check`
 /// (reported to the lead; see docs/hostile-input.md). Remove a name once it is fixed.
-const KNOWN_BAD_OUTPUT: &[&str] = &[
-    // R-tree shadow tables copied verbatim: "undersize RTree blobs in t1_node".
-    "corruptL-1.db",
-    // FTS3/FTS4 shadow tables copied verbatim: "malformed inverted index" (and, for -13,
-    // "malformed database schema (t1)" when the output is opened).
-    "fts3corrupt4-1.db",
-    "fts3corrupt4-2.db",
-    "fts3corrupt4-3.db",
-    "fts3corrupt4-4.db",
-    "fts3corrupt4-5.db",
-    "fts3corrupt4-6.db",
-    "fts3corrupt4-7.db",
-    "fts3corrupt4-8.db",
-    "fts3corrupt4-9.db",
-    "fts3corrupt4-10.db",
-    "fts3corrupt4-11.db",
-    "fts3corrupt4-12.db",
-    "fts3corrupt4-13.db",
-    "fts3corrupt4-14.db",
-];
+const KNOWN_BAD_OUTPUT: &[&str] = &[];

@@ -317,7 +317,7 @@ impl Engine<'_> {
         let (tables, refused) = schema::interpret(&entries);
         let settings = output_settings(pf, encoding);
         let conn = writer::create_database(tmp, &settings, &tables)?;
-        let _watch = InterruptWatch::start(conn.get_interrupt_handle());
+        let watch = InterruptWatch::start(conn.get_interrupt_handle());
         let mut writer = Writer::new(&conn, tmp, encoding, &tables);
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
         let mut reports: Vec<TableReport> = Vec::new();
@@ -355,7 +355,13 @@ impl Engine<'_> {
                 || (!rep.holes.is_empty() && unexplained > 0);
         }
         drop(writer);
-        let objects = create_objects(&conn, &entries, tmp)?;
+        let mut objects = create_objects(&conn, &entries)?;
+        // Checks run on a fresh connection that loads the whole schema, as a user's will.
+        drop(watch);
+        conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
+        objects.extend(install_virtual_tables(tmp, &entries)?);
+        let conn = rusqlite::Connection::open(tmp).map_err(|e| Error::sqlite(tmp, e))?;
+        let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         lap("indexes", &mut since);
         for (t, table) in tables.iter().enumerate() {
             if !table.internal {
@@ -793,7 +799,6 @@ fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {
 fn create_objects(
     conn: &rusqlite::Connection,
     entries: &[SchemaEntry],
-    path: &Path,
 ) -> Result<Vec<ObjectReport>> {
     let mut out = Vec::new();
     for kind in ["index", "view", "trigger"] {
@@ -810,29 +815,91 @@ fn create_objects(
             });
         }
     }
-    let virtual_tables: Vec<&SchemaEntry> = entries
+    Ok(out)
+}
+
+/// Virtual tables (FTS, R-tree, ...) get their schema row back after everything else, each
+/// checked on a fresh connection as a user would open the file. One whose index is damaged
+/// is rebuilt from its content where the module can ('rebuild'); one that still fails is
+/// left out, its rows kept in its shadow tables as plain tables, and the report says so.
+fn install_virtual_tables(path: &Path, entries: &[SchemaEntry]) -> Result<Vec<ObjectReport>> {
+    let open = || rusqlite::Connection::open(path).map_err(|e| Error::sqlite(path, e));
+    let mut out = Vec::new();
+    for e in entries
         .iter()
         .filter(|e| e.kind == "table" && e.rootpage == 0 && !e.from_reference && e.sql.is_some())
-        .collect();
-    if !virtual_tables.is_empty() {
-        conn.execute_batch("PRAGMA writable_schema = ON")
-            .map_err(|e| Error::sqlite(path, e))?;
-        for e in virtual_tables {
-            let result = conn.execute(
-                "INSERT INTO sqlite_schema(type, name, tbl_name, rootpage, sql) VALUES ('table', ?1, ?2, 0, ?3)",
-                rusqlite::params![e.name, e.tbl_name, e.sql],
+    {
+        let inserted = set_schema_row(&open()?, e).map_err(|err| err.to_string());
+        let mut problem = match &inserted {
+            Err(err) => Some(err.clone()),
+            Ok(()) => virtual_table_problem(&open()?, &e.name),
+        };
+        if problem.is_some() && inserted.is_ok() {
+            let rebuild = format!(
+                "INSERT INTO {0}({0}) VALUES ('rebuild')",
+                writer::ident(&e.name)
             );
-            out.push(ObjectReport {
-                kind: "virtual table".to_string(),
-                name: e.name.clone(),
-                created: result.is_ok(),
-                error: result.err().map(|err| err.to_string()),
-            });
+            if open()?.execute_batch(&rebuild).is_ok() {
+                problem = virtual_table_problem(&open()?, &e.name);
+            }
         }
-        conn.execute_batch("PRAGMA writable_schema = OFF")
-            .map_err(|e| Error::sqlite(path, e))?;
+        if let Some(why) = &problem {
+            if inserted.is_ok() {
+                let conn = open()?;
+                conn.execute_batch("PRAGMA writable_schema = ON")
+                    .and_then(|_| {
+                        conn.execute(
+                            "DELETE FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                            [&e.name],
+                        )
+                    })
+                    .map_err(|err| {
+                        Error::sqlite(path, format!("removing {}: {err} ({why})", e.name))
+                    })?;
+            }
+        }
+        out.push(ObjectReport {
+            kind: "virtual table".to_string(),
+            name: e.name.clone(),
+            created: problem.is_none(),
+            error: problem.map(|why| {
+                format!(
+                    "not recreated ({why}); its rows are kept in the plain tables {}_*",
+                    e.name
+                )
+            }),
+        });
     }
     Ok(out)
+}
+
+/// Writes one virtual table's row into sqlite_schema (the module is not loaded to do it).
+fn set_schema_row(conn: &rusqlite::Connection, e: &SchemaEntry) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    conn.execute(
+        "INSERT INTO sqlite_schema(type, name, tbl_name, rootpage, sql) VALUES ('table', ?1, ?2, 0, ?3)",
+        rusqlite::params![e.name, e.tbl_name, e.sql],
+    )?;
+    conn.execute_batch("PRAGMA writable_schema = OFF")
+}
+
+/// Why a virtual table does not work in the output, if it does not: its schema does not
+/// load, it cannot be read, or integrity_check finds its index damaged.
+fn virtual_table_problem(conn: &rusqlite::Connection, name: &str) -> Option<String> {
+    let probe = format!("SELECT count(*) FROM {}", writer::ident(name));
+    if let Err(e) = conn.query_row(&probe, [], |r| r.get::<_, i64>(0)) {
+        return Some(e.to_string());
+    }
+    let messages = match conn
+        .prepare("PRAGMA integrity_check(20)")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        }) {
+        Ok(m) => m,
+        Err(e) => return Some(e.to_string()),
+    };
+    messages.into_iter().find(|m| m != "ok" && m.contains(name))
 }
 
 fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {

@@ -104,6 +104,9 @@ impl PageFile {
             ));
         }
         let mut geometry = geometry_from_header(&head, wal_header.as_ref());
+        if geometry.page_size != 0 && geometry.inferred.is_empty() {
+            check_header_page_size(&file, file_len, &mut geometry);
+        }
         if geometry.page_size == 0 {
             geometry.page_size = infer_page_size(&file, file_len).ok_or_else(|| {
                 Error::unusable(
@@ -373,25 +376,48 @@ const INFER_SAMPLE_PAGES: u64 = 512;
 /// its end; a wrong, larger size sees fewer pages.
 pub fn infer_page_size(file: &File, file_len: u64) -> Option<u32> {
     let mut best: Option<(u32, u64)> = None;
-    let mut buf = Vec::new();
     for shift in 9..=16 {
         let size = 1u32 << shift;
-        let pages = (file_len / u64::from(size)).min(INFER_SAMPLE_PAGES);
-        let mut score = 0;
-        for i in 0..pages {
-            buf.resize(size as usize, 0);
-            if file.read_exact_at(&mut buf, i * u64::from(size)).is_err() {
-                break;
-            }
-            if looks_like_btree_page(&buf, if i == 0 { HEADER_SIZE } else { 0 }) {
-                score += 1;
-            }
-        }
+        let score = btree_page_score(file, file_len, size);
         if score > best.map_or(0, |(_, s)| s) {
             best = Some((size, score));
         }
     }
     best.map(|(size, _)| size)
+}
+
+/// How many of the first pages read as b-tree pages when the file is cut into `size`-byte pages.
+fn btree_page_score(file: &File, file_len: u64, size: u32) -> u64 {
+    let pages = (file_len / u64::from(size)).min(INFER_SAMPLE_PAGES);
+    let mut buf = vec![0u8; size as usize];
+    let mut score = 0;
+    for i in 0..pages {
+        if file.read_exact_at(&mut buf, i * u64::from(size)).is_err() {
+            break;
+        }
+        if looks_like_btree_page(&buf, if i == 0 { HEADER_SIZE } else { 0 }) {
+            score += 1;
+        }
+    }
+    score
+}
+
+/// A page size the header states validly can still be wrong (a damaged header can hold any
+/// valid value). When another size makes clearly more pages read as b-tree pages, it wins.
+fn check_header_page_size(file: &File, file_len: u64, geometry: &mut Geometry) {
+    let stated = geometry.page_size;
+    let stated_score = btree_page_score(file, file_len, stated);
+    let Some(inferred) = infer_page_size(file, file_len) else {
+        return;
+    };
+    let inferred_score = btree_page_score(file, file_len, inferred);
+    if inferred != stated && inferred_score >= 2 && inferred_score > 2 * stated_score {
+        geometry.page_size = inferred;
+        geometry.reserved_bytes = 0;
+        geometry.inferred.push(format!(
+            "page size (the header says {stated}, the pages read as {inferred}-byte pages)"
+        ));
+    }
 }
 
 /// A strict plausibility test: header, cell pointers and freeblocks all in range.

@@ -319,3 +319,30 @@ fn lost_schema_rows_are_rebuilt_from_a_reference_schema() {
     }
     assert_eq!(report.lost_and_found_rows, 0);
 }
+
+#[test]
+fn a_valid_but_wrong_page_size_in_the_header_is_overruled_by_the_pages() {
+    let work = tempfile::tempdir().unwrap();
+    let sample = committed("page-512");
+    let db = sample.copy_to(&work.path().join("copy")).unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[16..18].copy_from_slice(&1u16.to_be_bytes()); // "65536"
+    std::fs::write(&db, &bytes).unwrap();
+    let out = work.path().join("out.sqlite3");
+    let report = recover(&db, &out, &Options::default()).unwrap();
+    assert_eq!(report.geometry.page_size, 512);
+    assert!(report
+        .geometry
+        .inferred
+        .iter()
+        .any(|f| f.contains("page size")));
+    let score = corrupt_samples::score(sample.truth.as_ref().unwrap(), &out).unwrap();
+    for t in &score.tables {
+        assert_eq!(
+            t.in_place,
+            sample.expected.ceiling(&t.table).unwrap(),
+            "{}\n{score}",
+            t.table
+        );
+    }
+}

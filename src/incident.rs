@@ -97,11 +97,86 @@ impl IncidentReport {
     }
 }
 
+impl IncidentReport {
+    /// The per-table table: what the source held, what came back, and what is missing.
+    fn table_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .tables
+            .iter()
+            .map(|t| {
+                let source = match (t.source_rows, t.source_counted_by.as_str()) {
+                    (Some(n), "sqlite") => n.to_string(),
+                    (Some(n), _) => format!("unreadable ({n} found)"),
+                    (None, _) => "unreadable".to_string(),
+                };
+                vec![
+                    t.table.clone(),
+                    source,
+                    t.recovered_rows.map_or("-".into(), |n| n.to_string()),
+                    t.attributed_rows.to_string(),
+                    t.lost_and_found_rows.to_string(),
+                    self.missing_text(t),
+                ]
+            })
+            .collect();
+        crate::report::text_table(
+            &[
+                "table",
+                "in source",
+                "recovered",
+                "put back",
+                "lost_and_found",
+                "missing",
+            ],
+            &rows,
+        )
+    }
+
+    /// Rows of the source not back in their table: SQLite's count says it where it could
+    /// count; otherwise the lost ranges bound it.
+    fn missing_text(&self, t: &TableSummary) -> String {
+        if t.source_counted_by == "sqlite" {
+            return t.difference.map_or("?".into(), |d| (-d).max(0).to_string());
+        }
+        let may_miss = self
+            .engine
+            .tables
+            .iter()
+            .find(|e| e.name == t.table)
+            .is_some_and(|e| e.rows_may_be_missing);
+        if !may_miss {
+            return "0".into();
+        }
+        let known: Option<u64> = t.lost.iter().map(|r| r.rows).sum();
+        let bounded: Option<u64> = t
+            .lost
+            .iter()
+            .map(|r| match (r.first_rowid, r.last_rowid) {
+                (Some(a), Some(b)) if b >= a => u64::try_from(b - a + 1).ok(),
+                _ => None,
+            })
+            .sum();
+        match (known, bounded) {
+            (Some(n), _) if !t.lost.is_empty() => n.to_string(),
+            (_, Some(n)) if !t.lost.is_empty() => format!("≤ {n}"),
+            _ => "some (see below)".into(),
+        }
+    }
+}
+
 impl Outcome for IncidentReport {
     fn render_text(&self) -> String {
         let mut out = String::new();
-        out.push_str(&self.diff.table_text());
+        out.push_str(&self.table_text());
         out.push('\n');
+        if self.engine.schema_damaged && self.lost_and_found_rows > 0 {
+            out.push_str(
+                "The schema itself is damaged: rows of tables whose schema rows were lost are in \
+                 lost_and_found, grouped by page.\nWith a healthy copy of the schema (a fresh \
+                 database your application migrated, or a backup), run again with \
+                 --schema-from FILE to put them back in their tables.\n",
+            );
+        }
         for t in &self.engine.tables {
             if let Some(why) = &t.refused {
                 out.push_str(&format!("{}: {why}\n", t.name));

@@ -182,6 +182,8 @@ pub struct Report {
     pub foreign_key_violations: u64,
     #[serde(skip)]
     pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
+    /// The schema (page 1's tree) had unreadable parts: some tables may be unknown.
+    pub schema_damaged: bool,
     /// Pages that could not be read and are not the page of a hole that orphan pages filled
     /// (zeroed or garbage pages, pages past the end): rows may have been on them.
     pub unexplained_pages: u64,
@@ -417,6 +419,7 @@ impl Engine<'_> {
             foreign_key_violations,
             page_map: Some(std::sync::Arc::new(page_map)),
             unexplained_pages: unexplained,
+            schema_damaged: !schema_whole,
             timings,
         })
     }

@@ -362,7 +362,11 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     if let Some(map) = &cmd.map {
         crate::map::write(&engine, &snap_db, map)?;
     }
+    let spinner = cmd
+        .progress
+        .spinner("counting rows, source against recovered");
     let diff = diff::compare(&snap_db, &source, &out)?;
+    spinner.finish_and_clear();
     if crate::recover::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         // Stopped before the report: the recovered file goes too, so nothing in the incident
         // folder looks finished (the snapshot, with its manifest, is complete and stays).

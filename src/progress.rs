@@ -34,12 +34,27 @@ impl Progress {
         )
     }
 
+    /// A spinner with elapsed time, for steps whose length is not known in advance
+    /// (building indexes, integrity_check, counting rows).
+    pub fn spinner(&self, label: &str) -> ProgressBar {
+        if !self.enabled {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(label.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    }
+
     /// A bar counting pages, with ETA.
     pub fn pages(&self, label: &str, total: u64) -> ProgressBar {
         self.bar(
             total,
             label,
-            "{msg:>12} [{bar:30}] {pos}/{len} pages {per_sec} eta {eta}",
+            "{msg:>12} [{bar:30}] {pos}/{len} pages, eta {eta}",
         )
     }
 

@@ -357,6 +357,9 @@ impl Engine<'_> {
                 || (!rep.holes.is_empty() && unexplained > 0);
         }
         drop(writer);
+        let spinner = options
+            .progress
+            .spinner("building indexes, views and triggers");
         let mut objects = create_objects(&conn, &entries)?;
         // Checks run on a fresh connection that loads the whole schema, as a user's will.
         drop(watch);
@@ -382,11 +385,13 @@ impl Engine<'_> {
             },
             &mut reports,
         );
+        spinner.set_message("checking the recovered database (integrity_check)");
         let integrity = if options.skip_verify {
             vec!["not checked".to_string()]
         } else {
             integrity_check(&conn, tmp)?
         };
+        spinner.finish_and_clear();
         let foreign_key_violations = conn
             .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
                 r.get::<_, i64>(0)

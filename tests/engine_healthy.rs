@@ -9,7 +9,8 @@ use std::path::Path;
 fn build(path: &Path, page_size: u32, encoding: &str, wal: bool) {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(&format!(
-        "PRAGMA page_size={page_size}; PRAGMA encoding='{encoding}';"
+        "PRAGMA page_size={page_size}; PRAGMA encoding='{encoding}';
+         PRAGMA user_version=42; PRAGMA application_id=1234567;"
     ))
     .unwrap();
     if wal {

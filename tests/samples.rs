@@ -346,3 +346,16 @@ fn a_valid_but_wrong_page_size_in_the_header_is_overruled_by_the_pages() {
         );
     }
 }
+
+#[test]
+fn auto_vacuum_mode_is_carried_over() {
+    let work = tempfile::tempdir().unwrap();
+    let sample = committed("auto-vacuum");
+    run(&sample, work.path());
+    let out = work.path().join("auto-vacuum.recovered.sqlite3");
+    let conn = rusqlite::Connection::open(out).unwrap();
+    let mode: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, 1, "FULL auto-vacuum, as the source");
+}

@@ -336,7 +336,18 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
             allow_changing: cmd.allow_changing,
             progress: cmd.progress,
         },
-    )?;
+    )
+    .map_err(|e| match e {
+        // Failing to write our own folder is not the database's fault: say where to go.
+        Error::Io { path, source } if path.starts_with(&incident) && !cmd.dry_run => Error::Io {
+            path,
+            source: std::io::Error::new(
+                source.kind(),
+                format!("{source}; choose a writable folder with --incident-dir DIR"),
+            ),
+        },
+        other => other,
+    })?;
     let file_name = source
         .file_name()
         .ok_or_else(|| Error::unusable(&cmd.db, "has no file name"))?;

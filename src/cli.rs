@@ -45,6 +45,7 @@ pub enum Command {
     },
     /// Copy a database and its sidecars byte for byte into an incident folder, with SHA-256s.
     Snapshot {
+        /// The database to copy (with its -wal, -shm and -journal).
         db: PathBuf,
         /// Folder to create (must not exist, or be empty).
         #[arg(long)]
@@ -55,6 +56,7 @@ pub enum Command {
     },
     /// Snapshot, recover every readable row into a fresh database, verify it and report.
     Recover {
+        /// The damaged database (its -wal, -shm and -journal beside it are taken too).
         db: PathBuf,
         /// Where to write the recovered database (default: recovered.sqlite3 in the incident folder).
         #[arg(long)]
@@ -83,6 +85,7 @@ pub enum Command {
     /// List the rows that cannot be recovered (rowid ranges per table, with the page they were
     /// on), ready to paste into a ticket. Works on a private snapshot; exit 1 when rows are lost.
     Lost {
+        /// The damaged database (read from a private snapshot).
         db: PathBuf,
         /// Only this table (default: every table).
         #[arg(long)]
@@ -92,9 +95,15 @@ pub enum Command {
         map: Option<PathBuf>,
     },
     /// Compare row counts per table between a (possibly damaged) source and a recovered copy.
-    Diff { source: PathBuf, recovered: PathBuf },
+    Diff {
+        /// The original (possibly damaged) database; it is read from a private copy.
+        source: PathBuf,
+        /// The recovered database.
+        recovered: PathBuf,
+    },
     /// Put a recovered database in place of the damaged one, keeping the originals.
     Restore {
+        /// The damaged database to replace (it and its sidecars are moved to the backup folder).
         db: PathBuf,
         /// The recovered database to put in place.
         #[arg(long)]

@@ -193,7 +193,12 @@ impl Outcome for IncidentReport {
                     t.name, t.damaged_rows
                 ));
             }
-            if t.rows_may_be_missing && !t.holes.is_empty() {
+            let nothing_missing = self
+                .tables
+                .iter()
+                .find(|s| s.table == t.name)
+                .is_some_and(|s| self.missing_text(s) == "0");
+            if t.rows_may_be_missing && !t.holes.is_empty() && !nothing_missing {
                 let mut pages: Vec<u32> = t.holes.iter().map(|h| h.page).collect();
                 pages.sort_unstable();
                 pages.dedup();

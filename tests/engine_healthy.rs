@@ -157,3 +157,47 @@ fn healthy_utf16_512() {
 fn healthy_65536() {
     roundtrip(65536, "UTF-8", false);
 }
+
+/// A UNIQUE constraint the damaged data no longer satisfies: every row still lands once,
+/// the ones SQLite refuses in `rescue_conflicts` with the reason (never dropped silently).
+#[test]
+fn rows_refused_by_a_constraint_are_kept_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    let conn = Connection::open(&src).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT);
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100)
+         INSERT INTO u SELECT x, 'user' || (x % 90) || '@example.com' FROM c;
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = 'CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE)'
+           WHERE name = 'u';",
+    )
+    .unwrap();
+    drop(conn);
+    let out = dir.path().join("out.db");
+    let report = recover(&src, &out, &Options::default()).unwrap();
+    assert!(report.integrity_ok(), "{:?}", report.integrity);
+    let u = report.tables.iter().find(|t| t.name == "u").unwrap();
+    assert_eq!(
+        u.conflict_rows, 10,
+        "ids 91..100 repeat the emails of 1..10"
+    );
+    assert_eq!(u.walked_rows, 90);
+    let out = Connection::open(&out).unwrap();
+    let kept: i64 = out
+        .query_row("SELECT count(*) FROM u", [], |r| r.get(0))
+        .unwrap();
+    let refused: Vec<(String, i64)> = {
+        let mut stmt = out
+            .prepare("SELECT reason, id FROM rescue_conflicts WHERE tbl = 'u' ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(kept + refused.len() as i64, 100, "every row lands once");
+    assert!(refused.iter().all(|(reason, _)| reason.contains("UNIQUE")));
+    assert_eq!(refused.first().map(|r| r.1), Some(91));
+}

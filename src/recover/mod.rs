@@ -26,7 +26,7 @@ use schema::{SchemaEntry, Table};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use walk::{Hole, RowRef, TreeKind, Walker};
-use writer::{Landed, OutputSettings, Writer};
+use writer::{OutputSettings, Writer};
 
 /// Set by the binary's signal handler; the engine stops at the next page and removes its
 /// partial output.
@@ -344,6 +344,7 @@ impl Engine<'_> {
             &mut writer,
             schema_whole,
         )?;
+        writer.flush_all(&tables)?;
         for (name, seq) in &sequence {
             writer.merge_sequence(name, *seq)?;
         }
@@ -360,7 +361,7 @@ impl Engine<'_> {
         let spinner = options
             .progress
             .spinner("building indexes, views and triggers");
-        let mut objects = create_objects(&conn, &entries)?;
+        let mut objects = create_objects(&conn, &entries, tmp)?;
         // Checks run on a fresh connection that loads the whole schema, as a user's will.
         drop(watch);
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
@@ -464,6 +465,7 @@ impl Engine<'_> {
         }
         let encoding = self.encoding;
         let fits = |_rowid: Option<i64>, types: &[u64]| table.fits(types);
+        let before = writer.counts(t);
         let stats = walker.walk(
             &mut self.map,
             owner,
@@ -484,7 +486,10 @@ impl Engine<'_> {
                 insert_walked_row(writer, t, table, row, &mut rep)
             },
         )?;
-        rep.walked_rows = stats.rows - rep.conflict_rows.min(stats.rows);
+        writer.flush(t, table)?;
+        let after = writer.counts(t);
+        rep.walked_rows = after.in_place - before.in_place;
+        rep.conflict_rows += after.conflicts - before.conflicts;
         rep.bad_cells = stats.bad_cells;
         rep.suspect_rows = stats.suspect_rows;
         rep.suspect_pages = stats.suspect_pages;
@@ -678,12 +683,7 @@ fn insert_walked_row(
         note_damaged_value(writer, table, row)?;
         rep.damaged_rows += 1;
     }
-    if writer.insert_row(t, table, row.rowid, row.payload, row.fields, row.page)?
-        == Landed::Conflict
-    {
-        rep.conflict_rows += 1;
-    }
-    Ok(())
+    writer.insert_row(t, table, row.rowid, row.payload, row.fields, row.page)
 }
 
 /// Records the field a broken overflow chain cut short, with its readable prefix.
@@ -807,6 +807,7 @@ fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {
 fn create_objects(
     conn: &rusqlite::Connection,
     entries: &[SchemaEntry],
+    path: &Path,
 ) -> Result<Vec<ObjectReport>> {
     let mut out = Vec::new();
     for kind in ["index", "view", "trigger"] {
@@ -815,6 +816,12 @@ fn create_objects(
                 continue; // automatic indexes come with their table
             };
             let result = conn.execute_batch(sql);
+            if let Err(err) = &result {
+                if is_io_failure(err) {
+                    // A full disk is not a refused index: the output is not usable.
+                    return Err(Error::sqlite(path, format!("creating {}: {err}", e.name)));
+                }
+            }
             out.push(ObjectReport {
                 kind: kind.to_string(),
                 name: e.name.clone(),
@@ -879,6 +886,16 @@ fn install_virtual_tables(path: &Path, entries: &[SchemaEntry]) -> Result<Vec<Ob
         });
     }
     Ok(out)
+}
+
+/// Errors that mean the output file itself failed (disk full, I/O), not that SQLite refused
+/// one statement.
+fn is_io_failure(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        err.sqlite_error_code(),
+        Some(DiskFull | SystemIoFailure | CannotOpen | ReadOnly | OutOfMemory | DatabaseCorrupt)
+    )
 }
 
 /// Writes one virtual table's row into sqlite_schema (the module is not loaded to do it).

@@ -9,7 +9,7 @@
 use super::pagemap::{PageMap, PageStatus, NO_OWNER};
 use super::schema::Table;
 use super::walk::{Hole, RowRef, TreeKind, Walker};
-use super::writer::{Landed, Writer};
+use super::writer::Writer;
 use super::{note_damaged_value, OrphanGroup, TableReport};
 use crate::format::page::{BtreePage, PageKind};
 use crate::format::record::Field;
@@ -326,6 +326,7 @@ fn apply(
             let owner = reports[t].owner;
             let rep = &mut reports[t];
             let mut lost = 0;
+            let before = writer.counts(t);
             walk_group(
                 walker,
                 map,
@@ -348,20 +349,14 @@ fn apply(
                         note_damaged_value(writer, table, row)?;
                         rep.damaged_rows += 1;
                     }
-                    match writer.insert_row(
-                        t,
-                        table,
-                        row.rowid,
-                        row.payload,
-                        row.fields,
-                        row.page,
-                    )? {
-                        Landed::InPlace => rep.attributed_rows += 1,
-                        Landed::Conflict => rep.conflict_rows += 1,
-                    }
+                    writer.insert_row(t, table, row.rowid, row.payload, row.fields, row.page)?;
                     Ok(())
                 },
             )?;
+            writer.flush(t, table)?;
+            let after = writer.counts(t);
+            rep.attributed_rows += after.in_place - before.in_place;
+            rep.conflict_rows += after.conflicts - before.conflicts;
             result.lost_and_found_rows += lost;
             shrink_hole(&mut rep.holes, hole, ev.first, ev.last);
             group.outcome = "attributed".into();

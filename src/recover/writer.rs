@@ -1,6 +1,7 @@
 //! The fresh database, written through the bundled SQLite: geometry set before the first
-//! table, journaling off while loading (the file is not the user's until verified), the
-//! original CREATE TABLE statements, one transaction, prepared inserts. A row SQLite refuses
+//! table, no sync and an in-memory journal while loading (the file is not the user's until
+//! verified; the journal only serves to roll back a refused batch), the original CREATE
+//! TABLE statements, one transaction, prepared inserts of batches of rows. A row SQLite refuses
 //! (duplicate rowid, UNIQUE, NOT NULL) is never dropped: it goes to `rescue_conflicts` with
 //! the reason.
 
@@ -126,7 +127,40 @@ struct TableWriter<'c> {
     /// Prepared INSERTs by number of record fields, held for the whole load: no per-row
     /// statement-cache lookups.
     by_fields: Vec<Option<rusqlite::Statement<'c>>>,
+    /// The same, inserting a whole batch of rows in one statement.
+    batch_by_fields: Vec<Option<rusqlite::Statement<'c>>>,
+    pending: Pending,
+    counts: RowCounts,
 }
+
+/// Rows in place and rows refused (kept in `rescue_conflicts`) so far, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    pub in_place: u64,
+    pub conflicts: u64,
+}
+
+/// Rows waiting to be inserted together, copied out of their pages (the pages are gone by
+/// the time the batch runs). A batch SQLite refuses is rolled back whole (the journal is in
+/// memory) and its rows inserted one by one, so a conflicting row is still caught alone.
+#[derive(Default)]
+struct Pending {
+    fields_used: usize,
+    payload: Vec<u8>,
+    fields: Vec<Field>,
+    rows: Vec<PendingRow>,
+}
+
+struct PendingRow {
+    rowid: Option<i64>,
+    page: u32,
+    payload: std::ops::Range<usize>,
+    fields: std::ops::Range<usize>,
+}
+
+/// Rows per batched INSERT (fewer when a row has many columns: SQLite's parameter limit).
+const BATCH_ROWS: usize = 16;
+const MAX_PARAMS: usize = 32766;
 
 pub struct Writer<'c> {
     conn: &'c Connection,
@@ -157,7 +191,7 @@ pub fn create_database(
     let sql = |e| Error::sqlite(path, e);
     conn.execute_batch(&format!(
         "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
-         PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
+         PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
          PRAGMA locking_mode = EXCLUSIVE;
          PRAGMA user_version = {}; PRAGMA application_id = {};",
         settings.page_size,
@@ -194,6 +228,9 @@ impl<'c> Writer<'c> {
                 .map(|t| TableWriter {
                     name: t.name.clone(),
                     by_fields: Vec::new(),
+                    batch_by_fields: Vec::new(),
+                    pending: Pending::default(),
+                    counts: RowCounts::default(),
                 })
                 .collect(),
             lost_and_found: SideTable {
@@ -231,8 +268,124 @@ impl<'c> Writer<'c> {
         Error::sqlite(&self.path, e)
     }
 
-    /// Inserts a row into table `t` (index into the tables given to `create`).
+    /// Queues a row for table `t` (index into the tables given to `create`). Rows are
+    /// inserted in batches; [`Writer::flush`] inserts what is queued, and [`Writer::counts`]
+    /// then says how many landed in place and how many were refused.
     pub fn insert_row(
+        &mut self,
+        t: usize,
+        table: &Table,
+        rowid: Option<i64>,
+        payload: &[u8],
+        fields: &[Field],
+        page: u32,
+    ) -> Result<()> {
+        let n = fields.len().min(table.stored.len());
+        let pending = &self.tables[t].pending;
+        if !pending.rows.is_empty() && pending.fields_used != n {
+            self.flush(t, table)?;
+        }
+        let pending = &mut self.tables[t].pending;
+        pending.fields_used = n;
+        let p0 = pending.payload.len();
+        pending.payload.extend_from_slice(payload);
+        let f0 = pending.fields.len();
+        pending.fields.extend_from_slice(fields);
+        pending.rows.push(PendingRow {
+            rowid,
+            page,
+            payload: p0..pending.payload.len(),
+            fields: f0..pending.fields.len(),
+        });
+        if pending.rows.len() >= batch_rows(table, n) {
+            self.flush(t, table)?;
+        }
+        Ok(())
+    }
+
+    /// Rows of table `t` in place and refused so far (flush first).
+    pub fn counts(&self, t: usize) -> RowCounts {
+        self.tables[t].counts
+    }
+
+    /// Inserts every queued row of every table.
+    pub fn flush_all(&mut self, tables: &[Table]) -> Result<()> {
+        for (t, table) in tables.iter().enumerate() {
+            self.flush(t, table)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the queued rows of table `t`: one statement for a full batch, one per row for
+    /// a partial batch or when the batch is refused.
+    pub fn flush(&mut self, t: usize, table: &Table) -> Result<()> {
+        let mut pending = std::mem::take(&mut self.tables[t].pending);
+        let result = self.flush_pending(t, table, &pending);
+        pending.payload.clear();
+        pending.fields.clear();
+        pending.rows.clear();
+        self.tables[t].pending = pending;
+        result
+    }
+
+    fn flush_pending(&mut self, t: usize, table: &Table, pending: &Pending) -> Result<()> {
+        let n = pending.fields_used;
+        if pending.rows.is_empty() {
+            return Ok(());
+        }
+        if pending.rows.len() == batch_rows(table, n) && pending.rows.len() > 1 {
+            match self.execute_batch(t, table, pending) {
+                Ok(()) => {
+                    self.tables[t].counts.in_place += pending.rows.len() as u64;
+                    return Ok(());
+                }
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        for row in &pending.rows {
+            let payload = &pending.payload[row.payload.clone()];
+            let fields = &pending.fields[row.fields.clone()];
+            match self.insert_one(t, table, row.rowid, payload, fields, row.page)? {
+                Landed::InPlace => self.tables[t].counts.in_place += 1,
+                Landed::Conflict => self.tables[t].counts.conflicts += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn execute_batch(
+        &mut self,
+        t: usize,
+        table: &Table,
+        pending: &Pending,
+    ) -> rusqlite::Result<()> {
+        let n = pending.fields_used;
+        let encoding = self.encoding;
+        let tw = &mut self.tables[t];
+        if tw.batch_by_fields.len() <= n {
+            tw.batch_by_fields.resize_with(n + 1, || None);
+        }
+        let stmt = match &mut tw.batch_by_fields[n] {
+            Some(stmt) => stmt,
+            slot => {
+                let sql = insert_sql_rows(&tw.name, table, n, pending.rows.len());
+                slot.insert(self.conn.prepare(&sql)?)
+            }
+        };
+        let mut p = 1;
+        for row in &pending.rows {
+            let payload = &pending.payload[row.payload.clone()];
+            let fields = &pending.fields[row.fields.clone()];
+            p = bind_row(stmt, p, table, n, row.rowid, payload, fields, encoding)?;
+        }
+        stmt.raw_execute()?;
+        Ok(())
+    }
+
+    /// Inserts one row now; a row SQLite refuses goes to `rescue_conflicts`.
+    fn insert_one(
         &mut self,
         t: usize,
         table: &Table,
@@ -283,19 +436,7 @@ impl<'c> Writer<'c> {
             Some(stmt) => stmt,
             slot => slot.insert(self.conn.prepare(&insert_sql(&tw.name, table, n))?),
         };
-        let mut p = 1;
-        if !table.without_rowid {
-            stmt.raw_bind_parameter(p, rowid)?;
-            p += 1;
-        }
-        for (i, f) in fields.iter().take(n).enumerate() {
-            let col = table.stored[i];
-            if Some(col) == table.ipk || table.columns[col].hidden == 3 {
-                continue;
-            }
-            stmt.raw_bind_parameter(p, Bind(f.value(payload), encoding))?;
-            p += 1;
-        }
+        bind_row(stmt, 1, table, n, rowid, payload, fields, encoding)?;
         stmt.raw_execute()?;
         Ok(())
     }
@@ -445,23 +586,66 @@ impl<'c> Writer<'c> {
 
 /// The INSERT for the first `n` record fields of `table`.
 fn insert_sql(name: &str, table: &Table, n: usize) -> String {
+    insert_sql_rows(name, table, n, 1)
+}
+
+/// Whether record field `i` is given to the INSERT (the rowid alias goes in as the rowid,
+/// stored generated columns are computed by SQLite).
+fn is_inserted(table: &Table, i: usize) -> bool {
+    let col = table.stored[i];
+    Some(col) != table.ipk && table.columns[col].hidden != 3
+}
+
+/// Parameters one row of the first `n` record fields takes.
+fn params_per_row(table: &Table, n: usize) -> usize {
+    usize::from(!table.without_rowid) + (0..n).filter(|&i| is_inserted(table, i)).count()
+}
+
+fn batch_rows(table: &Table, n: usize) -> usize {
+    (MAX_PARAMS / params_per_row(table, n).max(1)).clamp(1, BATCH_ROWS)
+}
+
+/// The INSERT of `rows` rows of the first `n` record fields of `table`.
+fn insert_sql_rows(name: &str, table: &Table, n: usize, rows: usize) -> String {
     let mut cols = Vec::new();
     if !table.without_rowid {
         cols.push(rowid_alias(table).to_string());
     }
-    for &col in &table.stored[..n] {
-        if Some(col) == table.ipk || table.columns[col].hidden == 3 {
-            continue;
-        }
-        cols.push(ident(&table.columns[col].name));
+    for i in (0..n).filter(|&i| is_inserted(table, i)) {
+        cols.push(ident(&table.columns[table.stored[i]].name));
     }
-    let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let one = format!("({})", vec!["?"; cols.len()].join(", "));
     format!(
-        "INSERT INTO {}({}) VALUES ({})",
+        "INSERT INTO {}({}) VALUES {}",
         ident(name),
         cols.join(", "),
-        params.join(", ")
+        vec![one; rows].join(", ")
     )
+}
+
+/// Binds one row's values starting at parameter `p`; returns the next free parameter.
+#[allow(clippy::too_many_arguments)]
+fn bind_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    mut p: usize,
+    table: &Table,
+    n: usize,
+    rowid: Option<i64>,
+    payload: &[u8],
+    fields: &[Field],
+    encoding: TextEncoding,
+) -> rusqlite::Result<usize> {
+    if !table.without_rowid {
+        stmt.raw_bind_parameter(p, rowid)?;
+        p += 1;
+    }
+    for (i, f) in fields.iter().take(n).enumerate() {
+        if is_inserted(table, i) {
+            stmt.raw_bind_parameter(p, Bind(f.value(payload), encoding))?;
+            p += 1;
+        }
+    }
+    Ok(p)
 }
 
 /// A name for the rowid that no column of the table shadows.

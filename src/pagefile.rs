@@ -176,10 +176,6 @@ impl PageFile {
         self.geometry.page_count
     }
 
-    pub fn file_len(&self) -> u64 {
-        self.file_len
-    }
-
     /// Where page `pgno`'s current image lives, without reading it.
     pub fn origin(&self, pgno: u32) -> Option<Origin> {
         if pgno == 0 || pgno > self.geometry.page_count {

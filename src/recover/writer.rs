@@ -260,10 +260,6 @@ impl<'c> Writer<'c> {
         }
     }
 
-    pub fn connection(&self) -> &Connection {
-        self.conn
-    }
-
     fn err(&self, e: impl std::fmt::Display) -> Error {
         Error::sqlite(&self.path, e)
     }

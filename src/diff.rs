@@ -59,14 +59,9 @@ impl DiffReport {
             .tables
             .iter()
             .map(|t| {
-                let source = match (t.source_rows, t.source_counted_by.as_str()) {
-                    (Some(n), "sqlite") => n.to_string(),
-                    (Some(n), _) => format!("unreadable ({n} by page walk)"),
-                    (None, _) => "unreadable".to_string(),
-                };
                 vec![
                     t.table.clone(),
-                    source,
+                    source_cell(t.source_rows, &t.source_counted_by),
                     opt(t.recovered_rows),
                     t.lost_and_found_rows.to_string(),
                     t.difference.map_or("?".into(), |d| {
@@ -89,6 +84,15 @@ impl DiffReport {
             ],
             &rows,
         )
+    }
+}
+
+/// The "in source" cell: SQLite's count, or "unreadable" with what the page walk found.
+pub fn source_cell(rows: Option<u64>, counted_by: &str) -> String {
+    match (rows, counted_by) {
+        (Some(n), "sqlite") => n.to_string(),
+        (Some(n), _) => format!("unreadable ({n} found by page walk)"),
+        (None, _) => "unreadable".to_string(),
     }
 }
 

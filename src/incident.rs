@@ -104,14 +104,9 @@ impl IncidentReport {
             .tables
             .iter()
             .map(|t| {
-                let source = match (t.source_rows, t.source_counted_by.as_str()) {
-                    (Some(n), "sqlite") => n.to_string(),
-                    (Some(n), _) => format!("unreadable ({n} found)"),
-                    (None, _) => "unreadable".to_string(),
-                };
                 vec![
                     t.table.clone(),
-                    source,
+                    diff::source_cell(t.source_rows, &t.source_counted_by),
                     t.recovered_rows.map_or("-".into(), |n| n.to_string()),
                     t.attributed_rows.to_string(),
                     t.lost_and_found_rows.to_string(),

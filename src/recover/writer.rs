@@ -399,15 +399,17 @@ impl<'c> Writer<'c> {
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
                 let reason = msg.unwrap_or_else(|| e.to_string());
-                self.conflicts
-                    .insert(
-                        self.conn,
-                        &[&table.name, &reason, &page, &(fields.len() as i64), &rowid],
-                        payload,
-                        fields,
-                        encoding,
-                    )
-                    .map_err(|e| self.err(e))?;
+                let lead: [&dyn ToSql; 5] =
+                    [&table.name, &reason, &page, &(fields.len() as i64), &rowid];
+                side_insert(
+                    self.conn,
+                    &self.path,
+                    encoding,
+                    &mut self.conflicts,
+                    &lead,
+                    payload,
+                    fields,
+                )?;
                 Ok(Landed::Conflict)
             }
             Err(e) => Err(self.err(e)),
@@ -446,16 +448,16 @@ impl<'c> Writer<'c> {
         payload: &[u8],
         fields: &[Field],
     ) -> Result<()> {
-        let enc = self.encoding;
-        self.lost_and_found
-            .insert(
-                self.conn,
-                &[&rootpgno, &page, &(fields.len() as i64), &rowid],
-                payload,
-                fields,
-                enc,
-            )
-            .map_err(|e| self.err(e))
+        let lead: [&dyn ToSql; 4] = [&rootpgno, &page, &(fields.len() as i64), &rowid];
+        side_insert(
+            self.conn,
+            &self.path,
+            self.encoding,
+            &mut self.lost_and_found,
+            &lead,
+            payload,
+            fields,
+        )
     }
 
     /// A deleted row found on a free page (only with --include-freelist).
@@ -466,16 +468,16 @@ impl<'c> Writer<'c> {
         payload: &[u8],
         fields: &[Field],
     ) -> Result<()> {
-        let enc = self.encoding;
-        self.freelist
-            .insert(
-                self.conn,
-                &[&page, &(fields.len() as i64), &rowid],
-                payload,
-                fields,
-                enc,
-            )
-            .map_err(|e| self.err(e))
+        let lead: [&dyn ToSql; 3] = [&page, &(fields.len() as i64), &rowid];
+        side_insert(
+            self.conn,
+            &self.path,
+            self.encoding,
+            &mut self.freelist,
+            &lead,
+            payload,
+            fields,
+        )
     }
 
     /// Notes a value that could not be read whole (a broken overflow chain): the row went in
@@ -489,16 +491,16 @@ impl<'c> Writer<'c> {
         page: Option<u32>,
         prefix: &[u8],
     ) -> Result<()> {
-        let enc = self.encoding;
-        self.damaged
-            .insert(
-                self.conn,
-                &[&table, &rowid, &(field as i64), &reason, &page, &prefix],
-                &[],
-                &[],
-                enc,
-            )
-            .map_err(|e| self.err(e))
+        let lead: [&dyn ToSql; 6] = [&table, &rowid, &(field as i64), &reason, &page, &prefix];
+        side_insert(
+            self.conn,
+            &self.path,
+            self.encoding,
+            &mut self.damaged,
+            &lead,
+            &[],
+            &[],
+        )
     }
 
     /// Whether `rowid` is already in table `t` with exactly these values.
@@ -578,6 +580,21 @@ impl<'c> Writer<'c> {
     pub fn commit(&self) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
+}
+
+/// One row into a side table (lost_and_found, freelist_rows, rescue_damaged_values).
+fn side_insert(
+    conn: &Connection,
+    path: &Path,
+    encoding: TextEncoding,
+    table: &mut SideTable,
+    lead: &[&dyn ToSql],
+    payload: &[u8],
+    fields: &[Field],
+) -> Result<()> {
+    table
+        .insert(conn, lead, payload, fields, encoding)
+        .map_err(|e| Error::sqlite(path, e))
 }
 
 /// The INSERT for the first `n` record fields of `table`.

@@ -11,6 +11,7 @@ pub mod lost;
 pub mod orphans;
 pub mod pagemap;
 pub mod schema;
+pub mod transfer;
 pub mod walk;
 pub mod writer;
 
@@ -23,7 +24,7 @@ use crate::pagefile::{Geometry, PageFile, WalInfo};
 use crate::progress::Progress;
 use pagemap::{PageMap, PageStatus};
 use schema::{SchemaEntry, Table};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use walk::{Hole, RowRef, TreeKind, Walker};
 use writer::{OutputSettings, Writer};
@@ -120,6 +121,10 @@ pub struct TableReport {
     pub recovered_rows: u64,
     /// Parts of the tree that could not be read and were not filled from orphan pages.
     pub holes: Vec<Hole>,
+    /// True when the table and its indexes read whole and SQLite copied its records as they
+    /// are (after the engine had decoded and checked every one); false when its rows were
+    /// decoded and inserted one by one.
+    pub copied_intact: bool,
     /// True when rows of this table may be missing: a part of its tree could not be read and
     /// was not filled from orphan pages, or was filled but some page of the file that could
     /// have held its rows is unreadable.
@@ -205,14 +210,22 @@ impl Report {
 }
 
 /// Who owns pages: one entry per tree, in the order trees were walked.
+#[derive(Default)]
 struct Owners {
     names: Vec<String>,
+    by_name: HashMap<String, u32>,
 }
 
 impl Owners {
+    /// The owner number of a tree, by name (the same name always gets the same number).
     fn add(&mut self, name: &str) -> u32 {
+        if let Some(&o) = self.by_name.get(name) {
+            return o;
+        }
         self.names.push(name.to_string());
-        (self.names.len() - 1) as u32
+        let o = (self.names.len() - 1) as u32;
+        self.by_name.insert(name.to_string(), o);
+        o
     }
 }
 
@@ -236,7 +249,18 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
         .suffix(".partial")
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
-    let result = Engine::run(&mut pf, tmp.path(), options);
+    let mut result = Engine::run(&mut pf, tmp.path(), options, true);
+    // An index copied whole can still disagree with its rows (a flipped byte in a value, which
+    // no page structure shows): the check finds it. Decoding every table instead rebuilds
+    // every index from the rows, as a damaged table's always are.
+    if matches!(&result, Ok(r) if !options.skip_verify && !r.integrity_ok()
+        && r.tables.iter().any(|t| t.copied_intact))
+    {
+        tmp.as_file()
+            .set_len(0)
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        result = Engine::run(&mut pf, tmp.path(), options, false);
+    }
     let mut report = match result {
         // A signal that came after the last page (while indexes were built or the result
         // checked) stops the run too: SQLite was interrupted, or finished, but the user asked
@@ -283,10 +307,14 @@ struct Engine<'a> {
     map: PageMap,
     owners: Owners,
     encoding: TextEncoding,
+    /// Index trees already walked (with a table copied by transfer).
+    indexes_walked: HashSet<String>,
+    /// Indexes created before their table was copied (SQLite filled them from the source).
+    indexes_copied: HashSet<String>,
 }
 
 impl Engine<'_> {
-    fn run(pf: &mut PageFile, tmp: &Path, options: &Options) -> Result<Report> {
+    fn run(pf: &mut PageFile, tmp: &Path, options: &Options, transfer: bool) -> Result<Report> {
         let started = std::time::Instant::now();
         let mut timings = BTreeMap::new();
         let mut lap = |name: &str, since: &mut std::time::Instant| {
@@ -295,7 +323,7 @@ impl Engine<'_> {
         };
         let mut since = started;
         let mut map = PageMap::new(pf.page_count());
-        let mut owners = Owners { names: Vec::new() };
+        let mut owners = Owners::default();
         let bar = options
             .progress
             .pages("recovering", u64::from(pf.page_count()));
@@ -315,17 +343,34 @@ impl Engine<'_> {
             map,
             owners,
             encoding,
+            indexes_walked: HashSet::new(),
+            indexes_copied: HashSet::new(),
         };
         let (tables, refused) = schema::interpret(&entries);
         let settings = output_settings(pf, encoding);
-        let conn = writer::create_database(tmp, &settings, &tables)?;
+        let conn = writer::create_database(tmp, &settings)?;
         let watch = InterruptWatch::start(conn.get_interrupt_handle());
-        let mut writer = Writer::new(&conn, tmp, encoding, &tables);
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
+        let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
+        let source = transfer
+            .then(|| transfer::Source::attach(&conn, pf))
+            .flatten();
+        if let Some(source) = source {
+            for (t, table) in tables.iter().enumerate() {
+                copied[t] = engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;
+            }
+            transfer::Source::detach(&conn).map_err(|e| Error::sqlite(tmp, e))?;
+        }
+        let decoded = || tables.iter().zip(&copied).filter(|(_, c)| c.is_none());
+        writer::begin_load(&conn, tmp, decoded().map(|(t, _)| t))?;
+        let mut writer = Writer::new(&conn, tmp, encoding, &tables);
         let mut reports: Vec<TableReport> = Vec::new();
         let mut sequence: Vec<(String, i64)> = Vec::new();
-        for (t, table) in tables.iter().enumerate() {
-            let rep = engine.walk_table(&mut walker, &mut writer, t, table, &mut sequence)?;
+        for (t, (table, copy)) in tables.iter().zip(copied).enumerate() {
+            let rep = match copy {
+                Some(rep) => rep,
+                None => engine.walk_table(&mut walker, &mut writer, t, table, &mut sequence)?,
+            };
             reports.push(rep);
         }
         for (entry, why) in &refused {
@@ -361,7 +406,7 @@ impl Engine<'_> {
         let spinner = options
             .progress
             .spinner("building indexes, views and triggers");
-        let mut objects = create_objects(&conn, &entries, tmp)?;
+        let mut objects = create_objects(&conn, &entries, &engine.indexes_copied, tmp)?;
         // Checks run on a fresh connection that loads the whole schema, as a user's will.
         drop(watch);
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
@@ -428,6 +473,42 @@ impl Engine<'_> {
             schema_damaged: !schema_whole,
             timings,
         })
+    }
+
+    /// Copies `table` by SQLite's transfer path if it and its indexes read whole; `None`
+    /// when it must be walked and decoded row by row instead.
+    fn transfer_table(
+        &mut self,
+        conn: &rusqlite::Connection,
+        source: &transfer::Source,
+        walker: &mut Walker<'_>,
+        table: &Table,
+        entries: &[SchemaEntry],
+    ) -> Result<Option<TableReport>> {
+        let owner = self.owners.add(&table.name);
+        let indexes: Vec<(&SchemaEntry, u32)> = entries
+            .iter()
+            .filter(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&table.name))
+            .map(|e| (e, self.owners.add(&e.name)))
+            .collect();
+        let Some(done) =
+            transfer::try_table(conn, source, walker, &mut self.map, owner, table, &indexes)?
+        else {
+            return Ok(None);
+        };
+        self.indexes_walked
+            .extend(indexes.iter().map(|(e, _)| e.name.clone()));
+        self.indexes_copied.extend(done.indexes);
+        Ok(Some(TableReport {
+            name: table.name.clone(),
+            owner,
+            root_page: table.root,
+            without_rowid: table.without_rowid,
+            walked_rows: done.rows,
+            copied_intact: true,
+            holes: done.stats.holes,
+            ..TableReport::default()
+        }))
     }
 
     fn walk_table(
@@ -533,7 +614,10 @@ impl Engine<'_> {
 
     /// Walks index trees only to claim their pages (indexes are rebuilt from the data).
     fn walk_indexes(&mut self, walker: &mut Walker<'_>, entries: &[SchemaEntry]) -> Result<()> {
-        for e in entries.iter().filter(|e| e.kind == "index") {
+        for e in entries
+            .iter()
+            .filter(|e| e.kind == "index" && !self.indexes_walked.contains(&e.name))
+        {
             let Ok(root) = u32::try_from(e.rootpage) else {
                 continue;
             };
@@ -807,6 +891,7 @@ fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {
 fn create_objects(
     conn: &rusqlite::Connection,
     entries: &[SchemaEntry],
+    copied: &HashSet<String>,
     path: &Path,
 ) -> Result<Vec<ObjectReport>> {
     let mut out = Vec::new();
@@ -815,7 +900,11 @@ fn create_objects(
             let Some(sql) = e.sql.as_deref() else {
                 continue; // automatic indexes come with their table
             };
-            let result = conn.execute_batch(sql);
+            let result = if copied.contains(&e.name) {
+                Ok(()) // created before its table was copied, and filled by the copy
+            } else {
+                conn.execute_batch(sql)
+            };
             if let Err(err) = &result {
                 if is_io_failure(err) {
                     // A full disk is not a refused index: the output is not usable.
@@ -952,7 +1041,7 @@ pub fn integrity_check(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<S
 pub fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
     let pf = PageFile::open(db)?;
     let mut map = PageMap::new(pf.page_count());
-    let mut owners = Owners { names: Vec::new() };
+    let mut owners = Owners::default();
     let (entries, _, _) =
         read_schema(&pf, &mut map, &mut owners, indicatif::ProgressBar::hidden())?;
     Ok(entries

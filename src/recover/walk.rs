@@ -100,7 +100,8 @@ pub struct Walker<'a> {
     fields: Vec<Field>,
     types: Vec<u64>,
     bar: ProgressBar,
-    /// When set, every page claimed is logged here (the orphan pass re-walks groups).
+    /// When set, every page claimed (or marked lost) is logged here, so that a walk can be
+    /// undone: the orphan pass re-walks groups, a table tried for transfer may be re-walked.
     claimed: Option<Vec<u32>>,
     /// Bytes of the current page that came from the file (less than a page when truncated).
     valid_len: usize,
@@ -167,6 +168,19 @@ impl<'a> Walker<'a> {
             self.claimed = Some(Vec::new());
         }
         log
+    }
+
+    /// How many claims are logged so far (0 when not logging).
+    pub fn claims_logged(&self) -> usize {
+        self.claimed.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The claims logged since the log held `start` of them.
+    pub fn claimed_since(&self, start: usize) -> &[u32] {
+        self.claimed
+            .as_deref()
+            .and_then(|log| log.get(start..))
+            .unwrap_or(&[])
     }
 
     fn claim(&mut self, map: &mut PageMap, pgno: u32, status: PageStatus, owner: u32) {
@@ -266,6 +280,9 @@ impl<'a> Walker<'a> {
             let unclaimed = map.status(frame.pgno) == PageStatus::Unseen;
             if unclaimed && !unusable.stray && claim_as == PageStatus::Tree {
                 map.set(frame.pgno, PageStatus::Lost, owner);
+                if let Some(log) = &mut self.claimed {
+                    log.push(frame.pgno);
+                }
             }
             stats.holes.push(hole(unusable.reason));
         }

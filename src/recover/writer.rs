@@ -180,13 +180,8 @@ pub enum Landed {
     Conflict,
 }
 
-/// Creates the database at `path` (which must not exist) with the source's settings, opens
-/// the load transaction and creates the given tables.
-pub fn create_database(
-    path: &Path,
-    settings: &OutputSettings,
-    tables: &[Table],
-) -> Result<Connection> {
+/// Creates the database at `path` (which must not exist) with the source's settings.
+pub fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
     let sql = |e| Error::sqlite(path, e);
     conn.execute_batch(&format!(
@@ -202,13 +197,23 @@ pub fn create_database(
     ))
     .map_err(sql)?;
     conn.set_prepared_statement_cache_capacity(64);
-    conn.execute_batch("BEGIN").map_err(sql)?;
-    for t in tables.iter().filter(|t| !t.internal) {
+    Ok(conn)
+}
+
+/// Opens the load transaction and creates the given tables.
+pub fn begin_load<'t>(
+    conn: &Connection,
+    path: &Path,
+    tables: impl Iterator<Item = &'t Table>,
+) -> Result<()> {
+    conn.execute_batch("BEGIN")
+        .map_err(|e| Error::sqlite(path, e))?;
+    for t in tables.filter(|t| !t.internal) {
         let create = t.sql.as_deref().unwrap_or_default();
         conn.execute_batch(create)
             .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
     }
-    Ok(conn)
+    Ok(())
 }
 
 impl<'c> Writer<'c> {

@@ -355,29 +355,7 @@ fn copy_one(
         .mode(0o600)
         .open(dest)
         .map_err(|e| Error::io(dest, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    loop {
-        // SIGINT/SIGTERM: stop at the next chunk; the caller's guard removes the copies.
-        if crate::recover::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Interrupted {
-                path: dest.to_path_buf(),
-            });
-        }
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(&src.path, e)),
-        };
-        hasher.update(&buf[..n]);
-        output
-            .write_all(&buf[..n])
-            .map_err(|e| Error::io(dest, e))?;
-        size += n as u64;
-        bar.inc(n as u64);
-    }
+    let (size, digest) = copy_and_hash(&mut *reader, &mut output, src, dest, bar)?;
     output.sync_all().map_err(|e| Error::io(dest, e))?;
     drop(output);
     drop(reader);
@@ -398,10 +376,75 @@ fn copy_one(
         name: src.name.clone(),
         role: src.role.to_string(),
         size,
-        sha256: hex::encode(hasher.finalize()),
+        sha256: hex::encode(digest),
         mtime: src.stat.mtime.map(rfc3339).unwrap_or_default(),
     };
     Ok((file, changed))
+}
+
+/// Streams `reader` into `output` while a second thread hashes the same chunks: one pass over
+/// the bytes, with SHA-256 (the slower half) off the copying thread. Returns the bytes copied
+/// and their digest.
+fn copy_and_hash(
+    reader: &mut dyn Read,
+    output: &mut File,
+    src: &Source,
+    dest: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<(u64, [u8; 32])> {
+    let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in chunks {
+                hasher.update(&chunk);
+                let _ = give_back.send(chunk);
+            }
+            <[u8; 32]>::from(hasher.finalize())
+        });
+        let mut spare = vec![Vec::with_capacity(CHUNK); 3];
+        let mut size = 0u64;
+        let copied = loop {
+            // SIGINT/SIGTERM: stop at the next chunk; the caller's guard removes the copies.
+            if crate::recover::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+                break Err(Error::Interrupted {
+                    path: dest.to_path_buf(),
+                });
+            }
+            let mut buf = match spare.pop() {
+                Some(b) => b,
+                None => match returned.recv() {
+                    Ok(b) => b,
+                    Err(_) => break Err(Error::io(dest, std::io::Error::other("hashing stopped"))),
+                },
+            };
+            buf.resize(CHUNK, 0);
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    spare.push(buf);
+                    continue;
+                }
+                Err(e) => break Err(Error::io(&src.path, e)),
+            };
+            buf.truncate(n);
+            if let Err(e) = output.write_all(&buf) {
+                break Err(Error::io(dest, e));
+            }
+            size += n as u64;
+            bar.inc(n as u64);
+            if to_hasher.send(buf).is_err() {
+                break Err(Error::io(dest, std::io::Error::other("hashing stopped")));
+            }
+        };
+        drop(to_hasher);
+        let digest = hasher
+            .join()
+            .map_err(|_| Error::io(dest, std::io::Error::other("hashing failed")))?;
+        copied.map(|()| (size, digest))
+    })
 }
 
 /// Writes the manifest to a temporary name, syncs it, and renames it into place.

@@ -403,7 +403,7 @@ fn copy_and_hash(
             }
             <[u8; 32]>::from(hasher.finalize())
         });
-        let mut spare = vec![Vec::with_capacity(CHUNK); 3];
+        let mut spare: Vec<Vec<u8>> = (0..3).map(|_| Vec::with_capacity(CHUNK)).collect();
         let mut size = 0u64;
         let copied = loop {
             // SIGINT/SIGTERM: stop at the next chunk; the caller's guard removes the copies.

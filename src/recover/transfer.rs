@@ -21,6 +21,7 @@ use super::writer::ident;
 use crate::pagefile::{immutable_uri, PageFile};
 use rusqlite::Connection;
 use std::collections::HashMap;
+use std::ops::Not;
 
 /// The schema name the snapshot is attached under, for the duration of the row phase.
 pub const SOURCE: &str = "rescue_source";
@@ -82,7 +83,11 @@ impl Source {
 /// Walks `table` and its indexes without writing; if they read whole, copies the table with
 /// SQLite's transfer path. Returns `None`, with the table's pages given back, when the table
 /// must be decoded row by row instead.
-#[allow(clippy::too_many_arguments)]
+///
+/// The copy starts at once, on this thread, while the walk runs on a second one: the copy
+/// is committed only if the walk then finds everything whole and the counts agree, and rolled
+/// back otherwise. Reading and copying overlap, so a whole table costs about what its copy
+/// costs.
 pub fn try_table(
     conn: &Connection,
     source: &Source,
@@ -92,14 +97,103 @@ pub fn try_table(
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
 ) -> crate::Result<Option<Transferred>> {
+    let agrees = |e: &SchemaEntry| source.agrees(&e.name, e.rootpage, e.sql.as_deref());
+    let automatic_agree = indexes
+        .iter()
+        .filter(|(e, _)| e.sql.is_none())
+        .all(|(e, _)| agrees(e) && e.rootpage > 0);
     if table.internal
         || table.root == 0
+        || !automatic_agree
         || !source.agrees(&table.name, i64::from(table.root), table.sql.as_deref())
     {
         return Ok(None);
     }
+    // Every index SQLite sees as we do is created before the copy and filled by it.
+    let planned: Vec<(String, String)> = indexes
+        .iter()
+        .filter(|(e, _)| agrees(e) && e.rootpage > 0)
+        .filter_map(|(e, _)| Some((e.name.clone(), e.sql.clone()?)))
+        .collect();
     let position = walker.progress().position();
     walker.track_claims(true);
+    let (verified, copied) = std::thread::scope(|scope| {
+        let verifier = scope.spawn(|| verify_table(walker, map, owner, table, indexes));
+        let copied = start_copy(conn, table, &planned);
+        let verified = verifier
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (verified, copied)
+    });
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            end_copy(conn, false);
+            return Err(e);
+        }
+    };
+    let outcome = verified.and_then(|v| {
+        let whole_indexes: Vec<(String, String)> = planned
+            .iter()
+            .filter(|(name, _)| v.whole_indexes.contains(name))
+            .cloned()
+            .collect();
+        let automatic_whole = indexes
+            .iter()
+            .filter(|(e, _)| e.sql.is_none())
+            .all(|(e, _)| v.whole_indexes.contains(&e.name));
+        // A rowid table without an INTEGER PRIMARY KEY keeps its rowids through the
+        // transfer only when it has an index to copy; without one SQLite numbers the rows
+        // afresh.
+        let keeps_rowids = table.without_rowid
+            || table.ipk.is_some()
+            || !whole_indexes.is_empty()
+            || indexes.iter().any(|(e, _)| e.sql.is_none());
+        if !automatic_whole || !keeps_rowids {
+            return None;
+        }
+        let as_planned = whole_indexes.len() == planned.len();
+        let done = if as_planned && matches!(copied, Ok(n) if n == v.rows) {
+            end_copy(conn, true)
+        } else {
+            // An index that did not read whole is built from the rows afterwards instead:
+            // copy again without it.
+            end_copy(conn, false);
+            as_planned.not()
+                && matches!(start_copy(conn, table, &whole_indexes), Ok(n) if n == v.rows)
+                && end_copy(conn, true)
+        };
+        done.then_some(Transferred {
+            rows: v.rows,
+            stats: v.stats,
+            indexes: whole_indexes.into_iter().map(|(name, _)| name).collect(),
+        })
+    });
+    if outcome.is_none() {
+        end_copy(conn, false);
+        undo_claims(walker, map);
+        walker.progress().set_position(position);
+    } else {
+        walker.track_claims(false);
+    }
+    Ok(outcome)
+}
+
+/// What the walk of a table and its indexes found, when the table read whole.
+struct Verified {
+    rows: u64,
+    stats: WalkStats,
+    /// The indexes that read whole too, with one entry per row.
+    whole_indexes: std::collections::HashSet<String>,
+}
+
+fn verify_table(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    owner: u32,
+    table: &Table,
+    indexes: &[(&SchemaEntry, u32)],
+) -> crate::Result<Option<Verified>> {
     let kind = if table.without_rowid {
         TreeKind::Index
     } else {
@@ -112,51 +206,37 @@ pub fn try_table(
             readable &= row.complete && row.fields.len() <= table.stored.len();
         })?
     else {
-        undo_claims(walker, map);
-        walker.progress().set_position(position);
         return Ok(None);
     };
-    let mut created = Vec::new();
-    let mut whole = readable;
-    for &(entry, index_owner) in indexes {
-        let root = u32::try_from(entry.rootpage).unwrap_or(0);
-        let index_whole = source.agrees(&entry.name, entry.rootpage, entry.sql.as_deref())
-            && root != 0
-            && verify_walk(
-                walker,
-                map,
-                index_owner,
-                root,
-                TreeKind::Index,
-                &|_, _| true,
-                &mut |_| {},
-            )?
-            .is_some_and(|(_, entries)| entries == rows);
-        match (&entry.sql, index_whole) {
-            (Some(sql), true) => created.push((entry.name.clone(), sql.clone())),
-            // An index made with the table (UNIQUE, PRIMARY KEY) is copied with it, or not
-            // at all: it must read whole too.
-            (None, false) => whole = false,
-            // Other indexes are built from the data afterwards, as always.
-            _ => {}
-        }
-    }
-    // A rowid table without an INTEGER PRIMARY KEY keeps its rowids through the transfer
-    // only when it has an index to copy; without one SQLite would number the rows afresh.
-    let keeps_rowids = table.without_rowid
-        || table.ipk.is_some()
-        || !created.is_empty()
-        || indexes.iter().any(|(e, _)| e.sql.is_none());
-    if !whole || !keeps_rowids || !copy(conn, table, &created, rows) {
-        undo_claims(walker, map);
-        walker.progress().set_position(position);
+    if !readable {
         return Ok(None);
     }
-    walker.track_claims(false);
-    Ok(Some(Transferred {
+    let mut whole_indexes = std::collections::HashSet::new();
+    for &(entry, index_owner) in indexes {
+        let Ok(root) = u32::try_from(entry.rootpage) else {
+            continue;
+        };
+        if root == 0 {
+            continue;
+        }
+        let any = |_: Option<i64>, _: &[u64]| true;
+        let walked = verify_walk(
+            walker,
+            map,
+            index_owner,
+            root,
+            TreeKind::Index,
+            &any,
+            &mut |_| {},
+        )?;
+        if walked.is_some_and(|(_, entries)| entries == rows) {
+            whole_indexes.insert(entry.name.clone());
+        }
+    }
+    Ok(Some(Verified {
         rows,
         stats,
-        indexes: created.into_iter().map(|(name, _)| name).collect(),
+        whole_indexes,
     }))
 }
 
@@ -197,31 +277,37 @@ fn undo_claims(walker: &mut Walker<'_>, map: &mut PageMap) {
     }
 }
 
-/// Creates the table and the indexes that read whole, then has SQLite copy the rows (and the
-/// indexes' entries), all in one transaction that is rolled back unless exactly `rows` rows
-/// arrived. A rollback also clears whatever SQLite concluded while reading the source (a
-/// schema it could not use, say), so the connection is as it was.
-fn copy(conn: &Connection, table: &Table, indexes: &[(String, String)], rows: u64) -> bool {
-    let attempt = || -> rusqlite::Result<bool> {
-        conn.execute_batch("BEGIN")?;
-        conn.execute_batch(table.sql.as_deref().unwrap_or_default())?;
-        for (_, sql) in indexes {
-            conn.execute_batch(sql)?;
-        }
-        let name = ident(&table.name);
-        let copied = conn.execute(
-            &format!("INSERT INTO main.{name} SELECT * FROM {SOURCE}.{name}"),
-            [],
-        )?;
-        if copied as u64 != rows {
-            return Ok(false);
-        }
-        conn.execute_batch("COMMIT")?;
-        Ok(true)
-    };
-    let ok = matches!(attempt(), Ok(true));
-    if !ok && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
+/// Opens a transaction, creates the table and `indexes`, and has SQLite copy the rows (and
+/// the indexes' entries). Returns how many rows arrived; the transaction stays open for
+/// [`end_copy`] to commit or roll back.
+fn start_copy(
+    conn: &Connection,
+    table: &Table,
+    indexes: &[(String, String)],
+) -> rusqlite::Result<u64> {
+    conn.execute_batch("BEGIN")?;
+    conn.execute_batch(table.sql.as_deref().unwrap_or_default())?;
+    for (_, sql) in indexes {
+        conn.execute_batch(sql)?;
     }
-    ok
+    let name = ident(&table.name);
+    let copied = conn.execute(
+        &format!("INSERT INTO main.{name} SELECT * FROM {SOURCE}.{name}"),
+        [],
+    )?;
+    Ok(copied as u64)
+}
+
+/// Commits the copy (returning whether that worked) or rolls it back. A rollback also clears
+/// whatever SQLite concluded while reading the source (a schema it could not use, say), so
+/// the connection is as it was.
+fn end_copy(conn: &Connection, commit: bool) -> bool {
+    if conn.is_autocommit() {
+        return false;
+    }
+    if commit && conn.execute_batch("COMMIT").is_ok() {
+        return true;
+    }
+    let _ = conn.execute_batch("ROLLBACK");
+    false
 }

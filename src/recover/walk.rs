@@ -109,7 +109,7 @@ pub struct Walker<'a> {
     anomalies: u32,
     /// Text in a UTF-8 database must be valid UTF-8; a flipped high bit usually breaks it.
     check_utf8: bool,
-    interrupt: &'a dyn Fn() -> bool,
+    interrupt: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// Why a page a tree pointed at was not used.
@@ -144,7 +144,11 @@ struct Frame {
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(pf: &'a PageFile, bar: ProgressBar, interrupt: &'a dyn Fn() -> bool) -> Walker<'a> {
+    pub fn new(
+        pf: &'a PageFile,
+        bar: ProgressBar,
+        interrupt: &'a (dyn Fn() -> bool + Sync),
+    ) -> Walker<'a> {
         Walker {
             pf,
             page: Vec::new(),

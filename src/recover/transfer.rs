@@ -118,7 +118,16 @@ pub fn try_table(
     let position = walker.progress().position();
     walker.track_claims(true);
     let (verified, copied) = std::thread::scope(|scope| {
-        let verifier = scope.spawn(|| verify_table(walker, map, owner, table, indexes));
+        let (walker, map) = (&mut *walker, &mut *map);
+        let stop_copy = conn.get_interrupt_handle();
+        let verifier = scope.spawn(move || {
+            let verified = verify_table(walker, map, owner, table, indexes);
+            // Damage found: the copy is no use, stop SQLite reading (a no-op if it is done).
+            if !matches!(verified, Ok(Some(_))) {
+                stop_copy.interrupt();
+            }
+            verified
+        });
         let copied = start_copy(conn, table, &planned);
         let verified = verifier
             .join()
@@ -201,11 +210,14 @@ fn verify_table(
     };
     let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
     let mut readable = true;
-    let Some((stats, rows)) =
-        verify_walk(walker, map, owner, table.root, kind, &fits, &mut |row| {
-            readable &= row.complete && row.fields.len() <= table.stored.len();
-        })?
-    else {
+    // The table's walk stops at its first damage (it will be decoded instead, and every page
+    // given back); index walks go to the end, as their pages stay claimed if the copy does.
+    walker.stop_when_damaged(true);
+    let walked = verify_walk(walker, map, owner, table.root, kind, &fits, &mut |row| {
+        readable &= row.complete && row.fields.len() <= table.stored.len();
+    });
+    walker.stop_when_damaged(false);
+    let Some((stats, rows)) = walked? else {
         return Ok(None);
     };
     if !readable {
@@ -258,10 +270,7 @@ fn verify_walk(
         each(row);
         Ok(())
     })?;
-    let whole = stats.holes.is_empty()
-        && stats.bad_cells == 0
-        && stats.suspect_rows == 0
-        && stats.incomplete_rows == 0;
+    let whole = !stats.is_damaged();
     let pf = walker.page_file();
     let plain = walker
         .claimed_since(log_start)

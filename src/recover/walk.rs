@@ -89,6 +89,17 @@ pub struct WalkStats {
     pub max_rowid: Option<i64>,
 }
 
+impl WalkStats {
+    /// Whether anything in the walk was less than whole: a hole, a cell that would not
+    /// decode, a page with signs of damage, a value cut short.
+    pub fn is_damaged(&self) -> bool {
+        !self.holes.is_empty()
+            || self.bad_cells > 0
+            || self.suspect_rows > 0
+            || self.incomplete_rows > 0
+    }
+}
+
 /// Checks a record's serial types against what a table can hold.
 pub type ShapeCheck<'s> = &'s dyn Fn(Option<i64>, &[u64]) -> bool;
 
@@ -110,6 +121,7 @@ pub struct Walker<'a> {
     /// Text in a UTF-8 database must be valid UTF-8; a flipped high bit usually breaks it.
     check_utf8: bool,
     interrupt: &'a (dyn Fn() -> bool + Sync),
+    stop_when_damaged: bool,
 }
 
 /// Why a page a tree pointed at was not used.
@@ -162,6 +174,7 @@ impl<'a> Walker<'a> {
             anomalies: 0,
             check_utf8: pf.geometry().encoding == Some(crate::format::TextEncoding::Utf8),
             interrupt,
+            stop_when_damaged: false,
         }
     }
 
@@ -233,8 +246,17 @@ impl<'a> Walker<'a> {
             self.visit(
                 map, owner, tree, claim_as, shape, sink, frame, &mut stack, &mut stats,
             )?;
+            if self.stop_when_damaged && stats.is_damaged() {
+                break;
+            }
         }
         Ok(stats)
+    }
+
+    /// Makes walks stop at the first sign of damage (for walks that only ask whether a tree
+    /// is whole).
+    pub fn stop_when_damaged(&mut self, on: bool) {
+        self.stop_when_damaged = on;
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -1,5 +1,9 @@
 //! The recovery step alone, for benchmarks: `recover_only SNAPSHOT_DB OUT [--verify]`.
 //! Prints the engine's phase timings as JSON.
+//!
+//! Without `--verify` the result is not checked with `integrity_check`, so an index copied
+//! from a source whose index disagrees with its rows is not caught and rebuilt here as it is
+//! by `sqlite-rescue recover`: use this for timing only.
 
 use sqlite_rescue::recover::{recover, Options};
 use std::path::Path;

@@ -188,13 +188,6 @@ impl PageFile {
         (start < self.file_len).then_some(Origin::MainFile)
     }
 
-    /// Whether page `pgno` is read whole from the main file: what SQLite opening the file
-    /// alone (immutable, ignoring the WAL) would read too.
-    pub fn is_plain(&self, pgno: u32) -> bool {
-        let end = u64::from(pgno) * u64::from(self.geometry.page_size);
-        self.origin(pgno) == Some(Origin::MainFile) && end <= self.file_len
-    }
-
     /// Reads page `pgno` into `buf` (resized to the page size). Bytes past the end of a
     /// truncated file read as zeros. Returns `None` for page 0, pages past the database's
     /// end and pages that could not be read.

@@ -12,6 +12,7 @@ pub mod orphans;
 pub mod pagemap;
 pub mod schema;
 pub mod transfer;
+pub mod view;
 pub mod walk;
 pub mod writer;
 
@@ -354,9 +355,10 @@ impl Engine<'_> {
         let watch = InterruptWatch::start(conn.get_interrupt_handle());
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
         let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
-        let source = transfer
-            .then(|| transfer::Source::attach(&conn, pf))
-            .flatten();
+        let view = transfer.then(|| view::Registration::new(pf)).flatten();
+        let source = view
+            .as_ref()
+            .and_then(|v| transfer::Source::attach(&conn, v));
         if let Some(source) = source {
             for (t, table) in tables.iter().enumerate() {
                 copied[t] = engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;

@@ -4,11 +4,10 @@
 //! does: SQLite has to re-encode each row, and every index has to be sorted again. So each
 //! table is first walked without writing anything. When its tree and the trees of its
 //! indexes read whole (no hole, no bad cell, no suspect page, no value cut short, as many
-//! index entries as rows) and every one of those pages is in the snapshot's main file exactly
-//! as SQLite will read it (not replaced by a WAL frame, not past a truncated end),
-//! `INSERT INTO main.t SELECT * FROM rescue_source.t` lets SQLite move the records, and the
-//! index entries, between b-trees without decoding them. The engine decoded every one of
-//! those records during the walk: SQLite copies exactly the bytes that were verified.
+//! index entries as rows), `INSERT INTO main.t SELECT * FROM rescue_source.t` lets SQLite move
+//! the records, and the index entries, between b-trees without decoding them. SQLite reads the
+//! snapshot through the engine's own page view ([`super::view`]: WAL frames applied, the
+//! engine's geometry), so it reads exactly the pages the walk decoded and checked.
 //!
 //! Anything else (a table with damage, a schema row SQLite reads differently, SQLite refusing
 //! the copy, a row count that does not match the walk) and the table's pages are given back
@@ -16,9 +15,9 @@
 
 use super::pagemap::{PageMap, PageStatus, NO_OWNER};
 use super::schema::{SchemaEntry, Table};
+use super::view::Registration;
 use super::walk::{RowRef, TreeKind, WalkStats, Walker};
 use super::writer::ident;
-use crate::pagefile::{immutable_uri, PageFile};
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::ops::Not;
@@ -40,15 +39,10 @@ pub struct Transferred {
 }
 
 impl Source {
-    /// Attaches the snapshot's main file (read-only, immutable) to `conn`, outside any
-    /// transaction. `None` when it is no use: the header was not trusted as it stands, or
-    /// SQLite cannot read the schema.
-    pub fn attach(conn: &Connection, pf: &PageFile) -> Option<Source> {
-        if !pf.geometry().inferred.is_empty() || pf.geometry().header.is_none() {
-            return None;
-        }
-        let uri = immutable_uri(pf.path());
-        conn.execute(&format!("ATTACH ?1 AS {SOURCE}"), [&uri])
+    /// Attaches the engine's view of the snapshot (read-only, immutable) to `conn`, outside
+    /// any transaction. `None` when it is no use: SQLite cannot read the schema.
+    pub fn attach(conn: &Connection, view: &Registration<'_>) -> Option<Source> {
+        conn.execute(&format!("ATTACH ?1 AS {SOURCE}"), [view.uri()])
             .ok()?;
         match Self::read_schema(conn) {
             Ok(objects) => Some(Source { objects }),
@@ -67,8 +61,11 @@ impl Source {
         rows.collect()
     }
 
-    /// Detaches the snapshot (outside any transaction).
+    /// Detaches the snapshot, first ending any copy left open.
     pub fn detach(conn: &Connection) -> rusqlite::Result<()> {
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK")?;
+        }
         conn.execute_batch(&format!("DETACH {SOURCE}"))
     }
 
@@ -252,8 +249,8 @@ fn verify_table(
     }))
 }
 
-/// Walks one tree, counting what it emits. `None` unless it read whole from pages SQLite
-/// will read the same way. The walker must be logging claims (they may be given back).
+/// Walks one tree, counting what it emits. `None` unless it read whole. The walker must be
+/// logging claims (they may be given back).
 fn verify_walk(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
@@ -263,20 +260,13 @@ fn verify_walk(
     fits: &dyn Fn(Option<i64>, &[u64]) -> bool,
     each: &mut dyn FnMut(&RowRef<'_>),
 ) -> crate::Result<Option<(WalkStats, u64)>> {
-    let log_start = walker.claims_logged();
     let mut rows = 0u64;
     let stats = walker.walk(map, owner, root, kind, PageStatus::Tree, fits, &mut |row| {
         rows += 1;
         each(row);
         Ok(())
     })?;
-    let whole = !stats.is_damaged();
-    let pf = walker.page_file();
-    let plain = walker
-        .claimed_since(log_start)
-        .iter()
-        .all(|&p| pf.is_plain(p));
-    Ok((whole && plain).then_some((stats, rows)))
+    Ok((!stats.is_damaged()).then_some((stats, rows)))
 }
 
 /// Gives back every page the verify walks claimed.

@@ -20,7 +20,6 @@ use super::walk::{RowRef, TreeKind, WalkStats, Walker};
 use super::writer::ident;
 use rusqlite::Connection;
 use std::collections::HashMap;
-use std::ops::Not;
 
 /// The schema name the snapshot is attached under, for the duration of the row phase.
 pub const SOURCE: &str = "rescue_source";
@@ -165,7 +164,7 @@ pub fn try_table(
             // An index that did not read whole is built from the rows afterwards instead:
             // copy again without it.
             end_copy(conn, false);
-            as_planned.not()
+            !as_planned
                 && matches!(start_copy(conn, table, &whole_indexes), Ok(n) if n == v.rows)
                 && end_copy(conn, true)
         };

@@ -215,6 +215,36 @@ fn rows_refused_by_a_constraint_are_kept_and_counted() {
     assert_eq!(refused.first().map(|r| r.1), Some(91));
 }
 
+/// A table `t(id INTEGER PRIMARY KEY, name TEXT)` with `rows` rows ('name-00001', ...) and an
+/// index `t_name` on `name`, built after the rows. Returns the index's root page.
+fn indexed_names(path: &Path, page_size: u32, rows: u32) -> u32 {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {page_size};
+         CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT);
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < {rows})
+         INSERT INTO t SELECT x, printf('name-%05d', x) FROM c;
+         CREATE INDEX t_name ON t(name);"
+    ))
+    .unwrap();
+    conn.query_row(
+        "SELECT rootpage FROM sqlite_schema WHERE name = 't_name'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Rows of `t` reached through its index `t_name`.
+fn rows_by_index(out: &Connection) -> i64 {
+    out.query_row(
+        "SELECT count(*) FROM t INDEXED BY t_name WHERE name >= ''",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// A value altered in place (same length, so every page still reads whole) leaves the
 /// source's index disagreeing with its row. Copying the index as it is would carry that into
 /// the output: the check finds it, every table is decoded instead, and the index is rebuilt
@@ -223,15 +253,7 @@ fn rows_refused_by_a_constraint_are_kept_and_counted() {
 fn an_index_that_disagrees_with_its_rows_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.db");
-    let conn = Connection::open(&src).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT);
-         CREATE INDEX t_name ON t(name);
-         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 200)
-         INSERT INTO t SELECT x, printf('name-%05d', x) FROM c;",
-    )
-    .unwrap();
-    drop(conn);
+    indexed_names(&src, 4096, 200);
     // The table was filled before the index was built: the first copy of the text in the
     // file is the row's, the second the index entry's.
     let mut bytes = std::fs::read(&src).unwrap();
@@ -249,28 +271,10 @@ fn an_index_that_disagrees_with_its_rows_is_rebuilt() {
     assert!(!t.copied_intact, "decoded after the copy failed the check");
     assert_eq!(t.recovered_rows, 200);
     let out = Connection::open(&out).unwrap();
-    let by_index: i64 = out
-        .query_row(
-            "SELECT count(*) FROM t INDEXED BY t_name WHERE name >= ''",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(by_index, 200);
-    let altered: i64 = out
-        .query_row(
-            "SELECT count(*) FROM t WHERE name LIKE 'name-X%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let original: i64 = out
-        .query_row(
-            "SELECT count(*) FROM t WHERE name = 'name-00150'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    assert_eq!(rows_by_index(&out), 200);
+    let value = |sql: &str| -> i64 { out.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let altered = value("SELECT count(*) FROM t WHERE name LIKE 'name-X%'");
+    let original = value("SELECT count(*) FROM t WHERE name = 'name-00150'");
     assert_eq!(
         altered + original,
         1,
@@ -284,23 +288,7 @@ fn an_index_that_disagrees_with_its_rows_is_rebuilt() {
 fn a_damaged_index_is_rebuilt_while_its_whole_table_is_copied() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.db");
-    let conn = Connection::open(&src).unwrap();
-    conn.execute_batch(
-        "PRAGMA page_size = 1024;
-         CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT);
-         CREATE INDEX t_name ON t(name);
-         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 2000)
-         INSERT INTO t SELECT x, printf('name-%05d', x) FROM c;",
-    )
-    .unwrap();
-    let root: u32 = conn
-        .query_row(
-            "SELECT rootpage FROM sqlite_schema WHERE name = 't_name'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    drop(conn);
+    let root = indexed_names(&src, 1024, 2000);
     // Zero the index's first leaf: the left child of the first cell of its interior root.
     let mut bytes = std::fs::read(&src).unwrap();
     let page = |n: u32| (n as usize - 1) * 1024;
@@ -319,13 +307,5 @@ fn a_damaged_index_is_rebuilt_while_its_whole_table_is_copied() {
     assert_eq!(t.recovered_rows, 2000);
     let index = report.objects.iter().find(|o| o.name == "t_name").unwrap();
     assert!(index.created, "{:?}", index.error);
-    let out = Connection::open(&out).unwrap();
-    let by_index: i64 = out
-        .query_row(
-            "SELECT count(*) FROM t INDEXED BY t_name WHERE name >= ''",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(by_index, 2000);
+    assert_eq!(rows_by_index(&Connection::open(&out).unwrap()), 2000);
 }

@@ -63,6 +63,9 @@ for m in "${sizes[@]}"; do
     results+=("$(measure "snapshot" "$bin" snapshot -q "$db" --into "$work/snap")")
     results+=("$(measure "recovery_step" "$ex/recover_only" "$db" "$work/out.sqlite3")")
     results+=("$(measure "recovery_step_damaged" "$ex/recover_only" "$damaged" "$work/out.sqlite3")")
+    # Every table decoded row by row (no copy of whole tables): the damaged run against this
+    # one shows what the orphan scan itself costs.
+    results+=("$(measure "recovery_step_decode_all" "$ex/recover_only" "$db" "$work/out.sqlite3" --decode-all)")
     results+=("$(measure "recover_pipeline" "$bin" recover -q "$db" --incident-dir "$work/incident")")
     vac=$(printf '%s\n' "${results[@]}" | awk '$1=="VACUUM_INTO" {print $2}')
     cpt=$(printf '%s\n' "${results[@]}" | awk '$1=="cp" {print $2}')

@@ -1,5 +1,6 @@
-//! The recovery step alone, for benchmarks: `recover_only SNAPSHOT_DB OUT [--verify]`.
-//! Prints the engine's phase timings as JSON.
+//! The recovery step alone, for benchmarks: `recover_only SNAPSHOT_DB OUT [--verify]
+//! [--decode-all]`. Prints the engine's phase timings as JSON. `--decode-all` decodes every
+//! table row by row, also those that read whole (otherwise copied by SQLite).
 //!
 //! Without `--verify` the result is not checked with `integrity_check`, so an index copied
 //! from a source whose index disagrees with its rows is not caught and rebuilt here as it is
@@ -11,11 +12,12 @@ use std::path::Path;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: recover_only SNAPSHOT_DB OUT [--verify]");
+        eprintln!("usage: recover_only SNAPSHOT_DB OUT [--verify] [--decode-all]");
         std::process::exit(2);
     }
     let options = Options {
         skip_verify: !args.iter().any(|a| a == "--verify"),
+        decode_all: args.iter().any(|a| a == "--decode-all"),
         ..Options::default()
     };
     match recover(Path::new(&args[1]), Path::new(&args[2]), &options) {

@@ -359,8 +359,8 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     let options = recover::Options {
         include_freelist: cmd.include_freelist,
         schema_from: cmd.schema_from.clone(),
-        skip_verify: false,
         progress: cmd.progress,
+        ..recover::Options::default()
     };
     let engine = recover::recover(&snap_db, &out, &options).map_err(|e| match e {
         // Name the user's file, not our copy of it.

@@ -87,6 +87,9 @@ pub struct Options {
     /// a copied index that disagrees with its rows is not found and rebuilt: a caller that
     /// skips the check and finds a problem later recovers again with the check on.
     pub skip_verify: bool,
+    /// Decode every table row by row, also those that read whole (which are otherwise copied
+    /// by SQLite's transfer path): the same rows, slower; for comparison and benchmarks.
+    pub decode_all: bool,
     pub progress: Progress,
 }
 
@@ -252,7 +255,7 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
         .suffix(".partial")
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
-    let mut result = Engine::run(&mut pf, tmp.path(), options, true);
+    let mut result = Engine::run(&mut pf, tmp.path(), options, !options.decode_all);
     // An index copied whole can still disagree with its rows (a flipped byte in a value, which
     // no page structure shows): the check finds it. Decoding every table instead rebuilds
     // every index from the rows, as a damaged table's always are.

@@ -229,10 +229,18 @@ unsafe extern "C" fn x_read(
     }
 }
 
+/// Pages in the view: the engine's page count, or more if the header states more (a file cut
+/// short). SQLite refuses a schema whose root pages lie past the end, so the missing pages
+/// are presented, as zeros, and only the trees that need them fail to read.
+fn view_pages(pf: &PageFile) -> u32 {
+    let stated = pf.geometry().header.as_ref().map_or(0, |h| h.page_count);
+    pf.page_count().max(stated)
+}
+
 /// Fills `out` with the view's bytes at `offset`; false (the rest zeroed) past the end.
 fn read_view(pf: &PageFile, offset: u64, out: &mut [u8]) -> bool {
     let page_size = pf.page_size() as u64;
-    let end = u64::from(pf.page_count()) * page_size;
+    let end = u64::from(view_pages(pf)) * page_size;
     let mut page = Vec::new();
     let mut done = 0usize;
     while done < out.len() {
@@ -279,7 +287,7 @@ fn present_header(pf: &PageFile, page: &mut [u8]) {
     page[23] = 32;
     let counter = [page[24], page[25], page[26], page[27]];
     page[92..96].copy_from_slice(&counter);
-    page[28..32].copy_from_slice(&pf.page_count().to_be_bytes());
+    page[28..32].copy_from_slice(&view_pages(pf).to_be_bytes());
     if !(1..=4).contains(&u32::from_be_bytes([
         page[44], page[45], page[46], page[47],
     ])) {
@@ -317,7 +325,7 @@ unsafe extern "C" fn x_file_size(
     // SAFETY: `file` is a ViewFile opened by x_open; `size` is a valid out pointer.
     unsafe {
         let pf = &*(*(file as *mut ViewFile)).pf;
-        *size = i64::from(pf.page_count()) * pf.page_size() as i64;
+        *size = i64::from(view_pages(pf)) * pf.page_size() as i64;
     }
     ffi::SQLITE_OK
 }

@@ -240,7 +240,7 @@ impl Outcome for IncidentReport {
             self.engine.objects.iter().filter(|o| !o.created).collect();
         let built = self.engine.objects.len() - failed.len();
         out.push_str(&format!(
-            "indexes, views and triggers: {built} rebuilt, {} failed\n",
+            "indexes, views and triggers: {built} recreated, {} failed\n",
             failed.len()
         ));
         for o in failed {

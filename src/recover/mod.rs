@@ -10,6 +10,7 @@
 pub mod lost;
 pub mod orphans;
 pub mod pagemap;
+pub mod repair;
 pub mod schema;
 pub mod transfer;
 pub mod view;
@@ -362,9 +363,21 @@ impl Engine<'_> {
         let source = view
             .as_ref()
             .and_then(|v| transfer::Source::attach(&conn, v));
-        if let Some(source) = source {
+        let mut repaired_groups = Vec::new();
+        if let (Some(source), Some(view)) = (source, &view) {
             for (t, table) in tables.iter().enumerate() {
                 copied[t] = engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;
+            }
+            if copied.iter().any(Option::is_none) {
+                repaired_groups = engine.repair_tables(
+                    &conn,
+                    view,
+                    &source,
+                    &mut walker,
+                    &tables,
+                    &entries,
+                    &mut copied,
+                )?;
             }
             transfer::Source::detach(&conn).map_err(|e| Error::sqlite(tmp, e))?;
         }
@@ -396,6 +409,8 @@ impl Engine<'_> {
             &mut writer,
             schema_whole,
         )?;
+        let mut groups = repaired_groups;
+        groups.extend(orphan_result.groups);
         writer.flush_all(&tables)?;
         for (name, seq) in &sequence {
             writer.merge_sequence(name, *seq)?;
@@ -432,7 +447,7 @@ impl Engine<'_> {
                 pf,
                 tables: &tables,
                 entries: &entries,
-                groups: &orphan_result.groups,
+                groups: &groups,
                 map: &engine.map,
                 encoding,
             },
@@ -465,7 +480,7 @@ impl Engine<'_> {
             schema_entries: entries.len(),
             tables: reports,
             objects,
-            orphans: orphan_result.groups,
+            orphans: groups,
             lost_and_found_rows: orphan_result.lost_and_found_rows,
             stale_rows: orphan_result.stale_rows,
             duplicate_rows: orphan_result.duplicate_rows,
@@ -516,6 +531,108 @@ impl Engine<'_> {
             holes: done.stats.holes,
             ..TableReport::default()
         }))
+    }
+
+    /// Walks every table not copied (so that only pages no tree reaches count as orphans),
+    /// then puts back together, and copies, each one that lost interior pages only. The
+    /// others get their pages back, to be decoded. Returns the orphan groups put back.
+    #[allow(clippy::too_many_arguments)]
+    fn repair_tables(
+        &mut self,
+        conn: &rusqlite::Connection,
+        view: &view::Registration<'_>,
+        source: &transfer::Source,
+        walker: &mut Walker<'_>,
+        tables: &[Table],
+        entries: &[SchemaEntry],
+        copied: &mut [Option<TableReport>],
+    ) -> Result<Vec<OrphanGroup>> {
+        let position = walker.progress().position();
+        let mut walks = Vec::new();
+        for (t, table) in tables.iter().enumerate() {
+            if copied[t].is_some() || table.root == 0 {
+                continue;
+            }
+            let owner = self.owners.add(&table.name);
+            let kind = if table.without_rowid {
+                TreeKind::Index
+            } else {
+                TreeKind::Table
+            };
+            let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
+            let mut readable = true;
+            walker.track_claims(true);
+            let stats = walker.walk(
+                &mut self.map,
+                owner,
+                table.root,
+                kind,
+                PageStatus::Tree,
+                &fits,
+                &mut |row| {
+                    readable &= row.complete && row.fields.len() <= table.stored.len();
+                    Ok(())
+                },
+            )?;
+            let log = walker.track_claims(false);
+            walks.push((t, owner, stats, readable, log));
+        }
+        let subtrees = repair::orphan_subtrees(walker, &mut self.map)?;
+        let mut groups = Vec::new();
+        let mut repaired = HashSet::new();
+        for (t, owner, stats, readable, _) in &walks {
+            let table = &tables[*t];
+            if subtrees.is_empty() || !readable {
+                continue;
+            }
+            let indexes: Vec<(&SchemaEntry, u32)> = entries
+                .iter()
+                .filter(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&table.name))
+                .map(|e| (e, self.owners.add(&e.name)))
+                .collect();
+            let Some(r) = repair::try_table(
+                conn,
+                view,
+                source,
+                walker,
+                &mut self.map,
+                *owner,
+                table,
+                &indexes,
+                stats,
+                stats.rows,
+                &subtrees,
+            )?
+            else {
+                continue;
+            };
+            self.indexes_walked
+                .extend(indexes.iter().map(|(e, _)| e.name.clone()));
+            self.indexes_copied.extend(r.indexes);
+            copied[*t] = Some(TableReport {
+                name: table.name.clone(),
+                owner: *owner,
+                root_page: table.root,
+                without_rowid: table.without_rowid,
+                walked_rows: stats.rows,
+                attributed_rows: r.attributed_rows,
+                copied_intact: true,
+                holes: r.holes,
+                ..TableReport::default()
+            });
+            groups.extend(r.groups);
+            repaired.insert(*t);
+        }
+        // Tables not put back together are decoded as before: give their pages back.
+        for (t, _, _, _, log) in walks {
+            if !repaired.contains(&t) {
+                for p in log {
+                    self.map.set(p, PageStatus::Unseen, pagemap::NO_OWNER);
+                }
+            }
+        }
+        walker.progress().set_position(position);
+        Ok(groups)
     }
 
     fn walk_table(

@@ -19,7 +19,7 @@ use super::view::Registration;
 use super::walk::{RowRef, TreeKind, WalkStats, Walker};
 use super::writer::ident;
 use rusqlite::Connection;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The schema name the snapshot is attached under, for the duration of the row phase.
 pub const SOURCE: &str = "rescue_source";
@@ -60,10 +60,18 @@ impl Source {
         rows.collect()
     }
 
-    /// Detaches the snapshot, first ending any copy left open.
+    /// Detaches the snapshot (if attached), first ending any copy left open.
     pub fn detach(conn: &Connection) -> rusqlite::Result<()> {
         if !conn.is_autocommit() {
             conn.execute_batch("ROLLBACK")?;
+        }
+        let attached: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_database_list WHERE name = ?1",
+            [SOURCE],
+            |r| r.get(0),
+        )?;
+        if attached == 0 {
+            return Ok(());
         }
         conn.execute_batch(&format!("DETACH {SOURCE}"))
     }
@@ -189,7 +197,7 @@ struct Verified {
     rows: u64,
     stats: WalkStats,
     /// The indexes that read whole too, with one entry per row.
-    whole_indexes: std::collections::HashSet<String>,
+    whole_indexes: HashSet<String>,
 }
 
 fn verify_table(
@@ -219,7 +227,23 @@ fn verify_table(
     if !readable {
         return Ok(None);
     }
-    let mut whole_indexes = std::collections::HashSet::new();
+    let whole_indexes = whole_indexes(walker, map, indexes, rows)?;
+    Ok(Some(Verified {
+        rows,
+        stats,
+        whole_indexes,
+    }))
+}
+
+/// Walks the trees of `indexes` (their claims logged like the table's) and returns the names
+/// of those that read whole with exactly `rows` entries.
+pub fn whole_indexes(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    indexes: &[(&SchemaEntry, u32)],
+    rows: u64,
+) -> crate::Result<HashSet<String>> {
+    let mut whole = HashSet::new();
     for &(entry, index_owner) in indexes {
         let Ok(root) = u32::try_from(entry.rootpage) else {
             continue;
@@ -238,14 +262,53 @@ fn verify_table(
             &mut |_| {},
         )?;
         if walked.is_some_and(|(_, entries)| entries == rows) {
-            whole_indexes.insert(entry.name.clone());
+            whole.insert(entry.name.clone());
         }
     }
-    Ok(Some(Verified {
-        rows,
-        stats,
-        whole_indexes,
-    }))
+    Ok(whole)
+}
+
+/// Copies `table` with the indexes in `whole` through a freshly attached view (so SQLite sees
+/// pages rebuilt since it last read), committing only if exactly `rows` rows arrive.
+pub fn copy_fresh(
+    conn: &Connection,
+    view: &Registration<'_>,
+    source: &Source,
+    table: &Table,
+    indexes: &[(&SchemaEntry, u32)],
+    whole: &HashSet<String>,
+    rows: u64,
+) -> crate::Result<bool> {
+    let agrees = |e: &SchemaEntry| source.agrees(&e.name, e.rootpage, e.sql.as_deref());
+    let automatic_ok = indexes
+        .iter()
+        .filter(|(e, _)| e.sql.is_none())
+        .all(|(e, _)| agrees(e) && whole.contains(&e.name));
+    let planned: Vec<(String, String)> = indexes
+        .iter()
+        .filter(|(e, _)| agrees(e) && whole.contains(&e.name))
+        .filter_map(|(e, _)| Some((e.name.clone(), e.sql.clone()?)))
+        .collect();
+    let keeps_rowids = table.without_rowid
+        || table.ipk.is_some()
+        || !planned.is_empty()
+        || indexes.iter().any(|(e, _)| e.sql.is_none());
+    if !automatic_ok
+        || !keeps_rowids
+        || !source.agrees(&table.name, i64::from(table.root), table.sql.as_deref())
+        || Source::detach(conn).is_err()
+        || conn
+            .execute(&format!("ATTACH ?1 AS {SOURCE}"), [view.uri()])
+            .is_err()
+    {
+        return Ok(false);
+    }
+    let done =
+        matches!(start_copy(conn, table, &planned), Ok(n) if n == rows) && end_copy(conn, true);
+    if !done {
+        end_copy(conn, false);
+    }
+    Ok(done)
 }
 
 /// Walks one tree, counting what it emits. `None` unless it read whole. The walker must be

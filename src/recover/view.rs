@@ -14,19 +14,29 @@ use crate::pagefile::PageFile;
 use rusqlite::ffi;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 const VFS_NAME: &CStr = c"sqlite-rescue-view";
 
-/// Page files SQLite may open, by the name handed to it. The pointers are valid while their
+/// Views SQLite may open, by the name handed to it. The pointers are valid while their
 /// [`Registration`] lives (it removes its entry when dropped).
 static VIEWS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+/// What a view shows: the page file, and pages the engine rebuilt in place of lost ones (or
+/// added past the end, when one page cannot hold what a lost page pointed at).
+struct View {
+    pf: *const PageFile,
+    rebuilt: Mutex<std::collections::HashMap<u32, Vec<u8>>>,
+    /// Pages in the view: the file's, or more (see [`file_pages`]), or up to the last added.
+    pages: AtomicU32,
+}
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A page file made openable by SQLite, for as long as this lives.
 pub struct Registration<'a> {
     name: String,
+    view: Box<View>,
     _pf: PhantomData<&'a PageFile>,
 }
 
@@ -39,12 +49,40 @@ impl<'a> Registration<'a> {
             std::process::id(),
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
-        let ptr = pf as *const PageFile as usize;
+        let view = Box::new(View {
+            pf,
+            rebuilt: Mutex::new(std::collections::HashMap::new()),
+            pages: AtomicU32::new(file_pages(pf)),
+        });
+        let ptr = &*view as *const View as usize;
         VIEWS.lock().ok()?.push((name.clone(), ptr));
         Some(Registration {
             name,
+            view,
             _pf: PhantomData,
         })
+    }
+
+    /// Shows `page` (a whole page image) in place of page `pgno` from now on. SQLite must
+    /// attach the view afresh to see it (an attached view keeps what it has read).
+    pub fn rebuild(&self, pgno: u32, page: Vec<u8>) {
+        if let Ok(mut rebuilt) = self.view.rebuilt.lock() {
+            rebuilt.insert(pgno, page);
+        }
+    }
+
+    /// A page number past the end of the view, for a page to add with [`Self::rebuild`].
+    pub fn add_page(&self) -> u32 {
+        // SAFETY: the page file outlives this registration.
+        let page_size = unsafe { &*self.view.pf }.page_size() as u32;
+        // The page holding byte 2^30 is SQLite's lock page and never part of a tree.
+        let lock_page = (1u32 << 30) / page_size.max(512) + 1;
+        loop {
+            let pgno = self.view.pages.fetch_add(1, Ordering::Relaxed) + 1;
+            if pgno != lock_page {
+                return pgno;
+            }
+        }
     }
 
     /// The URI to ATTACH: read-only, immutable (no locks, no journal), through the view.
@@ -65,19 +103,19 @@ impl Drop for Registration<'_> {
     }
 }
 
-fn lookup(name: &str) -> Option<*const PageFile> {
+fn lookup(name: &str) -> Option<*const View> {
     let views = VIEWS.lock().ok()?;
     views
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, p)| *p as *const PageFile)
+        .map(|(_, p)| *p as *const View)
 }
 
 /// An open view: SQLite's file object, followed by ours.
 #[repr(C)]
 struct ViewFile {
     base: ffi::sqlite3_file,
-    pf: *const PageFile,
+    view: *const View,
 }
 
 static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
@@ -149,14 +187,14 @@ unsafe extern "C" fn x_open(
     }
     // SAFETY: a non-null file name from SQLite is a NUL-terminated string.
     let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
-    let Some(pf) = lookup(&name) else {
+    let Some(view_data) = lookup(&name) else {
         return ffi::SQLITE_CANTOPEN;
     };
     let view = file as *mut ViewFile;
     // SAFETY: `file` has room for a ViewFile (szOsFile); `pf` stays valid while registered,
     // and the caller detaches before the registration is dropped.
     unsafe {
-        (*view).pf = pf;
+        (*view).view = view_data;
         (*view).base.pMethods = &METHODS;
         if !out_flags.is_null() {
             *out_flags = ffi::SQLITE_OPEN_READONLY;
@@ -215,14 +253,14 @@ unsafe extern "C" fn x_read(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: `file` is a ViewFile opened by x_open, whose page file outlives the attach.
-    let pf = unsafe { &*(*(file as *mut ViewFile)).pf };
+    // SAFETY: `file` is a ViewFile opened by x_open, whose view outlives the attach.
+    let view = unsafe { &*(*(file as *mut ViewFile)).view };
     let (Ok(amount), Ok(offset)) = (usize::try_from(amount), u64::try_from(offset)) else {
         return ffi::SQLITE_IOERR_READ;
     };
     // SAFETY: SQLite provides `amount` writable bytes at `buf`.
     let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, amount) };
-    if read_view(pf, offset, out) {
+    if read_view(view, offset, out) {
         ffi::SQLITE_OK
     } else {
         ffi::SQLITE_IOERR_SHORT_READ
@@ -232,15 +270,18 @@ unsafe extern "C" fn x_read(
 /// Pages in the view: the engine's page count, or more if the header states more (a file cut
 /// short). SQLite refuses a schema whose root pages lie past the end, so the missing pages
 /// are presented, as zeros, and only the trees that need them fail to read.
-fn view_pages(pf: &PageFile) -> u32 {
+fn file_pages(pf: &PageFile) -> u32 {
     let stated = pf.geometry().header.as_ref().map_or(0, |h| h.page_count);
     pf.page_count().max(stated)
 }
 
 /// Fills `out` with the view's bytes at `offset`; false (the rest zeroed) past the end.
-fn read_view(pf: &PageFile, offset: u64, out: &mut [u8]) -> bool {
+fn read_view(view: &View, offset: u64, out: &mut [u8]) -> bool {
+    // SAFETY: the page file outlives its registration, which outlives every attach.
+    let pf = unsafe { &*view.pf };
+    let rebuilt = view.rebuilt.lock().ok();
     let page_size = pf.page_size() as u64;
-    let end = u64::from(view_pages(pf)) * page_size;
+    let end = u64::from(view.pages.load(Ordering::Relaxed)) * page_size;
     let mut page = Vec::new();
     let mut done = 0usize;
     while done < out.len() {
@@ -251,12 +292,21 @@ fn read_view(pf: &PageFile, offset: u64, out: &mut [u8]) -> bool {
         }
         let pgno = (at / page_size + 1) as u32;
         let within = (at % page_size) as usize;
-        if pf.read(pgno, &mut page).is_none() {
-            page.clear();
-            page.resize(page_size as usize, 0);
+        match rebuilt.as_ref().and_then(|r| r.get(&pgno)) {
+            Some(image) => {
+                page.clear();
+                page.extend_from_slice(image);
+                page.resize(page_size as usize, 0);
+            }
+            None => {
+                if pf.read(pgno, &mut page).is_none() {
+                    page.clear();
+                    page.resize(page_size as usize, 0);
+                }
+            }
         }
         if pgno == 1 {
-            present_header(pf, &mut page);
+            present_header(pf, view.pages.load(Ordering::Relaxed), &mut page);
         }
         let n = (page.len() - within).min(out.len() - done);
         out[done..done + n].copy_from_slice(&page[within..within + n]);
@@ -267,7 +317,7 @@ fn read_view(pf: &PageFile, offset: u64, out: &mut [u8]) -> bool {
 
 /// Page 1's header as the engine reads the file: its page size, reserved bytes, encoding and
 /// size, valid, and a rollback-journal database (so SQLite looks for no WAL).
-fn present_header(pf: &PageFile, page: &mut [u8]) {
+fn present_header(pf: &PageFile, pages: u32, page: &mut [u8]) {
     if page.len() < 100 {
         return;
     }
@@ -287,7 +337,7 @@ fn present_header(pf: &PageFile, page: &mut [u8]) {
     page[23] = 32;
     let counter = [page[24], page[25], page[26], page[27]];
     page[92..96].copy_from_slice(&counter);
-    page[28..32].copy_from_slice(&view_pages(pf).to_be_bytes());
+    page[28..32].copy_from_slice(&pages.to_be_bytes());
     if !(1..=4).contains(&u32::from_be_bytes([
         page[44], page[45], page[46], page[47],
     ])) {
@@ -322,10 +372,12 @@ unsafe extern "C" fn x_file_size(
     file: *mut ffi::sqlite3_file,
     size: *mut ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: `file` is a ViewFile opened by x_open; `size` is a valid out pointer.
+    // SAFETY: `file` is a ViewFile opened by x_open, whose view and page file outlive the
+    // attach; `size` is a valid out pointer.
     unsafe {
-        let pf = &*(*(file as *mut ViewFile)).pf;
-        *size = i64::from(view_pages(pf)) * pf.page_size() as i64;
+        let view = &*(*(file as *mut ViewFile)).view;
+        let pf = &*view.pf;
+        *size = i64::from(view.pages.load(Ordering::Relaxed)) * pf.page_size() as i64;
     }
     ffi::SQLITE_OK
 }

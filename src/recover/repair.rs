@@ -1,0 +1,335 @@
+//! Tables that lost interior pages only, put back together and copied like whole ones.
+//!
+//! A zeroed interior (or root) page cuts its whole subtree off from the table, but every row is
+//! still on its leaves, which now belong to no tree. When every hole in a table's tree lies
+//! where such a page was, and the pages no tree reached hold subtrees whose keys fall inside
+//! the holes, the engine writes a new interior page for each hole (pointing at those subtrees
+//! in key order) into the page view SQLite reads through, and the table is copied as a whole
+//! one would be. This is done only when an index of the table reads whole and holds exactly as
+//! many entries as the rebuilt table has rows: the proof that nothing is missing and nothing
+//! extra (an old copy of a page) came in. Otherwise the table is decoded and its orphan pages
+//! put back row by row, as before.
+
+use super::pagemap::{PageMap, PageStatus, NO_OWNER};
+use super::schema::{SchemaEntry, Table};
+use super::transfer::{self, Source};
+use super::view::Registration;
+use super::walk::{Hole, TreeKind, WalkStats, Walker};
+use super::OrphanGroup;
+use crate::format::cell::{cells, Cell};
+use crate::format::freelist;
+use crate::format::page::{BtreePage, PageKind};
+use crate::format::varint;
+use crate::pagefile::looks_like_btree_page;
+use rusqlite::Connection;
+use std::collections::HashSet;
+
+/// A subtree no tree reached, as read on its own.
+#[derive(Debug, Clone)]
+pub struct Subtree {
+    top: u32,
+    first: i64,
+    last: i64,
+    rows: u64,
+    pages: usize,
+}
+
+/// Finds the tops of the table-tree subtrees among the pages nothing has claimed and the
+/// freelist does not hold (a free page keeps the rows it had), and reads each on its own
+/// (claims are given back). Only subtrees that read whole are kept.
+pub fn orphan_subtrees(walker: &mut Walker<'_>, map: &mut PageMap) -> crate::Result<Vec<Subtree>> {
+    let pf = walker.page_file();
+    let free = freelist_pages(pf, map.page_count());
+    let mut buf = Vec::new();
+    let mut found = Vec::new();
+    let mut children = HashSet::new();
+    for pgno in 2..=map.page_count() {
+        if !map.is_unseen(pgno) || free.contains(&pgno) || pf.read(pgno, &mut buf).is_none() {
+            continue;
+        }
+        if !looks_like_btree_page(&buf[..pf.usable().min(buf.len())], 0) {
+            continue;
+        }
+        let Ok(page) = BtreePage::parse_strict(&buf, 0, pf.usable()) else {
+            continue;
+        };
+        match page.kind {
+            PageKind::TableLeaf => found.push(pgno),
+            PageKind::TableInterior => {
+                found.push(pgno);
+                for (_, cell) in cells(&page) {
+                    if let Ok(Cell::TableInterior { left_child, .. }) = cell {
+                        children.insert(left_child);
+                    }
+                }
+                children.extend(page.right_child);
+            }
+            _ => {}
+        }
+    }
+    let mut subtrees = Vec::new();
+    for top in found.into_iter().filter(|p| !children.contains(p)) {
+        walker.track_claims(true);
+        let stats = walker.walk(
+            map,
+            NO_OWNER,
+            top,
+            TreeKind::Table,
+            PageStatus::OrphanAttributed,
+            &|_, _| true,
+            &mut |_| Ok(()),
+        )?;
+        let claimed = walker.track_claims(false);
+        for p in &claimed {
+            map.set(*p, PageStatus::Unseen, NO_OWNER);
+        }
+        if let (false, Some(first), Some(last)) =
+            (stats.is_damaged(), stats.min_rowid, stats.max_rowid)
+        {
+            subtrees.push(Subtree {
+                top,
+                first,
+                last,
+                rows: stats.rows,
+                pages: claimed.len(),
+            });
+        }
+    }
+    Ok(subtrees)
+}
+
+/// Every page the header's freelist names (trunks and leaves), as far as it can be followed.
+fn freelist_pages(pf: &crate::pagefile::PageFile, page_count: u32) -> HashSet<u32> {
+    let mut pages = HashSet::new();
+    let Some(header) = pf.geometry().header.as_ref() else {
+        return pages;
+    };
+    let mut trunk = header.freelist_trunk;
+    let mut buf = Vec::new();
+    while trunk != 0 && trunk <= page_count && pages.insert(trunk) {
+        let Some(t) = pf
+            .read(trunk, &mut buf)
+            .and_then(|_| freelist::parse_trunk(&buf, pf.usable()))
+        else {
+            break;
+        };
+        pages.extend(t.leaves.into_iter().filter(|&l| l != 0 && l <= page_count));
+        trunk = t.next_trunk;
+    }
+    pages
+}
+
+/// What putting a table back together did.
+pub struct Repaired {
+    pub attributed_rows: u64,
+    pub holes: Vec<Hole>,
+    pub groups: Vec<OrphanGroup>,
+    pub indexes: Vec<String>,
+}
+
+/// Tries to rebuild `table`'s lost interior pages over `subtrees` and copy it. The table's
+/// own walk (`stats`, `walked_rows`) has claimed its pages. `None`, with every claim this
+/// made given back, when the table must be decoded instead.
+#[allow(clippy::too_many_arguments)]
+pub fn try_table(
+    conn: &Connection,
+    view: &Registration<'_>,
+    source: &Source,
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    owner: u32,
+    table: &Table,
+    indexes: &[(&SchemaEntry, u32)],
+    stats: &WalkStats,
+    walked_rows: u64,
+    subtrees: &[Subtree],
+) -> crate::Result<Option<Repaired>> {
+    let lost_here = |h: &Hole| {
+        h.page != 0 && map.status(h.page) == PageStatus::Lost && map.owner(h.page) == Some(owner)
+    };
+    if table.internal
+        || table.without_rowid
+        || stats.holes.is_empty()
+        || stats.bad_cells > 0
+        || stats.suspect_rows > 0
+        || stats.incomplete_rows > 0
+        || !stats.holes.iter().all(lost_here)
+    {
+        return Ok(None);
+    }
+    let usable = walker.page_file().usable();
+    let page_size = walker.page_file().page_size();
+    // Each hole gets the subtrees whose keys lie inside it, in key order, none overlapping.
+    let mut plan = Vec::new();
+    for hole in &stats.holes {
+        let mut inside: Vec<&Subtree> = subtrees
+            .iter()
+            .filter(|s| {
+                hole.lo.is_none_or(|lo| s.first > lo) && hole.hi.is_none_or(|hi| s.last <= hi)
+            })
+            .collect();
+        inside.sort_by_key(|s| s.first);
+        let ordered = inside.windows(2).all(|w| w[0].last < w[1].first);
+        let children: Vec<(u32, i64)> = inside.iter().map(|s| (s.top, s.last)).collect();
+        let Some(pages) = interior_levels(view, children, usable, page_size).filter(|_| ordered)
+        else {
+            return Ok(None);
+        };
+        plan.push((hole, inside, pages));
+    }
+    // Claim the subtrees for the table, reading them again with its shape check.
+    walker.track_claims(true);
+    let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
+    let mut attributed = 0u64;
+    let mut whole = true;
+    for (_, inside, _) in &plan {
+        for s in inside {
+            let mut readable = true;
+            let st = walker.walk(
+                map,
+                owner,
+                s.top,
+                TreeKind::Table,
+                PageStatus::OrphanAttributed,
+                &fits,
+                &mut |row| {
+                    readable &= row.complete && row.fields.len() <= table.stored.len();
+                    Ok(())
+                },
+            )?;
+            whole &= readable && !st.is_damaged() && st.rows == s.rows;
+            attributed += st.rows;
+        }
+    }
+    let total = walked_rows + attributed;
+    let checked = whole
+        .then(|| transfer::whole_indexes(walker, map, indexes, total))
+        .transpose()?;
+    let copied = match checked {
+        // Only an index that agrees on the count proves the table is complete.
+        Some(whole_indexes) if !whole_indexes.is_empty() => {
+            for (hole, _, pages) in &plan {
+                for (pgno, page) in pages {
+                    view.rebuild(pgno.unwrap_or(hole.page), page.clone());
+                }
+            }
+            transfer::copy_fresh(conn, view, source, table, indexes, &whole_indexes, total)?
+                .then_some(whole_indexes)
+        }
+        _ => None,
+    };
+    let Some(whole_indexes) = copied else {
+        for p in walker.track_claims(false) {
+            map.set(p, PageStatus::Unseen, NO_OWNER);
+        }
+        return Ok(None);
+    };
+    walker.track_claims(false);
+    let mut holes = stats.holes.clone();
+    let mut groups = Vec::new();
+    for ((_, inside, _), hole) in plan.iter().zip(holes.iter_mut()) {
+        hole.filled = true;
+        for s in inside {
+            groups.push(OrphanGroup {
+                top_page: s.top,
+                pages: s.pages,
+                rows: s.rows,
+                first_rowid: Some(s.first),
+                last_rowid: Some(s.last),
+                outcome: "attributed".into(),
+                table: Some(table.name.clone()),
+                reason: format!(
+                    "rowids {}..{} lie in the part of {} under lost page {}, which was rebuilt \
+                     over its surviving subtrees",
+                    s.first, s.last, table.name, hole.page
+                ),
+            });
+        }
+    }
+    Ok(Some(Repaired {
+        attributed_rows: attributed,
+        holes,
+        groups,
+        indexes: whole_indexes.into_iter().collect(),
+    }))
+}
+
+/// The pages that stand in for a lost interior page over `children` (page, largest key): one
+/// page when they fit, else interior pages added past the end of the view (`Some(pgno)`)
+/// under a top that takes the lost page's place (`None`).
+#[allow(clippy::type_complexity)]
+fn interior_levels(
+    view: &Registration<'_>,
+    mut children: Vec<(u32, i64)>,
+    usable: usize,
+    page_size: usize,
+) -> Option<Vec<(Option<u32>, Vec<u8>)>> {
+    // The most children a page takes whatever their keys (a key is at most 9 bytes).
+    let per_page = (usable - 12) / (2 + 4 + 9) + 1;
+    let mut pages = Vec::new();
+    while children.len() > per_page {
+        let mut parents = Vec::new();
+        for group in children.chunks(per_page) {
+            let page = interior_page(group, usable, page_size)?;
+            let pgno = view.add_page();
+            pages.push((Some(pgno), page));
+            parents.push((pgno, group.last()?.1));
+        }
+        children = parents;
+    }
+    pages.push((None, interior_page(&children, usable, page_size)?));
+    Some(pages)
+}
+
+/// A table-interior page pointing at `children` (page, largest key), in order: every child but
+/// the last in a cell, the last as the right-most pointer. `None` if they do not fit.
+fn interior_page(children: &[(u32, i64)], usable: usize, page_size: usize) -> Option<Vec<u8>> {
+    let ((last, _), cells) = children.split_last()?;
+    let mut page = vec![0u8; page_size];
+    let mut content = usable;
+    let mut pointers = Vec::with_capacity(cells.len());
+    for (child, key) in cells {
+        let mut cell = child.to_be_bytes().to_vec();
+        cell.extend(varint::encode(*key as u64));
+        content = content.checked_sub(cell.len())?;
+        page.get_mut(content..content + cell.len())?
+            .copy_from_slice(&cell);
+        pointers.push(u16::try_from(content).ok()?);
+    }
+    if 12 + 2 * cells.len() > content {
+        return None;
+    }
+    page[0] = 0x05;
+    page[3..5].copy_from_slice(&u16::try_from(cells.len()).ok()?.to_be_bytes());
+    let start = if content == 65536 { 0 } else { content as u16 };
+    page[5..7].copy_from_slice(&start.to_be_bytes());
+    page[8..12].copy_from_slice(&last.to_be_bytes());
+    for (i, p) in pointers.iter().enumerate() {
+        page[12 + 2 * i..14 + 2 * i].copy_from_slice(&p.to_be_bytes());
+    }
+    Some(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::page::BtreePage;
+
+    #[test]
+    fn a_rebuilt_interior_page_reads_back() {
+        let page = interior_page(&[(7, 10), (9, 250), (3, 1 << 40)], 1024, 1024).unwrap();
+        let p = BtreePage::parse_strict(&page, 0, 1024).unwrap();
+        assert_eq!(p.kind, PageKind::TableInterior);
+        assert_eq!(p.right_child, Some(3));
+        let got: Vec<(u32, i64)> = cells(&p)
+            .map(|(_, c)| match c.unwrap() {
+                Cell::TableInterior { left_child, rowid } => (left_child, rowid),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, vec![(7, 10), (9, 250)]);
+        assert!(interior_page(&[], 1024, 1024).is_none());
+        let too_many: Vec<(u32, i64)> = (0..200).map(|i| (i + 2, i64::from(i) << 40)).collect();
+        assert!(interior_page(&too_many, 1024, 1024).is_none());
+    }
+}

@@ -139,12 +139,19 @@ pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
     require_file(recovered)?;
     let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let copy = private_copy(source, work.path())?;
-    compare(&copy, source, recovered)
+    compare(&copy, source, recovered, None)
 }
 
 /// Compares a snapshot (already a private copy the caller owns, sidecars beside it) with a
-/// recovered database. `display_source` is the path to show.
-pub fn compare(snapshot: &Path, display_source: &Path, recovered: &Path) -> Result<DiffReport> {
+/// recovered database. `display_source` is the path to show. `walked` holds the engine's own
+/// row counts per table when the caller has just recovered the snapshot; they are used for
+/// tables SQLite cannot count (otherwise the engine walks the snapshot to count them).
+pub fn compare(
+    snapshot: &Path,
+    display_source: &Path,
+    recovered: &Path,
+    walked: Option<BTreeMap<String, u64>>,
+) -> Result<DiffReport> {
     let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     // SQLite writes a -shm, checkpoints or rolls back when it opens a database with a -wal
     // or a hot -journal: give it a copy then. Otherwise it reads the snapshot as immutable.
@@ -173,7 +180,7 @@ pub fn compare(snapshot: &Path, display_source: &Path, recovered: &Path) -> Resu
         .as_ref()
         .map_or(true, |c| c.values().any(|v| v.is_err()))
     {
-        Some(count_by_walk(snapshot, work.path()))
+        Some(walked.unwrap_or_else(|| count_by_walk(snapshot, work.path())))
     } else {
         None
     };
@@ -312,13 +319,18 @@ fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
 fn count_by_walk(snapshot: &Path, dir: &Path) -> BTreeMap<String, u64> {
     let out = dir.join("walk-count.sqlite3");
     match crate::recover::recover(snapshot, &out, &crate::recover::Options::default()) {
-        Ok(report) => report
-            .tables
-            .iter()
-            .map(|t| (t.name.clone(), t.walked_rows + t.attributed_rows))
-            .collect(),
+        Ok(report) => walked_counts(&report),
         Err(_) => BTreeMap::new(),
     }
+}
+
+/// Rows per table as the engine's walk found them (in the tree, or put back from orphans).
+pub fn walked_counts(report: &crate::recover::Report) -> BTreeMap<String, u64> {
+    report
+        .tables
+        .iter()
+        .map(|t| (t.name.clone(), t.walked_rows + t.attributed_rows))
+        .collect()
 }
 
 /// lost_and_found rows per source table, by the root page they name.

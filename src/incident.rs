@@ -376,7 +376,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     let spinner = cmd
         .progress
         .spinner("counting rows, source against recovered");
-    let diff = diff::compare(&snap_db, &source, &out)?;
+    let diff = diff::compare(&snap_db, &source, &out, Some(diff::walked_counts(&engine)))?;
     spinner.finish_and_clear();
     if crate::recover::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         // Stopped before the report: the recovered file goes too, so nothing in the incident

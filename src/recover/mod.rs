@@ -577,7 +577,7 @@ impl Engine<'_> {
             let log = walker.track_claims(false);
             walks.push((t, owner, stats, readable, log));
         }
-        let subtrees = repair::orphan_subtrees(walker, &mut self.map)?;
+        let subtrees = repair::orphan_subtrees(walker, &self.map)?;
         let mut groups = Vec::new();
         let mut repaired = HashSet::new();
         for (t, owner, stats, readable, _) in &walks {

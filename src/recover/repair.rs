@@ -24,20 +24,17 @@ use crate::pagefile::looks_like_btree_page;
 use rusqlite::Connection;
 use std::collections::HashSet;
 
-/// A subtree no tree reached, as read on its own.
+/// A subtree no tree reached: its top page and the keys at its two ends.
 #[derive(Debug, Clone)]
 pub struct Subtree {
     top: u32,
     first: i64,
     last: i64,
-    rows: u64,
-    pages: usize,
 }
 
 /// Finds the tops of the table-tree subtrees among the pages nothing has claimed and the
-/// freelist does not hold (a free page keeps the rows it had), and reads each on its own
-/// (claims are given back). Only subtrees that read whole are kept.
-pub fn orphan_subtrees(walker: &mut Walker<'_>, map: &mut PageMap) -> crate::Result<Vec<Subtree>> {
+/// freelist does not hold (a free page keeps the rows it had), with the keys at their ends.
+pub fn orphan_subtrees(walker: &Walker<'_>, map: &PageMap) -> crate::Result<Vec<Subtree>> {
     let pf = walker.page_file();
     let free = freelist_pages(pf, map.page_count());
     let mut buf = Vec::new();
@@ -67,35 +64,41 @@ pub fn orphan_subtrees(walker: &mut Walker<'_>, map: &mut PageMap) -> crate::Res
             _ => {}
         }
     }
-    let mut subtrees = Vec::new();
-    for top in found.into_iter().filter(|p| !children.contains(p)) {
-        walker.track_claims(true);
-        let stats = walker.walk(
-            map,
-            NO_OWNER,
-            top,
-            TreeKind::Table,
-            PageStatus::OrphanAttributed,
-            &|_, _| true,
-            &mut |_| Ok(()),
-        )?;
-        let claimed = walker.track_claims(false);
-        for p in &claimed {
-            map.set(*p, PageStatus::Unseen, NO_OWNER);
-        }
-        if let (false, Some(first), Some(last)) =
-            (stats.is_damaged(), stats.min_rowid, stats.max_rowid)
-        {
-            subtrees.push(Subtree {
-                top,
-                first,
-                last,
-                rows: stats.rows,
-                pages: claimed.len(),
-            });
+    Ok(found
+        .into_iter()
+        .filter(|p| !children.contains(p))
+        .filter_map(|top| {
+            let (first, last) = (end_key(pf, top, false)?, end_key(pf, top, true)?);
+            (first <= last).then_some(Subtree { top, first, last })
+        })
+        .collect())
+}
+
+/// The smallest (or largest) rowid under a table-tree page, found by going down its left
+/// (or right) edge. The walk that claims the subtree later checks it end to end.
+fn end_key(pf: &crate::pagefile::PageFile, mut pgno: u32, largest: bool) -> Option<i64> {
+    let mut buf = Vec::new();
+    for _ in 0..32 {
+        pf.read(pgno, &mut buf)?;
+        let page = BtreePage::parse_strict(&buf, 0, pf.usable()).ok()?;
+        let n = page.cell_count;
+        match page.kind {
+            PageKind::TableLeaf => {
+                let at = if largest { n.checked_sub(1)? } else { 0 };
+                return match cells(&page).nth(usize::from(at))?.1.ok()? {
+                    Cell::TableLeaf { rowid, .. } => Some(rowid),
+                    _ => None,
+                };
+            }
+            PageKind::TableInterior if largest => pgno = page.right_child?,
+            PageKind::TableInterior => match cells(&page).next()?.1.ok()? {
+                Cell::TableInterior { left_child, .. } => pgno = left_child,
+                _ => return None,
+            },
+            _ => return None,
         }
     }
-    Ok(subtrees)
+    None
 }
 
 /// Every page the header's freelist names (trunks and leaves), as far as it can be followed.
@@ -182,6 +185,7 @@ pub fn try_table(
     let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
     let mut attributed = 0u64;
     let mut whole = true;
+    let mut read = Vec::new();
     for (_, inside, _) in &plan {
         for s in inside {
             let mut readable = true;
@@ -197,8 +201,12 @@ pub fn try_table(
                     Ok(())
                 },
             )?;
-            whole &= readable && !st.is_damaged() && st.rows == s.rows;
+            whole &= readable
+                && !st.is_damaged()
+                && st.min_rowid == Some(s.first)
+                && st.max_rowid == Some(s.last);
             attributed += st.rows;
+            read.push((s.top, st.rows, st.pages));
         }
     }
     let total = walked_rows + attributed;
@@ -230,10 +238,14 @@ pub fn try_table(
     for ((_, inside, _), hole) in plan.iter().zip(holes.iter_mut()) {
         hole.filled = true;
         for s in inside {
+            let (rows, pages) = read
+                .iter()
+                .find(|(top, _, _)| *top == s.top)
+                .map_or((0, 0), |&(_, r, p)| (r, p as usize));
             groups.push(OrphanGroup {
                 top_page: s.top,
-                pages: s.pages,
-                rows: s.rows,
+                pages,
+                rows,
                 first_rowid: Some(s.first),
                 last_rowid: Some(s.last),
                 outcome: "attributed".into(),

@@ -368,7 +368,16 @@ impl Engine<'_> {
             for (t, table) in tables.iter().enumerate() {
                 copied[t] = engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;
             }
-            if copied.iter().any(Option::is_none) {
+            // Only a rowid table with an index can be proven complete once put back together.
+            let rebuildable = tables.iter().zip(&copied).any(|(t, c)| {
+                c.is_none()
+                    && !t.internal
+                    && !t.without_rowid
+                    && entries
+                        .iter()
+                        .any(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&t.name))
+            });
+            if rebuildable {
                 repaired_groups = engine.repair_tables(
                     &conn,
                     view,
@@ -528,7 +537,6 @@ impl Engine<'_> {
             without_rowid: table.without_rowid,
             walked_rows: done.rows,
             copied_intact: true,
-            holes: done.stats.holes,
             ..TableReport::default()
         }))
     }
@@ -554,11 +562,7 @@ impl Engine<'_> {
                 continue;
             }
             let owner = self.owners.add(&table.name);
-            let kind = if table.without_rowid {
-                TreeKind::Index
-            } else {
-                TreeKind::Table
-            };
+            let kind = TreeKind::of(table);
             let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
             let mut readable = true;
             walker.track_claims(true);
@@ -570,14 +574,14 @@ impl Engine<'_> {
                 PageStatus::Tree,
                 &fits,
                 &mut |row| {
-                    readable &= row.complete && row.fields.len() <= table.stored.len();
+                    readable &= row.whole_for(table);
                     Ok(())
                 },
             )?;
             let log = walker.track_claims(false);
             walks.push((t, owner, stats, readable, log));
         }
-        let subtrees = repair::orphan_subtrees(walker, &self.map)?;
+        let subtrees = repair::orphan_subtrees(walker, &self.map);
         let mut groups = Vec::new();
         let mut repaired = HashSet::new();
         for (t, owner, stats, readable, _) in &walks {
@@ -600,7 +604,6 @@ impl Engine<'_> {
                 table,
                 &indexes,
                 stats,
-                stats.rows,
                 &subtrees,
             )?
             else {
@@ -651,11 +654,7 @@ impl Engine<'_> {
             without_rowid: table.without_rowid,
             ..TableReport::default()
         };
-        let kind = if table.without_rowid {
-            TreeKind::Index
-        } else {
-            TreeKind::Table
-        };
+        let kind = TreeKind::of(table);
         if table.root == 0 {
             // Known only from the reference schema: its whole tree is a hole for orphans to fill.
             rep.holes.push(Hole {

@@ -34,7 +34,7 @@ pub struct Subtree {
 
 /// Finds the tops of the table-tree subtrees among the pages nothing has claimed and the
 /// freelist does not hold (a free page keeps the rows it had), with the keys at their ends.
-pub fn orphan_subtrees(walker: &Walker<'_>, map: &PageMap) -> crate::Result<Vec<Subtree>> {
+pub fn orphan_subtrees(walker: &Walker<'_>, map: &PageMap) -> Vec<Subtree> {
     let pf = walker.page_file();
     let free = freelist_pages(pf, map.page_count());
     let mut buf = Vec::new();
@@ -64,14 +64,14 @@ pub fn orphan_subtrees(walker: &Walker<'_>, map: &PageMap) -> crate::Result<Vec<
             _ => {}
         }
     }
-    Ok(found
+    found
         .into_iter()
         .filter(|p| !children.contains(p))
         .filter_map(|top| {
             let (first, last) = (end_key(pf, top, false)?, end_key(pf, top, true)?);
             (first <= last).then_some(Subtree { top, first, last })
         })
-        .collect())
+        .collect()
 }
 
 /// The smallest (or largest) rowid under a table-tree page, found by going down its left
@@ -131,7 +131,7 @@ pub struct Repaired {
 }
 
 /// Tries to rebuild `table`'s lost interior pages over `subtrees` and copy it. The table's
-/// own walk (`stats`, `walked_rows`) has claimed its pages. `None`, with every claim this
+/// own walk (`stats`) has claimed its pages. `None`, with every claim this
 /// made given back, when the table must be decoded instead.
 #[allow(clippy::too_many_arguments)]
 pub fn try_table(
@@ -144,7 +144,6 @@ pub fn try_table(
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
     stats: &WalkStats,
-    walked_rows: u64,
     subtrees: &[Subtree],
 ) -> crate::Result<Option<Repaired>> {
     let lost_here = |h: &Hole| {
@@ -197,7 +196,7 @@ pub fn try_table(
                 PageStatus::OrphanAttributed,
                 &fits,
                 &mut |row| {
-                    readable &= row.complete && row.fields.len() <= table.stored.len();
+                    readable &= row.whole_for(table);
                     Ok(())
                 },
             )?;
@@ -209,7 +208,7 @@ pub fn try_table(
             read.push((s.top, st.rows, st.pages));
         }
     }
-    let total = walked_rows + attributed;
+    let total = stats.rows + attributed;
     let checked = whole
         .then(|| transfer::whole_indexes(walker, map, indexes, total))
         .transpose()?;
@@ -221,8 +220,14 @@ pub fn try_table(
                     view.rebuild(pgno.unwrap_or(hole.page), page.clone());
                 }
             }
-            transfer::copy_fresh(conn, view, source, table, indexes, &whole_indexes, total)?
-                .then_some(whole_indexes)
+            // The copy reads no page the walk counts: say what the bar is waiting for.
+            let bar = walker.progress().clone();
+            let label = bar.message();
+            bar.set_message("copying");
+            let done =
+                transfer::copy_fresh(conn, view, source, table, indexes, &whole_indexes, total);
+            bar.set_message(label);
+            done?.then_some(whole_indexes)
         }
         _ => None,
     };

@@ -32,7 +32,6 @@ pub struct Source {
 /// What copying one table by transfer did.
 pub struct Transferred {
     pub rows: u64,
-    pub stats: WalkStats,
     /// Indexes created before the copy (SQLite filled them from the source's entries).
     pub indexes: Vec<String>,
 }
@@ -178,7 +177,6 @@ pub fn try_table(
         };
         done.then_some(Transferred {
             rows: v.rows,
-            stats: v.stats,
             indexes: whole_indexes.into_iter().map(|(name, _)| name).collect(),
         })
     });
@@ -195,7 +193,6 @@ pub fn try_table(
 /// What the walk of a table and its indexes found, when the table read whole.
 struct Verified {
     rows: u64,
-    stats: WalkStats,
     /// The indexes that read whole too, with one entry per row.
     whole_indexes: HashSet<String>,
 }
@@ -207,21 +204,17 @@ fn verify_table(
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
 ) -> crate::Result<Option<Verified>> {
-    let kind = if table.without_rowid {
-        TreeKind::Index
-    } else {
-        TreeKind::Table
-    };
+    let kind = TreeKind::of(table);
     let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
     let mut readable = true;
     // The table's walk stops at its first damage (it will be decoded instead, and every page
     // given back); index walks go to the end, as their pages stay claimed if the copy does.
     walker.stop_when_damaged(true);
     let walked = verify_walk(walker, map, owner, table.root, kind, &fits, &mut |row| {
-        readable &= row.complete && row.fields.len() <= table.stored.len();
+        readable &= row.whole_for(table);
     });
     walker.stop_when_damaged(false);
-    let Some((stats, rows)) = walked? else {
+    let Some((_, rows)) = walked? else {
         return Ok(None);
     };
     if !readable {
@@ -230,7 +223,6 @@ fn verify_table(
     let whole_indexes = whole_indexes(walker, map, indexes, rows)?;
     Ok(Some(Verified {
         rows,
-        stats,
         whole_indexes,
     }))
 }

@@ -28,6 +28,15 @@ pub enum TreeKind {
 }
 
 impl TreeKind {
+    /// The kind of tree a table's rows are stored in.
+    pub fn of(table: &super::schema::Table) -> TreeKind {
+        if table.without_rowid {
+            TreeKind::Index
+        } else {
+            TreeKind::Table
+        }
+    }
+
     fn accepts(self, kind: PageKind) -> bool {
         kind.is_table() == (self == TreeKind::Table)
     }
@@ -67,6 +76,14 @@ pub struct RowRef<'a> {
     pub first_missing: Option<(usize, usize)>,
     pub page: u32,
     pub cell: u16,
+}
+
+impl RowRef<'_> {
+    /// Whether the row reads whole as a row of `table`: every value there, and no more
+    /// fields than it has columns (what a copy of its record would carry as it is).
+    pub fn whole_for(&self, table: &super::schema::Table) -> bool {
+        self.complete && self.fields.len() <= table.stored.len()
+    }
 }
 
 /// What one walk saw.

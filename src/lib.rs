@@ -18,6 +18,7 @@ pub mod recover;
 pub mod report;
 pub mod restore;
 pub mod snapshot;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use recover::INTERRUPTED;

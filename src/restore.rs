@@ -1004,24 +1004,11 @@ fn has_sqlite_magic(path: &Path) -> Result<bool> {
     }
 }
 
-/// `PRAGMA integrity_check` on a read-only connection: `["ok"]` or up to 20 messages.
+/// `PRAGMA integrity_check` on read-only connections: `["ok"]` or up to 20 messages.
+/// RECOVERED has no -wal or -journal beside it (refused before this), so nothing else
+/// changes it while it is checked.
 fn integrity_check(path: &Path) -> Vec<String> {
-    use rusqlite::OpenFlags;
-    let run = || -> rusqlite::Result<Vec<String>> {
-        // Immutable: no -wal or -shm is created beside RECOVERED (one with a -wal or
-        // -journal beside it was refused before this).
-        let conn = rusqlite::Connection::open_with_flags(
-            crate::pagefile::immutable_uri(path),
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        let mut stmt = conn.prepare("PRAGMA integrity_check(20)")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.collect()
-    };
-    match run() {
-        Ok(msgs) if msgs.is_empty() => vec!["integrity_check returned nothing".to_string()],
+    match crate::verify::integrity_check(path, &std::collections::BTreeMap::new(), 20) {
         Ok(msgs) => msgs,
         Err(e) => vec![format!("integrity_check could not run: {e}")],
     }

@@ -27,6 +27,9 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 
 const CHUNK: usize = 1 << 20;
 
+/// How many bytes may wait in the page cache before the writeback thread pushes them to disk.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
 #[derive(Debug, Clone)]
 pub struct SnapshotOptions {
     /// Keep the last copy (with a warning in the manifest) if the source keeps changing.
@@ -383,8 +386,10 @@ fn copy_one(
 }
 
 /// Streams `reader` into `output` while a second thread hashes the same chunks: one pass over
-/// the bytes, with SHA-256 (the slower half) off the copying thread. Returns the bytes copied
-/// and their digest.
+/// the bytes, with SHA-256 (the slower half) off the copying thread. A third thread syncs what
+/// has been written so far while the copy goes on, so the disk works alongside the copy and
+/// the caller's final sync has little left to wait for. Returns the bytes copied and their
+/// digest.
 fn copy_and_hash(
     reader: &mut dyn Read,
     output: &mut File,
@@ -394,7 +399,11 @@ fn copy_and_hash(
 ) -> Result<(u64, [u8; 32])> {
     let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
     let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let syncing = output.try_clone().map_err(|e| Error::io(dest, e))?;
     std::thread::scope(|scope| {
+        scope.spawn(|| write_back(&syncing, &written, &done));
         let hasher = scope.spawn(move || {
             let mut hasher = Sha256::new();
             for chunk in chunks {
@@ -434,17 +443,41 @@ fn copy_and_hash(
                 break Err(Error::io(dest, e));
             }
             size += n as u64;
+            written.store(size, std::sync::atomic::Ordering::Relaxed);
             bar.inc(n as u64);
             if to_hasher.send(buf).is_err() {
                 break Err(Error::io(dest, std::io::Error::other("hashing stopped")));
             }
         };
         drop(to_hasher);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
         let digest = hasher
             .join()
             .map_err(|_| Error::io(dest, std::io::Error::other("hashing failed")))?;
         copied.map(|()| (size, digest))
     })
+}
+
+/// Syncs `file` each time another [`WRITEBACK_EVERY`] bytes have been written to it, until
+/// `done`. A failure here is not reported: the caller's own final sync reports it.
+fn write_back(
+    file: &File,
+    written: &std::sync::atomic::AtomicU64,
+    done: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut synced = 0;
+    while !done.load(Relaxed) {
+        let now = written.load(Relaxed);
+        if now - synced >= WRITEBACK_EVERY {
+            if file.sync_data().is_err() {
+                return;
+            }
+            synced = now;
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
 }
 
 /// Writes the manifest to a temporary name, syncs it, and renames it into place.

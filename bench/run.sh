@@ -18,7 +18,7 @@ command -v sqlite3 >/dev/null || { echo "bench: needs the sqlite3 shell (apt-get
 [ -x /usr/bin/time ] || { echo "bench: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
 cargo build --release --quiet --bin sqlite-rescue --example recover_only --example vacuum_into \
-    --example zero_interior_pages
+    --example zero_interior_pages --example transfer_only --example sha256_only
 bin=target/release/sqlite-rescue
 ex=target/release/examples
 
@@ -60,7 +60,11 @@ for m in "${sizes[@]}"; do
     results+=("$(measure "cp_and_sync" sh -c 'cp "$1" "$2" && sync' sh "$db" "$work/copy")")
     results+=("$(measure "sha256sum" sha256sum "$db")")
     results+=("$(measure "VACUUM_INTO" "$ex/vacuum_into" "$db" "$work/vacuum.sqlite3")")
+    # Floors: SHA-256 alone (the snapshot cannot be faster), and SQLite's INSERT ... SELECT
+    # transfer alone (what copying a whole table costs outside VACUUM).
+    results+=("$(measure "sha256_only" "$ex/sha256_only" "$db")")
     results+=("$(measure "snapshot" "$bin" snapshot -q "$db" --into "$work/snap")")
+    results+=("$(measure "transfer_only" "$ex/transfer_only" "$db" "$work/xfer.sqlite3")")
     results+=("$(measure "recovery_step" "$ex/recover_only" "$db" "$work/out.sqlite3")")
     results+=("$(measure "recovery_step_damaged" "$ex/recover_only" "$damaged" "$work/out.sqlite3")")
     # Every table decoded row by row (no copy of whole tables): the damaged run against this

@@ -179,59 +179,70 @@ pub fn try_table(
         };
         plan.push((hole, inside, pages));
     }
-    // Claim the subtrees for the table, reading them again with its shape check.
-    walker.track_claims(true);
-    let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
-    let mut attributed = 0u64;
-    let mut whole = true;
-    let mut read = Vec::new();
-    for (_, inside, _) in &plan {
-        for s in inside {
-            let mut readable = true;
-            let st = walker.walk(
-                map,
-                owner,
-                s.top,
-                TreeKind::Table,
-                PageStatus::OrphanAttributed,
-                &fits,
-                &mut |row| {
-                    readable &= row.whole_for(table);
-                    Ok(())
-                },
-            )?;
-            whole &= readable
-                && !st.is_damaged()
-                && st.min_rowid == Some(s.first)
-                && st.max_rowid == Some(s.last);
-            attributed += st.rows;
-            read.push((s.top, st.rows, st.pages));
+    // The new pages go into the view and the copy starts at once, while the subtrees and the
+    // indexes are walked beside it on a second thread; the copy is kept only if they read
+    // whole and an index agrees on the count.
+    for (hole, _, pages) in &plan {
+        for (pgno, page) in pages {
+            view.rebuild(pgno.unwrap_or(hole.page), page.clone());
         }
     }
-    let total = stats.rows + attributed;
-    let checked = whole
-        .then(|| transfer::whole_indexes(walker, map, indexes, total))
-        .transpose()?;
-    let copied = match checked {
-        // Only an index that agrees on the count proves the table is complete.
-        Some(whole_indexes) if !whole_indexes.is_empty() => {
-            for (hole, _, pages) in &plan {
-                for (pgno, page) in pages {
-                    view.rebuild(pgno.unwrap_or(hole.page), page.clone());
-                }
+    let forget_pages = || {
+        for (hole, _, pages) in &plan {
+            for (pgno, _) in pages {
+                view.forget(pgno.unwrap_or(hole.page));
             }
-            // The copy reads no page the walk counts: say what the bar is waiting for.
-            let bar = walker.progress().clone();
-            let label = bar.message();
-            bar.set_message("copying");
-            let done =
-                transfer::copy_fresh(conn, view, source, table, indexes, &whole_indexes, total);
-            bar.set_message(label);
-            done?.then_some(whole_indexes)
         }
-        _ => None,
     };
-    let Some(whole_indexes) = copied else {
+    let Some(planned) = transfer::fresh_plan(source, table, indexes, None) else {
+        forget_pages();
+        return Ok(None);
+    };
+    walker.track_claims(true);
+    let (checked, copied) = std::thread::scope(|scope| {
+        let (walker, map, plan) = (&mut *walker, &mut *map, &plan);
+        let stop_copy = conn.get_interrupt_handle();
+        let verifier = scope.spawn(move || {
+            let checked = check_rebuilt(walker, map, owner, table, indexes, stats.rows, plan);
+            if !matches!(&checked, Ok(Some(c)) if !c.whole_indexes.is_empty()) {
+                stop_copy.interrupt();
+            }
+            checked
+        });
+        let copied = transfer::start_fresh_copy(conn, view, table, &planned);
+        let checked = verifier
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, copied)
+    });
+    let kept = match &checked {
+        // Only an index that agrees on the count proves the table is complete.
+        Ok(Some(c)) if !c.whole_indexes.is_empty() => {
+            let total = stats.rows + c.attributed;
+            let as_planned = planned
+                .iter()
+                .all(|(name, _)| c.whole_indexes.contains(name));
+            if as_planned && matches!(copied, Some(Ok(n)) if n == total) {
+                transfer::end_copy(conn, true)
+            } else {
+                // An index that did not read whole is built from the rows afterwards.
+                transfer::end_copy(conn, false);
+                transfer::copy_fresh(conn, view, source, table, indexes, &c.whole_indexes, total)?
+            }
+        }
+        _ => {
+            transfer::end_copy(conn, false);
+            false
+        }
+    };
+    let checked = checked?;
+    let Some(Rebuilt {
+        attributed,
+        read,
+        whole_indexes,
+    }) = checked.filter(|_| kept)
+    else {
+        forget_pages();
         for p in walker.track_claims(false) {
             map.set(p, PageStatus::Unseen, NO_OWNER);
         }
@@ -270,6 +281,69 @@ pub fn try_table(
         indexes: whole_indexes.into_iter().collect(),
     }))
 }
+
+/// What the walks beside a rebuilt table's copy found, when its subtrees read whole.
+struct Rebuilt {
+    /// Rows under the rebuilt pages.
+    attributed: u64,
+    /// Per subtree: top page, rows, pages.
+    read: Vec<(u32, u64, u64)>,
+    /// The indexes that read whole with one entry per row of the rebuilt table.
+    whole_indexes: HashSet<String>,
+}
+
+/// Claims the subtrees under the rebuilt pages for `table` (reading them again with its shape
+/// check), then walks its indexes. `None` unless every subtree read whole with the keys its
+/// ends promised.
+fn check_rebuilt(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    owner: u32,
+    table: &Table,
+    indexes: &[(&SchemaEntry, u32)],
+    walked_rows: u64,
+    plan: &[Planned<'_>],
+) -> crate::Result<Option<Rebuilt>> {
+    let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
+    let mut attributed = 0u64;
+    let mut read = Vec::new();
+    for (_, inside, _) in plan {
+        for s in inside {
+            let mut readable = true;
+            let st = walker.walk(
+                map,
+                owner,
+                s.top,
+                TreeKind::Table,
+                PageStatus::OrphanAttributed,
+                &fits,
+                &mut |row| {
+                    readable &= row.whole_for(table);
+                    Ok(())
+                },
+            )?;
+            if !readable
+                || st.is_damaged()
+                || st.min_rowid != Some(s.first)
+                || st.max_rowid != Some(s.last)
+            {
+                return Ok(None);
+            }
+            attributed += st.rows;
+            read.push((s.top, st.rows, st.pages));
+        }
+    }
+    let whole_indexes = transfer::whole_indexes(walker, map, indexes, walked_rows + attributed)?;
+    Ok(Some(Rebuilt {
+        attributed,
+        read,
+        whole_indexes,
+    }))
+}
+
+/// One hole's part of the rebuild: the hole, the subtrees under it in key order, and the pages
+/// that stand in for it.
+type Planned<'s> = (&'s Hole, Vec<&'s Subtree>, Vec<(Option<u32>, Vec<u8>)>);
 
 /// The pages that stand in for a lost interior page over `children` (page, largest key): one
 /// page when they fit, else interior pages added past the end of the view (`Some(pgno)`)

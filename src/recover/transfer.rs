@@ -271,36 +271,64 @@ pub fn copy_fresh(
     whole: &HashSet<String>,
     rows: u64,
 ) -> crate::Result<bool> {
+    let Some(planned) = fresh_plan(source, table, indexes, Some(whole)) else {
+        return Ok(false);
+    };
+    let done = matches!(start_fresh_copy(conn, view, table, &planned), Some(Ok(n)) if n == rows)
+        && end_copy(conn, true);
+    if !done {
+        end_copy(conn, false);
+    }
+    Ok(done)
+}
+
+/// The indexes to create and fill when `table` is copied through a fresh view: those SQLite
+/// sees as the engine does (and, given `whole`, only those that read whole). `None` when the
+/// copy cannot keep the table as it is: an automatic index left out, a table SQLite reads
+/// differently, or rowids SQLite would number afresh.
+pub fn fresh_plan(
+    source: &Source,
+    table: &Table,
+    indexes: &[(&SchemaEntry, u32)],
+    whole: Option<&HashSet<String>>,
+) -> Option<Vec<(String, String)>> {
     let agrees = |e: &SchemaEntry| source.agrees(&e.name, e.rootpage, e.sql.as_deref());
+    let usable = |e: &SchemaEntry| agrees(e) && whole.is_none_or(|w| w.contains(&e.name));
     let automatic_ok = indexes
         .iter()
         .filter(|(e, _)| e.sql.is_none())
-        .all(|(e, _)| agrees(e) && whole.contains(&e.name));
+        .all(|(e, _)| usable(e));
     let planned: Vec<(String, String)> = indexes
         .iter()
-        .filter(|(e, _)| agrees(e) && whole.contains(&e.name))
+        .filter(|(e, _)| usable(e))
         .filter_map(|(e, _)| Some((e.name.clone(), e.sql.clone()?)))
         .collect();
     let keeps_rowids = table.without_rowid
         || table.ipk.is_some()
         || !planned.is_empty()
         || indexes.iter().any(|(e, _)| e.sql.is_none());
-    if !automatic_ok
-        || !keeps_rowids
-        || !source.agrees(&table.name, i64::from(table.root), table.sql.as_deref())
-        || Source::detach(conn).is_err()
+    (automatic_ok
+        && keeps_rowids
+        && source.agrees(&table.name, i64::from(table.root), table.sql.as_deref()))
+    .then_some(planned)
+}
+
+/// Attaches the view afresh and starts copying `table` with `planned` indexes, as
+/// [`start_copy`] does. `None` if the view could not be attached again.
+pub fn start_fresh_copy(
+    conn: &Connection,
+    view: &Registration<'_>,
+    table: &Table,
+    planned: &[(String, String)],
+) -> Option<rusqlite::Result<u64>> {
+    if Source::detach(conn).is_err()
         || conn
             .execute(&format!("ATTACH ?1 AS {SOURCE}"), [view.uri()])
             .is_err()
     {
-        return Ok(false);
+        return None;
     }
-    let done =
-        matches!(start_copy(conn, table, &planned), Ok(n) if n == rows) && end_copy(conn, true);
-    if !done {
-        end_copy(conn, false);
-    }
-    Ok(done)
+    Some(start_copy(conn, table, planned))
 }
 
 /// Walks one tree, counting what it emits. `None` unless it read whole. The walker must be
@@ -354,7 +382,7 @@ fn start_copy(
 /// Commits the copy (returning whether that worked) or rolls it back. A rollback also clears
 /// whatever SQLite concluded while reading the source (a schema it could not use, say), so
 /// the connection is as it was.
-fn end_copy(conn: &Connection, commit: bool) -> bool {
+pub fn end_copy(conn: &Connection, commit: bool) -> bool {
     if conn.is_autocommit() {
         return false;
     }

@@ -71,6 +71,13 @@ impl<'a> Registration<'a> {
         }
     }
 
+    /// Shows page `pgno` as the file has it again (undoes [`Self::rebuild`]).
+    pub fn forget(&self, pgno: u32) {
+        if let Ok(mut rebuilt) = self.view.rebuilt.lock() {
+            rebuilt.remove(&pgno);
+        }
+    }
+
     /// A page number past the end of the view, for a page to add with [`Self::rebuild`].
     pub fn add_page(&self) -> u32 {
         // SAFETY: the page file outlives this registration.

@@ -1,14 +1,15 @@
 //! Damages a copy of a database for the benchmark: zeroes the first N non-root interior
-//! pages of a table, found with the dbstat table of the bundled SQLite.
+//! pages of a table (or, with `leaf`, N of its leaves spread over the table), found with the
+//! dbstat table of the bundled SQLite.
 //!
-//!     zero_interior_pages DB TABLE N
+//!     zero_interior_pages DB TABLE N [leaf]
 
 use std::io::{Seek, SeekFrom, Write};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: zero_interior_pages DB TABLE N");
+    if args.len() != 4 && !(args.len() == 5 && args[4] == "leaf") {
+        eprintln!("usage: zero_interior_pages DB TABLE N [leaf]");
         std::process::exit(2);
     }
     let n: usize = args[3].parse().unwrap_or(1);
@@ -17,12 +18,15 @@ fn main() {
         let page_size: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .expect("page size");
-        let mut stmt = conn
-            .prepare(
-                "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'internal' \
-                 AND path != '/' ORDER BY path LIMIT ?2",
-            )
-            .expect("dbstat");
+        let sql = if args.len() == 5 {
+            // Every so many leaves in key order, so the lost rows are spread over the table.
+            "SELECT pageno FROM (SELECT pageno, row_number() OVER (ORDER BY path) AS i \
+             FROM dbstat WHERE name = ?1 AND pagetype = 'leaf') WHERE i % 5000 = 7 LIMIT ?2"
+        } else {
+            "SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'internal' \
+             AND path != '/' ORDER BY path LIMIT ?2"
+        };
+        let mut stmt = conn.prepare(sql).expect("dbstat");
         let pages: Vec<i64> = stmt
             .query_map(rusqlite::params![args[2], n as i64], |r| r.get(0))
             .expect("query")

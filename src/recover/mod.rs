@@ -368,14 +368,16 @@ impl Engine<'_> {
             for (t, table) in tables.iter().enumerate() {
                 copied[t] = engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;
             }
-            // Only a rowid table with an index can be proven complete once put back together.
+            // A rowid table keeps its rowids through a copy with an INTEGER PRIMARY KEY or an
+            // index; only those can be put back together or pruned and copied.
             let rebuildable = tables.iter().zip(&copied).any(|(t, c)| {
                 c.is_none()
                     && !t.internal
                     && !t.without_rowid
-                    && entries
-                        .iter()
-                        .any(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&t.name))
+                    && (t.ipk.is_some()
+                        || entries
+                            .iter()
+                            .any(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&t.name)))
             });
             if rebuildable {
                 repaired_groups = engine.repair_tables(
@@ -596,7 +598,7 @@ impl Engine<'_> {
         let mut repaired = HashSet::new();
         for (t, owner, stats, readable, _) in &walks {
             let table = &tables[*t];
-            if subtrees.is_empty() || !readable {
+            if !readable {
                 continue;
             }
             let indexes: Vec<(&SchemaEntry, u32)> = entries
@@ -619,8 +621,10 @@ impl Engine<'_> {
             else {
                 continue;
             };
-            self.indexes_walked
-                .extend(indexes.iter().map(|(e, _)| e.name.clone()));
+            if r.indexes_walked {
+                self.indexes_walked
+                    .extend(indexes.iter().map(|(e, _)| e.name.clone()));
+            }
             self.indexes_copied.extend(r.indexes);
             copied[*t] = Some(TableReport {
                 name: table.name.clone(),

@@ -128,6 +128,8 @@ pub struct Repaired {
     pub holes: Vec<Hole>,
     pub groups: Vec<OrphanGroup>,
     pub indexes: Vec<String>,
+    /// Whether the table's indexes were walked (their pages claimed) on the way.
+    pub indexes_walked: bool,
 }
 
 /// Tries to rebuild `table`'s lost interior pages over `subtrees` and copy it. The table's
@@ -161,15 +163,19 @@ pub fn try_table(
     }
     let usable = walker.page_file().usable();
     let page_size = walker.page_file().page_size();
+    let inside_of = |hole: &Hole| -> Vec<&Subtree> {
+        subtrees
+            .iter()
+            .filter(|s| hole.covers(s.first, s.last))
+            .collect()
+    };
+    if stats.holes.iter().all(|h| inside_of(h).is_empty()) {
+        return prune(conn, view, source, walker, table, indexes, stats);
+    }
     // Each hole gets the subtrees whose keys lie inside it, in key order, none overlapping.
     let mut plan = Vec::new();
     for hole in &stats.holes {
-        let mut inside: Vec<&Subtree> = subtrees
-            .iter()
-            .filter(|s| {
-                hole.lo.is_none_or(|lo| s.first > lo) && hole.hi.is_none_or(|hi| s.last <= hi)
-            })
-            .collect();
+        let mut inside = inside_of(hole);
         inside.sort_by_key(|s| s.first);
         let ordered = inside.windows(2).all(|w| w[0].last < w[1].first);
         let children: Vec<(u32, i64)> = inside.iter().map(|s| (s.top, s.last)).collect();
@@ -279,7 +285,84 @@ pub fn try_table(
         holes,
         groups,
         indexes: whole_indexes.into_iter().collect(),
+        indexes_walked: true,
     }))
+}
+
+/// A table whose every hole is a lost page of which nothing survives anywhere (a zeroed leaf,
+/// say): its rows there are gone, and the rest of the tree is whole. Each parent of a lost page
+/// is shown without the pointer to it, and the table is copied as it now reads: exactly the
+/// rows its walk found, as decoding it would insert. Its indexes, which still hold entries for
+/// the lost rows, are built from the rows afterwards. The holes stay in the report, unfilled.
+fn prune(
+    conn: &Connection,
+    view: &Registration<'_>,
+    source: &Source,
+    walker: &Walker<'_>,
+    table: &Table,
+    indexes: &[(&SchemaEntry, u32)],
+    stats: &WalkStats,
+) -> crate::Result<Option<Repaired>> {
+    // No index is copied: an automatic one cannot be left out, so such a table is decoded.
+    let Some(planned) = transfer::fresh_plan(source, table, indexes, Some(&HashSet::new())) else {
+        return Ok(None);
+    };
+    let Some(parents) = pruned_parents(walker.page_file(), &stats.holes) else {
+        return Ok(None);
+    };
+    for (pgno, page) in &parents {
+        view.rebuild(*pgno, page.clone());
+    }
+    let copied = transfer::start_fresh_copy(conn, view, table, &planned);
+    if !(matches!(copied, Some(Ok(n)) if n == stats.rows) && transfer::end_copy(conn, true)) {
+        transfer::end_copy(conn, false);
+        for (pgno, _) in &parents {
+            view.forget(*pgno);
+        }
+        return Ok(None);
+    }
+    Ok(Some(Repaired {
+        attributed_rows: 0,
+        holes: stats.holes.clone(),
+        groups: Vec::new(),
+        indexes: Vec::new(),
+        indexes_walked: false,
+    }))
+}
+
+/// Each parent of the holes' pages, rewritten without its pointers to them. `None` if a
+/// parent is not a readable table-interior page or would be left with no child.
+fn pruned_parents(pf: &crate::pagefile::PageFile, holes: &[Hole]) -> Option<Vec<(u32, Vec<u8>)>> {
+    let mut lost: std::collections::BTreeMap<u32, HashSet<u32>> = Default::default();
+    for h in holes {
+        lost.entry(h.parent?).or_default().insert(h.page);
+    }
+    let mut buf = Vec::new();
+    let mut pages = Vec::new();
+    for (parent, gone) in lost {
+        pf.read(parent, &mut buf)?;
+        let page = BtreePage::parse_strict(&buf, 0, pf.usable()).ok()?;
+        if page.kind != PageKind::TableInterior {
+            return None;
+        }
+        let mut children = cells(&page)
+            .map(|(_, c)| match c.ok()? {
+                Cell::TableInterior { left_child, rowid } => Some((left_child, rowid)),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        // The right-most child has no key of its own; it stays the right-most.
+        children.push((page.right_child?, i64::MAX));
+        children.retain(|(child, _)| !gone.contains(child));
+        if children.is_empty() {
+            return None;
+        }
+        pages.push((
+            parent,
+            interior_page(&children, pf.usable(), pf.page_size())?,
+        ));
+    }
+    Some(pages)
 }
 
 /// What the walks beside a rebuilt table's copy found, when its subtrees read whole.

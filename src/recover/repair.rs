@@ -9,6 +9,10 @@
 //! many entries as the rebuilt table has rows: the proof that nothing is missing and nothing
 //! extra (an old copy of a page) came in. Otherwise the table is decoded and its orphan pages
 //! put back row by row, as before.
+//!
+//! When every hole is a lost page of which nothing survives (no orphan subtree fits it), the
+//! rows there are gone: each lost page is cut out of its parent in the view and the rest of the
+//! table is copied, with exactly the rows its walk found ([`prune`]).
 
 use super::pagemap::{PageMap, PageStatus, NO_OWNER};
 use super::schema::{SchemaEntry, Table};

@@ -73,6 +73,19 @@ pub fn integrity_check(
     Ok(messages)
 }
 
+/// How many rows of the database at `path` name a parent that is not there
+/// (`PRAGMA foreign_key_check`); 0 if that cannot be read.
+pub fn foreign_key_violations(path: &Path) -> u64 {
+    let Ok(conn) = open(path) else {
+        return 0;
+    };
+    let _watch = crate::recover::InterruptWatch::start(conn.get_interrupt_handle());
+    conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_or(0, |n| n.max(0) as u64)
+}
+
 /// `quick_check` for the whole file, then `integrity_check` of each table, largest first.
 fn jobs(conn: &Connection, rows: &BTreeMap<String, u64>) -> rusqlite::Result<Vec<Job>> {
     let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
@@ -189,6 +202,20 @@ mod tests {
             integrity_check(&path, &BTreeMap::new(), 20).unwrap(),
             vec!["ok"]
         );
+    }
+
+    #[test]
+    fn rows_without_their_parent_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_with(
+            dir.path(),
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE parent(id INTEGER PRIMARY KEY);
+             CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id REFERENCES parent(id));
+             INSERT INTO parent VALUES (1), (2);
+             INSERT INTO child(parent_id) VALUES (1), (2), (3), (4), (4), (NULL);",
+        );
+        assert_eq!(foreign_key_violations(&path), 3);
     }
 
     /// An index entry that disagrees with its row is what only the per-table part finds.

@@ -465,27 +465,25 @@ impl Engine<'_> {
             &mut reports,
         );
         spinner.set_message("checking the recovered database (integrity_check)");
-        let integrity = if options.skip_verify {
-            vec!["not checked".to_string()]
-        } else {
-            let rows = tables
-                .iter()
-                .zip(&reports)
-                .map(|(t, r)| (t.name.clone(), r.recovered_rows))
-                .collect();
-            // The disk takes the output's writes while the check reads it from the cache;
-            // the caller's sync then finds little left to do.
-            std::thread::scope(|scope| {
-                scope.spawn(|| std::fs::File::open(tmp).and_then(|f| f.sync_data()));
+        let rows = tables
+            .iter()
+            .zip(&reports)
+            .map(|(t, r)| (t.name.clone(), r.recovered_rows))
+            .collect();
+        // The disk takes the output's writes (the caller's sync then finds little left to do)
+        // and the foreign keys are counted while the check reads the file.
+        let (integrity, foreign_key_violations) = std::thread::scope(|scope| {
+            scope.spawn(|| std::fs::File::open(tmp).and_then(|f| f.sync_data()));
+            let keys = scope.spawn(|| crate::verify::foreign_key_violations(tmp));
+            let integrity = if options.skip_verify {
+                Ok(vec!["not checked".to_string()])
+            } else {
                 crate::verify::integrity_check(tmp, &rows, 20)
-            })?
-        };
+            };
+            (integrity, keys.join().unwrap_or(0))
+        });
+        let integrity = integrity?;
         spinner.finish_and_clear();
-        let foreign_key_violations = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .unwrap_or(0) as u64;
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
         lap("verify", &mut since);
         let conflict_rows = reports.iter().map(|r| r.conflict_rows).sum();

@@ -181,13 +181,18 @@ pub enum Landed {
 }
 
 /// Creates the database at `path` (which must not exist) with the source's settings.
+///
+/// Foreign keys are not enforced while it is written (this SQLite enforces them by default):
+/// a row whose parent is missing, because the source held it so or because the parent was
+/// lost, belongs in its own table all the same, and the check afterwards counts it. Enforced,
+/// they would also turn SQLite's transfer off for every table with a foreign key.
 pub fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
     let sql = |e| Error::sqlite(path, e);
     conn.execute_batch(&format!(
         "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
          PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
-         PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA locking_mode = EXCLUSIVE; PRAGMA foreign_keys = OFF;
          PRAGMA user_version = {}; PRAGMA application_id = {};",
         settings.page_size,
         settings.encoding.pragma_name(),

@@ -357,3 +357,36 @@ fn rows_without_their_parent_are_counted() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+/// Django declares its foreign keys DEFERRABLE INITIALLY DEFERRED: enforced, one row with a
+/// missing parent would fail the load's commit. It comes back in its table like any other.
+#[test]
+fn a_deferred_foreign_key_with_a_missing_parent_does_not_stop_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE auth_user(id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT);
+             CREATE TABLE post(id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT,
+               author_id INTEGER NOT NULL REFERENCES auth_user(id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE INDEX post_author_id ON post(author_id);
+             INSERT INTO auth_user(username) VALUES ('a'), ('b');
+             INSERT INTO post(body, author_id) VALUES ('x', 1), ('y', 2), ('z', 3);",
+        )
+        .unwrap();
+    let out = dir.path().join("out.db");
+    let all = Options {
+        decode_all: true,
+        ..Options::default()
+    };
+    for options in [Options::default(), all] {
+        let _ = std::fs::remove_file(&out);
+        let report = recover(&src, &out, &options).unwrap();
+        assert!(report.integrity_ok(), "{:?}", report.integrity);
+        assert_eq!(report.foreign_key_violations, 1);
+        let post = report.tables.iter().find(|t| t.name == "post").unwrap();
+        assert_eq!((post.recovered_rows, post.conflict_rows), (3, 0));
+    }
+}

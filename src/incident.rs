@@ -260,9 +260,15 @@ impl Outcome for IncidentReport {
             }
         ));
         if self.foreign_key_violations > 0 {
+            let n = self.foreign_key_violations;
+            let (rows, name) = if n == 1 {
+                ("row", "names")
+            } else {
+                ("rows", "name")
+            };
             out.push_str(&format!(
-                "foreign_key_check: {} violations\n",
-                self.foreign_key_violations
+                "foreign_key_check: {n} {rows} {name} a parent row that is not there (kept in \
+                 place; `PRAGMA foreign_key_check` lists them)\n"
             ));
         }
         out.push('\n');

@@ -288,3 +288,38 @@ fn recover_then_diff_agree() {
     assert_eq!(diff.status.code(), Some(1));
     guard.assert_unchanged();
 }
+
+/// A comment whose post is gone stays a comment: exit 0 (every row came back in place), the
+/// table says so, and the summary says how many rows name a missing parent.
+#[test]
+fn rows_naming_a_missing_parent_are_kept_and_reported() {
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE posts(id INTEGER PRIMARY KEY, title TEXT);
+             CREATE TABLE comments(id INTEGER PRIMARY KEY,
+               post_id INTEGER NOT NULL REFERENCES posts(id) DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO posts VALUES (1, 'kept');
+             INSERT INTO comments(post_id) VALUES (1), (1), (2);",
+        )
+        .unwrap();
+    let guard = SourceGuard::new(&db);
+    let out = cmd()
+        .args(["recover", "--dry-run", "-q"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("foreign_key_check: 1 row names a parent row that is not there"),
+        "{text}"
+    );
+    let comments = text.lines().find(|l| l.starts_with("comments ")).unwrap();
+    let counts: Vec<&str> = comments.split_whitespace().collect();
+    assert_eq!(&counts[1..3], ["3", "3"], "{comments}");
+    guard.assert_unchanged();
+}

@@ -236,6 +236,18 @@ impl Outcome for IncidentReport {
                 self.duplicate_rows
             ));
         }
+        match &self.engine.journal {
+            Some(j) if j.unusable.is_none() => out.push_str(&format!(
+                "hot journal: a transaction that never committed was rolled back \
+                 ({} pages read as they were before it)\n",
+                j.pages
+            )),
+            Some(j) => out.push_str(&format!(
+                "hot journal ignored: {}\n",
+                j.unusable.as_deref().unwrap_or_default()
+            )),
+            None => {}
+        }
         let failed: Vec<&recover::ObjectReport> =
             self.engine.objects.iter().filter(|o| !o.created).collect();
         let built = self.engine.objects.len() - failed.len();

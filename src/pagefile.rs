@@ -1,9 +1,11 @@
 //! Pages as SQLite would see them: the snapshot's main file overlaid by the frames of its
-//! `-wal` up to the last valid commit. Pages are read on demand with positioned reads, so
-//! memory stays bounded by what the caller keeps, not by the size of the database.
+//! `-wal` up to the last valid commit, or, with a hot `-journal`, by the original pages it
+//! holds (the unfinished transaction rolled back). Pages are read on demand with positioned
+//! reads, so memory stays bounded by what the caller keeps, not by the size of the database.
 
 use crate::error::{Error, Result};
 use crate::format::header::{Header, HEADER_SIZE, MAGIC};
+use crate::format::journal::{check_record, JournalHeader, HEADER_FIELDS};
 use crate::format::page::BtreePage;
 use crate::format::wal::{check_frame, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
 use crate::format::TextEncoding;
@@ -64,12 +66,32 @@ impl WalInfo {
     }
 }
 
+/// What a hot `-journal` held: the original pages of a transaction that never committed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct JournalInfo {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Why the journal is ignored as a whole, if it is (its page size differs).
+    pub unusable: Option<String>,
+    /// Records whose checksum is right.
+    pub valid_records: u64,
+    /// A record before the end its header announced did not check out: the records after
+    /// it were never relied on (SQLite writes the journal before the pages it protects).
+    pub torn: bool,
+    /// Distinct pages put back as they were before the transaction.
+    pub pages: usize,
+    /// The database's size in pages before the transaction.
+    pub db_size: u32,
+}
+
 /// Where a page image came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Origin {
     MainFile,
     Wal,
+    /// The original of a page an unfinished transaction changed, from a hot journal.
+    Journal,
 }
 
 pub struct PageFile {
@@ -81,6 +103,10 @@ pub struct PageFile {
     /// pgno -> byte offset of the newest committed frame's page image in the WAL.
     wal_pages: HashMap<u32, u64>,
     wal: Option<WalInfo>,
+    journal_file: Option<File>,
+    /// pgno -> byte offset of the page's original image in the hot journal.
+    journal_pages: HashMap<u32, u64>,
+    journal: Option<JournalInfo>,
 }
 
 impl PageFile {
@@ -127,7 +153,14 @@ impl PageFile {
             wal_file: None,
             wal_pages: HashMap::new(),
             wal: None,
+            journal_file: None,
+            journal_pages: HashMap::new(),
+            journal: None,
         };
+        if wal_header.is_none() {
+            // In WAL mode a journal is not SQLite's to roll back, so only without a WAL.
+            pf.load_journal(&sidecar(path, "-journal"))?;
+        }
         if let Some(wal_header) = wal_header {
             pf.load_wal(&wal_path, wal_header)?;
         } else if let Ok(meta) = std::fs::metadata(&wal_path) {
@@ -164,6 +197,10 @@ impl PageFile {
         self.wal.as_ref()
     }
 
+    pub fn journal(&self) -> Option<&JournalInfo> {
+        self.journal.as_ref()
+    }
+
     pub fn page_size(&self) -> usize {
         self.geometry.page_size as usize
     }
@@ -183,6 +220,9 @@ impl PageFile {
         }
         if self.wal_pages.contains_key(&pgno) {
             return Some(Origin::Wal);
+        }
+        if self.journal_pages.contains_key(&pgno) {
+            return Some(Origin::Journal);
         }
         let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
         (start < self.file_len).then_some(Origin::MainFile)
@@ -207,6 +247,14 @@ impl PageFile {
                 self.wal_file.as_ref()?.read_exact_at(buf, offset).ok()?;
                 buf.len()
             }
+            Origin::Journal => {
+                let offset = *self.journal_pages.get(&pgno)?;
+                self.journal_file
+                    .as_ref()?
+                    .read_exact_at(buf, offset)
+                    .ok()?;
+                buf.len()
+            }
             Origin::MainFile => {
                 let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
                 let avail = (self.file_len - start).min(buf.len() as u64) as usize;
@@ -215,6 +263,82 @@ impl PageFile {
             }
         };
         Some((origin, valid))
+    }
+
+    /// Reads a hot journal once, front to back, keeping for each page its first (original)
+    /// image, and sizes the database as it was before the transaction. A journal that is
+    /// missing, empty, or whose header is zeroed or not a journal's is not hot: nothing changes.
+    fn load_journal(&mut self, path: &Path) -> Result<()> {
+        let Ok(file) = File::open(path) else {
+            return Ok(());
+        };
+        let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut head = [0u8; HEADER_FIELDS];
+        let Some(first) = file
+            .read_exact_at(&mut head, 0)
+            .ok()
+            .and_then(|()| JournalHeader::parse(&head))
+        else {
+            return Ok(());
+        };
+        let mut info = JournalInfo {
+            path: path.to_path_buf(),
+            bytes,
+            db_size: first.initial_pages,
+            ..JournalInfo::default()
+        };
+        if first.page_size != self.geometry.page_size {
+            info.unusable = Some(format!(
+                "journal page size {} differs from the database's {}",
+                first.page_size, self.geometry.page_size
+            ));
+            self.journal = Some(info);
+            return Ok(());
+        }
+        let mut header = first;
+        let mut offset = u64::from(header.sector_size);
+        let mut record = vec![0u8; header.record_size() as usize];
+        'segments: loop {
+            let mut left = header.records;
+            while left != Some(0) {
+                let read = offset
+                    .checked_add(header.record_size())
+                    .filter(|&end| end <= bytes)
+                    .and_then(|_| file.read_exact_at(&mut record, offset).ok());
+                let Some((pgno, _)) = read.and_then(|()| check_record(&header, &record)) else {
+                    info.torn = left.is_some();
+                    break 'segments;
+                };
+                info.valid_records += 1;
+                if pgno <= first.initial_pages {
+                    self.journal_pages.entry(pgno).or_insert(offset + 4);
+                }
+                offset += header.record_size();
+                left = left.map(|n| n - 1);
+            }
+            // The next segment, if any, starts at the next sector boundary.
+            let sector = u64::from(header.sector_size);
+            offset = offset.div_ceil(sector) * sector;
+            let next = file
+                .read_exact_at(&mut head, offset)
+                .ok()
+                .and_then(|()| JournalHeader::parse(&head))
+                .filter(|h| h.page_size == first.page_size);
+            match next {
+                Some(h) => {
+                    header = h;
+                    offset += u64::from(h.sector_size);
+                }
+                None => break,
+            }
+        }
+        if first.initial_pages > 0 {
+            self.geometry.page_count = first.initial_pages;
+        }
+        info.pages = self.journal_pages.len();
+        self.journal_file = Some(file);
+        self.journal = Some(info);
+        Ok(())
     }
 
     /// Reads the WAL once, front to back, keeping for each page the newest frame of a

@@ -5,6 +5,7 @@
 pub mod cell;
 pub mod freelist;
 pub mod header;
+pub mod journal;
 pub mod overflow;
 pub mod page;
 pub mod ptrmap;

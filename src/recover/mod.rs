@@ -174,6 +174,9 @@ pub struct Report {
     pub output: PathBuf,
     pub geometry: Geometry,
     pub wal: Option<WalInfo>,
+    /// A hot rollback journal beside the snapshot, whose original pages were read in place
+    /// of the ones its unfinished transaction changed.
+    pub journal: Option<crate::pagefile::JournalInfo>,
     pub schema_entries: usize,
     pub tables: Vec<TableReport>,
     pub objects: Vec<ObjectReport>,
@@ -496,6 +499,7 @@ impl Engine<'_> {
             output: PathBuf::new(),
             geometry: pf.geometry().clone(),
             wal: pf.wal().cloned(),
+            journal: pf.journal().cloned(),
             schema_entries: entries.len(),
             tables: reports,
             objects,

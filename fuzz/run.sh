@@ -13,7 +13,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(decode_page record wal header engine)
+    targets=(decode_page record wal journal header engine)
 fi
 engine_secs=${ENGINE_SECONDS:-$secs}
 
@@ -54,7 +54,7 @@ page_size() {
 
 seed() {
     local c=corpus
-    mkdir -p "$c"/decode_page "$c"/record "$c"/wal "$c"/header "$c"/engine
+    mkdir -p "$c"/decode_page "$c"/record "$c"/wal "$c"/journal "$c"/header "$c"/engine
     # Small hand-made records and headers, so the corpora are never empty.
     cp -n seeds/* "$c"/record/ 2>/dev/null || true
     local i=0 f ps size pages p name

@@ -31,6 +31,7 @@ fn run_target(target: &str, data: &[u8]) {
         "decode_page" => harness::decode_page(data),
         "record" => harness::record(data),
         "wal" => harness::wal(data),
+        "journal" => harness::journal(data),
         "header" => harness::header(data),
         "engine" => {
             // Any typed error is an answer; the harness checks nothing was left behind.

@@ -242,6 +242,7 @@ proptest! {
         harness::decode_page(&data);
         harness::record(&data);
         harness::wal(&data);
+        harness::journal(&data);
         harness::header(&data);
     }
 

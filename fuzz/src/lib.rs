@@ -174,6 +174,31 @@ pub fn wal(data: &[u8]) {
     }
 }
 
+/// Target `journal`: a rollback journal's header (repaired when its magic or sizes are not a
+/// journal's, so the records are always read) and every record after it.
+pub fn journal(data: &[u8]) {
+    use sqlite_rescue::format::journal::{check_record, checksum, JournalHeader, MAGIC};
+    let header = JournalHeader::parse(data).or_else(|| {
+        let mut head = data.get(..28)?.to_vec();
+        head[..8].copy_from_slice(&MAGIC);
+        let (sector, page) = (32u32 << (head[23] % 12), 512u32 << (head[27] % 8));
+        head[20..24].copy_from_slice(&sector.to_be_bytes());
+        head[24..28].copy_from_slice(&page.to_be_bytes());
+        JournalHeader::parse(&head)
+    });
+    let Some(header) = header else {
+        return;
+    };
+    let start = (header.sector_size as usize).min(data.len());
+    for record in data[start..].chunks(header.record_size() as usize) {
+        if let Some((pgno, page)) = check_record(&header, record) {
+            assert_ne!(pgno, 0);
+            assert_eq!(page.len(), header.page_size as usize);
+        }
+        let _ = checksum(header.nonce, record);
+    }
+}
+
 /// Target `header`: the 100-byte header read strictly and leniently, every derived value,
 /// and the page-1 plausibility test used when the page size must be inferred.
 pub fn header(data: &[u8]) {
@@ -198,7 +223,8 @@ pub fn header(data: &[u8]) {
 
 /// Splits an `engine` input into the main file and an optional WAL. The first byte is a
 /// control byte: when odd, the next four bytes (big-endian) give the WAL's length, and the
-/// WAL is that many bytes from the end of the rest (all of it if the length is larger).
+/// WAL is that many bytes from the end of the rest (all of it if the length is larger). With
+/// bit 1 set as well, [`engine`] writes those bytes as a rollback journal instead.
 pub fn split_engine_input(data: &[u8]) -> (&[u8], Option<&[u8]>) {
     let Some((&ctl, rest)) = data.split_first() else {
         return (&[], None);
@@ -242,7 +268,14 @@ pub fn engine(data: &[u8]) -> sqlite_rescue::Result<sqlite_rescue::recover::Repo
     let db_path = dir.path().join("db.sqlite3");
     std::fs::write(&db_path, db).expect("write database");
     if let Some(w) = wal {
-        std::fs::write(dir.path().join("db.sqlite3-wal"), w).expect("write WAL");
+        // Bit 1 of the control byte makes the second file a rollback journal instead.
+        let journal = data.first().is_some_and(|c| c & 2 != 0);
+        let name = if journal {
+            "db.sqlite3-journal"
+        } else {
+            "db.sqlite3-wal"
+        };
+        std::fs::write(dir.path().join(name), w).expect("write sidecar");
     }
     let out = dir.path().join("out.sqlite3");
     let result = sqlite_rescue::recover::recover(

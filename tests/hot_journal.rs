@@ -2,6 +2,9 @@
 //! pages of the unfinished transaction and the `-journal` their originals. Recovery reads the
 //! database as it was at its last commit, as SQLite itself would after rolling back.
 
+mod common;
+
+use common::{cmd, SourceGuard};
 use rusqlite::Connection;
 use sqlite_rescue::recover::{recover, Options};
 use std::path::Path;
@@ -93,4 +96,27 @@ fn a_finished_journal_is_ignored() {
     let out = dir.path().join("out.db");
     let report = recover(&db, &out, &Options::default()).unwrap();
     assert!(report.journal.is_none());
+}
+
+/// Through the binary: the journal is rolled back in the snapshot, the summary says so, and
+/// the user's database and journal are left exactly as they were (SQLite, opening them,
+/// would have rolled the journal back and deleted it).
+#[test]
+fn recover_says_it_rolled_back_and_leaves_the_journal_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = crashed_mid_transaction(dir.path());
+    let guard = SourceGuard::new(&db);
+    let out = cmd()
+        .args(["recover", "--dry-run", "-q"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("hot journal: a transaction that never committed was rolled back"),
+        "{text}"
+    );
+    guard.assert_unchanged();
+    assert!(db.with_file_name("app.db-journal").exists());
 }

@@ -390,3 +390,37 @@ fn a_deferred_foreign_key_with_a_missing_parent_does_not_stop_the_load() {
         assert_eq!((post.recovered_rows, post.conflict_rows), (3, 0));
     }
 }
+
+/// The query planner's statistics come back as they were (not gathered again), so the
+/// recovered database plans its queries as the source did; stat tables the source did not
+/// have are not added.
+#[test]
+fn planner_statistics_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    let conn = Connection::open(&src).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INT);
+         CREATE INDEX t_a ON t(a);
+         CREATE INDEX t_b ON t(b);
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 2000)
+         INSERT INTO t SELECT x, 'v' || (x % 100), x % 7 FROM c;
+         ANALYZE;
+         UPDATE sqlite_stat1 SET stat = '1234 56' WHERE idx = 't_a';
+         DROP TABLE sqlite_stat4;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = dir.path().join("out.db");
+    let report = recover(&src, &out, &Options::default()).unwrap();
+    assert!(report.integrity_ok(), "{:?}", report.integrity);
+    let stat1 = "SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY idx";
+    let src = Connection::open(&src).unwrap();
+    let out = Connection::open(&out).unwrap();
+    assert_eq!(rows(&out, stat1), rows(&src, stat1));
+    assert!(rows(&out, stat1)
+        .iter()
+        .any(|r| r[2] == Value::Text("1234 56".into())));
+    let stat_tables = "SELECT name FROM sqlite_schema WHERE name LIKE 'sqlite_stat%' ORDER BY 1";
+    assert_eq!(rows(&out, stat_tables), rows(&src, stat_tables));
+}

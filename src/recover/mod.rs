@@ -399,11 +399,11 @@ impl Engine<'_> {
         writer::begin_load(&conn, tmp, decoded().map(|(t, _)| t))?;
         let mut writer = Writer::new(&conn, tmp, encoding, &tables);
         let mut reports: Vec<TableReport> = Vec::new();
-        let mut sequence: Vec<(String, i64)> = Vec::new();
+        let mut internal = InternalRows::default();
         for (t, (table, copy)) in tables.iter().zip(copied).enumerate() {
             let rep = match copy {
                 Some(rep) => rep,
-                None => engine.walk_table(&mut walker, &mut writer, t, table, &mut sequence)?,
+                None => engine.walk_table(&mut walker, &mut writer, t, table, &mut internal)?,
             };
             reports.push(rep);
         }
@@ -426,7 +426,7 @@ impl Engine<'_> {
         let mut groups = repaired_groups;
         groups.extend(orphan_result.groups);
         writer.flush_all(&tables)?;
-        for (name, seq) in &sequence {
+        for (name, seq) in &internal.sequence {
             writer.merge_sequence(name, *seq)?;
         }
         writer.commit()?;
@@ -443,6 +443,12 @@ impl Engine<'_> {
             .progress
             .spinner("building indexes, views and triggers");
         let mut objects = create_objects(&conn, &entries, &engine.indexes_copied, tmp)?;
+        let planner_tables: Vec<&str> = tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|n| PLANNER_TABLES.contains(n))
+            .collect();
+        writer::restore_planner_stats(&conn, &planner_tables, &internal.planner);
         // Checks run on a fresh connection that loads the whole schema, as a user's will.
         drop(watch);
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
@@ -660,7 +666,7 @@ impl Engine<'_> {
         writer: &mut Writer,
         t: usize,
         table: &Table,
-        sequence: &mut Vec<(String, i64)>,
+        internal: &mut InternalRows,
     ) -> Result<TableReport> {
         let owner = self.owners.add(&table.name);
         let mut rep = TableReport {
@@ -696,8 +702,17 @@ impl Engine<'_> {
             &mut |row: &RowRef<'_>| {
                 if table.name == "sqlite_sequence" {
                     if let Some(entry) = sequence_entry(row, encoding) {
-                        sequence.push(entry);
+                        internal.sequence.push(entry);
                     }
+                    return Ok(());
+                }
+                if PLANNER_TABLES.contains(&table.name.as_str()) && row.complete {
+                    let values = row
+                        .fields
+                        .iter()
+                        .map(|f| owned_value(f.value(row.payload), encoding))
+                        .collect();
+                    internal.planner.push((table.name.clone(), values));
                     return Ok(());
                 }
                 if table.internal {
@@ -935,6 +950,34 @@ pub(crate) fn note_damaged_value(
         row.broken_overflow,
         prefix,
     )
+}
+
+/// The query planner's statistics tables, restored as they were so that the recovered
+/// database plans its queries as the source did (an ANALYZE of its own would read it all).
+const PLANNER_TABLES: [&str; 2] = ["sqlite_stat1", "sqlite_stat4"];
+
+/// Rows of SQLite's own tables, which are not inserted like the others.
+#[derive(Default)]
+struct InternalRows {
+    /// `sqlite_sequence`: table name and its highest AUTOINCREMENT value.
+    sequence: Vec<(String, i64)>,
+    /// Rows of [`PLANNER_TABLES`], by table.
+    planner: Vec<(String, Vec<rusqlite::types::Value>)>,
+}
+
+fn owned_value(
+    value: crate::format::record::Value<'_>,
+    encoding: TextEncoding,
+) -> rusqlite::types::Value {
+    use crate::format::record::Value;
+    use rusqlite::types::Value as Sql;
+    match value {
+        Value::Null => Sql::Null,
+        Value::Integer(i) => Sql::Integer(i),
+        Value::Real(r) => Sql::Real(r),
+        Value::Blob(b) => Sql::Blob(b.to_vec()),
+        Value::Text(t) => Sql::Text(String::from_utf8_lossy(&encoding.to_utf8(t)).into_owned()),
+    }
 }
 
 fn sequence_entry(row: &RowRef<'_>, encoding: TextEncoding) -> Option<(String, i64)> {

@@ -205,6 +205,39 @@ pub fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connect
     Ok(conn)
 }
 
+/// Puts the source's query-planner statistics tables (`tables`, e.g. `sqlite_stat1`) and
+/// their rows into the finished database. `ANALYZE sqlite_schema` creates the tables this
+/// SQLite keeps without gathering anything; those the source did not have are dropped again.
+/// Statistics only steer the planner, so if they cannot be written they are left out.
+pub fn restore_planner_stats(
+    conn: &Connection,
+    tables: &[&str],
+    rows: &[(String, Vec<rusqlite::types::Value>)],
+) {
+    if tables.is_empty() {
+        return;
+    }
+    let restore = || -> rusqlite::Result<()> {
+        conn.execute_batch("BEGIN; ANALYZE sqlite_schema;")?;
+        let made: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'sqlite\\_stat%' ESCAPE '\\'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for extra in made.iter().filter(|m| !tables.contains(&m.as_str())) {
+            conn.execute_batch(&format!("DROP TABLE {}", ident(extra)))?;
+        }
+        for (table, values) in rows {
+            let marks = vec!["?"; values.len()].join(", ");
+            conn.prepare_cached(&format!("INSERT INTO {} VALUES ({marks})", ident(table)))?
+                .execute(rusqlite::params_from_iter(values))?;
+        }
+        conn.execute_batch("COMMIT")
+    };
+    if restore().is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
 /// Opens the load transaction and creates the given tables.
 pub fn begin_load<'t>(
     conn: &Connection,

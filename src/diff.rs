@@ -163,8 +163,7 @@ pub fn compare(
     } else {
         count_with_sqlite(snapshot, true)
     };
-    let rec = Connection::open_with_flags(recovered, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| Error::unusable(recovered, e.to_string()))?;
+    let rec = open_recovered(recovered).map_err(|e| Error::unusable(recovered, e.to_string()))?;
     let recovered_tables =
         user_tables(&rec).map_err(|e| Error::unusable(recovered, e.to_string()))?;
     let mut names: Vec<String> = match &source_counts {
@@ -280,6 +279,17 @@ fn copy_writable(from: &Path, to: &Path) -> Result<()> {
 }
 
 type Counts = BTreeMap<String, std::result::Result<u64, String>>;
+
+/// Opens RECOVERED read-only. Without a `-wal` beside it the file is the whole database and is
+/// read as immutable: a file in WAL mode would otherwise get a `-wal` and `-shm` created beside
+/// it (which `restore` then refuses). With one, SQLite must read it too.
+fn open_recovered(recovered: &Path) -> rusqlite::Result<Connection> {
+    if sidecar(recovered, "-wal").exists() {
+        return Connection::open_with_flags(recovered, OpenFlags::SQLITE_OPEN_READ_ONLY);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    Connection::open_with_flags(crate::pagefile::immutable_uri(recovered), flags)
+}
 
 /// Counts every table SQLite can see; a table it cannot read carries the error.
 fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, String> {

@@ -323,3 +323,47 @@ fn rows_naming_a_missing_parent_are_kept_and_reported() {
     assert_eq!(&counts[1..3], ["3", "3"], "{comments}");
     guard.assert_unchanged();
 }
+
+/// A database in WAL mode comes back in WAL mode (the mode lives in the file: an app that
+/// never sets it would otherwise switch to rollback journaling), with no `-wal` or `-shm`
+/// left beside the recovered file, so `restore` takes it.
+#[test]
+fn wal_mode_is_kept_and_the_recovered_file_stands_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("app.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1), (2);")
+        .unwrap();
+    drop(conn);
+    let incident = root.path().join("incident");
+    let out = cmd()
+        .args(["recover", "-q", "--incident-dir"])
+        .arg(&incident)
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let recovered = incident.join("recovered.sqlite3");
+    let header = std::fs::read(&recovered).unwrap();
+    assert_eq!(&header[18..20], &[2, 2], "WAL mode, as the source");
+    for sidecar in ["recovered.sqlite3-wal", "recovered.sqlite3-shm"] {
+        assert!(!incident.join(sidecar).exists(), "{sidecar} left behind");
+    }
+    let restore = cmd()
+        .args(["restore", "-q"])
+        .arg(&db)
+        .arg("--from")
+        .arg(&recovered)
+        .output()
+        .unwrap();
+    assert_eq!(
+        restore.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+}

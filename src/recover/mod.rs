@@ -300,6 +300,7 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
         }
         Err(e) => return Err(e),
     };
+    keep_wal_mode(&pf, tmp.path())?;
     let file = tmp.as_file();
     file.sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist_noclobber(out)
@@ -310,6 +311,34 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
     report.source = snapshot_db.to_path_buf();
     report.output = out.to_path_buf();
     Ok(report)
+}
+
+/// A source in WAL mode gives a recovered database in WAL mode: the mode is kept in the file,
+/// and an app that never sets it would otherwise come back to rollback journaling, with
+/// readers and the writer blocking each other. The WAL SQLite starts is checkpointed and
+/// removed when the connection closes.
+fn keep_wal_mode(pf: &PageFile, out: &Path) -> Result<()> {
+    let wal = pf
+        .geometry()
+        .header
+        .as_ref()
+        .is_some_and(|h| h.journal_mode() == "wal");
+    if !wal || interrupted() {
+        return Ok(());
+    }
+    let sql = |e| Error::sqlite(out, e);
+    let conn = rusqlite::Connection::open(out).map_err(sql)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(sql)?;
+    conn.close().map_err(|(_, e)| sql(e))?;
+    if mode != "wal" {
+        return Err(Error::sqlite(
+            out,
+            format!("could not set WAL mode (got {mode})"),
+        ));
+    }
+    Ok(())
 }
 
 struct Engine<'a> {

@@ -108,7 +108,7 @@ pub enum Command {
         /// The recovered database to put in place.
         #[arg(long)]
         from: PathBuf,
-        /// Where the originals are moved (default: inside the latest incident folder).
+        /// Where the originals are moved (default: inside the incident folder RECOVERED is in).
         #[arg(long)]
         backup_dir: Option<PathBuf>,
         /// Go ahead even if the database is open elsewhere or RECOVERED fails integrity_check.

@@ -41,8 +41,9 @@ const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    /// Where the originals go (default: `<latest incident>/pre-restore/`, else
-    /// `DB.pre-restore-<UTC timestamp>/` beside DB).
+    /// Where the originals go (default: `pre-restore/` in the incident folder RECOVERED is
+    /// in, else in the latest `DB.rescue-*` one, else `DB.pre-restore-<UTC timestamp>/`
+    /// beside DB).
     pub backup_dir: Option<PathBuf>,
     /// Go ahead although the database is open elsewhere or RECOVERED fails integrity_check.
     pub force: bool,
@@ -289,7 +290,8 @@ pub fn restore(db: &Path, from: &Path, opts: &RestoreOptions) -> Result<RestoreR
         }
     }
 
-    let (backup_dir, created) = prepare_backup_dir(&db, opts.backup_dir.as_deref(), &originals)?;
+    let (backup_dir, created) =
+        prepare_backup_dir(&db, &from, opts.backup_dir.as_deref(), &originals)?;
     let result = swap(&db, &from, &backup_dir, &originals, opts);
     if result.is_err() {
         if let Some(dir) = created {
@@ -873,13 +875,14 @@ pub fn sh_quote(path: &Path) -> String {
 /// Picks (and creates) the backup folder; returns it and whether we created it.
 fn prepare_backup_dir(
     db: &Path,
+    from: &Path,
     requested: Option<&Path>,
     originals: &[Original],
 ) -> Result<(PathBuf, Option<PathBuf>)> {
     let stamp = utc_stamp();
     let dir = match requested {
         Some(dir) => absolute(dir),
-        None => match latest_incident_dir(db) {
+        None => match incident_of(from, db).or_else(|| latest_incident_dir(db)) {
             Some(incident) => {
                 let plain = incident.join("pre-restore");
                 if is_missing_or_empty(&plain) {
@@ -920,6 +923,16 @@ fn prepare_backup_dir(
 }
 
 /// The newest `<db-name>.rescue-*` folder beside the database or in the current folder.
+/// The incident folder RECOVERED sits in, when its `report.json` says it was recovered from
+/// DB (wherever `--incident-dir` put it).
+fn incident_of(from: &Path, db: &Path) -> Option<PathBuf> {
+    let folder = from.parent()?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("report.json")).ok()?).ok()?;
+    let source = std::fs::canonicalize(report.get("source")?.as_str()?).ok()?;
+    (source == std::fs::canonicalize(db).ok()?).then(|| folder.to_path_buf())
+}
+
 fn latest_incident_dir(db: &Path) -> Option<PathBuf> {
     let prefix = format!("{}.rescue-", file_name(db));
     let mut places = vec![parent_of(db)];

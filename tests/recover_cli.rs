@@ -326,7 +326,8 @@ fn rows_naming_a_missing_parent_are_kept_and_reported() {
 
 /// A database in WAL mode comes back in WAL mode (the mode lives in the file: an app that
 /// never sets it would otherwise switch to rollback journaling), with no `-wal` or `-shm`
-/// left beside the recovered file, so `restore` takes it.
+/// left beside the recovered file, so `restore` takes it, keeping the originals in the
+/// incident folder.
 #[test]
 fn wal_mode_is_kept_and_the_recovered_file_stands_alone() {
     let root = tempfile::tempdir().unwrap();
@@ -366,4 +367,7 @@ fn wal_mode_is_kept_and_the_recovered_file_stands_alone() {
         "{}",
         String::from_utf8_lossy(&restore.stderr)
     );
+    // The originals go into the incident folder RECOVERED came from, though it has no
+    // default name.
+    assert!(incident.join("pre-restore").join("app.db").is_file());
 }

@@ -2,6 +2,9 @@
 //! and copied whole, when an index proves it complete. A table that lost leaves with nothing
 //! of them left is copied as its tree now reads, the lost pages cut out of their parents.
 
+mod common;
+
+use common::id_name_rows as rows_of;
 use rusqlite::Connection;
 use sqlite_rescue::recover::{recover, Options};
 use std::path::Path;
@@ -172,18 +175,6 @@ fn a_rebuilt_table_short_of_its_index_is_rolled_back_and_decoded() {
         ),
         arrived as i64
     );
-}
-
-/// Every row of `t` in the file at `path`, in rowid order.
-fn rows_of(path: &Path) -> Vec<(i64, String)> {
-    let conn = Connection::open(path).unwrap();
-    let mut stmt = conn.prepare("SELECT id, name FROM t ORDER BY id").unwrap();
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .unwrap();
-    rows
 }
 
 /// Leaves zeroed, one in the middle of a parent and one its right-most child: nothing of them

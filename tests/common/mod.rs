@@ -94,6 +94,36 @@ pub fn cmd() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("sqlite-rescue").expect("binary built")
 }
 
+/// Runs `recover --dry-run -q DB`, checking that DB and its sidecars were left as they
+/// were; returns the exit code and what was printed.
+pub fn dry_run(db: &Path) -> (Option<i32>, String) {
+    let guard = SourceGuard::new(db);
+    let out = cmd()
+        .args(["recover", "--dry-run", "-q"])
+        .arg(db)
+        .output()
+        .expect("the binary runs");
+    guard.assert_unchanged();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `(id, name)` of every row of table `t`, in id order.
+pub fn id_name_rows(path: &Path) -> Vec<(i64, String)> {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT id, name FROM t ORDER BY id")
+        .expect("table t");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .expect("rows");
+    rows
+}
+
 /// Whether this process runs as root (root reads files whatever their mode).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

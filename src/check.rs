@@ -36,6 +36,8 @@ pub struct CheckReport {
     pub findings: Vec<Finding>,
     pub header: HeaderFacts,
     pub wal: Option<WalFacts>,
+    /// A hot `-journal`: a transaction that never committed, rolled back when read.
+    pub journal: Option<crate::pagefile::JournalInfo>,
     pub integrity: IntegrityFacts,
     /// The command to run next.
     pub next_step: String,
@@ -174,7 +176,7 @@ impl Outcome for CheckReport {
             }
         ));
         line(format!(
-            "  pages                header {}, file {} ({} bytes{}), with WAL {}",
+            "  pages                header {}, file {} ({} bytes{}), as SQLite sees it {}",
             opt(&h.header_page_count),
             h.file_pages,
             h.file_size,
@@ -205,6 +207,19 @@ impl Outcome for CheckReport {
             line(format!("  inferred: {i}"));
         }
         line(String::new());
+        if let Some(j) = &self.journal {
+            line(format!("Hot journal ({} bytes)", j.bytes));
+            match &j.unusable {
+                Some(why) => line(format!("  ignored: {why}")),
+                None => line(format!(
+                    "  a transaction that never committed: its {} original pages are read in place \
+                     of the ones it changed, as SQLite's rollback does; keep the -journal with the \
+                     database",
+                    j.pages
+                )),
+            }
+            line(String::new());
+        }
         match &self.wal {
             None => line("WAL: none".into()),
             Some(w) => {
@@ -399,6 +414,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
             unusable: w.unusable.clone(),
         }
     });
+    let journal = pf.journal().cloned();
     drop(pf);
 
     let work = working_copy(&snap_db, &tmp.join("work"))?;
@@ -434,6 +450,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         findings,
         header: header_facts,
         wal: wal_facts,
+        journal,
         integrity,
         next_step,
         warnings,

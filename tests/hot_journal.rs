@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dry_run, id_name_rows as rows};
+use common::{cmd, dry_run, id_name_rows as rows, SourceGuard};
 use rusqlite::Connection;
 use sqlite_rescue::recover::{recover, Options};
 use std::path::Path;
@@ -101,4 +101,21 @@ fn recover_says_it_rolled_back_and_leaves_the_journal_alone() {
         "{text}"
     );
     assert!(db.with_file_name("app.db-journal").exists());
+}
+
+/// `check` says there is a hot journal and that it must stay with the database.
+#[test]
+fn check_names_the_hot_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = crashed_mid_transaction(dir.path());
+    let guard = SourceGuard::new(&db);
+    let out = cmd().arg("check").arg(&db).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Hot journal ("), "{text}");
+    assert!(
+        text.contains("keep the -journal with the database"),
+        "{text}"
+    );
+    guard.assert_unchanged();
 }

@@ -119,7 +119,20 @@ fn wal_database_with_open_writer_is_checked_without_touching_it() {
     assert_eq!(v["header"]["journal_mode"], "wal");
     assert!(v["wal"]["commits"].as_u64().unwrap() >= 2, "{}", run.stdout);
     assert_eq!(v["wal"]["tail_torn"], false);
+    let warned = |v: &serde_json::Value| {
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("has no -wal beside it"))
+    };
+    assert!(!warned(&v), "the -wal is there");
     drop(writer);
+    // Closed cleanly the -wal is gone, which is normal, but worth a word at 3 a.m.
+    assert!(!db.with_file_name("live.db-wal").exists());
+    let (run, v) = check_json(&db);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(warned(&v), "{}", run.stdout);
 }
 
 #[test]

@@ -341,6 +341,10 @@ fn wal_mode_is_kept_and_the_recovered_file_stands_alone() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("WAL mode and had no -wal beside it"),
+        "closed cleanly, the -wal is gone: the summary says what that can mean"
+    );
     let recovered = incident.join("recovered.sqlite3");
     let header = std::fs::read(&recovered).unwrap();
     assert_eq!(&header[18..20], &[2, 2], "WAL mode, as the source");

@@ -415,20 +415,13 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         }
     });
     let journal = pf.journal().cloned();
+    let missing_wal = crate::pagefile::missing_wal_note(pf.geometry(), pf.wal());
     drop(pf);
 
     let work = working_copy(&snap_db, &tmp.join("work"))?;
     let limit = opts.max_errors.max(1);
     let (integrity, objects, conn) = run_sqlite(&work, limit, file_size);
-    if header_facts.journal_mode.as_deref() == Some("wal") && wal_facts.is_none() {
-        warnings.push(format!(
-            "the database is in WAL mode and has no -wal beside it: normal once every \
-             connection has closed cleanly; but if the app was running, or a -wal was moved or \
-             deleted, put it back beside {} before recovering (its commits are not in the main \
-             file)",
-            source.display()
-        ));
-    }
+    warnings.extend(missing_wal.map(str::to_string));
     if manifest.attempts > 1 && warnings.is_empty() {
         warnings.push(format!(
             "the source changed while it was copied; {} passes were needed",

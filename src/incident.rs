@@ -236,18 +236,10 @@ impl Outcome for IncidentReport {
                 self.duplicate_rows
             ));
         }
-        let wal_mode = self
-            .engine
-            .geometry
-            .header
-            .as_ref()
-            .is_some_and(|h| h.journal_mode() == "wal");
-        if wal_mode && self.engine.wal.is_none() {
-            out.push_str(
-                "note: the database is in WAL mode and had no -wal beside it: normal after a clean \
-                 close; if a -wal was moved or deleted, put it back and recover again (its \
-                 commits are not in the main file)\n",
-            );
+        if let Some(note) =
+            crate::pagefile::missing_wal_note(&self.engine.geometry, self.engine.wal.as_ref())
+        {
+            out.push_str(&format!("note: {note}\n"));
         }
         match &self.engine.journal {
             Some(j) if j.unusable.is_none() => out.push_str(&format!(

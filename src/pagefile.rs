@@ -38,6 +38,23 @@ impl Geometry {
     pub fn usable(&self) -> usize {
         (self.page_size as usize).saturating_sub(usize::from(self.reserved_bytes))
     }
+
+    /// Whether the header says the database is in WAL mode.
+    pub fn wal_mode(&self) -> bool {
+        self.header
+            .as_ref()
+            .is_some_and(|h| h.journal_mode() == "wal")
+    }
+}
+
+/// What to tell the user when a database in WAL mode has no `-wal` beside it: normal after a
+/// clean close, but also what a deleted or moved `-wal` looks like.
+pub fn missing_wal_note(geometry: &Geometry, wal: Option<&WalInfo>) -> Option<&'static str> {
+    (geometry.wal_mode() && wal.is_none()).then_some(
+        "the database is in WAL mode and has no -wal beside it: normal once every connection \
+         has closed cleanly; but if the app was running, or a -wal was moved or deleted, put it \
+         back beside the database and run again (its commits are not in the main file)",
+    )
 }
 
 /// What the `-wal` file holds and which of it counts.

@@ -342,7 +342,7 @@ fn wal_mode_is_kept_and_the_recovered_file_stands_alone() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("WAL mode and had no -wal beside it"),
+        String::from_utf8_lossy(&out.stdout).contains("WAL mode and has no -wal beside it"),
         "closed cleanly, the -wal is gone: the summary says what that can mean"
     );
     let recovered = incident.join("recovered.sqlite3");

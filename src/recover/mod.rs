@@ -319,12 +319,7 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
 /// removed when the connection closes. Best effort: where the file system cannot hold a WAL
 /// the recovered file stays in rollback mode rather than the recovery failing.
 fn keep_wal_mode(pf: &PageFile, out: &Path) {
-    let wal = pf
-        .geometry()
-        .header
-        .as_ref()
-        .is_some_and(|h| h.journal_mode() == "wal");
-    if !wal || interrupted() {
+    if !pf.geometry().wal_mode() || interrupted() {
         return;
     }
     if let Ok(conn) = rusqlite::Connection::open(out) {
@@ -403,10 +398,7 @@ impl Engine<'_> {
                 c.is_none()
                     && !t.internal
                     && !t.without_rowid
-                    && (t.ipk.is_some()
-                        || entries
-                            .iter()
-                            .any(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&t.name)))
+                    && (t.ipk.is_some() || entries.iter().any(|e| e.is_index_of(&t.name)))
             });
             if rebuildable {
                 repaired_groups = engine.repair_tables(
@@ -563,11 +555,7 @@ impl Engine<'_> {
         entries: &[SchemaEntry],
     ) -> Result<Option<TableReport>> {
         let owner = self.owners.add(&table.name);
-        let indexes: Vec<(&SchemaEntry, u32)> = entries
-            .iter()
-            .filter(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&table.name))
-            .map(|e| (e, self.owners.add(&e.name)))
-            .collect();
+        let indexes = self.indexes_of(entries, &table.name);
         let Some(done) =
             transfer::try_table(conn, source, walker, &mut self.map, owner, table, &indexes)?
         else {
@@ -585,6 +573,19 @@ impl Engine<'_> {
             copied_intact: true,
             ..TableReport::default()
         }))
+    }
+
+    /// The indexes of `table`, each with its owner in the page map.
+    fn indexes_of<'e>(
+        &mut self,
+        entries: &'e [SchemaEntry],
+        table: &str,
+    ) -> Vec<(&'e SchemaEntry, u32)> {
+        entries
+            .iter()
+            .filter(|e| e.is_index_of(table))
+            .map(|e| (e, self.owners.add(&e.name)))
+            .collect()
     }
 
     /// Walks every table not copied (so that only pages no tree reaches count as orphans),
@@ -608,22 +609,9 @@ impl Engine<'_> {
                 continue;
             }
             let owner = self.owners.add(&table.name);
-            let kind = TreeKind::of(table);
-            let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
-            let mut readable = true;
             walker.track_claims(true);
-            let stats = walker.walk(
-                &mut self.map,
-                owner,
-                table.root,
-                kind,
-                PageStatus::Tree,
-                &fits,
-                &mut |row| {
-                    readable &= row.whole_for(table);
-                    Ok(())
-                },
-            )?;
+            let (stats, readable) =
+                walker.walk_whole(&mut self.map, owner, table.root, table, PageStatus::Tree)?;
             let log = walker.track_claims(false);
             walks.push((t, owner, stats, readable, log));
         }
@@ -635,11 +623,7 @@ impl Engine<'_> {
             if !readable {
                 continue;
             }
-            let indexes: Vec<(&SchemaEntry, u32)> = entries
-                .iter()
-                .filter(|e| e.kind == "index" && e.tbl_name.eq_ignore_ascii_case(&table.name))
-                .map(|e| (e, self.owners.add(&e.name)))
-                .collect();
+            let indexes = self.indexes_of(entries, &table.name);
             let Some(r) = repair::try_table(
                 conn,
                 view,

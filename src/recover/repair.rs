@@ -18,7 +18,7 @@ use super::pagemap::{PageMap, PageStatus, NO_OWNER};
 use super::schema::{SchemaEntry, Table};
 use super::transfer::{self, Source};
 use super::view::Registration;
-use super::walk::{Hole, TreeKind, WalkStats, Walker};
+use super::walk::{Hole, WalkStats, Walker};
 use super::OrphanGroup;
 use crate::format::cell::{cells, Cell};
 use crate::format::freelist;
@@ -167,20 +167,24 @@ pub fn try_table(
     }
     let usable = walker.page_file().usable();
     let page_size = walker.page_file().page_size();
-    let inside_of = |hole: &Hole| -> Vec<&Subtree> {
-        subtrees
-            .iter()
-            .filter(|s| hole.covers(s.first, s.last))
-            .collect()
-    };
-    if stats.holes.iter().all(|h| inside_of(h).is_empty()) {
+    // Each hole gets the subtrees whose keys lie inside it, in key order, none overlapping.
+    let insides: Vec<Vec<&Subtree>> = stats
+        .holes
+        .iter()
+        .map(|hole| {
+            let mut inside: Vec<&Subtree> = subtrees
+                .iter()
+                .filter(|s| hole.covers(s.first, s.last))
+                .collect();
+            inside.sort_by_key(|s| s.first);
+            inside
+        })
+        .collect();
+    if insides.iter().all(Vec::is_empty) {
         return prune(conn, view, source, walker, table, indexes, stats);
     }
-    // Each hole gets the subtrees whose keys lie inside it, in key order, none overlapping.
     let mut plan = Vec::new();
-    for hole in &stats.holes {
-        let mut inside = inside_of(hole);
-        inside.sort_by_key(|s| s.first);
+    for (hole, inside) in stats.holes.iter().zip(insides) {
         let ordered = inside.windows(2).all(|w| w[0].last < w[1].first);
         let children: Vec<(u32, i64)> = inside.iter().map(|s| (s.top, s.last)).collect();
         let Some(pages) = interior_levels(view, children, usable, page_size).filter(|_| ordered)
@@ -209,22 +213,16 @@ pub fn try_table(
         return Ok(None);
     };
     walker.track_claims(true);
-    let (checked, copied) = std::thread::scope(|scope| {
+    let (checked, copied) = {
         let (walker, map, plan) = (&mut *walker, &mut *map, &plan);
-        let stop_copy = conn.get_interrupt_handle();
-        let verifier = scope.spawn(move || {
-            let checked = check_rebuilt(walker, map, owner, table, indexes, stats.rows, plan);
-            if !matches!(&checked, Ok(Some(c)) if !c.whole_indexes.is_empty()) {
-                stop_copy.interrupt();
-            }
-            checked
-        });
-        let copied = transfer::start_fresh_copy(conn, view, table, &planned);
-        let checked = verifier
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (checked, copied)
-    });
+        transfer::copy_beside(
+            conn,
+            || transfer::start_fresh_copy(conn, view, table, &planned),
+            move || check_rebuilt(walker, map, owner, table, indexes, stats.rows, plan),
+            // Only an index that agrees on the count proves the table is complete.
+            |c: &Rebuilt| !c.whole_indexes.is_empty(),
+        )
+    };
     let kept = match &checked {
         // Only an index that agrees on the count proves the table is complete.
         Ok(Some(c)) if !c.whole_indexes.is_empty() => {
@@ -261,16 +259,14 @@ pub fn try_table(
     walker.track_claims(false);
     let mut holes = stats.holes.clone();
     let mut groups = Vec::new();
+    let mut read = read.into_iter();
     for ((_, inside, _), hole) in plan.iter().zip(holes.iter_mut()) {
         hole.filled = true;
         for s in inside {
-            let (rows, pages) = read
-                .iter()
-                .find(|(top, _, _)| *top == s.top)
-                .map_or((0, 0), |&(_, r, p)| (r, p as usize));
+            let (rows, pages) = read.next().unwrap_or_default();
             groups.push(OrphanGroup {
                 top_page: s.top,
-                pages,
+                pages: pages as usize,
                 rows,
                 first_rowid: Some(s.first),
                 last_rowid: Some(s.last),
@@ -373,8 +369,8 @@ fn pruned_parents(pf: &crate::pagefile::PageFile, holes: &[Hole]) -> Option<Vec<
 struct Rebuilt {
     /// Rows under the rebuilt pages.
     attributed: u64,
-    /// Per subtree: top page, rows, pages.
-    read: Vec<(u32, u64, u64)>,
+    /// Per subtree, in the plan's order: rows, pages.
+    read: Vec<(u64, u64)>,
     /// The indexes that read whole with one entry per row of the rebuilt table.
     whole_indexes: HashSet<String>,
 }
@@ -391,24 +387,12 @@ fn check_rebuilt(
     walked_rows: u64,
     plan: &[Planned<'_>],
 ) -> crate::Result<Option<Rebuilt>> {
-    let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
     let mut attributed = 0u64;
     let mut read = Vec::new();
     for (_, inside, _) in plan {
         for s in inside {
-            let mut readable = true;
-            let st = walker.walk(
-                map,
-                owner,
-                s.top,
-                TreeKind::Table,
-                PageStatus::OrphanAttributed,
-                &fits,
-                &mut |row| {
-                    readable &= row.whole_for(table);
-                    Ok(())
-                },
-            )?;
+            let (st, readable) =
+                walker.walk_whole(map, owner, s.top, table, PageStatus::OrphanAttributed)?;
             if !readable
                 || st.is_damaged()
                 || st.min_rowid != Some(s.first)
@@ -417,7 +401,7 @@ fn check_rebuilt(
                 return Ok(None);
             }
             attributed += st.rows;
-            read.push((s.top, st.rows, st.pages));
+            read.push((st.rows, st.pages));
         }
     }
     let whole_indexes = transfer::whole_indexes(walker, map, indexes, walked_rows + attributed)?;

@@ -21,6 +21,13 @@ pub struct SchemaEntry {
     pub from_reference: bool,
 }
 
+impl SchemaEntry {
+    /// Whether this row is an index (automatic ones included) of table `table`.
+    pub fn is_index_of(&self, table: &str) -> bool {
+        self.kind == "index" && self.tbl_name.eq_ignore_ascii_case(table)
+    }
+}
+
 /// How a column's declared type makes SQLite store values (its affinity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Affinity {

@@ -16,7 +16,7 @@
 use super::pagemap::{PageMap, PageStatus, NO_OWNER};
 use super::schema::{SchemaEntry, Table};
 use super::view::Registration;
-use super::walk::{RowRef, TreeKind, WalkStats, Walker};
+use super::walk::{TreeKind, Walker};
 use super::writer::ident;
 use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
@@ -120,23 +120,15 @@ pub fn try_table(
         .collect();
     let position = walker.progress().position();
     walker.track_claims(true);
-    let (verified, copied) = std::thread::scope(|scope| {
+    let (verified, copied) = {
         let (walker, map) = (&mut *walker, &mut *map);
-        let stop_copy = conn.get_interrupt_handle();
-        let verifier = scope.spawn(move || {
-            let verified = verify_table(walker, map, owner, table, indexes);
-            // Damage found: the copy is no use, stop SQLite reading (a no-op if it is done).
-            if !matches!(verified, Ok(Some(_))) {
-                stop_copy.interrupt();
-            }
-            verified
-        });
-        let copied = start_copy(conn, table, &planned);
-        let verified = verifier
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (verified, copied)
-    });
+        copy_beside(
+            conn,
+            || start_copy(conn, table, &planned),
+            move || verify_table(walker, map, owner, table, indexes),
+            |_| true,
+        )
+    };
     let verified = match verified {
         Ok(v) => v,
         Err(e) => {
@@ -190,6 +182,32 @@ pub fn try_table(
     Ok(outcome)
 }
 
+/// Runs `copy` on this thread while `check` runs on a second one, so that reading the
+/// source and writing the output overlap. As soon as `check` finds the copy of no use (no
+/// answer, or one `useful` rejects), SQLite's copy is interrupted (a no-op if it is done).
+pub fn copy_beside<V: Send, C>(
+    conn: &Connection,
+    copy: impl FnOnce() -> C,
+    check: impl FnOnce() -> crate::Result<Option<V>> + Send,
+    useful: impl FnOnce(&V) -> bool + Send,
+) -> (crate::Result<Option<V>>, C) {
+    std::thread::scope(|scope| {
+        let stop_copy = conn.get_interrupt_handle();
+        let checker = scope.spawn(move || {
+            let checked = check();
+            if !matches!(&checked, Ok(Some(v)) if useful(v)) {
+                stop_copy.interrupt();
+            }
+            checked
+        });
+        let copied = copy();
+        let checked = checker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, copied)
+    })
+}
+
 /// What the walk of a table and its indexes found, when the table read whole.
 struct Verified {
     rows: u64,
@@ -204,22 +222,16 @@ fn verify_table(
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
 ) -> crate::Result<Option<Verified>> {
-    let kind = TreeKind::of(table);
-    let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
-    let mut readable = true;
     // The table's walk stops at its first damage (it will be decoded instead, and every page
     // given back); index walks go to the end, as their pages stay claimed if the copy does.
     walker.stop_when_damaged(true);
-    let walked = verify_walk(walker, map, owner, table.root, kind, &fits, &mut |row| {
-        readable &= row.whole_for(table);
-    });
+    let walked = walker.walk_whole(map, owner, table.root, table, PageStatus::Tree);
     walker.stop_when_damaged(false);
-    let Some((_, rows)) = walked? else {
-        return Ok(None);
-    };
-    if !readable {
+    let (stats, readable) = walked?;
+    if stats.is_damaged() || !readable {
         return Ok(None);
     }
+    let rows = stats.rows;
     let whole_indexes = whole_indexes(walker, map, indexes, rows)?;
     Ok(Some(Verified {
         rows,
@@ -243,17 +255,7 @@ pub fn whole_indexes(
         if root == 0 {
             continue;
         }
-        let any = |_: Option<i64>, _: &[u64]| true;
-        let walked = verify_walk(
-            walker,
-            map,
-            index_owner,
-            root,
-            TreeKind::Index,
-            &any,
-            &mut |_| {},
-        )?;
-        if walked.is_some_and(|(_, entries)| entries == rows) {
+        if index_entries(walker, map, index_owner, root)? == Some(rows) {
             whole.insert(entry.name.clone());
         }
     }
@@ -331,24 +333,25 @@ pub fn start_fresh_copy(
     Some(start_copy(conn, table, planned))
 }
 
-/// Walks one tree, counting what it emits. `None` unless it read whole. The walker must be
+/// Walks one index tree; its entry count, or `None` unless it read whole. The walker must be
 /// logging claims (they may be given back).
-fn verify_walk(
+fn index_entries(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     owner: u32,
     root: u32,
-    kind: TreeKind,
-    fits: &dyn Fn(Option<i64>, &[u64]) -> bool,
-    each: &mut dyn FnMut(&RowRef<'_>),
-) -> crate::Result<Option<(WalkStats, u64)>> {
-    let mut rows = 0u64;
-    let stats = walker.walk(map, owner, root, kind, PageStatus::Tree, fits, &mut |row| {
-        rows += 1;
-        each(row);
-        Ok(())
-    })?;
-    Ok((!stats.is_damaged()).then_some((stats, rows)))
+) -> crate::Result<Option<u64>> {
+    let any = |_: Option<i64>, _: &[u64]| true;
+    let stats = walker.walk(
+        map,
+        owner,
+        root,
+        TreeKind::Index,
+        PageStatus::Tree,
+        &any,
+        &mut |_| Ok(()),
+    )?;
+    Ok((!stats.is_damaged()).then_some(stats.rows))
 }
 
 /// Gives back every page the verify walks claimed.

@@ -233,6 +233,34 @@ impl<'a> Walker<'a> {
         self.pf
     }
 
+    /// Walks the rows of `table` from `root` (its root, or the top of a subtree of it),
+    /// claiming pages as `claim_as` with the table's shape check. Also returns whether every
+    /// row read whole for the table ([`RowRef::whole_for`]).
+    pub fn walk_whole(
+        &mut self,
+        map: &mut PageMap,
+        owner: u32,
+        root: u32,
+        table: &super::schema::Table,
+        claim_as: PageStatus,
+    ) -> Result<(WalkStats, bool)> {
+        let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
+        let mut whole = true;
+        let stats = self.walk(
+            map,
+            owner,
+            root,
+            TreeKind::of(table),
+            claim_as,
+            &fits,
+            &mut |row| {
+                whole &= row.whole_for(table);
+                Ok(())
+            },
+        )?;
+        Ok((stats, whole))
+    }
+
     /// Walks the tree under `root`, claiming its pages for `owner` with `claim_as`, and hands
     /// each row to `sink` (rows of index trees only when `emit_index_rows`).
     #[allow(clippy::too_many_arguments)]

@@ -13,6 +13,7 @@ pub mod pagemap;
 pub mod repair;
 pub mod schema;
 pub mod transfer;
+pub mod vacuum;
 pub mod view;
 pub mod walk;
 pub mod writer;
@@ -202,6 +203,8 @@ pub struct Report {
     /// Pages that could not be read and are not the page of a hole that orphan pages filled
     /// (zeroed or garbage pages, pages past the end): rows may have been on them.
     pub unexplained_pages: u64,
+    /// Every tree read whole and SQLite's `VACUUM INTO` copied the database (see [`vacuum`]).
+    pub whole_database_copied: bool,
     /// Seconds spent reading and loading rows, building indexes, verifying.
     pub timings: BTreeMap<String, f64>,
 }
@@ -340,8 +343,9 @@ struct Engine<'a> {
     encoding: TextEncoding,
     /// Index trees already walked (with a table copied by transfer).
     indexes_walked: HashSet<String>,
-    /// Indexes created before their table was copied (SQLite filled them from the source).
-    indexes_copied: HashSet<String>,
+    /// Indexes and views already in the output: indexes created before their table was
+    /// copied (SQLite filled them from the source), or everything a whole copy brought.
+    present: HashSet<String>,
 }
 
 impl Engine<'_> {
@@ -375,17 +379,29 @@ impl Engine<'_> {
             owners,
             encoding,
             indexes_walked: HashSet::new(),
-            indexes_copied: HashSet::new(),
+            present: HashSet::new(),
         };
         let (tables, refused) = schema::interpret(&entries);
-        let settings = output_settings(pf, encoding);
-        let conn = writer::create_database(tmp, &settings)?;
-        let watch = InterruptWatch::start(conn.get_interrupt_handle());
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
         let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
         let view = transfer.then(|| view::Registration::new(pf)).flatten();
+        let whole_copy = match &view {
+            Some(view) if whole_copy_possible(pf, schema_whole, &refused, &entries, options) => {
+                engine.copy_database(tmp, view, &mut walker, &tables, &entries, &mut copied)?
+            }
+            _ => false,
+        };
+        let conn = if whole_copy {
+            let conn = writer::open_for_load(tmp)?;
+            writer::drop_triggers(&conn, tmp)?;
+            conn
+        } else {
+            writer::create_database(tmp, &output_settings(pf, encoding))?
+        };
+        let watch = InterruptWatch::start(conn.get_interrupt_handle());
         let source = view
             .as_ref()
+            .filter(|_| !whole_copy)
             .and_then(|v| transfer::Source::attach(&conn, v));
         let mut repaired_groups = Vec::new();
         if let (Some(source), Some(view)) = (source, &view) {
@@ -460,11 +476,12 @@ impl Engine<'_> {
         let spinner = options
             .progress
             .spinner("building indexes, views and triggers");
-        let mut objects = create_objects(&conn, &entries, &engine.indexes_copied, tmp)?;
+        let mut objects = create_objects(&conn, &entries, &engine.present, tmp)?;
+        // A whole copy brought the statistics along.
         let planner_tables: Vec<&str> = tables
             .iter()
             .map(|t| t.name.as_str())
-            .filter(|n| PLANNER_TABLES.contains(n))
+            .filter(|n| PLANNER_TABLES.contains(n) && !whole_copy)
             .collect();
         writer::restore_planner_stats(&conn, &planner_tables, &internal.planner);
         // Checks run on a fresh connection that loads the whole schema, as a user's will.
@@ -540,8 +557,67 @@ impl Engine<'_> {
             page_map: Some(std::sync::Arc::new(page_map)),
             unexplained_pages: unexplained,
             schema_damaged: !schema_whole,
+            whole_database_copied: whole_copy,
             timings,
         })
+    }
+
+    /// Copies the whole database with `VACUUM INTO` if every tree reads whole ([`vacuum`]):
+    /// fills `copied` for every table and returns true; false, with nothing claimed and
+    /// `out` empty, when the tables must be taken one by one.
+    fn copy_database(
+        &mut self,
+        out: &Path,
+        view: &view::Registration<'_>,
+        walker: &mut Walker<'_>,
+        tables: &[Table],
+        entries: &[SchemaEntry],
+        copied: &mut [Option<TableReport>],
+    ) -> Result<bool> {
+        let planned: Vec<vacuum::Planned<'_>> = tables
+            .iter()
+            .map(|t| {
+                (
+                    t,
+                    self.owners.add(&t.name),
+                    self.indexes_of(entries, &t.name),
+                )
+            })
+            .collect();
+        let Some(rows) = vacuum::try_database(
+            out,
+            view,
+            walker,
+            &mut self.map,
+            &planned,
+            entries,
+            self.encoding,
+        )?
+        else {
+            return Ok(false);
+        };
+        for ((slot, (table, owner, indexes)), walked_rows) in
+            copied.iter_mut().zip(&planned).zip(rows)
+        {
+            self.indexes_walked
+                .extend(indexes.iter().map(|(e, _)| e.name.clone()));
+            *slot = Some(TableReport {
+                name: table.name.clone(),
+                owner: *owner,
+                root_page: table.root,
+                without_rowid: table.without_rowid,
+                walked_rows,
+                copied_intact: true,
+                ..TableReport::default()
+            });
+        }
+        self.present.extend(
+            entries
+                .iter()
+                .filter(|e| e.kind == "index" || e.kind == "view")
+                .map(|e| e.name.clone()),
+        );
+        Ok(true)
     }
 
     /// Copies `table` by SQLite's transfer path if it and its indexes read whole; `None`
@@ -563,7 +639,7 @@ impl Engine<'_> {
         };
         self.indexes_walked
             .extend(indexes.iter().map(|(e, _)| e.name.clone()));
-        self.indexes_copied.extend(done.indexes);
+        self.present.extend(done.indexes);
         Ok(Some(TableReport {
             name: table.name.clone(),
             owner,
@@ -643,7 +719,7 @@ impl Engine<'_> {
                 self.indexes_walked
                     .extend(indexes.iter().map(|(e, _)| e.name.clone()));
             }
-            self.indexes_copied.extend(r.indexes);
+            self.present.extend(r.indexes);
             copied[*t] = Some(TableReport {
                 name: table.name.clone(),
                 owner: *owner,
@@ -1061,6 +1137,26 @@ fn read_schema(
     )?;
     let whole = stats.holes.is_empty() && stats.bad_cells == 0 && undecoded == 0;
     Ok((entries, encoding.unwrap_or(TextEncoding::Utf8), whole))
+}
+
+/// Whether `VACUUM INTO` can make the output the engine would make: the schema read whole and
+/// every row of it kept as it is, a header to copy the settings from (the view shows it with
+/// the engine's page size and encoding), no reserved bytes (the output has none), and no
+/// virtual table (they are installed last, each checked on its own).
+fn whole_copy_possible(
+    pf: &PageFile,
+    schema_whole: bool,
+    refused: &[(SchemaEntry, String)],
+    entries: &[SchemaEntry],
+    options: &Options,
+) -> bool {
+    let g = pf.geometry();
+    schema_whole
+        && refused.is_empty()
+        && options.schema_from.is_none()
+        && g.header.is_some()
+        && g.reserved_bytes == 0
+        && !entries.iter().any(|e| e.kind == "table" && e.rootpage <= 0)
 }
 
 fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {

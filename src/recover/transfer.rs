@@ -75,6 +75,15 @@ impl Source {
         conn.execute_batch(&format!("DETACH {SOURCE}"))
     }
 
+    /// Whether SQLite sees exactly the schema the engine read: the same objects, each under
+    /// the same root page with the same SQL.
+    pub fn sees_as(&self, entries: &[SchemaEntry]) -> bool {
+        self.objects.len() == entries.len()
+            && entries
+                .iter()
+                .all(|e| self.agrees(&e.name, e.rootpage, e.sql.as_deref()))
+    }
+
     /// Whether SQLite sees the object under the same root page with the same SQL.
     fn agrees(&self, name: &str, root: i64, sql: Option<&str>) -> bool {
         self.objects
@@ -209,13 +218,13 @@ pub fn copy_beside<V: Send, C>(
 }
 
 /// What the walk of a table and its indexes found, when the table read whole.
-struct Verified {
-    rows: u64,
+pub(super) struct Verified {
+    pub rows: u64,
     /// The indexes that read whole too, with one entry per row.
-    whole_indexes: HashSet<String>,
+    pub whole_indexes: HashSet<String>,
 }
 
-fn verify_table(
+pub(super) fn verify_table(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     owner: u32,
@@ -355,7 +364,7 @@ fn index_entries(
 }
 
 /// Gives back every page the verify walks claimed.
-fn undo_claims(walker: &mut Walker<'_>, map: &mut PageMap) {
+pub(super) fn undo_claims(walker: &mut Walker<'_>, map: &mut PageMap) {
     for p in walker.track_claims(false) {
         map.set(p, PageStatus::Unseen, NO_OWNER);
     }

@@ -180,19 +180,12 @@ pub enum Landed {
     Conflict,
 }
 
-/// Creates the database at `path` (which must not exist) with the source's settings.
-///
-/// Foreign keys are not enforced while it is written (this SQLite enforces them by default):
-/// a row whose parent is missing, because the source held it so or because the parent was
-/// lost, belongs in its own table all the same, and the check afterwards counts it. Enforced,
-/// they would also turn SQLite's transfer off for every table with a foreign key.
+/// Creates the database at `path` (which must not exist) with the source's settings, opened
+/// as [`open_for_load`] opens it.
 pub fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
-    let sql = |e| Error::sqlite(path, e);
+    let conn = open_for_load(path)?;
     conn.execute_batch(&format!(
         "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
-         PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
-         PRAGMA locking_mode = EXCLUSIVE; PRAGMA foreign_keys = OFF;
          PRAGMA user_version = {}; PRAGMA application_id = {};",
         settings.page_size,
         settings.encoding.pragma_name(),
@@ -200,9 +193,44 @@ pub fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connect
         settings.user_version as i32,
         settings.application_id as i32,
     ))
-    .map_err(sql)?;
+    .map_err(|e| Error::sqlite(path, e))?;
+    Ok(conn)
+}
+
+/// Opens the output to load rows into: no journal on disk and no sync (the file is synced
+/// once, complete), and an exclusive lock.
+///
+/// Foreign keys are not enforced while it is written (this SQLite enforces them by default):
+/// a row whose parent is missing, because the source held it so or because the parent was
+/// lost, belongs in its own table all the same, and the check afterwards counts it. Enforced,
+/// they would also turn SQLite's transfer off for every table with a foreign key.
+pub fn open_for_load(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
+         PRAGMA locking_mode = EXCLUSIVE; PRAGMA foreign_keys = OFF;",
+    )
+    .map_err(|e| Error::sqlite(path, e))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Drops every trigger of a database copied whole, so that rows added to its tables later
+/// (from orphan pages) fire none; they are created again with the other objects.
+pub fn drop_triggers(conn: &Connection, path: &Path) -> Result<()> {
+    let sql = |e| Error::sqlite(path, e);
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'")
+        .map_err(sql)?
+        .query_map([], |r| r.get(0))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(sql)?;
+    for name in names {
+        conn.execute_batch(&format!("DROP TRIGGER {}", ident(&name)))
+            .map_err(sql)?;
+    }
+    Ok(())
 }
 
 /// Puts the source's query-planner statistics tables (`tables`, e.g. `sqlite_stat1`) and

@@ -1,6 +1,8 @@
 //! The recovery step alone, for benchmarks: `recover_only SNAPSHOT_DB OUT [--verify]
-//! [--decode-all]`. Prints the engine's phase timings as JSON. `--decode-all` decodes every
-//! table row by row, also those that read whole (otherwise copied by SQLite).
+//! [--decode-all] [--table-by-table]`. Prints the engine's phase timings as JSON.
+//! `--decode-all` decodes every table row by row, also those that read whole (otherwise copied
+//! by SQLite); `--table-by-table` copies whole tables one by one, as for a damaged database,
+//! even when the whole database could be copied at once.
 //!
 //! Without `--verify` the result is not checked with `integrity_check`, so an index copied
 //! from a source whose index disagrees with its rows is not caught and rebuilt here as it is
@@ -12,12 +14,15 @@ use std::path::Path;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: recover_only SNAPSHOT_DB OUT [--verify] [--decode-all]");
+        eprintln!(
+            "usage: recover_only SNAPSHOT_DB OUT [--verify] [--decode-all] [--table-by-table]"
+        );
         std::process::exit(2);
     }
     let options = Options {
         skip_verify: !args.iter().any(|a| a == "--verify"),
         decode_all: args.iter().any(|a| a == "--decode-all"),
+        table_by_table: args.iter().any(|a| a == "--table-by-table"),
         ..Options::default()
     };
     match recover(Path::new(&args[1]), Path::new(&args[2]), &options) {

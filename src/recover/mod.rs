@@ -92,6 +92,9 @@ pub struct Options {
     /// Decode every table row by row, also those that read whole (which are otherwise copied
     /// by SQLite's transfer path): the same rows, slower; for comparison and benchmarks.
     pub decode_all: bool,
+    /// Never copy the whole database with `VACUUM INTO`, even when every tree reads whole:
+    /// take the tables one by one, as for a damaged database; for comparison and benchmarks.
+    pub table_by_table: bool,
     pub progress: Progress,
 }
 
@@ -1151,7 +1154,8 @@ fn whole_copy_possible(
     options: &Options,
 ) -> bool {
     let g = pf.geometry();
-    schema_whole
+    !options.table_by_table
+        && schema_whole
         && refused.is_empty()
         && options.schema_from.is_none()
         && g.header.is_some()

@@ -11,11 +11,11 @@
 //! output is emptied, every page the walk claimed is given back, and the engine goes table by
 //! table.
 
-use super::pagemap::PageMap;
+use super::pagemap::{PageMap, PageStatus, NO_OWNER};
 use super::schema::{SchemaEntry, Table};
 use super::transfer::{self, Source, SOURCE};
 use super::view::Registration;
-use super::walk::Walker;
+use super::walk::{ShapeCheck, TreeKind, Walker};
 use super::writer::ident;
 use crate::format::TextEncoding;
 use rusqlite::Connection;
@@ -110,22 +110,81 @@ pub fn try_database(
 
 /// Walks every table and its indexes; the rows of each, or `None` at the first table or
 /// index that does not read whole (or an index without one entry per row).
+///
+/// A skim of every tree comes first ([`Walker::skim`]): it finds the common damage, a zeroed
+/// or overwritten page, in a fraction of the walk's time, so a damaged database loses little
+/// to a copy it cannot keep.
 fn verify_all(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     tables: &[Planned<'_>],
 ) -> crate::Result<Option<Vec<u64>>> {
+    if tables
+        .iter()
+        .any(|(table, _, indexes)| table.root == 0 || indexes.iter().any(|(e, _)| e.rootpage <= 0))
+        || !skims_whole(walker, map, tables)?
+    {
+        return Ok(None);
+    }
     let mut rows = Vec::with_capacity(tables.len());
     for (table, owner, indexes) in tables {
-        if table.root == 0 || indexes.iter().any(|(e, _)| e.rootpage <= 0) {
-            return Ok(None);
-        }
         match transfer::verify_table(walker, map, *owner, table, indexes)? {
             Some(v) if v.whole_indexes.len() == indexes.len() => rows.push(v.rows),
             _ => return Ok(None),
         }
     }
     Ok(Some(rows))
+}
+
+/// Whether every tree of `tables` skims whole; the pages it claims are given back.
+fn skims_whole(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    tables: &[Planned<'_>],
+) -> crate::Result<bool> {
+    let position = walker.progress().position();
+    let first = walker.claims_logged();
+    walker.skim(true);
+    walker.stop_when_damaged(true);
+    let whole = skim_trees(walker, map, tables);
+    walker.skim(false);
+    walker.stop_when_damaged(false);
+    for &p in walker.claimed_since(first) {
+        map.set(p, PageStatus::Unseen, NO_OWNER);
+    }
+    walker.progress().set_position(position);
+    whole
+}
+
+fn skim_trees(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    tables: &[Planned<'_>],
+) -> crate::Result<bool> {
+    let any = |_: Option<i64>, _: &[u64]| true;
+    for (table, owner, indexes) in tables {
+        let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
+        let table_tree = (
+            table.root,
+            *owner,
+            TreeKind::of(table),
+            &fits as ShapeCheck<'_>,
+        );
+        let index_trees = indexes.iter().map(|(e, o)| {
+            let root = u32::try_from(e.rootpage).unwrap_or(0);
+            (root, *o, TreeKind::Index, &any as ShapeCheck<'_>)
+        });
+        for (root, owner, kind, shape) in std::iter::once(table_tree).chain(index_trees) {
+            let stats =
+                walker.walk(map, owner, root, kind, PageStatus::Tree, shape, &mut |_| {
+                    Ok(())
+                })?;
+            if stats.is_damaged() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Whether every table in the copy has the rows its walk found.

@@ -139,6 +139,8 @@ pub struct Walker<'a> {
     check_utf8: bool,
     interrupt: &'a (dyn Fn() -> bool + Sync),
     stop_when_damaged: bool,
+    /// Pages and their structure only: cells are counted, no record is decoded.
+    skim: bool,
 }
 
 /// Why a page a tree pointed at was not used.
@@ -192,6 +194,7 @@ impl<'a> Walker<'a> {
             check_utf8: pf.geometry().encoding == Some(crate::format::TextEncoding::Utf8),
             interrupt,
             stop_when_damaged: false,
+            skim: false,
         }
     }
 
@@ -304,6 +307,14 @@ impl<'a> Walker<'a> {
         self.stop_when_damaged = on;
     }
 
+    /// Makes walks read every page of a tree and check its structure (page kinds, child
+    /// pointers, keys within their bounds, free blocks) without decoding the records: a few
+    /// times faster, for a first look that finds a lost or overwritten page. Rows are
+    /// counted as cells; no row reaches the sink.
+    pub fn skim(&mut self, on: bool) {
+        self.skim = on;
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn visit(
         &mut self,
@@ -400,7 +411,11 @@ impl<'a> Walker<'a> {
         stats.pages += 1;
         if page.kind.is_leaf() || page.kind == PageKind::IndexInterior {
             let rows_before = stats.rows;
-            self.emit_cells(&page, map, owner, sink, frame, stats)?;
+            if self.skim {
+                stats.rows += u64::from(page.cell_count);
+            } else {
+                self.emit_cells(&page, map, owner, sink, frame, stats)?;
+            }
             if self.anomalies > 0 {
                 stats.suspect_rows += stats.rows - rows_before;
                 if stats.suspect_pages.len() < MAX_LISTED_PAGES {
@@ -653,4 +668,78 @@ fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
 
 fn frame_pgno(frame: &Frame) -> u32 {
     frame.pgno
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recover::pagemap::PageMap;
+
+    /// A table of `rows` rows over several pages; its root page.
+    fn table_db(path: &std::path::Path, rows: i64) -> u32 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = 1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows})
+             INSERT INTO t SELECT x, printf('%040d', x) FROM n;"
+        ))
+        .unwrap();
+        conn.query_row("SELECT rootpage FROM sqlite_schema", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn walk(path: &std::path::Path, root: u32, skim: bool) -> (WalkStats, u64) {
+        let pf = PageFile::open(path).unwrap();
+        let never = || false;
+        let mut walker = Walker::new(&pf, ProgressBar::hidden(), &never);
+        walker.skim(skim);
+        let mut map = PageMap::new(pf.page_count());
+        let any = |_: Option<i64>, _: &[u64]| true;
+        let mut sunk = 0;
+        let stats = walker
+            .walk(
+                &mut map,
+                0,
+                root,
+                TreeKind::Table,
+                PageStatus::Tree,
+                &any,
+                &mut |_| {
+                    sunk += 1;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        (stats, sunk)
+    }
+
+    #[test]
+    fn a_skim_counts_the_rows_a_walk_reads_without_decoding_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let root = table_db(&db, 2000);
+        let (walked, sunk) = walk(&db, root, false);
+        let (skimmed, skim_sunk) = walk(&db, root, true);
+        assert_eq!((walked.rows, sunk), (2000, 2000));
+        assert_eq!(
+            (skimmed.rows, skimmed.pages, skim_sunk),
+            (2000, walked.pages, 0)
+        );
+        assert!(!skimmed.is_damaged());
+    }
+
+    #[test]
+    fn a_skim_finds_a_zeroed_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let root = table_db(&db, 2000);
+        let mut bytes = std::fs::read(&db).unwrap();
+        let last = bytes.len() / 1024;
+        bytes[(last - 1) * 1024..].fill(0);
+        std::fs::write(&db, &bytes).unwrap();
+        let (skimmed, _) = walk(&db, root, true);
+        assert!(skimmed.is_damaged());
+        assert_eq!(skimmed.holes.len(), 1);
+        assert_eq!(skimmed.holes[0].page, last as u32);
+    }
 }

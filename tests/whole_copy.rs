@@ -4,7 +4,7 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use sqlite_rescue::recover::{recover, Options, Report};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn all(conn: &Connection, sql: &str) -> Vec<Vec<Value>> {
     let mut stmt = conn.prepare(sql).unwrap();
@@ -20,6 +20,14 @@ fn pragma(conn: &Connection, name: &str) -> i64 {
         .unwrap()
 }
 
+/// A database at `app.db` in a new folder, made by `sql`.
+fn source(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app.db");
+    Connection::open(&src).unwrap().execute_batch(sql).unwrap();
+    (dir, src)
+}
+
 fn recover_into(src: &Path, out: &Path) -> Report {
     let report = recover(src, out, &Options::default()).unwrap();
     assert!(report.integrity_ok(), "{:?}", report.integrity);
@@ -28,10 +36,7 @@ fn recover_into(src: &Path, out: &Path) -> Report {
 
 #[test]
 fn a_whole_database_comes_back_with_its_settings_triggers_and_statistics() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    let conn = Connection::open(&src).unwrap();
-    conn.execute_batch(
+    let (dir, src) = source(
         "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA user_version = 7;
          PRAGMA application_id = 99;
          CREATE TABLE orders(id INTEGER PRIMARY KEY AUTOINCREMENT, customer TEXT NOT NULL,
@@ -45,9 +50,7 @@ fn a_whole_database_comes_back_with_its_settings_triggers_and_statistics() {
          INSERT INTO orders(customer, total) SELECT 'c' || (x % 37), x * 0.5 FROM n;
          DELETE FROM orders WHERE id % 11 = 0;
          ANALYZE;",
-    )
-    .unwrap();
-    drop(conn);
+    );
     let out = dir.path().join("out.db");
     let report = recover_into(&src, &out);
     assert!(report.whole_database_copied);
@@ -88,10 +91,7 @@ fn a_whole_database_comes_back_with_its_settings_triggers_and_statistics() {
 /// and its rows reported as suspect, the others are copied.
 #[test]
 fn a_page_the_walk_distrusts_stops_the_whole_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    let conn = Connection::open(&src).unwrap();
-    conn.execute_batch(
+    let (dir, src) = source(
         "PRAGMA page_size = 4096;
          CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT NOT NULL);
          CREATE TABLE posts(id INTEGER PRIMARY KEY, body TEXT);
@@ -99,8 +99,8 @@ fn a_page_the_walk_distrusts_stops_the_whole_copy() {
          INSERT INTO users SELECT x, 'u' || x || '@example.com' FROM n;
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 800)
          INSERT INTO posts SELECT x, 'post ' || x FROM n;",
-    )
-    .unwrap();
+    );
+    let conn = Connection::open(&src).unwrap();
     let root: i64 = conn
         .query_row(
             "SELECT rootpage FROM sqlite_schema WHERE name = 'users'",
@@ -131,17 +131,12 @@ fn a_page_the_walk_distrusts_stops_the_whole_copy() {
 /// prove right: the engine goes table by table, with the same rows.
 #[test]
 fn a_partial_index_sends_the_engine_table_by_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("app.db");
-    let conn = Connection::open(&src).unwrap();
-    conn.execute_batch(
+    let (dir, src) = source(
         "CREATE TABLE jobs(id INTEGER PRIMARY KEY, state TEXT, tries INTEGER);
          CREATE INDEX jobs_pending ON jobs(id) WHERE state = 'pending';
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1500)
          INSERT INTO jobs SELECT x, CASE WHEN x % 4 THEN 'done' ELSE 'pending' END, x % 3 FROM n;",
-    )
-    .unwrap();
-    drop(conn);
+    );
     let out = dir.path().join("out.db");
     let report = recover_into(&src, &out);
     assert!(!report.whole_database_copied);

@@ -136,6 +136,80 @@ pub struct Repaired {
     pub indexes_walked: bool,
 }
 
+/// How a table that did not read whole can still be copied.
+pub enum Plan<'s> {
+    /// Its lost interior pages rebuilt over the subtrees that survive, hole by hole.
+    Rebuild(Vec<Planned<'s>>),
+    /// Every hole is a lost page of which nothing survives: cut out of the parents ([`prune`]).
+    Prune,
+}
+
+/// Plans the repair of `table`, whose own walk (`stats`) claimed its pages: `None` unless
+/// every hole is a page of its own tree that was lost, and no cell or row is damaged. A
+/// rebuild takes pages past the end of the view when one page cannot hold a hole's children.
+pub fn plan<'s>(
+    view: &Registration<'_>,
+    pf: &crate::pagefile::PageFile,
+    map: &PageMap,
+    owner: u32,
+    table: &Table,
+    stats: &'s WalkStats,
+    subtrees: &'s [Subtree],
+) -> Option<Plan<'s>> {
+    let lost_here = |h: &Hole| {
+        h.page != 0 && map.status(h.page) == PageStatus::Lost && map.owner(h.page) == Some(owner)
+    };
+    if table.internal
+        || table.without_rowid
+        || stats.holes.is_empty()
+        || stats.bad_cells > 0
+        || stats.suspect_rows > 0
+        || stats.incomplete_rows > 0
+        || !stats.holes.iter().all(lost_here)
+    {
+        return None;
+    }
+    // Each hole gets the subtrees whose keys lie inside it, in key order, none overlapping.
+    let insides: Vec<Vec<&Subtree>> = stats
+        .holes
+        .iter()
+        .map(|hole| {
+            let mut inside: Vec<&Subtree> = subtrees
+                .iter()
+                .filter(|s| hole.covers(s.first, s.last))
+                .collect();
+            inside.sort_by_key(|s| s.first);
+            inside
+        })
+        .collect();
+    if insides.iter().all(Vec::is_empty) {
+        return Some(Plan::Prune);
+    }
+    let mut planned = Vec::new();
+    for (hole, inside) in stats.holes.iter().zip(insides) {
+        let ordered = inside.windows(2).all(|w| w[0].last < w[1].first);
+        let children: Vec<(u32, i64)> = inside.iter().map(|s| (s.top, s.last)).collect();
+        let pages =
+            interior_levels(view, children, pf.usable(), pf.page_size()).filter(|_| ordered)?;
+        planned.push((hole, inside, pages));
+    }
+    Some(Plan::Rebuild(planned))
+}
+
+/// Puts a rebuild's pages into the view (`show`), or takes them out again.
+pub fn show_rebuilt(view: &Registration<'_>, plan: &[Planned<'_>], show: bool) {
+    for (hole, _, pages) in plan {
+        for (pgno, page) in pages {
+            let at = pgno.unwrap_or(hole.page);
+            if show {
+                view.rebuild(at, page.clone());
+            } else {
+                view.forget(at);
+            }
+        }
+    }
+}
+
 /// Tries to rebuild `table`'s lost interior pages over `subtrees` and copy it. The table's
 /// own walk (`stats`) has claimed its pages. `None`, with every claim this
 /// made given back, when the table must be decoded instead.
@@ -152,64 +226,17 @@ pub fn try_table(
     stats: &WalkStats,
     subtrees: &[Subtree],
 ) -> crate::Result<Option<Repaired>> {
-    let lost_here = |h: &Hole| {
-        h.page != 0 && map.status(h.page) == PageStatus::Lost && map.owner(h.page) == Some(owner)
+    let plan = match self::plan(view, walker.page_file(), map, owner, table, stats, subtrees) {
+        None => return Ok(None),
+        Some(Plan::Prune) => return prune(conn, view, source, walker, table, indexes, stats),
+        Some(Plan::Rebuild(plan)) => plan,
     };
-    if table.internal
-        || table.without_rowid
-        || stats.holes.is_empty()
-        || stats.bad_cells > 0
-        || stats.suspect_rows > 0
-        || stats.incomplete_rows > 0
-        || !stats.holes.iter().all(lost_here)
-    {
-        return Ok(None);
-    }
-    let usable = walker.page_file().usable();
-    let page_size = walker.page_file().page_size();
-    // Each hole gets the subtrees whose keys lie inside it, in key order, none overlapping.
-    let insides: Vec<Vec<&Subtree>> = stats
-        .holes
-        .iter()
-        .map(|hole| {
-            let mut inside: Vec<&Subtree> = subtrees
-                .iter()
-                .filter(|s| hole.covers(s.first, s.last))
-                .collect();
-            inside.sort_by_key(|s| s.first);
-            inside
-        })
-        .collect();
-    if insides.iter().all(Vec::is_empty) {
-        return prune(conn, view, source, walker, table, indexes, stats);
-    }
-    let mut plan = Vec::new();
-    for (hole, inside) in stats.holes.iter().zip(insides) {
-        let ordered = inside.windows(2).all(|w| w[0].last < w[1].first);
-        let children: Vec<(u32, i64)> = inside.iter().map(|s| (s.top, s.last)).collect();
-        let Some(pages) = interior_levels(view, children, usable, page_size).filter(|_| ordered)
-        else {
-            return Ok(None);
-        };
-        plan.push((hole, inside, pages));
-    }
     // The new pages go into the view and the copy starts at once, while the subtrees and the
     // indexes are walked beside it on a second thread; the copy is kept only if they read
     // whole and an index agrees on the count.
-    for (hole, _, pages) in &plan {
-        for (pgno, page) in pages {
-            view.rebuild(pgno.unwrap_or(hole.page), page.clone());
-        }
-    }
-    let forget_pages = || {
-        for (hole, _, pages) in &plan {
-            for (pgno, _) in pages {
-                view.forget(pgno.unwrap_or(hole.page));
-            }
-        }
-    };
+    show_rebuilt(view, &plan, true);
     let Some(planned) = transfer::fresh_plan(source, table, indexes, None) else {
-        forget_pages();
+        show_rebuilt(view, &plan, false);
         return Ok(None);
     };
     walker.track_claims(true);
@@ -244,19 +271,29 @@ pub fn try_table(
         }
     };
     let checked = checked?;
-    let Some(Rebuilt {
-        attributed,
-        read,
-        whole_indexes,
-    }) = checked.filter(|_| kept)
-    else {
-        forget_pages();
+    let Some(rebuilt) = checked.filter(|_| kept) else {
+        show_rebuilt(view, &plan, false);
         for p in walker.track_claims(false) {
             map.set(p, PageStatus::Unseen, NO_OWNER);
         }
         return Ok(None);
     };
     walker.track_claims(false);
+    Ok(Some(repaired(table, stats, &plan, rebuilt)))
+}
+
+/// What the report says of a table put back together over its surviving subtrees.
+pub fn repaired(
+    table: &Table,
+    stats: &WalkStats,
+    plan: &[Planned<'_>],
+    rebuilt: Rebuilt,
+) -> Repaired {
+    let Rebuilt {
+        attributed,
+        read,
+        whole_indexes,
+    } = rebuilt;
     let mut holes = stats.holes.clone();
     let mut groups = Vec::new();
     let mut read = read.into_iter();
@@ -280,13 +317,13 @@ pub fn try_table(
             });
         }
     }
-    Ok(Some(Repaired {
+    Repaired {
         attributed_rows: attributed,
         holes,
         groups,
         indexes: whole_indexes.into_iter().collect(),
         indexes_walked: true,
-    }))
+    }
 }
 
 /// A table whose every hole is a lost page of which nothing survives anywhere (a zeroed leaf,
@@ -366,19 +403,19 @@ fn pruned_parents(pf: &crate::pagefile::PageFile, holes: &[Hole]) -> Option<Vec<
 }
 
 /// What the walks beside a rebuilt table's copy found, when its subtrees read whole.
-struct Rebuilt {
+pub struct Rebuilt {
     /// Rows under the rebuilt pages.
-    attributed: u64,
+    pub attributed: u64,
     /// Per subtree, in the plan's order: rows, pages.
     read: Vec<(u64, u64)>,
     /// The indexes that read whole with one entry per row of the rebuilt table.
-    whole_indexes: HashSet<String>,
+    pub whole_indexes: HashSet<String>,
 }
 
 /// Claims the subtrees under the rebuilt pages for `table` (reading them again with its shape
 /// check), then walks its indexes. `None` unless every subtree read whole with the keys its
 /// ends promised.
-fn check_rebuilt(
+pub fn check_rebuilt(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     owner: u32,
@@ -414,7 +451,7 @@ fn check_rebuilt(
 
 /// One hole's part of the rebuild: the hole, the subtrees under it in key order, and the pages
 /// that stand in for it.
-type Planned<'s> = (&'s Hole, Vec<&'s Subtree>, Vec<(Option<u32>, Vec<u8>)>);
+pub type Planned<'s> = (&'s Hole, Vec<&'s Subtree>, Vec<(Option<u32>, Vec<u8>)>);
 
 /// The pages that stand in for a lost interior page over `children` (page, largest key): one
 /// page when they fit, else interior pages added past the end of the view (`Some(pgno)`)

@@ -339,6 +339,19 @@ fn keep_wal_mode(pf: &PageFile, out: &Path) {
     }
 }
 
+/// What a whole copy ([`vacuum`]) did besides the tables it filled in.
+#[derive(Default)]
+struct WholeCopy {
+    /// Tables it copied.
+    copied: HashSet<String>,
+    /// Tables it left to be taken one by one.
+    left: Vec<String>,
+    /// Orphan subtrees put back into tables it rebuilt.
+    groups: Vec<OrphanGroup>,
+    /// Tables it copied around lost pages, whose indexes it left empty.
+    reindex: Vec<String>,
+}
+
 struct Engine<'a> {
     pf: &'a PageFile,
     map: PageMap,
@@ -388,28 +401,39 @@ impl Engine<'_> {
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
         let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
         let view = transfer.then(|| view::Registration::new(pf)).flatten();
-        let whole_copy = match &view {
+        let whole = match &view {
             Some(view) if whole_copy_possible(pf, schema_whole, &refused, &entries, options) => {
                 engine.copy_database(tmp, view, &mut walker, &tables, &entries, &mut copied)?
             }
-            _ => false,
+            _ => None,
         };
-        let conn = if whole_copy {
-            let conn = writer::open_for_load(tmp)?;
-            writer::drop_triggers(&conn, tmp)?;
-            conn
-        } else {
-            writer::create_database(tmp, &output_settings(pf, encoding))?
+        let conn = match &whole {
+            Some(whole) => {
+                let conn = writer::open_for_load(tmp)?;
+                writer::drop_triggers(&conn, tmp)?;
+                // Tables left out of the copy are made again when they are loaded.
+                let left = tables
+                    .iter()
+                    .filter(|t| !t.internal && whole.left.contains(&t.name));
+                writer::drop_tables(&conn, tmp, left.map(|t| t.name.as_str()))?;
+                writer::reindex(&conn, tmp, whole.reindex.iter().map(String::as_str))?;
+                conn
+            }
+            None => writer::create_database(tmp, &output_settings(pf, encoding))?,
         };
         let watch = InterruptWatch::start(conn.get_interrupt_handle());
         let source = view
             .as_ref()
-            .filter(|_| !whole_copy)
+            .filter(|_| copied.iter().any(Option::is_none))
             .and_then(|v| transfer::Source::attach(&conn, v));
-        let mut repaired_groups = Vec::new();
+        let (mut repaired_groups, by_vacuum) =
+            whole.map(|w| (w.groups, w.copied)).unwrap_or_default();
         if let (Some(source), Some(view)) = (source, &view) {
             for (t, table) in tables.iter().enumerate() {
-                copied[t] = engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;
+                if copied[t].is_none() {
+                    copied[t] =
+                        engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;
+                }
             }
             // A rowid table keeps its rowids through a copy with an INTEGER PRIMARY KEY or an
             // index; only those can be put back together or pruned and copied.
@@ -420,7 +444,7 @@ impl Engine<'_> {
                     && (t.ipk.is_some() || entries.iter().any(|e| e.is_index_of(&t.name)))
             });
             if rebuildable {
-                repaired_groups = engine.repair_tables(
+                let groups = engine.repair_tables(
                     &conn,
                     view,
                     &source,
@@ -429,6 +453,7 @@ impl Engine<'_> {
                     &entries,
                     &mut copied,
                 )?;
+                repaired_groups.extend(groups);
             }
             transfer::Source::detach(&conn).map_err(|e| Error::sqlite(tmp, e))?;
         }
@@ -480,11 +505,11 @@ impl Engine<'_> {
             .progress
             .spinner("building indexes, views and triggers");
         let mut objects = create_objects(&conn, &entries, &engine.present, tmp)?;
-        // A whole copy brought the statistics along.
+        // A whole copy may have brought the statistics along.
         let planner_tables: Vec<&str> = tables
             .iter()
             .map(|t| t.name.as_str())
-            .filter(|n| PLANNER_TABLES.contains(n) && !whole_copy)
+            .filter(|n| PLANNER_TABLES.contains(n) && !by_vacuum.contains(*n))
             .collect();
         writer::restore_planner_stats(&conn, &planner_tables, &internal.planner);
         // Checks run on a fresh connection that loads the whole schema, as a user's will.
@@ -560,14 +585,15 @@ impl Engine<'_> {
             page_map: Some(std::sync::Arc::new(page_map)),
             unexplained_pages: unexplained,
             schema_damaged: !schema_whole,
-            whole_database_copied: whole_copy,
+            whole_database_copied: !by_vacuum.is_empty(),
             timings,
         })
     }
 
-    /// Copies the whole database with `VACUUM INTO` if every tree reads whole ([`vacuum`]):
-    /// fills `copied` for every table and returns true; false, with nothing claimed and
-    /// `out` empty, when the tables must be taken one by one.
+    /// Copies the whole database with `VACUUM INTO` ([`vacuum`]): fills `copied` for every
+    /// table it took (whole, or put back together) and says which it left to be taken one by
+    /// one. `None`, with nothing claimed and `out` empty, when the tables must all be taken
+    /// one by one.
     fn copy_database(
         &mut self,
         out: &Path,
@@ -576,7 +602,7 @@ impl Engine<'_> {
         tables: &[Table],
         entries: &[SchemaEntry],
         copied: &mut [Option<TableReport>],
-    ) -> Result<bool> {
+    ) -> Result<Option<WholeCopy>> {
         let planned: Vec<vacuum::Planned<'_>> = tables
             .iter()
             .map(|t| {
@@ -587,7 +613,7 @@ impl Engine<'_> {
                 )
             })
             .collect();
-        let Some(rows) = vacuum::try_database(
+        let Some(outcomes) = vacuum::try_database(
             out,
             view,
             walker,
@@ -597,30 +623,68 @@ impl Engine<'_> {
             self.encoding,
         )?
         else {
-            return Ok(false);
+            return Ok(None);
         };
-        for ((slot, (table, owner, indexes)), walked_rows) in
-            copied.iter_mut().zip(&planned).zip(rows)
+        let mut whole = WholeCopy::default();
+        for ((slot, (table, owner, indexes)), outcome) in
+            copied.iter_mut().zip(&planned).zip(outcomes)
         {
-            self.indexes_walked
-                .extend(indexes.iter().map(|(e, _)| e.name.clone()));
-            *slot = Some(TableReport {
+            let base = TableReport {
                 name: table.name.clone(),
                 owner: *owner,
                 root_page: table.root,
                 without_rowid: table.without_rowid,
-                walked_rows,
                 copied_intact: true,
                 ..TableReport::default()
-            });
+            };
+            // Indexes walked beside the copy; a pruned table's were not (built again instead).
+            let (report, indexes_walked) = match outcome {
+                vacuum::Outcome::Left => {
+                    whole.left.push(table.name.clone());
+                    continue;
+                }
+                vacuum::Outcome::Whole(walked_rows) => (
+                    TableReport {
+                        walked_rows,
+                        ..base
+                    },
+                    true,
+                ),
+                vacuum::Outcome::Pruned(walked_rows, holes) => {
+                    whole.reindex.push(table.name.clone());
+                    let report = TableReport {
+                        walked_rows,
+                        holes,
+                        ..base
+                    };
+                    (report, false)
+                }
+                vacuum::Outcome::Rebuilt(r, walked_rows) => {
+                    whole.groups.extend(r.groups);
+                    let report = TableReport {
+                        walked_rows,
+                        attributed_rows: r.attributed_rows,
+                        holes: r.holes,
+                        ..base
+                    };
+                    (report, true)
+                }
+            };
+            let names = indexes.iter().map(|(e, _)| e.name.clone());
+            if indexes_walked {
+                self.indexes_walked.extend(names.clone());
+            }
+            self.present.extend(names);
+            whole.copied.insert(table.name.clone());
+            *slot = Some(report);
         }
         self.present.extend(
             entries
                 .iter()
-                .filter(|e| e.kind == "index" || e.kind == "view")
+                .filter(|e| e.kind == "view")
                 .map(|e| e.name.clone()),
         );
-        Ok(true)
+        Ok(Some(whole))
     }
 
     /// Copies `table` by SQLite's transfer path if it and its indexes read whole; `None`

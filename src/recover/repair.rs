@@ -369,7 +369,10 @@ fn prune(
 
 /// Each parent of the holes' pages, rewritten without its pointers to them. `None` if a
 /// parent is not a readable table-interior page or would be left with no child.
-fn pruned_parents(pf: &crate::pagefile::PageFile, holes: &[Hole]) -> Option<Vec<(u32, Vec<u8>)>> {
+pub fn pruned_parents(
+    pf: &crate::pagefile::PageFile,
+    holes: &[Hole],
+) -> Option<Vec<(u32, Vec<u8>)>> {
     let mut lost: std::collections::BTreeMap<u32, HashSet<u32>> = Default::default();
     for h in holes {
         lost.entry(h.parent?).or_default().insert(h.page);

@@ -1,21 +1,30 @@
-//! A database that reads whole is copied by SQLite's own `VACUUM INTO`.
+//! Whole databases are copied by SQLite's own `VACUUM INTO`.
 //!
 //! Copied table by table ([`super::transfer`]), SQLite looks up every row's key in the new
 //! table and seeks for every index entry; only `VACUUM` may append blindly, and it copies a
 //! database in about two thirds of the time. But it copies everything or nothing. So when
 //! SQLite reads exactly the schema the engine read, `VACUUM INTO` the output starts at once,
-//! reading the engine's page view, while every table and index is walked and checked on the
-//! second core. The copy is kept only if every tree reads whole, every index has one entry
-//! per row, and every table arrives with as many rows as its walk found. At the first damage
-//! the walk stops and interrupts the copy (and a copy SQLite gives up on stops the walk); the
-//! output is emptied, every page the walk claimed is given back, and the engine goes table by
-//! table.
+//! reading the engine's page view, while every table and index is skimmed, then walked and
+//! checked, on the second core. The copy is kept only if every tree reads whole, every index
+//! has one entry per row, and every table arrives with as many rows as its walk found.
+//!
+//! When the skim finds damage, the copy is interrupted and the skim finishes, so that every
+//! damaged table is known. A table that lost interior pages only is put back together in the
+//! view over its surviving subtrees ([`super::repair`]); every other damaged table, with its
+//! indexes, is shown to SQLite as an empty tree. `VACUUM INTO` then runs again while the walks
+//! check what it copies, a rebuilt table proven complete by an index as in the repair. The
+//! tables shown empty are left to the engine, to be taken one by one.
+//!
+//! Whatever else goes wrong (damage only the walk finds, SQLite refusing the copy, a count
+//! that does not agree), the output is emptied, the view shows the file again, every page the
+//! walks claimed is given back, and the engine goes table by table.
 
 use super::pagemap::{PageMap, PageStatus, NO_OWNER};
+use super::repair::{self, Plan, Repaired};
 use super::schema::{SchemaEntry, Table};
 use super::transfer::{self, Source, SOURCE};
 use super::view::Registration;
-use super::walk::{ShapeCheck, TreeKind, Walker};
+use super::walk::{ShapeCheck, TreeKind, WalkStats, Walker};
 use super::writer::ident;
 use crate::format::TextEncoding;
 use rusqlite::Connection;
@@ -25,10 +34,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// One table to copy: the table, its owner in the page map, and its indexes with theirs.
 pub type Planned<'e> = (&'e Table, u32, Vec<(&'e SchemaEntry, u32)>);
 
-/// Copies the whole database seen through `view` into `out` (an empty file) while `walker`
-/// checks every tree of `tables`. Returns the rows of each table, in order, when the copy is
-/// kept; `None` when the engine must go table by table (`out` is empty again then, and the
-/// walk's claims are undone).
+/// What became of one table in a whole copy.
+pub enum Outcome {
+    /// Copied as it was, with this many rows.
+    Whole(u64),
+    /// Copied with its lost interior pages rebuilt; the rows its own walk found.
+    Rebuilt(Repaired, u64),
+    /// Copied around lost pages of which nothing survives: its rows, and the holes. Its
+    /// indexes are in the copy but empty, to be built again from the rows.
+    Pruned(u64, Vec<super::walk::Hole>),
+    /// Shown empty to the copy: the engine takes it on its own.
+    Left,
+}
+
+/// What the copy is to do with one table.
+enum Treatment<'s> {
+    Whole,
+    Rebuild(Vec<repair::Planned<'s>>, &'s WalkStats),
+    /// Lost pages of which nothing survives, cut out of these parents.
+    Prune(Vec<(u32, Vec<u8>)>, &'s WalkStats),
+    Leave,
+}
+
+/// Copies the whole database seen through `view` into `out` (an empty file) while `walker`'s
+/// page file is walked, as the module says. `None` when the engine must go table by table
+/// (`out` is empty again then, and the walks' claims are undone).
 pub fn try_database(
     out: &Path,
     view: &Registration<'_>,
@@ -37,103 +67,382 @@ pub fn try_database(
     tables: &[Planned<'_>],
     entries: &[SchemaEntry],
     encoding: TextEncoding,
-) -> crate::Result<Option<Vec<u64>>> {
-    let Some(target) = std::path::absolute(out)
-        .ok()
-        .and_then(|p| p.to_str().map(str::to_string))
-    else {
-        return Ok(None);
-    };
-    // SQLite attaches only a database in the main one's text encoding.
-    let Ok(conn) = Connection::open_in_memory().and_then(|c| {
-        c.execute_batch(&format!("PRAGMA encoding = '{}'", encoding.pragma_name()))?;
-        Ok(c)
-    }) else {
-        return Ok(None);
-    };
-    let Some(source) = Source::attach(&conn, view) else {
-        return Ok(None);
-    };
-    if !source.sees_as(entries) {
-        return Ok(None);
-    }
-    // The output is synced once, by the caller, when it is complete.
-    if conn
-        .execute_batch(&format!("PRAGMA {SOURCE}.synchronous = OFF"))
-        .is_err()
+) -> crate::Result<Option<Vec<Outcome>>> {
+    if tables
+        .iter()
+        .any(|(table, _, indexes)| table.root == 0 || indexes.iter().any(|(e, _)| e.rootpage <= 0))
     {
         return Ok(None);
     }
-    let watch = super::InterruptWatch::start(conn.get_interrupt_handle());
-    let position = walker.progress().position();
-    let copy_failed = AtomicBool::new(false);
-    let stop = || super::interrupted() || copy_failed.load(Ordering::Relaxed);
-    let mut checker = Walker::new(walker.page_file(), walker.progress().clone(), &stop);
-    checker.track_claims(true);
-    let (verified, copied) = {
-        let (checker, map) = (&mut checker, &mut *map);
-        transfer::copy_beside(
-            &conn,
-            || {
-                let copied = conn.execute(&format!("VACUUM {SOURCE} INTO ?1"), [target.as_str()]);
-                copy_failed.store(copied.is_err(), Ordering::Relaxed);
-                copied
-            },
-            move || verify_all(checker, map, tables),
-            |_| true,
-        )
+    let Some(copier) = Copier::open(out, view, entries, encoding) else {
+        return Ok(None);
     };
-    drop(watch);
-    drop(conn);
-    if super::interrupted() {
-        empty(out)?;
-        return Err(crate::Error::Interrupted {
-            path: walker.page_file().path().to_path_buf(),
-        });
+    let position = walker.progress().position();
+    let everything: Vec<Treatment<'_>> = tables.iter().map(|_| Treatment::Whole).collect();
+    match copier.copy(walker, map, tables, &everything)? {
+        Copied::Kept(outcomes) => return Ok(Some(outcomes)),
+        // Damage only the walk sees: nothing a second copy could leave out.
+        Copied::WalkRejected => return Ok(None),
+        Copied::SkimmedDamage | Copied::CopyFailed => {}
     }
-    let kept = match verified {
-        Ok(Some(rows)) if copied.is_ok() && counts_agree(out, tables, &rows) => Some(rows),
-        // Stopped early: the walk met damage, or SQLite did (which stopped the walk).
-        Ok(_) | Err(crate::Error::Interrupted { .. }) => None,
+    walker.progress().set_position(position);
+    // Every tree skimmed to the end, so that every damaged table is known and the pages no
+    // tree reaches are the orphans; the walks beside the copy claim the pages again.
+    let pf = walker.page_file();
+    let stop = super::interrupted;
+    let mut skimmer = Walker::new(pf, walker.progress().clone(), &stop);
+    skimmer.track_claims(true);
+    skimmer.skim(true);
+    let skimmed = match skim_each(&mut skimmer, map, tables) {
+        Ok(skimmed) => skimmed,
         Err(e) => {
-            empty(out)?;
+            transfer::undo_claims(&mut skimmer, map);
             return Err(e);
         }
     };
-    if kept.is_none() {
-        transfer::undo_claims(&mut checker, map);
-        walker.progress().set_position(position);
-        empty(out)?;
+    let subtrees = repair::orphan_subtrees(&skimmer, map);
+    let treatments = treat(view, pf, map, tables, &skimmed, &subtrees);
+    transfer::undo_claims(&mut skimmer, map);
+    walker.progress().set_position(position);
+    // Nothing damaged that the skim sees (SQLite met damage it does not), or nothing left to
+    // copy: the engine goes table by table.
+    if treatments.iter().all(|t| matches!(t, Treatment::Whole))
+        || treatments.iter().all(|t| matches!(t, Treatment::Leave))
+    {
+        return Ok(None);
     }
-    Ok(kept)
+    let shown = patches(pf, tables, &treatments);
+    for (pgno, page) in &shown {
+        view.rebuild(*pgno, page.clone());
+    }
+    let copied = copier.copy(walker, map, tables, &treatments);
+    // The file as it is from now on: the tables left to the engine are read again.
+    for (pgno, _) in &shown {
+        view.forget(*pgno);
+    }
+    match copied? {
+        Copied::Kept(outcomes) => Ok(Some(outcomes)),
+        _ => {
+            walker.progress().set_position(position);
+            Ok(None)
+        }
+    }
 }
 
-/// Walks every table and its indexes; the rows of each, or `None` at the first table or
-/// index that does not read whole (or an index without one entry per row).
-///
-/// A skim of every tree comes first ([`Walker::skim`]): it finds the common damage, a zeroed
-/// or overwritten page, in a fraction of the walk's time, so a damaged database loses little
-/// to a copy it cannot keep.
+/// Skims every table and its indexes to the end: each table's walk statistics, and whether
+/// its indexes read whole.
+fn skim_each(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    tables: &[Planned<'_>],
+) -> crate::Result<Vec<(WalkStats, bool)>> {
+    let any = |_: Option<i64>, _: &[u64]| true;
+    let mut skimmed = Vec::with_capacity(tables.len());
+    for (table, owner, indexes) in tables {
+        let (stats, _) = walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
+        let mut indexes_whole = true;
+        for (e, o) in indexes {
+            let root = u32::try_from(e.rootpage).unwrap_or(0);
+            let s = walker.walk(
+                map,
+                *o,
+                root,
+                TreeKind::Index,
+                PageStatus::Tree,
+                &any,
+                &mut |_| Ok(()),
+            )?;
+            indexes_whole &= !s.is_damaged();
+        }
+        skimmed.push((stats, indexes_whole));
+    }
+    Ok(skimmed)
+}
+
+/// What to do with each table after a skim found damage. A table whose tree lost interior
+/// pages only, with an index to prove it complete, is rebuilt; any other damaged table is
+/// left to the engine, and with it the internal tables (`sqlite_sequence` and the planner's
+/// statistics, which the engine merges into the tables it writes itself).
+fn treat<'s>(
+    view: &Registration<'_>,
+    pf: &crate::pagefile::PageFile,
+    map: &PageMap,
+    tables: &[Planned<'_>],
+    skimmed: &'s [(WalkStats, bool)],
+    subtrees: &'s [repair::Subtree],
+) -> Vec<Treatment<'s>> {
+    let mut treatments: Vec<Treatment<'s>> = tables
+        .iter()
+        .zip(skimmed)
+        .map(|((table, owner, indexes), (stats, indexes_whole))| {
+            if !indexes_whole {
+                return Treatment::Leave;
+            }
+            if !stats.is_damaged() {
+                return Treatment::Whole;
+            }
+            match repair::plan(view, pf, map, *owner, table, stats, subtrees) {
+                // Only an index can prove a rebuilt table complete.
+                Some(Plan::Rebuild(plan)) if !indexes.is_empty() => Treatment::Rebuild(plan, stats),
+                Some(Plan::Prune) => match repair::pruned_parents(pf, &stats.holes) {
+                    Some(parents) => Treatment::Prune(parents, stats),
+                    None => Treatment::Leave,
+                },
+                _ => Treatment::Leave,
+            }
+        })
+        .collect();
+    let any_left = tables
+        .iter()
+        .zip(&treatments)
+        .any(|((table, _, _), t)| !table.internal && matches!(t, Treatment::Leave));
+    if any_left {
+        for ((table, _, _), t) in tables.iter().zip(treatments.iter_mut()) {
+            if table.internal {
+                *t = Treatment::Leave;
+            }
+        }
+    }
+    treatments
+}
+
+/// The pages the view shows in place of the file's for the copy: the rebuilt pages of tables
+/// put back together, the parents of pruned tables' lost pages without them, and empty trees
+/// for the tables left to the engine and for the indexes of pruned ones (built again from the
+/// rows, as they hold entries for the lost rows).
+fn patches(
+    pf: &crate::pagefile::PageFile,
+    tables: &[Planned<'_>],
+    treatments: &[Treatment<'_>],
+) -> Vec<(u32, Vec<u8>)> {
+    let empty = |root: u32, kind| (root, empty_leaf(kind, pf.usable(), pf.page_size()));
+    let mut shown = Vec::new();
+    for ((table, _, indexes), t) in tables.iter().zip(treatments) {
+        let empty_indexes = indexes.iter().map(|(e, _)| {
+            let root = u32::try_from(e.rootpage).unwrap_or(0);
+            empty(root, TreeKind::Index)
+        });
+        match t {
+            Treatment::Whole => {}
+            Treatment::Rebuild(plan, _) => {
+                for (hole, _, pages) in plan {
+                    shown.extend(
+                        pages
+                            .iter()
+                            .map(|(p, page)| (p.unwrap_or(hole.page), page.clone())),
+                    );
+                }
+            }
+            Treatment::Prune(parents, _) => {
+                shown.extend(parents.iter().cloned());
+                shown.extend(empty_indexes);
+            }
+            Treatment::Leave => {
+                shown.push(empty(table.root, TreeKind::of(table)));
+                shown.extend(empty_indexes);
+            }
+        }
+    }
+    shown
+}
+
+/// An empty leaf page of a tree of `kind`.
+fn empty_leaf(kind: TreeKind, usable: usize, page_size: usize) -> Vec<u8> {
+    let mut page = vec![0u8; page_size];
+    page[0] = match kind {
+        TreeKind::Table => 0x0d,
+        TreeKind::Index => 0x0a,
+    };
+    // Where the (empty) cell content area starts: the end of the usable space, 0 for 65536.
+    let start = u16::try_from(usable).unwrap_or(0);
+    page[5..7].copy_from_slice(&start.to_be_bytes());
+    page
+}
+
+/// The connection that runs `VACUUM INTO`, with the view attached.
+struct Copier<'o, 'v> {
+    conn: Connection,
+    view: &'v Registration<'v>,
+    out: &'o Path,
+    target: String,
+}
+
+enum Copied {
+    Kept(Vec<Outcome>),
+    /// The skim found damage before the walk began (only when every table was to be whole).
+    SkimmedDamage,
+    /// The walk found a table or index short of what the copy needs.
+    WalkRejected,
+    /// SQLite gave up on the copy, or it does not have the rows the walks found.
+    CopyFailed,
+}
+
+impl<'o, 'v> Copier<'o, 'v> {
+    /// `None` when SQLite does not read exactly the schema the engine read, or the copy
+    /// cannot be set up.
+    fn open(
+        out: &'o Path,
+        view: &'v Registration<'v>,
+        entries: &[SchemaEntry],
+        encoding: TextEncoding,
+    ) -> Option<Copier<'o, 'v>> {
+        let target = std::path::absolute(out).ok()?.to_str()?.to_string();
+        // SQLite attaches only a database in the main one's text encoding.
+        let conn = Connection::open_in_memory().ok()?;
+        conn.execute_batch(&format!("PRAGMA encoding = '{}'", encoding.pragma_name()))
+            .ok()?;
+        let source = Source::attach(&conn, view)?;
+        Source::detach(&conn).ok()?;
+        source.sees_as(entries).then_some(Copier {
+            conn,
+            view,
+            out,
+            target,
+        })
+    }
+
+    /// Attaches the view afresh (an attached view keeps the pages it has read, and the view
+    /// may show other pages since) and copies it into the output.
+    fn vacuum(&self) -> rusqlite::Result<usize> {
+        Source::detach(&self.conn)?;
+        self.conn
+            .execute(&format!("ATTACH ?1 AS {SOURCE}"), [self.view.uri()])?;
+        // The output is synced once, by the caller, when it is complete.
+        self.conn
+            .execute_batch(&format!("PRAGMA {SOURCE}.synchronous = OFF"))?;
+        self.conn
+            .execute(&format!("VACUUM {SOURCE} INTO ?1"), [self.target.as_str()])
+    }
+
+    /// Runs `VACUUM INTO` on this thread while a second one checks each table as
+    /// `treatments` says. On anything but `Kept` the output is empty and every claim undone.
+    fn copy(
+        &self,
+        walker: &Walker<'_>,
+        map: &mut PageMap,
+        tables: &[Planned<'_>],
+        treatments: &[Treatment<'_>],
+    ) -> crate::Result<Copied> {
+        empty(self.out)?;
+        let watch = super::InterruptWatch::start(self.conn.get_interrupt_handle());
+        let copy_failed = AtomicBool::new(false);
+        let stop = || super::interrupted() || copy_failed.load(Ordering::Relaxed);
+        let mut checker = Walker::new(walker.page_file(), walker.progress().clone(), &stop);
+        checker.track_claims(true);
+        let (verified, copied) = {
+            let (checker, map) = (&mut checker, &mut *map);
+            transfer::copy_beside(
+                &self.conn,
+                || {
+                    let copied = self.vacuum();
+                    copy_failed.store(copied.is_err(), Ordering::Relaxed);
+                    copied
+                },
+                move || verify_all(checker, map, tables, treatments),
+                |v| matches!(v, Verdict::Copied(_)),
+            )
+        };
+        drop(watch);
+        if super::interrupted() {
+            empty(self.out)?;
+            return Err(crate::Error::Interrupted {
+                path: walker.page_file().path().to_path_buf(),
+            });
+        }
+        let result = match verified {
+            Ok(Some(Verdict::Copied(outcomes)))
+                if copied.is_ok() && counts_agree(self.out, tables, &outcomes) =>
+            {
+                Copied::Kept(outcomes)
+            }
+            Ok(Some(Verdict::Copied(_))) | Err(crate::Error::Interrupted { .. }) => {
+                Copied::CopyFailed
+            }
+            Ok(Some(Verdict::SkimmedDamage)) => Copied::SkimmedDamage,
+            Ok(None) => Copied::WalkRejected,
+            Err(e) => {
+                empty(self.out)?;
+                return Err(e);
+            }
+        };
+        if !matches!(result, Copied::Kept(_)) {
+            transfer::undo_claims(&mut checker, map);
+            empty(self.out)?;
+        }
+        Ok(result)
+    }
+}
+
+/// What the walks beside the copy found.
+enum Verdict {
+    Copied(Vec<Outcome>),
+    SkimmedDamage,
+}
+
+/// Checks what the copy takes of each table: a table to be copied whole must read whole with
+/// every index; a rebuilt one must read as its skim did, its subtrees whole, and every index
+/// must hold one entry per row. When every table is to be whole, a skim of every tree comes
+/// first ([`Walker::skim`]): it finds the common damage, a zeroed or overwritten page, in a
+/// fraction of the walk's time, so a damaged database loses little to a copy it cannot keep.
 fn verify_all(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     tables: &[Planned<'_>],
-) -> crate::Result<Option<Vec<u64>>> {
-    if tables
-        .iter()
-        .any(|(table, _, indexes)| table.root == 0 || indexes.iter().any(|(e, _)| e.rootpage <= 0))
-        || !skims_whole(walker, map, tables)?
-    {
-        return Ok(None);
+    treatments: &[Treatment<'_>],
+) -> crate::Result<Option<Verdict>> {
+    let all_whole = treatments.iter().all(|t| matches!(t, Treatment::Whole));
+    if all_whole && !skims_whole(walker, map, tables)? {
+        return Ok(Some(Verdict::SkimmedDamage));
     }
-    let mut rows = Vec::with_capacity(tables.len());
-    for (table, owner, indexes) in tables {
-        match transfer::verify_table(walker, map, *owner, table, indexes)? {
-            Some(v) if v.whole_indexes.len() == indexes.len() => rows.push(v.rows),
-            _ => return Ok(None),
-        }
+    let mut outcomes = Vec::with_capacity(tables.len());
+    for ((table, owner, indexes), treatment) in tables.iter().zip(treatments) {
+        let outcome = match treatment {
+            Treatment::Whole => {
+                match transfer::verify_table(walker, map, *owner, table, indexes)? {
+                    Some(v) if v.whole_indexes.len() == indexes.len() => Outcome::Whole(v.rows),
+                    _ => return Ok(None),
+                }
+            }
+            Treatment::Rebuild(plan, skimmed) => {
+                let (stats, readable) =
+                    walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
+                if !readable || !walks_as_skimmed(&stats, skimmed) {
+                    return Ok(None);
+                }
+                let rows = stats.rows;
+                match repair::check_rebuilt(walker, map, *owner, table, indexes, rows, plan)? {
+                    Some(r) if r.whole_indexes.len() == indexes.len() => {
+                        Outcome::Rebuilt(repair::repaired(table, &stats, plan, r), rows)
+                    }
+                    _ => return Ok(None),
+                }
+            }
+            Treatment::Prune(_, skimmed) => {
+                let (stats, readable) =
+                    walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
+                if !readable || !walks_as_skimmed(&stats, skimmed) {
+                    return Ok(None);
+                }
+                Outcome::Pruned(stats.rows, stats.holes)
+            }
+            Treatment::Leave => Outcome::Left,
+        };
+        outcomes.push(outcome);
     }
-    Ok(Some(rows))
+    Ok(Some(Verdict::Copied(outcomes)))
+}
+
+/// Whether a rebuilt table's own walk met the same holes as its skim and nothing else.
+fn walks_as_skimmed(walked: &WalkStats, skimmed: &WalkStats) -> bool {
+    walked.bad_cells == 0
+        && walked.suspect_rows == 0
+        && walked.incomplete_rows == 0
+        && walked.holes.len() == skimmed.holes.len()
+        && walked
+            .holes
+            .iter()
+            .zip(&skimmed.holes)
+            .all(|(a, b)| a.page == b.page && a.parent == b.parent)
 }
 
 /// Whether every tree of `tables` skims whole; the pages it claims are given back.
@@ -187,18 +496,25 @@ fn skim_trees(
     Ok(true)
 }
 
-/// Whether every table in the copy has the rows its walk found.
-fn counts_agree(out: &Path, tables: &[Planned<'_>], rows: &[u64]) -> bool {
+/// Whether every table in the copy has the rows its walk found (none, for a table left to
+/// the engine).
+fn counts_agree(out: &Path, tables: &[Planned<'_>], outcomes: &[Outcome]) -> bool {
     let Ok(conn) = Connection::open(out) else {
         return false;
     };
-    tables.iter().zip(rows).all(|((table, _, _), &n)| {
+    tables.iter().zip(outcomes).all(|((table, _, _), outcome)| {
+        let expected = match outcome {
+            Outcome::Whole(rows) => *rows,
+            Outcome::Rebuilt(r, rows) => rows + r.attributed_rows,
+            Outcome::Pruned(rows, _) => *rows,
+            Outcome::Left => 0,
+        };
         conn.query_row(
             &format!("SELECT count(*) FROM main.{}", ident(&table.name)),
             [],
             |r| r.get::<_, i64>(0),
         )
-        .is_ok_and(|c| u64::try_from(c) == Ok(n))
+        .is_ok_and(|c| u64::try_from(c) == Ok(expected))
     })
 }
 

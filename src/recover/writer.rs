@@ -215,6 +215,32 @@ pub fn open_for_load(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Drops `tables` (and with them their indexes and triggers).
+pub fn drop_tables<'n>(
+    conn: &Connection,
+    path: &Path,
+    tables: impl Iterator<Item = &'n str>,
+) -> Result<()> {
+    for name in tables {
+        conn.execute_batch(&format!("DROP TABLE {}", ident(name)))
+            .map_err(|e| Error::sqlite(path, format!("dropping table {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Builds every index of `tables` again from their rows.
+pub fn reindex<'n>(
+    conn: &Connection,
+    path: &Path,
+    tables: impl Iterator<Item = &'n str>,
+) -> Result<()> {
+    for name in tables {
+        conn.execute_batch(&format!("REINDEX main.{}", ident(name)))
+            .map_err(|e| Error::sqlite(path, format!("building the indexes of {name}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Drops every trigger of a database copied whole, so that rows added to its tables later
 /// (from orphan pages) fire none; they are created again with the other objects.
 pub fn drop_triggers(conn: &Connection, path: &Path) -> Result<()> {

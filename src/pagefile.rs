@@ -256,7 +256,7 @@ impl PageFile {
     /// (fewer than a page only for the last page of a truncated file).
     pub fn read_valid(&self, pgno: u32, buf: &mut Vec<u8>) -> Option<(Origin, usize)> {
         let origin = self.origin(pgno)?;
-        buf.clear();
+        // Every byte is read over, or zeroed past the end of a short file, below.
         buf.resize(self.page_size(), 0);
         let valid = match origin {
             Origin::Wal => {
@@ -276,6 +276,7 @@ impl PageFile {
                 let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
                 let avail = (self.file_len - start).min(buf.len() as u64) as usize;
                 self.file.read_exact_at(&mut buf[..avail], start).ok()?;
+                buf[avail..].fill(0);
                 avail
             }
         };

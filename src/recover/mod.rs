@@ -403,7 +403,7 @@ impl Engine<'_> {
         let view = transfer.then(|| view::Registration::new(pf)).flatten();
         let whole = match &view {
             Some(view) if whole_copy_possible(pf, schema_whole, &refused, &entries, options) => {
-                engine.copy_database(tmp, view, &mut walker, &tables, &entries, &mut copied)?
+                engine.copy_database(tmp, view, &walker, &tables, &entries, &mut copied)?
             }
             _ => None,
         };
@@ -598,7 +598,7 @@ impl Engine<'_> {
         &mut self,
         out: &Path,
         view: &view::Registration<'_>,
-        walker: &mut Walker<'_>,
+        walker: &Walker<'_>,
         tables: &[Table],
         entries: &[SchemaEntry],
         copied: &mut [Option<TableReport>],

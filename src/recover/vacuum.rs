@@ -56,13 +56,13 @@ enum Treatment<'s> {
     Leave,
 }
 
-/// Copies the whole database seen through `view` into `out` (an empty file) while `walker`'s
-/// page file is walked, as the module says. `None` when the engine must go table by table
+/// Copies the whole database seen through `view` into `out` (an empty file) while the page
+/// file `walker` reads (with its progress bar) is walked, as the module says. `None` when the engine must go table by table
 /// (`out` is empty again then, and the walks' claims are undone).
 pub fn try_database(
     out: &Path,
     view: &Registration<'_>,
-    walker: &mut Walker<'_>,
+    walker: &Walker<'_>,
     map: &mut PageMap,
     tables: &[Planned<'_>],
     entries: &[SchemaEntry],

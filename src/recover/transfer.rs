@@ -344,7 +344,7 @@ pub fn start_fresh_copy(
 
 /// Walks one index tree; its entry count, or `None` unless it read whole. The walker must be
 /// logging claims (they may be given back).
-fn index_entries(
+pub(super) fn index_entries(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     owner: u32,

@@ -136,23 +136,13 @@ fn skim_each(
     map: &mut PageMap,
     tables: &[Planned<'_>],
 ) -> crate::Result<Vec<(WalkStats, bool)>> {
-    let any = |_: Option<i64>, _: &[u64]| true;
     let mut skimmed = Vec::with_capacity(tables.len());
     for (table, owner, indexes) in tables {
         let (stats, _) = walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
         let mut indexes_whole = true;
         for (e, o) in indexes {
             let root = u32::try_from(e.rootpage).unwrap_or(0);
-            let s = walker.walk(
-                map,
-                *o,
-                root,
-                TreeKind::Index,
-                PageStatus::Tree,
-                &any,
-                &mut |_| Ok(()),
-            )?;
-            indexes_whole &= !s.is_damaged();
+            indexes_whole &= transfer::index_entries(walker, map, *o, root)?.is_some();
         }
         skimmed.push((stats, indexes_whole));
     }
@@ -404,11 +394,9 @@ fn verify_all(
                 }
             }
             Treatment::Rebuild(plan, skimmed) => {
-                let (stats, readable) =
-                    walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
-                if !readable || !walks_as_skimmed(&stats, skimmed) {
+                let Some(stats) = walk_as_skimmed(walker, map, *owner, table, skimmed)? else {
                     return Ok(None);
-                }
+                };
                 let rows = stats.rows;
                 match repair::check_rebuilt(walker, map, *owner, table, indexes, rows, plan)? {
                     Some(r) if r.whole_indexes.len() == indexes.len() => {
@@ -418,11 +406,9 @@ fn verify_all(
                 }
             }
             Treatment::Prune(_, skimmed) => {
-                let (stats, readable) =
-                    walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
-                if !readable || !walks_as_skimmed(&stats, skimmed) {
+                let Some(stats) = walk_as_skimmed(walker, map, *owner, table, skimmed)? else {
                     return Ok(None);
-                }
+                };
                 Outcome::Pruned(stats.rows, stats.holes)
             }
             Treatment::Leave => Outcome::Left,
@@ -432,8 +418,20 @@ fn verify_all(
     Ok(Some(Verdict::Copied(outcomes)))
 }
 
-/// Whether a rebuilt table's own walk met the same holes as its skim and nothing else.
-fn walks_as_skimmed(walked: &WalkStats, skimmed: &WalkStats) -> bool {
+/// Walks a damaged table from its root: its statistics when every row read whole and the walk
+/// met the same holes as its skim and nothing else, the damage the copy was planned around.
+fn walk_as_skimmed(
+    walker: &mut Walker<'_>,
+    map: &mut PageMap,
+    owner: u32,
+    table: &Table,
+    skimmed: &WalkStats,
+) -> crate::Result<Option<WalkStats>> {
+    let (walked, readable) = walker.walk_whole(map, owner, table.root, table, PageStatus::Tree)?;
+    Ok((readable && same_damage(&walked, skimmed)).then_some(walked))
+}
+
+fn same_damage(walked: &WalkStats, skimmed: &WalkStats) -> bool {
     walked.bad_cells == 0
         && walked.suspect_rows == 0
         && walked.incomplete_rows == 0

@@ -348,7 +348,8 @@ struct WholeCopy {
     left: Vec<String>,
     /// Orphan subtrees put back into tables it rebuilt.
     groups: Vec<OrphanGroup>,
-    /// Tables it copied around lost pages, whose indexes it left empty.
+    /// Indexes it left empty, to be built from the rows: those of tables it copied around lost
+    /// pages (named by their table), and partial ones.
     reindex: Vec<String>,
 }
 
@@ -613,7 +614,7 @@ impl Engine<'_> {
                 )
             })
             .collect();
-        let Some(outcomes) = vacuum::try_database(
+        let Some(copy) = vacuum::try_database(
             out,
             view,
             walker,
@@ -625,9 +626,12 @@ impl Engine<'_> {
         else {
             return Ok(None);
         };
-        let mut whole = WholeCopy::default();
+        let mut whole = WholeCopy {
+            reindex: copy.rebuild_indexes,
+            ..WholeCopy::default()
+        };
         for ((slot, (table, owner, indexes)), outcome) in
-            copied.iter_mut().zip(&planned).zip(outcomes)
+            copied.iter_mut().zip(&planned).zip(copy.outcomes)
         {
             let base = TableReport {
                 name: table.name.clone(),

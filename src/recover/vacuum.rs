@@ -24,15 +24,24 @@ use super::repair::{self, Plan, Repaired};
 use super::schema::{SchemaEntry, Table};
 use super::transfer::{self, Source, SOURCE};
 use super::view::Registration;
-use super::walk::{ShapeCheck, TreeKind, WalkStats, Walker};
+use super::walk::{TreeKind, WalkStats, Walker};
 use super::writer::ident;
 use crate::format::TextEncoding;
 use rusqlite::Connection;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One table to copy: the table, its owner in the page map, and its indexes with theirs.
 pub type Planned<'e> = (&'e Table, u32, Vec<(&'e SchemaEntry, u32)>);
+
+/// What a whole copy did.
+pub struct WholeCopy {
+    /// Per table, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Partial indexes of the tables it copied, left empty: to be built again from the rows.
+    pub rebuild_indexes: Vec<String>,
+}
 
 /// What became of one table in a whole copy.
 pub enum Outcome {
@@ -67,7 +76,7 @@ pub fn try_database(
     tables: &[Planned<'_>],
     entries: &[SchemaEntry],
     encoding: TextEncoding,
-) -> crate::Result<Option<Vec<Outcome>>> {
+) -> crate::Result<Option<WholeCopy>> {
     if tables
         .iter()
         .any(|(table, _, indexes)| table.root == 0 || indexes.iter().any(|(e, _)| e.rootpage <= 0))
@@ -80,7 +89,7 @@ pub fn try_database(
     let position = walker.progress().position();
     let everything: Vec<Treatment<'_>> = tables.iter().map(|_| Treatment::Whole).collect();
     match copier.copy(walker, map, tables, &everything)? {
-        Copied::Kept(outcomes) => return Ok(Some(outcomes)),
+        Copied::Kept(outcomes) => return Ok(Some(copier.finish(tables, outcomes))),
         // Damage only the walk sees: nothing a second copy could leave out.
         Copied::WalkRejected => return Ok(None),
         Copied::SkimmedDamage | Copied::CopyFailed => {}
@@ -93,7 +102,7 @@ pub fn try_database(
     let mut skimmer = Walker::new(pf, walker.progress().clone(), &stop);
     skimmer.track_claims(true);
     skimmer.skim(true);
-    let skimmed = match skim_each(&mut skimmer, map, tables) {
+    let skimmed = match skim_each(&mut skimmer, map, tables, &copier.partial, false) {
         Ok(skimmed) => skimmed,
         Err(e) => {
             transfer::undo_claims(&mut skimmer, map);
@@ -101,7 +110,7 @@ pub fn try_database(
         }
     };
     let subtrees = repair::orphan_subtrees(&skimmer, map);
-    let treatments = treat(view, pf, map, tables, &skimmed, &subtrees);
+    let treatments = treat(view, pf, map, tables, &skimmed, &subtrees, &copier.partial);
     transfer::undo_claims(&mut skimmer, map);
     walker.progress().set_position(position);
     // Nothing damaged that the skim sees (SQLite met damage it does not), or nothing left to
@@ -111,17 +120,8 @@ pub fn try_database(
     {
         return Ok(None);
     }
-    let shown = patches(pf, tables, &treatments);
-    for (pgno, page) in &shown {
-        view.rebuild(*pgno, page.clone());
-    }
-    let copied = copier.copy(walker, map, tables, &treatments);
-    // The file as it is from now on: the tables left to the engine are read again.
-    for (pgno, _) in &shown {
-        view.forget(*pgno);
-    }
-    match copied? {
-        Copied::Kept(outcomes) => Ok(Some(outcomes)),
+    match copier.copy(walker, map, tables, &treatments)? {
+        Copied::Kept(outcomes) => Ok(Some(copier.finish(tables, outcomes))),
         _ => {
             walker.progress().set_position(position);
             Ok(None)
@@ -129,22 +129,32 @@ pub fn try_database(
     }
 }
 
-/// Skims every table and its indexes to the end: each table's walk statistics, and whether
-/// its indexes read whole.
+/// Skims every table and its indexes (partial ones aside: they are built again anyway): each
+/// table's walk statistics, and whether its indexes read whole. With `first_damage`, stops
+/// after the first table that does not skim whole.
 fn skim_each(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     tables: &[Planned<'_>],
+    partial: &HashSet<String>,
+    first_damage: bool,
 ) -> crate::Result<Vec<(WalkStats, bool)>> {
     let mut skimmed = Vec::with_capacity(tables.len());
     for (table, owner, indexes) in tables {
         let (stats, _) = walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
         let mut indexes_whole = true;
-        for (e, o) in indexes {
+        for (e, o) in indexes.iter().filter(|(e, _)| !partial.contains(&e.name)) {
+            if first_damage && (stats.is_damaged() || !indexes_whole) {
+                break;
+            }
             let root = u32::try_from(e.rootpage).unwrap_or(0);
             indexes_whole &= transfer::index_entries(walker, map, *o, root)?.is_some();
         }
+        let damaged = stats.is_damaged() || !indexes_whole;
         skimmed.push((stats, indexes_whole));
+        if first_damage && damaged {
+            break;
+        }
     }
     Ok(skimmed)
 }
@@ -160,6 +170,7 @@ fn treat<'s>(
     tables: &[Planned<'_>],
     skimmed: &'s [(WalkStats, bool)],
     subtrees: &'s [repair::Subtree],
+    partial: &HashSet<String>,
 ) -> Vec<Treatment<'s>> {
     let mut treatments: Vec<Treatment<'s>> = tables
         .iter()
@@ -172,8 +183,12 @@ fn treat<'s>(
                 return Treatment::Whole;
             }
             match repair::plan(view, pf, map, *owner, table, stats, subtrees) {
-                // Only an index can prove a rebuilt table complete.
-                Some(Plan::Rebuild(plan)) if !indexes.is_empty() => Treatment::Rebuild(plan, stats),
+                // Only an index with an entry for every row can prove a rebuilt table complete.
+                Some(Plan::Rebuild(plan))
+                    if indexes.iter().any(|(e, _)| !partial.contains(&e.name)) =>
+                {
+                    Treatment::Rebuild(plan, stats)
+                }
                 Some(Plan::Prune) => match repair::pruned_parents(pf, &stats.holes) {
                     Some(parents) => Treatment::Prune(parents, stats),
                     None => Treatment::Leave,
@@ -198,12 +213,14 @@ fn treat<'s>(
 
 /// The pages the view shows in place of the file's for the copy: the rebuilt pages of tables
 /// put back together, the parents of pruned tables' lost pages without them, and empty trees
-/// for the tables left to the engine and for the indexes of pruned ones (built again from the
-/// rows, as they hold entries for the lost rows).
+/// for the tables left to the engine and for the indexes built again from the rows after the
+/// copy: a pruned table's (they hold entries for the lost rows) and partial ones (a walk
+/// cannot tell which rows they should hold, so their entries prove nothing).
 fn patches(
     pf: &crate::pagefile::PageFile,
     tables: &[Planned<'_>],
     treatments: &[Treatment<'_>],
+    partial: &HashSet<String>,
 ) -> Vec<(u32, Vec<u8>)> {
     let empty = |root: u32, kind| (root, empty_leaf(kind, pf.usable(), pf.page_size()));
     let mut shown = Vec::new();
@@ -212,9 +229,14 @@ fn patches(
             let root = u32::try_from(e.rootpage).unwrap_or(0);
             empty(root, TreeKind::Index)
         });
+        let empty_partial = indexes
+            .iter()
+            .filter(|(e, _)| partial.contains(&e.name))
+            .map(|(e, _)| empty(u32::try_from(e.rootpage).unwrap_or(0), TreeKind::Index));
         match t {
-            Treatment::Whole => {}
+            Treatment::Whole => shown.extend(empty_partial),
             Treatment::Rebuild(plan, _) => {
+                shown.extend(empty_partial);
                 for (hole, _, pages) in plan {
                     shown.extend(
                         pages
@@ -255,6 +277,8 @@ struct Copier<'o, 'v> {
     view: &'v Registration<'v>,
     out: &'o Path,
     target: String,
+    /// Partial indexes (with a WHERE clause), by name.
+    partial: HashSet<String>,
 }
 
 enum Copied {
@@ -282,13 +306,31 @@ impl<'o, 'v> Copier<'o, 'v> {
         conn.execute_batch(&format!("PRAGMA encoding = '{}'", encoding.pragma_name()))
             .ok()?;
         let source = Source::attach(&conn, view)?;
+        let partial = partial_indexes(&conn).ok()?;
         Source::detach(&conn).ok()?;
         source.sees_as(entries).then_some(Copier {
             conn,
             view,
             out,
             target,
+            partial,
         })
+    }
+
+    /// The copy's outcomes, and the partial indexes of the tables it copied, to build again.
+    fn finish(&self, tables: &[Planned<'_>], outcomes: Vec<Outcome>) -> WholeCopy {
+        let rebuild_indexes = tables
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Outcome::Whole(_) | Outcome::Rebuilt(..)))
+            .flat_map(|((_, _, indexes), _)| indexes)
+            .filter(|(e, _)| self.partial.contains(&e.name))
+            .map(|(e, _)| e.name.clone())
+            .collect();
+        WholeCopy {
+            outcomes,
+            rebuild_indexes,
+        }
     }
 
     /// Attaches the view afresh (an attached view keeps the pages it has read, and the view
@@ -313,12 +355,32 @@ impl<'o, 'v> Copier<'o, 'v> {
         tables: &[Planned<'_>],
         treatments: &[Treatment<'_>],
     ) -> crate::Result<Copied> {
+        let shown = patches(walker.page_file(), tables, treatments, &self.partial);
+        for (pgno, page) in &shown {
+            self.view.rebuild(*pgno, page.clone());
+        }
+        let copied = self.copy_shown(walker, map, tables, treatments);
+        // The file as it is from now on: the tables left to the engine are read again.
+        for (pgno, _) in &shown {
+            self.view.forget(*pgno);
+        }
+        copied
+    }
+
+    fn copy_shown(
+        &self,
+        walker: &Walker<'_>,
+        map: &mut PageMap,
+        tables: &[Planned<'_>],
+        treatments: &[Treatment<'_>],
+    ) -> crate::Result<Copied> {
         empty(self.out)?;
         let watch = super::InterruptWatch::start(self.conn.get_interrupt_handle());
         let copy_failed = AtomicBool::new(false);
         let stop = || super::interrupted() || copy_failed.load(Ordering::Relaxed);
         let mut checker = Walker::new(walker.page_file(), walker.progress().clone(), &stop);
         checker.track_claims(true);
+        let partial = &self.partial;
         let (verified, copied) = {
             let (checker, map) = (&mut checker, &mut *map);
             transfer::copy_beside(
@@ -328,7 +390,7 @@ impl<'o, 'v> Copier<'o, 'v> {
                     copy_failed.store(copied.is_err(), Ordering::Relaxed);
                     copied
                 },
-                move || verify_all(checker, map, tables, treatments),
+                move || verify_all(checker, map, tables, treatments, partial),
                 |v| matches!(v, Verdict::Copied(_)),
             )
         };
@@ -379,9 +441,16 @@ fn verify_all(
     map: &mut PageMap,
     tables: &[Planned<'_>],
     treatments: &[Treatment<'_>],
+    partial: &HashSet<String>,
 ) -> crate::Result<Option<Verdict>> {
+    // Every index but a partial one must have an entry for every row.
+    let proven = |indexes: &[(&SchemaEntry, u32)], whole: &HashSet<String>| {
+        indexes
+            .iter()
+            .all(|(e, _)| partial.contains(&e.name) || whole.contains(&e.name))
+    };
     let all_whole = treatments.iter().all(|t| matches!(t, Treatment::Whole));
-    if all_whole && !skims_whole(walker, map, tables)? {
+    if all_whole && !skims_whole(walker, map, tables, partial)? {
         return Ok(Some(Verdict::SkimmedDamage));
     }
     let mut outcomes = Vec::with_capacity(tables.len());
@@ -389,7 +458,7 @@ fn verify_all(
         let outcome = match treatment {
             Treatment::Whole => {
                 match transfer::verify_table(walker, map, *owner, table, indexes)? {
-                    Some(v) if v.whole_indexes.len() == indexes.len() => Outcome::Whole(v.rows),
+                    Some(v) if proven(indexes, &v.whole_indexes) => Outcome::Whole(v.rows),
                     _ => return Ok(None),
                 }
             }
@@ -399,7 +468,7 @@ fn verify_all(
                 };
                 let rows = stats.rows;
                 match repair::check_rebuilt(walker, map, *owner, table, indexes, rows, plan)? {
-                    Some(r) if r.whole_indexes.len() == indexes.len() => {
+                    Some(r) if !r.whole_indexes.is_empty() && proven(indexes, &r.whole_indexes) => {
                         Outcome::Rebuilt(repair::repaired(table, &stats, plan, r), rows)
                     }
                     _ => return Ok(None),
@@ -448,50 +517,24 @@ fn skims_whole(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     tables: &[Planned<'_>],
+    partial: &HashSet<String>,
 ) -> crate::Result<bool> {
     let position = walker.progress().position();
     let first = walker.claims_logged();
     walker.skim(true);
     walker.stop_when_damaged(true);
-    let whole = skim_trees(walker, map, tables);
+    let skimmed = skim_each(walker, map, tables, partial, true);
     walker.skim(false);
     walker.stop_when_damaged(false);
     for &p in walker.claimed_since(first) {
         map.set(p, PageStatus::Unseen, NO_OWNER);
     }
     walker.progress().set_position(position);
-    whole
-}
-
-fn skim_trees(
-    walker: &mut Walker<'_>,
-    map: &mut PageMap,
-    tables: &[Planned<'_>],
-) -> crate::Result<bool> {
-    let any = |_: Option<i64>, _: &[u64]| true;
-    for (table, owner, indexes) in tables {
-        let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
-        let table_tree = (
-            table.root,
-            *owner,
-            TreeKind::of(table),
-            &fits as ShapeCheck<'_>,
-        );
-        let index_trees = indexes.iter().map(|(e, o)| {
-            let root = u32::try_from(e.rootpage).unwrap_or(0);
-            (root, *o, TreeKind::Index, &any as ShapeCheck<'_>)
-        });
-        for (root, owner, kind, shape) in std::iter::once(table_tree).chain(index_trees) {
-            let stats =
-                walker.walk(map, owner, root, kind, PageStatus::Tree, shape, &mut |_| {
-                    Ok(())
-                })?;
-            if stats.is_damaged() {
-                return Ok(false);
-            }
-        }
-    }
-    Ok(true)
+    let skimmed = skimmed?;
+    Ok(skimmed.len() == tables.len()
+        && skimmed
+            .iter()
+            .all(|(stats, indexes_whole)| *indexes_whole && !stats.is_damaged()))
 }
 
 /// Whether every table in the copy has the rows its walk found (none, for a table left to
@@ -517,6 +560,16 @@ fn counts_agree(out: &Path, tables: &[Planned<'_>], outcomes: &[Outcome]) -> boo
         )
         .is_ok_and(|c| u64::try_from(c) == Ok(expected))
     })
+}
+
+/// The partial indexes of the attached source.
+fn partial_indexes(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT il.name FROM {SOURCE}.sqlite_schema AS s, pragma_index_list(s.name, '{SOURCE}') AS il
+         WHERE s.type = 'table' AND il.partial"
+    ))?;
+    let names = stmt.query_map([], |r| r.get(0))?;
+    names.collect()
 }
 
 /// Leaves `out` empty, as it was before the copy, with nothing beside it.

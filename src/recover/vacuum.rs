@@ -7,13 +7,15 @@
 //! reading the engine's page view, while every table and index is skimmed, then walked and
 //! checked, on the second core. The copy is kept only if every tree reads whole, every index
 //! has one entry per row, and every table arrives with as many rows as its walk found.
+//! Partial indexes, whose entries prove nothing, are shown empty and built again after.
 //!
-//! When the skim finds damage, the copy is interrupted and the skim finishes, so that every
-//! damaged table is known. A table that lost interior pages only is put back together in the
-//! view over its surviving subtrees ([`super::repair`]); every other damaged table, with its
-//! indexes, is shown to SQLite as an empty tree. `VACUUM INTO` then runs again while the walks
-//! check what it copies, a rebuilt table proven complete by an index as in the repair. The
-//! tables shown empty are left to the engine, to be taken one by one.
+//! When the skim finds damage (or SQLite gives up), the copy is interrupted and the skim runs
+//! to the end, so that every damaged table is known. A table that lost interior pages only is
+//! put back together in the view over its surviving subtrees, one that lost pages of which
+//! nothing survives is shown without them ([`super::repair`]), and every other damaged table
+//! is shown to SQLite as an empty tree. `VACUUM INTO` then runs again while the walks check
+//! what it copies, a rebuilt table proven complete by an index as in the repair. The tables
+//! shown empty are left to the engine, to be taken one by one.
 //!
 //! Whatever else goes wrong (damage only the walk finds, SQLite refusing the copy, a count
 //! that does not agree), the output is emptied, the view shows the file again, every page the

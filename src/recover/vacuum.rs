@@ -90,8 +90,8 @@ pub fn try_database(
     };
     let position = walker.progress().position();
     let everything: Vec<Treatment<'_>> = tables.iter().map(|_| Treatment::Whole).collect();
-    match copier.copy(walker, map, tables, &everything)? {
-        Copied::Kept(outcomes) => return Ok(Some(copier.finish(tables, outcomes))),
+    match copier.copy(walker, map, tables, &everything, &copier.partial)? {
+        Copied::Kept(outcomes) => return Ok(Some(finish(tables, outcomes, &copier.partial))),
         // Damage only the walk sees: nothing a second copy could leave out.
         Copied::WalkRejected => return Ok(None),
         Copied::SkimmedDamage | Copied::CopyFailed => {}
@@ -115,15 +115,22 @@ pub fn try_database(
     let treatments = treat(view, pf, map, tables, &skimmed, &subtrees, &copier.partial);
     transfer::undo_claims(&mut skimmer, map);
     walker.progress().set_position(position);
+    // A damaged index of a table that is copied is built again from the rows, as a partial one.
+    let mut rebuilt = copier.partial.clone();
+    for (t, (_, damaged)) in treatments.iter().zip(&skimmed) {
+        if !matches!(t, Treatment::Leave) {
+            rebuilt.extend(damaged.iter().cloned());
+        }
+    }
     // Nothing damaged that the skim sees (SQLite met damage it does not), or nothing left to
     // copy: the engine goes table by table.
-    if treatments.iter().all(|t| matches!(t, Treatment::Whole))
-        || treatments.iter().all(|t| matches!(t, Treatment::Leave))
-    {
+    let nothing_seen = rebuilt.len() == copier.partial.len()
+        && treatments.iter().all(|t| matches!(t, Treatment::Whole));
+    if nothing_seen || treatments.iter().all(|t| matches!(t, Treatment::Leave)) {
         return Ok(None);
     }
-    match copier.copy(walker, map, tables, &treatments)? {
-        Copied::Kept(outcomes) => Ok(Some(copier.finish(tables, outcomes))),
+    match copier.copy(walker, map, tables, &treatments, &rebuilt)? {
+        Copied::Kept(outcomes) => Ok(Some(finish(tables, outcomes, &rebuilt))),
         _ => {
             walker.progress().set_position(position);
             Ok(None)
@@ -132,29 +139,31 @@ pub fn try_database(
 }
 
 /// Skims every table and its indexes (partial ones aside: they are built again anyway): each
-/// table's walk statistics, and whether its indexes read whole. With `first_damage`, stops
-/// after the first table that does not skim whole.
+/// table's walk statistics, and the indexes that did not skim whole. With `first_damage`,
+/// stops after the first table that does not skim whole.
 fn skim_each(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     tables: &[Planned<'_>],
     partial: &HashSet<String>,
     first_damage: bool,
-) -> crate::Result<Vec<(WalkStats, bool)>> {
+) -> crate::Result<Vec<(WalkStats, Vec<String>)>> {
     let mut skimmed = Vec::with_capacity(tables.len());
     for (table, owner, indexes) in tables {
         let (stats, _) = walker.walk_whole(map, *owner, table.root, table, PageStatus::Tree)?;
-        let mut indexes_whole = true;
+        let mut damaged = Vec::new();
         for (e, o) in indexes.iter().filter(|(e, _)| !partial.contains(&e.name)) {
-            if first_damage && (stats.is_damaged() || !indexes_whole) {
+            if first_damage && (stats.is_damaged() || !damaged.is_empty()) {
                 break;
             }
             let root = u32::try_from(e.rootpage).unwrap_or(0);
-            indexes_whole &= transfer::index_entries(walker, map, *o, root)?.is_some();
+            if transfer::index_entries(walker, map, *o, root)?.is_none() {
+                damaged.push(e.name.clone());
+            }
         }
-        let damaged = stats.is_damaged() || !indexes_whole;
-        skimmed.push((stats, indexes_whole));
-        if first_damage && damaged {
+        let whole = !stats.is_damaged() && damaged.is_empty();
+        skimmed.push((stats, damaged));
+        if first_damage && !whole {
             break;
         }
     }
@@ -170,25 +179,23 @@ fn treat<'s>(
     pf: &crate::pagefile::PageFile,
     map: &PageMap,
     tables: &[Planned<'_>],
-    skimmed: &'s [(WalkStats, bool)],
+    skimmed: &'s [(WalkStats, Vec<String>)],
     subtrees: &'s [repair::Subtree],
     partial: &HashSet<String>,
 ) -> Vec<Treatment<'s>> {
     let mut treatments: Vec<Treatment<'s>> = tables
         .iter()
         .zip(skimmed)
-        .map(|((table, owner, indexes), (stats, indexes_whole))| {
-            if !indexes_whole {
-                return Treatment::Leave;
-            }
+        .map(|((table, owner, indexes), (stats, damaged_indexes))| {
+            // A damaged index is built again from the rows, as a partial one is.
             if !stats.is_damaged() {
                 return Treatment::Whole;
             }
+            let proves =
+                |e: &SchemaEntry| !partial.contains(&e.name) && !damaged_indexes.contains(&e.name);
             match repair::plan(view, pf, map, *owner, table, stats, subtrees) {
                 // Only an index with an entry for every row can prove a rebuilt table complete.
-                Some(Plan::Rebuild(plan))
-                    if indexes.iter().any(|(e, _)| !partial.contains(&e.name)) =>
-                {
+                Some(Plan::Rebuild(plan)) if indexes.iter().any(|(e, _)| proves(e)) => {
                     Treatment::Rebuild(plan, stats)
                 }
                 Some(Plan::Prune) => match repair::pruned_parents(pf, &stats.holes) {
@@ -216,13 +223,14 @@ fn treat<'s>(
 /// The pages the view shows in place of the file's for the copy: the rebuilt pages of tables
 /// put back together, the parents of pruned tables' lost pages without them, and empty trees
 /// for the tables left to the engine and for the indexes built again from the rows after the
-/// copy: a pruned table's (they hold entries for the lost rows) and partial ones (a walk
-/// cannot tell which rows they should hold, so their entries prove nothing).
+/// copy: a pruned table's (they hold entries for the lost rows), `rebuilt` ones (partial ones,
+/// whose entries prove nothing as a walk cannot tell which rows they should hold, and damaged
+/// ones).
 fn patches(
     pf: &crate::pagefile::PageFile,
     tables: &[Planned<'_>],
     treatments: &[Treatment<'_>],
-    partial: &HashSet<String>,
+    rebuilt: &HashSet<String>,
 ) -> Vec<(u32, Vec<u8>)> {
     let empty = |root: u32, kind| (root, empty_leaf(kind, pf.usable(), pf.page_size()));
     let mut shown = Vec::new();
@@ -231,14 +239,14 @@ fn patches(
             let root = u32::try_from(e.rootpage).unwrap_or(0);
             empty(root, TreeKind::Index)
         });
-        let empty_partial = indexes
+        let empty_rebuilt = indexes
             .iter()
-            .filter(|(e, _)| partial.contains(&e.name))
+            .filter(|(e, _)| rebuilt.contains(&e.name))
             .map(|(e, _)| empty(u32::try_from(e.rootpage).unwrap_or(0), TreeKind::Index));
         match t {
-            Treatment::Whole => shown.extend(empty_partial),
+            Treatment::Whole => shown.extend(empty_rebuilt),
             Treatment::Rebuild(plan, _) => {
-                shown.extend(empty_partial);
+                shown.extend(empty_rebuilt);
                 for (hole, _, pages) in plan {
                     shown.extend(
                         pages
@@ -319,22 +327,6 @@ impl<'o, 'v> Copier<'o, 'v> {
         })
     }
 
-    /// The copy's outcomes, and the partial indexes of the tables it copied, to build again.
-    fn finish(&self, tables: &[Planned<'_>], outcomes: Vec<Outcome>) -> WholeCopy {
-        let rebuild_indexes = tables
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Outcome::Whole(_) | Outcome::Rebuilt(..)))
-            .flat_map(|((_, _, indexes), _)| indexes)
-            .filter(|(e, _)| self.partial.contains(&e.name))
-            .map(|(e, _)| e.name.clone())
-            .collect();
-        WholeCopy {
-            outcomes,
-            rebuild_indexes,
-        }
-    }
-
     /// Attaches the view afresh (an attached view keeps the pages it has read, and the view
     /// may show other pages since) and copies it into the output.
     fn vacuum(&self) -> rusqlite::Result<usize> {
@@ -356,12 +348,13 @@ impl<'o, 'v> Copier<'o, 'v> {
         map: &mut PageMap,
         tables: &[Planned<'_>],
         treatments: &[Treatment<'_>],
+        rebuilt: &HashSet<String>,
     ) -> crate::Result<Copied> {
-        let shown = patches(walker.page_file(), tables, treatments, &self.partial);
+        let shown = patches(walker.page_file(), tables, treatments, rebuilt);
         for (pgno, page) in &shown {
             self.view.rebuild(*pgno, page.clone());
         }
-        let copied = self.copy_shown(walker, map, tables, treatments);
+        let copied = self.copy_shown(walker, map, tables, treatments, rebuilt);
         // The file as it is from now on: the tables left to the engine are read again.
         for (pgno, _) in &shown {
             self.view.forget(*pgno);
@@ -375,6 +368,7 @@ impl<'o, 'v> Copier<'o, 'v> {
         map: &mut PageMap,
         tables: &[Planned<'_>],
         treatments: &[Treatment<'_>],
+        rebuilt: &HashSet<String>,
     ) -> crate::Result<Copied> {
         empty(self.out)?;
         let watch = super::InterruptWatch::start(self.conn.get_interrupt_handle());
@@ -382,7 +376,6 @@ impl<'o, 'v> Copier<'o, 'v> {
         let stop = || super::interrupted() || copy_failed.load(Ordering::Relaxed);
         let mut checker = Walker::new(walker.page_file(), walker.progress().clone(), &stop);
         checker.track_claims(true);
-        let partial = &self.partial;
         let (verified, copied) = {
             let (checker, map) = (&mut checker, &mut *map);
             transfer::copy_beside(
@@ -392,7 +385,7 @@ impl<'o, 'v> Copier<'o, 'v> {
                     copy_failed.store(copied.is_err(), Ordering::Relaxed);
                     copied
                 },
-                move || verify_all(checker, map, tables, treatments, partial),
+                move || verify_all(checker, map, tables, treatments, rebuilt),
                 |v| matches!(v, Verdict::Copied(_)),
             )
         };
@@ -443,16 +436,16 @@ fn verify_all(
     map: &mut PageMap,
     tables: &[Planned<'_>],
     treatments: &[Treatment<'_>],
-    partial: &HashSet<String>,
+    rebuilt: &HashSet<String>,
 ) -> crate::Result<Option<Verdict>> {
-    // Every index but a partial one must have an entry for every row.
+    // Every index the copy takes as it is must have an entry for every row.
     let proven = |indexes: &[(&SchemaEntry, u32)], whole: &HashSet<String>| {
         indexes
             .iter()
-            .all(|(e, _)| partial.contains(&e.name) || whole.contains(&e.name))
+            .all(|(e, _)| rebuilt.contains(&e.name) || whole.contains(&e.name))
     };
     let all_whole = treatments.iter().all(|t| matches!(t, Treatment::Whole));
-    if all_whole && !skims_whole(walker, map, tables, partial)? {
+    if all_whole && !skims_whole(walker, map, tables, rebuilt)? {
         return Ok(Some(Verdict::SkimmedDamage));
     }
     let mut outcomes = Vec::with_capacity(tables.len());
@@ -536,7 +529,7 @@ fn skims_whole(
     Ok(skimmed.len() == tables.len()
         && skimmed
             .iter()
-            .all(|(stats, indexes_whole)| *indexes_whole && !stats.is_damaged()))
+            .all(|(stats, damaged)| damaged.is_empty() && !stats.is_damaged()))
 }
 
 /// Whether every table in the copy has the rows its walk found (none, for a table left to
@@ -572,6 +565,22 @@ fn partial_indexes(conn: &Connection) -> rusqlite::Result<HashSet<String>> {
     ))?;
     let names = stmt.query_map([], |r| r.get(0))?;
     names.collect()
+}
+
+/// The copy's outcomes, and the `rebuilt` indexes of the tables it copied, to build again.
+fn finish(tables: &[Planned<'_>], outcomes: Vec<Outcome>, rebuilt: &HashSet<String>) -> WholeCopy {
+    let rebuild_indexes = tables
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Whole(_) | Outcome::Rebuilt(..)))
+        .flat_map(|((_, _, indexes), _)| indexes)
+        .filter(|(e, _)| rebuilt.contains(&e.name))
+        .map(|(e, _)| e.name.clone())
+        .collect();
+    WholeCopy {
+        outcomes,
+        rebuild_indexes,
+    }
 }
 
 /// Leaves `out` empty, as it was before the copy, with nothing beside it.

@@ -6,7 +6,7 @@ mod common;
 
 use common::id_name_rows as rows_of;
 use rusqlite::Connection;
-use sqlite_rescue::recover::{recover, Options};
+use sqlite_rescue::recover::{recover, Options, Report};
 use std::path::Path;
 
 const PAGE: usize = 512;
@@ -56,6 +56,25 @@ fn zero(bytes: &mut [u8], pgno: u32) {
 
 fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Recovers `src` into `dir` with the whole copy, then table by table: each output and its
+/// report, each checked whole and made the way it was asked.
+fn both_ways(src: &Path, dir: &Path) -> Vec<(std::path::PathBuf, Report)> {
+    [false, true]
+        .into_iter()
+        .map(|table_by_table| {
+            let out = dir.join(format!("out-{table_by_table}.db"));
+            let options = Options {
+                table_by_table,
+                ..Options::default()
+            };
+            let report = recover(src, &out, &options).unwrap();
+            assert!(report.integrity_ok(), "{:?}", report.integrity);
+            assert_eq!(report.whole_database_copied, !table_by_table);
+            (out, report)
+        })
+        .collect()
 }
 
 /// The root and every page one level below it are zeroed: the surviving subtrees are far
@@ -267,24 +286,16 @@ fn lost_leaves_of_a_table_with_an_automatic_index() {
     std::fs::write(&src, &bytes).unwrap();
 
     let mut results = Vec::new();
-    for table_by_table in [false, true] {
-        let out = dir.path().join(format!("out-{table_by_table}.db"));
-        let options = Options {
-            table_by_table,
-            ..Options::default()
-        };
-        let report = recover(&src, &out, &options).unwrap();
-        assert!(report.integrity_ok(), "{:?}", report.integrity);
-        assert_eq!(report.whole_database_copied, !table_by_table);
+    for ((out, report), whole_copy) in both_ways(&src, dir.path()).iter().zip([true, false]) {
         let t = report.tables.iter().find(|t| t.name == "t").unwrap();
-        assert_eq!(t.copied_intact, !table_by_table);
+        assert_eq!(t.copied_intact, whole_copy);
         assert_eq!(t.holes.len(), 1);
         assert!(t.rows_may_be_missing);
-        let rows = rows_of(&out);
+        let rows = rows_of(out);
         assert_eq!(rows.len() as u64, t.walked_rows);
         assert!(rows.len() < 5000 && rows.len() > 4900);
         let by_name = count(
-            &Connection::open(&out).unwrap(),
+            &Connection::open(out).unwrap(),
             "SELECT count(*) FROM t INDEXED BY sqlite_autoindex_t_1 WHERE name >= ''",
         );
         assert_eq!(
@@ -383,29 +394,20 @@ fn every_kind_of_damage_in_one_file_gives_the_same_rows_either_way() {
     zero(&mut bytes, root_of(&src, "c"));
     std::fs::write(&src, &bytes).unwrap();
 
-    let mut outs = Vec::new();
-    for table_by_table in [false, true] {
-        let out = dir.path().join(format!("out-{table_by_table}.db"));
-        let options = Options {
-            table_by_table,
-            ..Options::default()
-        };
-        let report = recover(&src, &out, &options).unwrap();
-        assert!(report.integrity_ok(), "{:?}", report.integrity);
-        assert_eq!(report.whole_database_copied, !table_by_table);
+    let outs = both_ways(&src, dir.path());
+    for ((_, report), whole_copy) in outs.iter().zip([true, false]) {
         let t = |name: &str| report.tables.iter().find(|t| t.name == name).unwrap();
         assert!(t("a").copied_intact && t("a").holes.iter().all(|h| h.filled));
         assert_eq!(t("a").walked_rows + t("a").attributed_rows, 19_990);
         assert!(t("b").copied_intact && t("b").rows_may_be_missing);
         assert!(!t("c").copied_intact);
         // Without an INTEGER PRIMARY KEY or an index, only the whole copy keeps its rowids.
-        assert_eq!(t("d").copied_intact, !table_by_table);
+        assert_eq!(t("d").copied_intact, whole_copy);
         assert!(
             report.objects.iter().all(|o| o.created),
             "{:?}",
             report.objects
         );
-        outs.push((out, report));
     }
     let (whole, one_by_one) = (&outs[0].0, &outs[1].0);
     for sql in [
@@ -428,7 +430,7 @@ fn every_kind_of_damage_in_one_file_gives_the_same_rows_either_way() {
     assert!(all_rows(whole, "SELECT * FROM log").is_empty());
     let (w, o) = (&outs[0].1, &outs[1].1);
     for name in ["a", "b", "c", "d"] {
-        let t = |r: &sqlite_rescue::recover::Report| {
+        let t = |r: &Report| {
             let t = r.tables.iter().find(|t| t.name == name).unwrap();
             (t.recovered_rows, t.holes.len(), t.lost.len())
         };

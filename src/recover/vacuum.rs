@@ -350,26 +350,10 @@ impl<'o, 'v> Copier<'o, 'v> {
         treatments: &[Treatment<'_>],
         rebuilt: &HashSet<String>,
     ) -> crate::Result<Copied> {
-        let shown = patches(walker.page_file(), tables, treatments, rebuilt);
-        for (pgno, page) in &shown {
-            self.view.rebuild(*pgno, page.clone());
-        }
-        let copied = self.copy_shown(walker, map, tables, treatments, rebuilt);
-        // The file as it is from now on: the tables left to the engine are read again.
-        for (pgno, _) in &shown {
-            self.view.forget(*pgno);
-        }
-        copied
-    }
-
-    fn copy_shown(
-        &self,
-        walker: &Walker<'_>,
-        map: &mut PageMap,
-        tables: &[Planned<'_>],
-        treatments: &[Treatment<'_>],
-        rebuilt: &HashSet<String>,
-    ) -> crate::Result<Copied> {
+        let _shown = Shown::new(
+            self.view,
+            patches(walker.page_file(), tables, treatments, rebuilt),
+        );
         empty(self.out)?;
         let watch = super::InterruptWatch::start(self.conn.get_interrupt_handle());
         let copy_failed = AtomicBool::new(false);
@@ -417,6 +401,34 @@ impl<'o, 'v> Copier<'o, 'v> {
             empty(self.out)?;
         }
         Ok(result)
+    }
+}
+
+/// Pages shown in the view in place of the file's for as long as this lives; afterwards the
+/// file is read as it is again (the tables left to the engine among it).
+struct Shown<'v> {
+    view: &'v Registration<'v>,
+    pages: Vec<u32>,
+}
+
+impl<'v> Shown<'v> {
+    fn new(view: &'v Registration<'v>, pages: Vec<(u32, Vec<u8>)>) -> Shown<'v> {
+        let pages = pages
+            .into_iter()
+            .map(|(pgno, page)| {
+                view.rebuild(pgno, page);
+                pgno
+            })
+            .collect();
+        Shown { view, pages }
+    }
+}
+
+impl Drop for Shown<'_> {
+    fn drop(&mut self) {
+        for &pgno in &self.pages {
+            self.view.forget(pgno);
+        }
     }
 }
 

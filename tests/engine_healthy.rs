@@ -1,6 +1,9 @@
 //! The first oracle: on a healthy database the engine returns every row, value for value,
 //! rowids included, in every table.
 
+mod common;
+
+use common::query_rows as rows;
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use sqlite_rescue::recover::{recover, Options};
@@ -69,15 +72,6 @@ fn build(path: &Path, page_size: u32, encoding: &str, wal: bool) {
         std::fs::copy(path, dir.join("copy.db")).unwrap();
         std::fs::copy(dir.join("src.db-wal"), dir.join("copy.db-wal")).unwrap();
     }
-}
-
-fn rows(conn: &Connection, sql: &str) -> Vec<Vec<Value>> {
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
 }
 
 fn assert_same(a: &Path, b: &Path) {

@@ -342,13 +342,7 @@ fn a_pruned_table_with_a_narrow_index_is_counted_by_its_rows() {
 }
 
 fn all_rows(path: &Path, sql: &str) -> Vec<Vec<rusqlite::types::Value>> {
-    let conn = Connection::open(path).unwrap();
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+    common::query_rows(&Connection::open(path).unwrap(), sql)
 }
 
 /// Four kinds of table in one file: one that lost interior pages (put back together), one that

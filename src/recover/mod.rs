@@ -206,7 +206,8 @@ pub struct Report {
     /// Pages that could not be read and are not the page of a hole that orphan pages filled
     /// (zeroed or garbage pages, pages past the end): rows may have been on them.
     pub unexplained_pages: u64,
-    /// Every tree read whole and SQLite's `VACUUM INTO` copied the database (see [`vacuum`]).
+    /// SQLite's `VACUUM INTO` made the output (see [`vacuum`]): every table that read whole,
+    /// was put back together or was copied around lost pages came with it.
     pub whole_database_copied: bool,
     /// Seconds spent reading and loading rows, building indexes, verifying.
     pub timings: BTreeMap<String, f64>,

@@ -68,8 +68,8 @@ enum Treatment<'s> {
 }
 
 /// Copies the whole database seen through `view` into `out` (an empty file) while the page
-/// file `walker` reads (with its progress bar) is walked, as the module says. `None` when the engine must go table by table
-/// (`out` is empty again then, and the walks' claims are undone).
+/// file `walker` reads (with its progress bar) is walked, as the module says. `None` when the
+/// engine must go table by table (`out` is empty again then, and the walks' claims undone).
 pub fn try_database(
     out: &Path,
     view: &Registration<'_>,
@@ -360,6 +360,9 @@ impl<'o, 'v> Copier<'o, 'v> {
         let stop = || super::interrupted() || copy_failed.load(Ordering::Relaxed);
         let mut checker = Walker::new(walker.page_file(), walker.progress().clone(), &stop);
         checker.track_claims(true);
+        // The walks finish well before the copy: the bar says what it is still waiting for.
+        let bar = walker.progress().clone();
+        let label = bar.message();
         let (verified, copied) = {
             let (checker, map) = (&mut checker, &mut *map);
             transfer::copy_beside(
@@ -369,10 +372,18 @@ impl<'o, 'v> Copier<'o, 'v> {
                     copy_failed.store(copied.is_err(), Ordering::Relaxed);
                     copied
                 },
-                move || verify_all(checker, map, tables, treatments, rebuilt),
+                move || {
+                    let verified = verify_all(checker, map, tables, treatments, rebuilt);
+                    bar.set_message("copying");
+                    // Nothing moves the bar until the copy ends: redraw it on a timer.
+                    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+                    verified
+                },
                 |v| matches!(v, Verdict::Copied(_)),
             )
         };
+        walker.progress().disable_steady_tick();
+        walker.progress().set_message(label);
         drop(watch);
         if super::interrupted() {
             empty(self.out)?;

@@ -221,22 +221,35 @@ pub fn drop_tables<'n>(
     path: &Path,
     tables: impl Iterator<Item = &'n str>,
 ) -> Result<()> {
-    for name in tables {
-        conn.execute_batch(&format!("DROP TABLE {}", ident(name)))
-            .map_err(|e| Error::sqlite(path, format!("dropping table {name}: {e}")))?;
-    }
-    Ok(())
+    for_each_name(conn, path, tables, "DROP TABLE ", "dropping table")
 }
 
-/// Builds every index of `tables` again from their rows.
+/// Builds every index of `tables` (or the indexes named) again from the rows.
 pub fn reindex<'n>(
     conn: &Connection,
     path: &Path,
     tables: impl Iterator<Item = &'n str>,
 ) -> Result<()> {
-    for name in tables {
-        conn.execute_batch(&format!("REINDEX main.{}", ident(name)))
-            .map_err(|e| Error::sqlite(path, format!("building the indexes of {name}: {e}")))?;
+    for_each_name(
+        conn,
+        path,
+        tables,
+        "REINDEX main.",
+        "building the indexes of",
+    )
+}
+
+/// Runs `statement` followed by each quoted name.
+fn for_each_name<'n>(
+    conn: &Connection,
+    path: &Path,
+    names: impl Iterator<Item = &'n str>,
+    statement: &str,
+    doing: &str,
+) -> Result<()> {
+    for name in names {
+        conn.execute_batch(&format!("{statement}{}", ident(name)))
+            .map_err(|e| Error::sqlite(path, format!("{doing} {name}: {e}")))?;
     }
     Ok(())
 }
@@ -252,11 +265,13 @@ pub fn drop_triggers(conn: &Connection, path: &Path) -> Result<()> {
         .map_err(sql)?
         .collect::<rusqlite::Result<_>>()
         .map_err(sql)?;
-    for name in names {
-        conn.execute_batch(&format!("DROP TRIGGER {}", ident(&name)))
-            .map_err(sql)?;
-    }
-    Ok(())
+    for_each_name(
+        conn,
+        path,
+        names.iter().map(String::as_str),
+        "DROP TRIGGER ",
+        "dropping trigger",
+    )
 }
 
 /// Puts the source's query-planner statistics tables (`tables`, e.g. `sqlite_stat1`) and

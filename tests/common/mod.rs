@@ -110,6 +110,16 @@ pub fn dry_run(db: &Path) -> (Option<i32>, String) {
     )
 }
 
+/// Every row `sql` returns, every column as SQLite gives it.
+pub fn query_rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<rusqlite::types::Value>> {
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    let n = stmt.column_count();
+    stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
 /// `(id, name)` of every row of table `t`, in id order.
 pub fn id_name_rows(path: &Path) -> Vec<(i64, String)> {
     let conn = rusqlite::Connection::open(path).expect("open");

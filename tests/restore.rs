@@ -88,12 +88,27 @@ fn bin() -> Command {
     Command::cargo_bin("sqlite-rescue").unwrap()
 }
 
-fn restore_json(cwd: &Path, args: &[&std::ffi::OsStr]) -> serde_json::Value {
-    let out = bin()
-        .current_dir(cwd)
-        .arg("--json")
+/// `sqlite-rescue restore DB --from FROM`, run in `cwd`; add flags before running it.
+fn restore(cwd: &Path, db: impl AsRef<std::ffi::OsStr>, from: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.current_dir(cwd)
         .arg("restore")
-        .args(args)
+        .arg(db.as_ref())
+        .arg("--from")
+        .arg(from);
+    cmd
+}
+
+/// [`restore`] with `--json` and `extra` flags; it must succeed. Its report.
+fn restore_json(
+    cwd: &Path,
+    db: impl AsRef<std::ffi::OsStr>,
+    from: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> serde_json::Value {
+    let out = restore(cwd, db, from)
+        .arg("--json")
+        .args(extra)
         .output()
         .unwrap();
     assert_eq!(
@@ -208,10 +223,7 @@ fn restores_a_wal_database_into_the_latest_incident_folder_and_undoes() {
     let before = fingerprint(&db);
     assert_eq!(before.len(), 3);
 
-    let report = restore_json(
-        dir.path(),
-        &["app.db".as_ref(), "--from".as_ref(), recovered.as_os_str()],
-    );
+    let report = restore_json(dir.path(), "app.db", &recovered, &[]);
     assert_eq!(count_rows(&db), 50);
     assert_eq!(
         std::fs::metadata(&db).unwrap().mode() & 0o7777,
@@ -237,14 +249,7 @@ fn without_an_incident_folder_the_backup_goes_beside_the_database() {
     recovered_db(&recovered, 7);
     let before = fingerprint(&db);
 
-    let out = bin()
-        .current_dir(dir.path())
-        .arg("restore")
-        .arg(&db)
-        .arg("--from")
-        .arg(&recovered)
-        .output()
-        .unwrap();
+    let out = restore(dir.path(), &db, &recovered).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("To undo"), "{text}");
@@ -288,13 +293,9 @@ fn backup_on_another_filesystem_is_copied_and_verified() {
     let backup_dir = other.path().join("pre");
     let report = restore_json(
         dir.path(),
-        &[
-            db.as_os_str(),
-            "--from".as_ref(),
-            recovered.as_os_str(),
-            "--backup-dir".as_ref(),
-            backup_dir.as_os_str(),
-        ],
+        &db,
+        &recovered,
+        &["--backup-dir".as_ref(), backup_dir.as_os_str()],
     );
     for m in report["moved"].as_array().unwrap() {
         assert_eq!(m["method"], "copy");
@@ -364,14 +365,7 @@ fn refused_while_open(read_transaction: bool, expect_lock: &str) {
     let pid = holder.0.id();
     let before = fingerprint(&db);
 
-    let out = bin()
-        .current_dir(dir.path())
-        .arg("restore")
-        .arg(&db)
-        .arg("--from")
-        .arg(&recovered)
-        .output()
-        .unwrap();
+    let out = restore(dir.path(), &db, &recovered).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
     assert!(stderr.contains(expect_lock), "{stderr}");
@@ -413,15 +407,7 @@ fn force_restores_even_while_open() {
     let recovered = dir.path().join("recovered.sqlite3");
     recovered_db(&recovered, 5);
     let holder = Holder::start(&db, true);
-    let report = restore_json(
-        dir.path(),
-        &[
-            db.as_os_str(),
-            "--from".as_ref(),
-            recovered.as_os_str(),
-            "--force".as_ref(),
-        ],
-    );
+    let report = restore_json(dir.path(), &db, &recovered, &["--force".as_ref()]);
     drop(holder);
     assert!(!report["locks_held"].as_array().unwrap().is_empty());
     assert_eq!(count_rows(&db), 5);
@@ -451,28 +437,13 @@ fn refuses_a_recovered_file_that_fails_integrity_check_unless_forced() {
     let damaged = damaged_copy(dir.path());
     let before = fingerprint(&db);
 
-    let out = bin()
-        .current_dir(dir.path())
-        .arg("restore")
-        .arg(&db)
-        .arg("--from")
-        .arg(&damaged)
-        .output()
-        .unwrap();
+    let out = restore(dir.path(), &db, &damaged).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
     assert!(stderr.contains("integrity_check"), "{stderr}");
     assert_eq!(fingerprint(&db), before);
 
-    let report = restore_json(
-        dir.path(),
-        &[
-            db.as_os_str(),
-            "--from".as_ref(),
-            damaged.as_os_str(),
-            "--force".as_ref(),
-        ],
-    );
+    let report = restore_json(dir.path(), &db, &damaged, &["--force".as_ref()]);
     assert_eq!(report["integrity_ok"], false);
     assert_eq!(
         std::fs::read(&db).unwrap(),
@@ -500,14 +471,7 @@ fn missing_or_unusable_inputs_exit_3() {
         (db.clone(), dir.path().to_path_buf()),
     ];
     for (target, from) in cases {
-        bin()
-            .current_dir(dir.path())
-            .arg("restore")
-            .arg(&target)
-            .arg("--from")
-            .arg(&from)
-            .assert()
-            .code(3);
+        restore(dir.path(), &target, &from).assert().code(3);
     }
     assert_eq!(fingerprint(&db), before);
     assert!(!dir.path().join("missing.db").exists());
@@ -518,13 +482,7 @@ fn from_must_not_be_the_database_itself() {
     let dir = tempfile::tempdir().unwrap();
     let db = wal_db(dir.path());
     let before = fingerprint(&db);
-    bin()
-        .arg("restore")
-        .arg(&db)
-        .arg("--from")
-        .arg(&db)
-        .assert()
-        .code(2);
+    restore(dir.path(), &db, &db).assert().code(2);
     assert_eq!(fingerprint(&db), before);
 }
 
@@ -538,11 +496,7 @@ fn refuses_to_overwrite_a_file_in_the_backup_folder() {
     std::fs::create_dir(&backup).unwrap();
     std::fs::write(backup.join("app.db-wal"), "someone else's file").unwrap();
     let before = fingerprint(&db);
-    bin()
-        .arg("restore")
-        .arg(&db)
-        .arg("--from")
-        .arg(&recovered)
+    restore(dir.path(), &db, &recovered)
         .arg("--backup-dir")
         .arg(&backup)
         .assert()
@@ -567,10 +521,7 @@ fn the_restored_file_keeps_the_original_owner_when_run_as_root() {
     std::os::unix::fs::chown(&db, Some(4321), Some(4322)).unwrap();
     let recovered = dir.path().join("recovered.sqlite3");
     recovered_db(&recovered, 2);
-    let report = restore_json(
-        dir.path(),
-        &[db.as_os_str(), "--from".as_ref(), recovered.as_os_str()],
-    );
+    let report = restore_json(dir.path(), &db, &recovered, &[]);
     let meta = std::fs::metadata(&db).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
     assert_eq!(report["restored"]["uid"], 4321);

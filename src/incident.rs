@@ -44,6 +44,9 @@ pub struct TableSummary {
     pub holes: usize,
     /// Rowid ranges of rows that are really missing (docs/report-format.md).
     pub lost: Vec<crate::recover::lost::LostRange>,
+    /// What the table's surviving indexes still hold of its lost rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_values: Option<crate::recover::lost::IndexedValues>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -204,7 +207,11 @@ impl Outcome for IncidentReport {
                     pages.join(", ")
                 ));
             }
-            for line in crate::recover::lost::table_lines(t) {
+            let remembered = t.lost_values.iter().flat_map(|v| v.describe(&t.name, 0));
+            for line in crate::recover::lost::table_lines(t)
+                .into_iter()
+                .chain(remembered)
+            {
                 out.push_str(&line);
                 out.push('\n');
             }
@@ -457,6 +464,7 @@ fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {
                 difference: d.difference,
                 holes: e.map_or(0, |t| t.holes.len()),
                 lost: e.map_or_else(Vec::new, |t| t.lost.clone()),
+                lost_values: e.and_then(|t| t.lost_values.clone()),
             }
         })
         .collect()

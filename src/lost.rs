@@ -4,7 +4,7 @@
 
 use crate::error::{exit, Error, Result};
 use crate::progress::Progress;
-use crate::recover::lost::{table_lines, LostRange};
+use crate::recover::lost::{table_lines, IndexedValues, LostRange};
 use crate::recover::{self, Report};
 use crate::report::Outcome;
 use crate::snapshot::{self, SnapshotOptions};
@@ -25,6 +25,9 @@ pub struct TableLost {
     pub table: String,
     pub without_rowid: bool,
     pub lost: Vec<LostRange>,
+    /// What the table's surviving indexes still hold of its lost rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_values: Option<IndexedValues>,
     /// Rows may be missing that no range names (its rows went to lost_and_found, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -68,6 +71,10 @@ impl Outcome for LostReport {
         self.exit_code
     }
 }
+
+/// Lost rows listed per table with what its indexes still hold of them (all of them in
+/// `--json`).
+const MAX_TEXT_ROWS: usize = 20;
 
 /// A finished engine run on a private snapshot; the folder goes when this is dropped.
 pub struct Analysis {
@@ -147,8 +154,16 @@ pub fn lost(db: &Path, opts: &LostOptions) -> Result<LostReport> {
                 table: t.name.clone(),
                 without_rowid: t.without_rowid,
                 lost: t.lost.clone(),
+                lost_values: t.lost_values.clone(),
                 note,
-                lines: table_lines(t),
+                lines: table_lines(t)
+                    .into_iter()
+                    .chain(
+                        t.lost_values
+                            .iter()
+                            .flat_map(|v| v.describe(&t.name, MAX_TEXT_ROWS)),
+                    )
+                    .collect(),
             }
         })
         .collect();

@@ -1,5 +1,7 @@
 //! Lost rows, named: the ranges the engine reports against the samples' truth.
 
+mod common;
+
 use corrupt_samples::{Key, Sample, Scale};
 use sqlite_rescue::recover::lost::LostRange;
 use sqlite_rescue::recover::{recover, Options, Report};
@@ -347,5 +349,119 @@ fn recover_prints_and_reports_the_lost_range() {
     assert_eq!(
         mc["lost"],
         serde_json::json!([{"first_rowid": 296, "last_rowid": 314, "page": 58, "exact": true, "rows": null}])
+    );
+}
+
+/// A value as the lost-rows report writes it: numbers, strings, `{"blob": HEX}`, null.
+fn as_json(v: rusqlite::types::Value) -> serde_json::Value {
+    use rusqlite::types::Value;
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => i.into(),
+        Value::Real(r) => r.into(),
+        Value::Text(t) => t.into(),
+        Value::Blob(b) => serde_json::json!({ "blob": hex::encode(b) }),
+    }
+}
+
+#[test]
+fn surviving_indexes_name_the_lost_rows_by_their_values() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("shop.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    // Every kind of index: UNIQUE (an autoindex), two columns (a REAL, NULL in some rows, and
+    // a blob), an expression (holds no column), a partial one (does not list every row, so it
+    // is not read).
+    conn.execute_batch(
+        "PRAGMA page_size = 1024;
+         CREATE TABLE item(id INTEGER PRIMARY KEY, sku TEXT NOT NULL UNIQUE, price REAL,
+                           tag BLOB, note TEXT);
+         CREATE INDEX item_price_tag ON item(price, tag);
+         CREATE INDEX item_note_lower ON item(lower(note));
+         CREATE INDEX item_expensive ON item(note) WHERE price > 50;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+         INSERT INTO item
+           SELECT i, 'sku-' || i, CASE WHEN i % 7 = 0 THEN NULL ELSE i * 0.5 END,
+                  unhex(printf('%08x', i * 40503)), printf('note %d %.60c', i, 'x')
+           FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let truth = work.path().join("truth.sqlite3");
+    std::fs::copy(&db, &truth).unwrap();
+    let layout = corrupt_samples::read_layout(&truth).unwrap();
+    let tree = layout.btree("item");
+    let leaves: Vec<_> = tree.pages.iter().filter(|p| p.pagetype == "leaf").collect();
+    assert!(leaves.len() > 4, "item has {} leaves", leaves.len());
+    let leaf = leaves[leaves.len() / 2];
+    let lost: Vec<i64> = tree
+        .keys_on_page(leaf.pageno)
+        .into_iter()
+        .map(|k| match k {
+            Key::Rowid(r) => r,
+            Key::Text(t) => panic!("{t}"),
+        })
+        .collect();
+    assert!(
+        lost.iter().any(|r| r % 7 == 0),
+        "no NULL price among {lost:?}"
+    );
+    assert!(
+        lost.iter().any(|r| r % 2 == 0),
+        "no whole price among {lost:?}"
+    );
+    zero_pages(&db, 1024, &[leaf.pageno]);
+
+    let (report, _) = run(&db, work.path());
+    let t = report.tables.iter().find(|t| t.name == "item").unwrap();
+    let values = t
+        .lost_values
+        .as_ref()
+        .expect("what the indexes hold of the lost rows");
+    assert_eq!(
+        values.indexes,
+        ["sqlite_autoindex_item_1", "item_price_tag"]
+    );
+    assert_eq!(values.columns, ["sku", "price", "tag"]);
+    assert_eq!(values.not_listed, 0);
+    let conn = rusqlite::Connection::open(&truth).unwrap();
+    let list = lost
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let expected: Vec<(i64, Vec<serde_json::Value>)> = common::query_rows(
+        &conn,
+        &format!("SELECT id, sku, price, tag FROM item WHERE id IN ({list}) ORDER BY id"),
+    )
+    .into_iter()
+    .map(|row| {
+        let mut row = row.into_iter().map(as_json);
+        (row.next().unwrap().as_i64().unwrap(), row.collect())
+    })
+    .collect();
+    let got: Vec<(i64, Vec<serde_json::Value>)> = values
+        .rows
+        .iter()
+        .map(|r| (r.rowid, r.values.clone()))
+        .collect();
+    assert_eq!(got, expected);
+
+    // The lost command lists them, ready for a ticket.
+    let out = common::cmd()
+        .args(["lost", "-q", "--table", "item"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = lost.iter().min().unwrap();
+    assert!(
+        text.contains("indexes sqlite_autoindex_item_1, item_price_tag still hold sku, price, tag"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("rowid {first}: sku 'sku-{first}', price ")),
+        "{text}"
     );
 }

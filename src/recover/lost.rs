@@ -11,7 +11,7 @@
 //! gives the number of rows lost.
 
 use super::pagemap::{PageMap, PageStatus};
-use super::schema::{SchemaEntry, Table};
+use super::schema::{Affinity, SchemaEntry, Table};
 use super::walk::{Hole, RowRef, TreeKind, Walker};
 use super::{writer, OrphanGroup, TableReport};
 use crate::format::cell::{self, Cell};
@@ -69,6 +69,103 @@ impl LostRange {
             detail.push("estimate".to_string());
         }
         format!("{table}: {what} lost ({})", detail.join(", "))
+    }
+}
+
+/// At most this many lost rows are listed with what the indexes still hold of them.
+const MAX_LISTED: usize = 1000;
+
+/// What a table's surviving indexes still hold of its lost rows. An index entry is a copy of
+/// the indexed columns and the rowid, kept on other pages than the row: a row lost with its
+/// leaf can still be named by its username, email or date.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedValues {
+    /// The indexes read: every index of the table that reads whole and is not partial.
+    pub indexes: Vec<String>,
+    /// The columns they hold, in the order the indexes name them.
+    pub columns: Vec<String>,
+    /// Lost rows in rowid order, at most 1000.
+    pub rows: Vec<IndexedRow>,
+    /// Lost rows the indexes name beyond those listed.
+    pub not_listed: u64,
+}
+
+/// One lost row as the indexes remember it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedRow {
+    pub rowid: i64,
+    /// One per column: a number, a string, `{"blob": HEX}`, or null (a NULL value, or an
+    /// entry that did not read whole).
+    pub values: Vec<serde_json::Value>,
+}
+
+impl IndexedValues {
+    /// Lines for a person: which columns survive, then up to `max_rows` rows, each as
+    /// "rowid 1042: kind 'login', created 1700000123.5". With `max_rows` 0, one line that
+    /// says where to find them.
+    pub fn describe(&self, table: &str, max_rows: usize) -> Vec<String> {
+        let total = self.rows.len() as u64 + self.not_listed;
+        let rows = if total == 1 {
+            "its lost row".to_string()
+        } else {
+            format!("its {total} lost rows")
+        };
+        let head = format!(
+            "{table}: {} {} still {} {} of {rows}",
+            if self.indexes.len() == 1 {
+                "index"
+            } else {
+                "indexes"
+            },
+            self.indexes.join(", "),
+            if self.indexes.len() == 1 {
+                "holds"
+            } else {
+                "hold"
+            },
+            self.columns.join(", "),
+        );
+        if max_rows == 0 {
+            return vec![format!(
+                "{head}: sqlite-rescue lost DB --table {table} lists them"
+            )];
+        }
+        let mut lines = vec![format!("{head}:")];
+        for row in self.rows.iter().take(max_rows) {
+            let values: Vec<String> = self
+                .columns
+                .iter()
+                .zip(&row.values)
+                .map(|(c, v)| format!("{c} {}", sql_literal(v)))
+                .collect();
+            lines.push(format!("  rowid {}: {}", row.rowid, values.join(", ")));
+        }
+        let shown = max_rows.min(self.rows.len()) as u64;
+        if total > shown {
+            lines.push(format!(
+                "  \u{2026} and {} more (--json lists {})",
+                total - shown,
+                if self.not_listed > 0 {
+                    format!("the first {MAX_LISTED}")
+                } else {
+                    "them all".to_string()
+                }
+            ));
+        }
+        lines
+    }
+}
+
+/// A JSON value as SQL would write it: 'text', 12, 1.5, x'00ff', NULL.
+fn sql_literal(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "NULL".to_string(),
+        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        serde_json::Value::Object(o) => match o.get("blob").and_then(|b| b.as_str()) {
+            Some(hex) => format!("x'{hex}'"),
+            None => v.to_string(),
+        },
+        other => other.to_string(),
     }
 }
 
@@ -172,14 +269,15 @@ pub(crate) fn fill(inputs: &Inputs<'_>, reports: &mut [TableReport]) {
         if rep.holes.is_empty() || table.internal || rep.refused.is_some() {
             continue;
         }
-        rep.lost = if table.without_rowid {
-            rep.holes
+        if table.without_rowid {
+            rep.lost = rep
+                .holes
                 .iter()
                 .map(|h| without_rowid_range(inputs.pf, h, inputs.encoding))
-                .collect()
+                .collect();
         } else {
-            rowid_ranges(inputs, table, &rep.holes, spare_pages)
-        };
+            (rep.lost, rep.lost_values) = rowid_ranges(inputs, table, &rep.holes, spare_pages);
+        }
     }
 }
 
@@ -217,7 +315,7 @@ fn rowid_ranges(
     table: &Table,
     holes: &[Hole],
     spare_pages: u64,
-) -> Vec<LostRange> {
+) -> (Vec<LostRange>, Option<IndexedValues>) {
     let q = Queries {
         conn: inputs.conn,
         table: writer::ident(&table.name),
@@ -272,13 +370,15 @@ fn rowid_ranges(
         }
         pieces.extend(subtract_recovered(&q, piece));
     }
-    let index = complete_index_rowids(inputs, table, &pieces);
+    let index = read_indexes(inputs, table, &pieces);
     let mut out = Vec::new();
+    let mut lost_rowids = Vec::new();
     for p in pieces {
         let exact = p.first_exact && p.last_exact;
         match &index {
-            Some(rowids) => {
-                let inside: Vec<i64> = rowids
+            Some(evidence) => {
+                let inside: Vec<i64> = evidence
+                    .rowids
                     .iter()
                     .copied()
                     .filter(|r| p.first.is_none_or(|a| *r >= a) && p.last.is_none_or(|b| *r <= b))
@@ -287,6 +387,7 @@ fn rowid_ranges(
                 let (Some(&a), Some(&b)) = (inside.first(), inside.last()) else {
                     continue; // the index says no row of this range is missing
                 };
+                lost_rowids.extend_from_slice(&inside);
                 out.push(LostRange {
                     first_rowid: Some(a),
                     last_rowid: Some(b),
@@ -314,7 +415,8 @@ fn rowid_ranges(
         }
     }
     out.sort_by_key(|r| (r.first_rowid.is_some(), r.first_rowid, r.page));
-    out
+    let values = index.and_then(|evidence| evidence.values_of(&lost_rowids));
+    (out, values)
 }
 
 /// Splits a piece around recovered rows that lie inside it (rows that came back from the
@@ -402,9 +504,44 @@ impl Queries<'_> {
     }
 }
 
-/// The rowids a surviving index of `table` lists inside any of `pieces`, sorted; `None`
-/// when no index of the table could be read whole (a partial index never counts).
-fn complete_index_rowids(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -> Option<Vec<i64>> {
+/// What the surviving indexes of a table say about the rowids inside some hole.
+struct IndexEvidence {
+    /// Every rowid the first index that reads whole lists inside the holes, sorted.
+    rowids: Vec<i64>,
+    /// The indexes that read whole, and the columns they hold.
+    indexes: Vec<String>,
+    columns: Vec<String>,
+    /// Values by rowid (at most [`MAX_LISTED`] rowids), one slot per column.
+    values: std::collections::BTreeMap<i64, Vec<serde_json::Value>>,
+}
+
+impl IndexEvidence {
+    /// What the indexes hold of `lost` (the rowids really missing), or `None` when they hold
+    /// no column of the table (an index on an expression alone).
+    fn values_of(mut self, lost: &[i64]) -> Option<IndexedValues> {
+        if self.columns.is_empty() || lost.is_empty() {
+            return None;
+        }
+        let lost: std::collections::BTreeSet<i64> = lost.iter().copied().collect();
+        self.values.retain(|r, _| lost.contains(r));
+        let rows: Vec<IndexedRow> = self
+            .values
+            .into_iter()
+            .map(|(rowid, values)| IndexedRow { rowid, values })
+            .collect();
+        Some(IndexedValues {
+            indexes: self.indexes,
+            columns: self.columns,
+            not_listed: (lost.len() - rows.len().min(lost.len())) as u64,
+            rows,
+        })
+    }
+}
+
+/// Reads every index of `table` that can be trusted to list one entry per row (not partial,
+/// and read whole): the rowids the first one lists inside any of `pieces`, and the values all
+/// of them hold for those rowids. `None` when no index of the table reads whole.
+fn read_indexes(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -> Option<IndexEvidence> {
     if pieces.is_empty() {
         return None;
     }
@@ -413,6 +550,7 @@ fn complete_index_rowids(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -
             .iter()
             .any(|p| p.first.is_none_or(|a| r >= a) && p.last.is_none_or(|b| r <= b))
     };
+    let mut evidence: Option<IndexEvidence> = None;
     for e in inputs.entries.iter().filter(|e| {
         e.kind == "index"
             && e.tbl_name == table.name
@@ -425,14 +563,17 @@ fn complete_index_rowids(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -
         let Ok(root) = u32::try_from(e.rootpage) else {
             continue;
         };
+        let named = index_columns(inputs.conn, &e.name, table);
+        let first = evidence.is_none();
+        let mut rowids = Vec::new();
+        let mut found: Vec<(i64, Vec<(usize, serde_json::Value)>)> = Vec::new();
+        let mut odd = 0u64;
         let mut map = PageMap::new(inputs.pf.page_count());
         let mut walker = Walker::new(
             inputs.pf,
             indicatif::ProgressBar::hidden(),
             &super::interrupted,
         );
-        let mut rowids = Vec::new();
-        let mut odd = 0u64;
         let stats = walker.walk(
             &mut map,
             0,
@@ -441,13 +582,33 @@ fn complete_index_rowids(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -
             PageStatus::Tree,
             &|_, _| true,
             &mut |row: &RowRef<'_>| {
-                match row.fields.last() {
-                    Some(Field::Integer(r)) if row.complete => {
-                        if wanted(*r) {
-                            rowids.push(*r);
-                        }
-                    }
-                    _ => odd += 1,
+                let Some(Field::Integer(r)) = row.fields.last().filter(|_| row.complete) else {
+                    odd += 1;
+                    return Ok(());
+                };
+                if !wanted(*r) {
+                    return Ok(());
+                }
+                if first {
+                    rowids.push(*r);
+                }
+                // The first index picks the rowids listed; the others fill in their columns.
+                let listed = match &evidence {
+                    Some(ev) => ev.values.contains_key(r),
+                    None => found.len() < MAX_LISTED,
+                };
+                if listed {
+                    let values = named
+                        .iter()
+                        .filter_map(|c| {
+                            let value = match row.fields.get(c.pos)?.value(row.payload) {
+                                Value::Integer(i) if c.real => Value::Real(i as f64),
+                                v => v,
+                            };
+                            Some((c.pos, json_value(value, inputs.encoding)))
+                        })
+                        .collect();
+                    found.push((*r, values));
                 }
                 Ok(())
             },
@@ -458,11 +619,95 @@ fn complete_index_rowids(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -
         if !stats.holes.is_empty() || stats.bad_cells > 0 || odd > 0 || stats.suspect_rows > 0 {
             continue;
         }
-        rowids.sort_unstable();
-        rowids.dedup();
-        return Some(rowids);
+        let ev = evidence.get_or_insert_with(|| {
+            rowids.sort_unstable();
+            rowids.dedup();
+            IndexEvidence {
+                rowids: std::mem::take(&mut rowids),
+                indexes: Vec::new(),
+                columns: Vec::new(),
+                values: found.iter().map(|(r, _)| (*r, Vec::new())).collect(),
+            }
+        });
+        // Columns this index adds (one already read from another index is not read twice).
+        let mut slots = Vec::new();
+        for c in &named {
+            if !ev.columns.contains(&c.name) {
+                ev.columns.push(c.name.clone());
+                slots.push((c.pos, ev.columns.len() - 1));
+            }
+        }
+        if slots.is_empty() {
+            continue;
+        }
+        ev.indexes.push(e.name.clone());
+        let width = ev.columns.len();
+        for row in ev.values.values_mut() {
+            row.resize(width, serde_json::Value::Null);
+        }
+        for (r, values) in found {
+            let Some(row) = ev.values.get_mut(&r) else {
+                continue;
+            };
+            for (pos, value) in values {
+                if let Some(&(_, slot)) = slots.iter().find(|(p, _)| *p == pos) {
+                    if let Some(cell) = row.get_mut(slot) {
+                        *cell = value;
+                    }
+                }
+            }
+        }
     }
-    None
+    evidence
+}
+
+/// One key column of an index that is a column of its table.
+struct IndexColumn {
+    /// Its position in the index entry.
+    pos: usize,
+    name: String,
+    /// REAL affinity: a whole number stored as an integer reads back as a real.
+    real: bool,
+}
+
+/// The key columns of index `name` that are columns of `table`, from SQLite's own reading of
+/// the recovered schema. Expressions and the rowid are left out.
+fn index_columns(conn: &Connection, name: &str, table: &Table) -> Vec<IndexColumn> {
+    let Ok(mut stmt) =
+        conn.prepare("SELECT seqno, cid FROM pragma_index_xinfo(?1) WHERE key ORDER BY seqno")
+    else {
+        return Vec::new();
+    };
+    let Ok(rows) = stmt.query_map([name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+    else {
+        return Vec::new();
+    };
+    rows.filter_map(|r| r.ok())
+        .filter_map(|(seqno, cid)| {
+            let column = table.columns.get(usize::try_from(cid).ok()?)?;
+            Some(IndexColumn {
+                pos: usize::try_from(seqno).ok()?,
+                name: column.name.clone(),
+                real: column.affinity == Affinity::Real,
+            })
+        })
+        .collect()
+}
+
+/// A value from a record as JSON: numbers as numbers, text as a string, a blob as
+/// `{"blob": HEX}`.
+fn json_value(v: Value<'_>, encoding: TextEncoding) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => i.into(),
+        Value::Real(r) => {
+            serde_json::Number::from_f64(r).map_or(serde_json::Value::Null, Into::into)
+        }
+        Value::Text(t) => String::from_utf8_lossy(&encoding.to_utf8(t))
+            .into_owned()
+            .into(),
+        Value::Blob(b) => serde_json::json!({ "blob": hex::encode(b) }),
+    }
 }
 
 /// A hole in a WITHOUT ROWID table: the keys between the parent's divider keys.

@@ -142,6 +142,9 @@ pub struct TableReport {
     pub rows_may_be_missing: bool,
     /// The rowid ranges (or keys) of rows that are really missing, worked out from `holes`.
     pub lost: Vec<lost::LostRange>,
+    /// What the table's surviving indexes still hold of its lost rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_values: Option<lost::IndexedValues>,
     /// Why the table's rows went to lost_and_found instead (its CREATE TABLE was refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,

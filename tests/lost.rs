@@ -38,6 +38,17 @@ fn rowids(db: &Path, sql: &str) -> BTreeSet<i64> {
     rows.map(|r| r.unwrap()).collect()
 }
 
+/// The rowids of the rows on `page` of `tree`.
+fn rowids_on(tree: &corrupt_samples::layout::BTree, page: u32) -> Vec<i64> {
+    tree.keys_on_page(page)
+        .into_iter()
+        .map(|k| match k {
+            Key::Rowid(r) => r,
+            Key::Text(t) => panic!("not a rowid: {t}"),
+        })
+        .collect()
+}
+
 fn destroyed_rowids(sample: &Sample, table: &str) -> Vec<i64> {
     sample.expected.tables[table]
         .destroyed_keys
@@ -181,14 +192,7 @@ fn leaf_and_parent(zero_index_root: bool) -> LeafAndParent {
         })
         .collect();
     let leaf = leaves[leaves.len() / 2];
-    let lost_rowids: Vec<i64> = tree
-        .keys_on_page(leaf.pageno)
-        .into_iter()
-        .map(|k| match k {
-            Key::Rowid(r) => r,
-            Key::Text(t) => panic!("{t}"),
-        })
-        .collect();
+    let lost_rowids = rowids_on(tree, leaf.pageno);
     assert!(!lost_rowids.is_empty());
     let db = work.path().join("damaged.sqlite3");
     std::fs::copy(&truth, &db).unwrap();
@@ -394,14 +398,7 @@ fn surviving_indexes_name_the_lost_rows_by_their_values() {
     let leaves: Vec<_> = tree.pages.iter().filter(|p| p.pagetype == "leaf").collect();
     assert!(leaves.len() > 4, "item has {} leaves", leaves.len());
     let leaf = leaves[leaves.len() / 2];
-    let lost: Vec<i64> = tree
-        .keys_on_page(leaf.pageno)
-        .into_iter()
-        .map(|k| match k {
-            Key::Rowid(r) => r,
-            Key::Text(t) => panic!("{t}"),
-        })
-        .collect();
+    let lost = rowids_on(tree, leaf.pageno);
     assert!(
         lost.iter().any(|r| r % 7 == 0),
         "no NULL price among {lost:?}"

@@ -370,6 +370,12 @@ fn rowid_ranges(
         }
         pieces.extend(subtract_recovered(&q, piece));
     }
+    // A hole that orphan pages partly filled was an interior page; its other children can
+    // only be lost if some page of the file is unaccounted for. With none, no index need be
+    // read (a whole walk of it, on a large table) to know that nothing is lost there.
+    if spare_pages == 0 {
+        pieces.retain(|p| !p.filled);
+    }
     let index = read_indexes(inputs, table, &pieces);
     let mut out = Vec::new();
     let mut lost_rowids = Vec::new();
@@ -398,11 +404,6 @@ fn rowid_ranges(
                 });
             }
             None => {
-                // A hole that orphan pages partly filled was an interior page; its other
-                // children can only be lost if some page of the file is unaccounted for.
-                if p.filled && spare_pages == 0 {
-                    continue;
-                }
                 out.push(LostRange {
                     first_rowid: p.first,
                     last_rowid: p.last,

@@ -126,8 +126,9 @@ impl IndexedValues {
             self.columns.join(", "),
         );
         if max_rows == 0 {
+            let them = if total == 1 { "it" } else { "them" };
             return vec![format!(
-                "{head}: sqlite-rescue lost DB --table {table} lists them"
+                "{head}: sqlite-rescue lost DB --table {table} lists {them}"
             )];
         }
         let mut lines = vec![format!("{head}:")];
@@ -146,7 +147,7 @@ impl IndexedValues {
                 "  \u{2026} and {} more (--json lists {})",
                 total - shown,
                 if self.not_listed > 0 {
-                    format!("the first {MAX_LISTED}")
+                    format!("{} of the {total}", self.rows.len())
                 } else {
                     "them all".to_string()
                 }
@@ -822,6 +823,49 @@ mod tests {
         assert_eq!(
             range(Some(5), None, false, None).describe("t"),
             "t: rowids 5 and above lost (page 311, estimate)"
+        );
+    }
+
+    fn remembered(rows: usize, not_listed: u64) -> IndexedValues {
+        IndexedValues {
+            indexes: vec!["users_email".into(), "users_joined".into()],
+            columns: vec!["email".into(), "joined".into()],
+            rows: (0..rows as i64)
+                .map(|r| IndexedRow {
+                    rowid: 10 + r,
+                    values: vec![
+                        serde_json::json!(format!("o'neil{r}@example.com")),
+                        serde_json::Value::Null,
+                    ],
+                })
+                .collect(),
+            not_listed,
+        }
+    }
+
+    #[test]
+    fn describes_what_the_indexes_hold() {
+        assert_eq!(
+            remembered(3, 0).describe("users", 2),
+            [
+                "users: indexes users_email, users_joined still hold email, joined of its 3 lost rows:",
+                "  rowid 10: email 'o''neil0@example.com', joined NULL",
+                "  rowid 11: email 'o''neil1@example.com', joined NULL",
+                "  \u{2026} and 1 more (--json lists them all)",
+            ]
+        );
+        assert_eq!(
+            remembered(2, 5).describe("users", 20).last().unwrap(),
+            "  \u{2026} and 5 more (--json lists 2 of the 7)"
+        );
+        assert_eq!(
+            remembered(1, 0).describe("users", 0),
+            ["users: indexes users_email, users_joined still hold email, joined of its lost row: \
+              sqlite-rescue lost DB --table users lists it"]
+        );
+        assert_eq!(
+            sql_literal(&serde_json::json!({ "blob": "00ff" })),
+            "x'00ff'"
         );
     }
 

@@ -147,6 +147,64 @@ fn a_surviving_index_counts_the_lost_rows() {
     assert!(lost[0].exact);
 }
 
+#[test]
+fn recover_says_which_columns_of_the_lost_rows_survive() {
+    // utf16: the lost rows' usernames are UTF-16 text in the surviving UNIQUE index.
+    let sample = committed("utf16");
+    let work = tempfile::tempdir().unwrap();
+    let db = sample.copy_to(&work.path().join("src")).unwrap();
+    let out = common::cmd()
+        .args(["-q", "recover", "--dry-run"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut truth = destroyed_rowids(&sample, "auth_user");
+    truth.sort_unstable();
+    assert!(
+        text.contains(&format!(
+            "auth_user: index sqlite_autoindex_auth_user_1 still holds username of its {} lost \
+             rows: sqlite-rescue lost DB --table auth_user lists them",
+            truth.len()
+        )),
+        "{text}"
+    );
+    let out = common::cmd()
+        .args(["-q", "--json", "recover", "--dry-run"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let users = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "auth_user")
+        .unwrap();
+    let conn = rusqlite::Connection::open_with_flags(
+        sample.truth.as_ref().unwrap(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let expected: Vec<serde_json::Value> = truth
+        .iter()
+        .map(|id| {
+            let name: String = conn
+                .query_row("SELECT username FROM auth_user WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            serde_json::json!({ "rowid": id, "values": [name] })
+        })
+        .collect();
+    assert_eq!(users["lost_values"]["rows"], serde_json::json!(expected));
+    assert_eq!(
+        users["lost_values"]["columns"],
+        serde_json::json!(["username"])
+    );
+}
+
 fn zero_pages(db: &Path, page_size: u64, pages: &[u32]) {
     let mut f = std::fs::OpenOptions::new().write(true).open(db).unwrap();
     for p in pages {

@@ -311,6 +311,13 @@ struct Piece {
     page: u32,
 }
 
+impl Piece {
+    /// Whether no rowid can lie in it (its bounds crossed).
+    fn is_empty(&self) -> bool {
+        matches!((self.first, self.last), (Some(a), Some(b)) if a > b)
+    }
+}
+
 fn rowid_ranges(
     inputs: &Inputs<'_>,
     table: &Table,
@@ -424,6 +431,11 @@ fn rowid_ranges(
 /// Splits a piece around recovered rows that lie inside it (rows that came back from the
 /// WAL or from orphan pages): each remaining piece holds only rowids that are missing.
 fn subtract_recovered(q: &Queries<'_>, piece: Piece) -> Vec<Piece> {
+    if piece.is_empty() {
+        // Its bounds crossed: an open side was bounded by the recovered row that is its
+        // other bound.
+        return Vec::new();
+    }
     let inside = q.rowids_between(piece.first, piece.last);
     if inside.is_empty() {
         return vec![piece];
@@ -436,12 +448,8 @@ fn subtract_recovered(q: &Queries<'_>, piece: Piece) -> Vec<Piece> {
             last_exact: false,
             ..cur.clone()
         };
-        let nonempty = match (left.first, left.last) {
-            (Some(a), Some(b)) => a <= b,
-            (_, None) => false,
-            (None, Some(_)) => true,
-        };
-        if nonempty {
+        // An open upper side here means r was i64::MIN: nothing lies below it.
+        if left.last.is_some() && !left.is_empty() {
             out.push(left);
         }
         cur.first = r.checked_add(1);
@@ -450,11 +458,7 @@ fn subtract_recovered(q: &Queries<'_>, piece: Piece) -> Vec<Piece> {
             return out;
         }
     }
-    let nonempty = match (cur.first, cur.last) {
-        (Some(a), Some(b)) => a <= b,
-        _ => true,
-    };
-    if nonempty {
+    if !cur.is_empty() {
         out.push(cur);
     }
     out
@@ -866,6 +870,41 @@ mod tests {
         assert_eq!(
             sql_literal(&serde_json::json!({ "blob": "00ff" })),
             "x'00ff'"
+        );
+    }
+
+    #[test]
+    fn a_piece_whose_bounds_crossed_holds_nothing() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(x); INSERT INTO t(rowid) VALUES (1), (2), (3), (4), (5);",
+        )
+        .unwrap();
+        let q = Queries {
+            conn: &conn,
+            table: "t".into(),
+        };
+        let piece = |first, last| Piece {
+            first,
+            last,
+            first_exact: false,
+            last_exact: false,
+            filled: true,
+            page: 7,
+        };
+        let bounds = |pieces: Vec<Piece>| -> Vec<(Option<i64>, Option<i64>)> {
+            pieces.iter().map(|p| (p.first, p.last)).collect()
+        };
+        // Bounds crossed (a hole's open side bounded by the recovered row that is its other
+        // bound): nothing can be in it.
+        assert_eq!(bounds(subtract_recovered(&q, piece(Some(6), Some(5)))), []);
+        assert_eq!(
+            bounds(subtract_recovered(&q, piece(Some(3), Some(8)))),
+            [(Some(6), Some(8))]
+        );
+        assert_eq!(
+            bounds(subtract_recovered(&q, piece(Some(2), None))),
+            [(Some(6), None)]
         );
     }
 

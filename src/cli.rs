@@ -83,7 +83,8 @@ pub enum Command {
         map: Option<PathBuf>,
     },
     /// List the rows that cannot be recovered (rowid ranges per table, with the page they were
-    /// on), ready to paste into a ticket. Works on a private snapshot; exit 1 when rows are lost.
+    /// on, and the values a surviving index still holds of them), ready to paste into a ticket.
+    /// Works on a private snapshot; exit 1 when rows are lost.
     Lost {
         /// The damaged database (read from a private snapshot).
         db: PathBuf,

@@ -207,11 +207,8 @@ impl Outcome for IncidentReport {
                     pages.join(", ")
                 ));
             }
-            let remembered = t.lost_values.iter().flat_map(|v| v.describe(&t.name, 0));
-            for line in crate::recover::lost::table_lines(t)
-                .into_iter()
-                .chain(remembered)
-            {
+            // What the indexes hold of lost rows: one line here, the rows in `lost`.
+            for line in crate::recover::lost::table_lines(t, 0) {
                 out.push_str(&line);
                 out.push('\n');
             }

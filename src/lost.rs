@@ -72,8 +72,8 @@ impl Outcome for LostReport {
     }
 }
 
-/// Lost rows listed per table with what its indexes still hold of them (all of them in
-/// `--json`).
+/// Lost rows listed per table with what its indexes still hold of them (`--json` lists up
+/// to 1 000).
 const MAX_TEXT_ROWS: usize = 20;
 
 /// A finished engine run on a private snapshot; the folder goes when this is dropped.
@@ -156,14 +156,7 @@ pub fn lost(db: &Path, opts: &LostOptions) -> Result<LostReport> {
                 lost: t.lost.clone(),
                 lost_values: t.lost_values.clone(),
                 note,
-                lines: table_lines(t)
-                    .into_iter()
-                    .chain(
-                        t.lost_values
-                            .iter()
-                            .flat_map(|v| v.describe(&t.name, MAX_TEXT_ROWS)),
-                    )
-                    .collect(),
+                lines: table_lines(t, MAX_TEXT_ROWS),
             }
         })
         .collect();

@@ -170,9 +170,10 @@ fn sql_literal(v: &serde_json::Value) -> String {
     }
 }
 
-/// Lines for the terminal under the per-table table: the lost ranges of one table, or
-/// that its unreadable pages cost no rows.
-pub fn table_lines(t: &TableReport) -> Vec<String> {
+/// Lines for the terminal under the per-table table: the lost ranges of one table and what
+/// its indexes still hold of those rows (up to `value_rows` of them, [`IndexedValues::describe`]),
+/// or that its unreadable pages cost no rows.
+pub fn table_lines(t: &TableReport, value_rows: usize) -> Vec<String> {
     if !t.lost.is_empty() {
         // Exact ranges first: they are the ones to act on; a long tail is summarized (the
         // full list is in report.json and `sqlite-rescue lost`).
@@ -190,6 +191,9 @@ pub fn table_lines(t: &TableReport) -> Vec<String> {
                 ranges.len() - MAX_TEXT_RANGES,
                 t.name
             ));
+        }
+        if let Some(values) = &t.lost_values {
+            lines.extend(values.describe(&t.name, value_rows));
         }
         return lines;
     }

@@ -110,19 +110,13 @@ impl IndexedValues {
         } else {
             format!("its {total} lost rows")
         };
+        let (noun, verb) = match self.indexes.len() {
+            1 => ("index", "holds"),
+            _ => ("indexes", "hold"),
+        };
         let head = format!(
-            "{table}: {} {} still {} {} of {rows}",
-            if self.indexes.len() == 1 {
-                "index"
-            } else {
-                "indexes"
-            },
+            "{table}: {noun} {} still {verb} {} of {rows}",
             self.indexes.join(", "),
-            if self.indexes.len() == 1 {
-                "holds"
-            } else {
-                "hold"
-            },
             self.columns.join(", "),
         );
         if max_rows == 0 {
@@ -526,6 +520,44 @@ struct IndexEvidence {
 }
 
 impl IndexEvidence {
+    /// Adds what index `name` holds of the rowids listed: `found` gives, per rowid, the value
+    /// at each position of `named`. Columns an index read before already gave are left as
+    /// they are; an index that adds no column is not named.
+    fn merge(
+        &mut self,
+        name: &str,
+        named: &[IndexColumn],
+        found: Vec<(i64, Vec<(usize, serde_json::Value)>)>,
+    ) {
+        // Entry position -> slot in `columns`, for the columns this index adds.
+        let mut slots = Vec::new();
+        for c in named {
+            if !self.columns.contains(&c.name) {
+                self.columns.push(c.name.clone());
+                slots.push((c.pos, self.columns.len() - 1));
+            }
+        }
+        if slots.is_empty() {
+            return;
+        }
+        self.indexes.push(name.to_string());
+        let width = self.columns.len();
+        for row in self.values.values_mut() {
+            row.resize(width, serde_json::Value::Null);
+        }
+        for (rowid, values) in found {
+            let Some(row) = self.values.get_mut(&rowid) else {
+                continue;
+            };
+            for (pos, value) in values {
+                let slot = slots.iter().find(|(p, _)| *p == pos).map(|(_, s)| *s);
+                if let Some(cell) = slot.and_then(|s| row.get_mut(s)) {
+                    *cell = value;
+                }
+            }
+        }
+    }
+
     /// What the indexes hold of `lost` (the rowids really missing), or `None` when they hold
     /// no column of the table (an index on an expression alone).
     fn values_of(mut self, lost: &[i64]) -> Option<IndexedValues> {
@@ -629,44 +661,18 @@ fn read_indexes(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -> Option<
         if !stats.holes.is_empty() || stats.bad_cells > 0 || odd > 0 || stats.suspect_rows > 0 {
             continue;
         }
-        let ev = evidence.get_or_insert_with(|| {
-            rowids.sort_unstable();
-            rowids.dedup();
-            IndexEvidence {
-                rowids: std::mem::take(&mut rowids),
-                indexes: Vec::new(),
-                columns: Vec::new(),
-                values: found.iter().map(|(r, _)| (*r, Vec::new())).collect(),
-            }
-        });
-        // Columns this index adds (one already read from another index is not read twice).
-        let mut slots = Vec::new();
-        for c in &named {
-            if !ev.columns.contains(&c.name) {
-                ev.columns.push(c.name.clone());
-                slots.push((c.pos, ev.columns.len() - 1));
-            }
-        }
-        if slots.is_empty() {
-            continue;
-        }
-        ev.indexes.push(e.name.clone());
-        let width = ev.columns.len();
-        for row in ev.values.values_mut() {
-            row.resize(width, serde_json::Value::Null);
-        }
-        for (r, values) in found {
-            let Some(row) = ev.values.get_mut(&r) else {
-                continue;
-            };
-            for (pos, value) in values {
-                if let Some(&(_, slot)) = slots.iter().find(|(p, _)| *p == pos) {
-                    if let Some(cell) = row.get_mut(slot) {
-                        *cell = value;
-                    }
+        evidence
+            .get_or_insert_with(|| {
+                rowids.sort_unstable();
+                rowids.dedup();
+                IndexEvidence {
+                    rowids: std::mem::take(&mut rowids),
+                    indexes: Vec::new(),
+                    columns: Vec::new(),
+                    values: found.iter().map(|(r, _)| (*r, Vec::new())).collect(),
                 }
-            }
-        }
+            })
+            .merge(&e.name, &named, found);
     }
     evidence
 }

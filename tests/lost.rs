@@ -49,6 +49,16 @@ fn rowids_on(tree: &corrupt_samples::layout::BTree, page: u32) -> Vec<i64> {
         .collect()
 }
 
+/// The entry for `table` in a JSON report's `tables`.
+fn table_in<'r>(report: &'r serde_json::Value, table: &str) -> &'r serde_json::Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == table)
+        .unwrap_or_else(|| panic!("no table {table} in the report"))
+}
+
 fn destroyed_rowids(sample: &Sample, table: &str) -> Vec<i64> {
     sample.expected.tables[table]
         .destroyed_keys
@@ -176,12 +186,7 @@ fn recover_says_which_columns_of_the_lost_rows_survive() {
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let users = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["table"] == "auth_user")
-        .unwrap();
+    let users = table_in(&report, "auth_user");
     let conn = rusqlite::Connection::open_with_flags(
         sample.truth.as_ref().unwrap(),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -350,12 +355,7 @@ fn lost_command_through_the_binary() {
         .unwrap();
     assert_eq!(json.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let mc = v["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["table"] == "monitor_check")
-        .unwrap();
+    let mc = table_in(&v, "monitor_check");
     assert_eq!(mc["lost"][0]["first_rowid"], 296);
     assert_eq!(mc["lost"][0]["last_rowid"], 314);
     assert_eq!(mc["lost"][0]["exact"], true);
@@ -402,12 +402,7 @@ fn recover_prints_and_reports_the_lost_range() {
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(incident.join("report.json")).unwrap()).unwrap();
-    let mc = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["table"] == "monitor_check")
-        .unwrap();
+    let mc = table_in(&report, "monitor_check");
     assert_eq!(
         mc["lost"],
         serde_json::json!([{"first_rowid": 296, "last_rowid": 314, "page": 58, "exact": true, "rows": null}])

@@ -8,7 +8,7 @@
 //! from a source whose index disagrees with its rows is not caught and rebuilt here as it is
 //! by `sqlite-rescue recover`: use this for timing only.
 
-use sqlite_rescue::recover::{recover, Options};
+use sqlite_rescue::engine::{recover, Options};
 use std::path::Path;
 
 fn main() {

@@ -3,7 +3,7 @@
 //!
 //!     cargo run --release --example score_samples
 
-use sqlite_rescue::recover::{recover, Options};
+use sqlite_rescue::engine::{recover, Options};
 use std::path::Path;
 
 fn main() -> corrupt_samples::Result<()> {

@@ -1,9 +1,12 @@
 //! Command-line arguments and dispatch to the library.
 
 use clap::{Args, Parser, Subcommand};
-use sqlite_rescue::progress::Progress;
-use sqlite_rescue::report::Outcome;
-use sqlite_rescue::{check, diff, incident, lost, map, restore, snapshot, Result};
+use sqlite_rescue::commands::{check, diff, lost, recover, restore};
+use sqlite_rescue::output::map;
+use sqlite_rescue::output::progress::Progress;
+use sqlite_rescue::output::report::Outcome;
+use sqlite_rescue::source::snapshot;
+use sqlite_rescue::Result;
 use std::path::PathBuf;
 
 /// Get the rows back out of a damaged SQLite database, safely, with proof of what was lost.
@@ -161,7 +164,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             schema_from,
             map,
         } => {
-            let opts = incident::RecoverCommand {
+            let opts = recover::RecoverCommand {
                 map,
                 db,
                 out,
@@ -172,7 +175,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 schema_from,
                 progress,
             };
-            emit(&incident::run(&opts)?, &cli.output)
+            emit(&recover::run(&opts)?, &cli.output)
         }
         Command::Lost { db, table, map } => {
             let opts = lost::LostOptions {

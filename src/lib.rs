@@ -1,27 +1,18 @@
 //! sqlite-rescue: get the rows back out of a damaged SQLite database.
 //!
-//! Data flows one way: [`snapshot`] copies the user's files into an incident folder;
-//! [`pagefile`] serves pages from the snapshot (main file overlaid by committed WAL frames);
-//! [`format`] decodes those pages; [`recover`] turns them into rows in a fresh database;
-//! [`diff`] and [`report`] say what came back and what did not.
+//! Data flows one way: [`commands`] (one module per subcommand) drive the [`engine`], which
+//! reads pages through [`source`] (the snapshot, its WAL and journal) and decodes them with
+//! [`format`]; [`output`] renders what the engine reports.
 
-pub mod check;
-pub mod diff;
+pub mod commands;
+pub mod engine;
 pub mod error;
 pub mod format;
-pub mod incident;
-pub mod lost;
-pub mod map;
-pub mod pagefile;
-pub mod progress;
-pub mod recover;
-pub mod report;
-pub mod restore;
-pub mod snapshot;
-pub mod verify;
+pub mod output;
+pub mod source;
 
+pub use engine::INTERRUPTED;
 pub use error::{Error, Result};
-pub use recover::INTERRUPTED;
 
 /// The version of this tool.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

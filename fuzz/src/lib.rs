@@ -1,6 +1,6 @@
 //! What each fuzz target does with its input, kept apart from the `fuzz_target!` wrappers so
-//! the same code paths can be replayed by ordinary tests (`tests/hostile.rs` and
-//! `tests/fuzz_regressions.rs` include this file with `#[path]`).
+//! the same code paths can be replayed by ordinary tests (`tests/cli/hostile.rs` and
+//! `tests/cli/fuzz_regressions.rs` include this file with `#[path]`).
 //!
 //! Every function takes arbitrary bytes and must return without panicking, hanging or
 //! allocating more than a small multiple of the input (or of the 64 KiB page-size bound).
@@ -11,7 +11,7 @@ use sqlite_rescue::format::page::BtreePage;
 use sqlite_rescue::format::record::{self, Field};
 use sqlite_rescue::format::wal::{self, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
 use sqlite_rescue::format::{freelist, overflow, ptrmap, varint, TextEncoding};
-use sqlite_rescue::pagefile;
+use sqlite_rescue::source::pagefile;
 
 /// Reserved-bytes choices for `decode_page`, picked by the top three bits of its control byte.
 const RESERVED: [usize; 8] = [0, 1, 4, 8, 16, 32, 64, 255];
@@ -262,7 +262,7 @@ pub fn join_engine_input(db: &[u8], wal: Option<&[u8]>) -> Vec<u8> {
 /// Target `engine`: the input written as a database (and WAL) in a fresh temporary folder and
 /// recovered into a new output file there. Any `Err` is an acceptable answer; a panic or a
 /// hang is not. Returns the result for callers that check more.
-pub fn engine(data: &[u8]) -> sqlite_rescue::Result<sqlite_rescue::recover::Report> {
+pub fn engine(data: &[u8]) -> sqlite_rescue::Result<sqlite_rescue::engine::Report> {
     let (db, wal) = split_engine_input(data);
     let dir = tempfile::tempdir().expect("temporary folder");
     let db_path = dir.path().join("db.sqlite3");
@@ -278,11 +278,8 @@ pub fn engine(data: &[u8]) -> sqlite_rescue::Result<sqlite_rescue::recover::Repo
         std::fs::write(dir.path().join(name), w).expect("write sidecar");
     }
     let out = dir.path().join("out.sqlite3");
-    let result = sqlite_rescue::recover::recover(
-        &db_path,
-        &out,
-        &sqlite_rescue::recover::Options::default(),
-    );
+    let result =
+        sqlite_rescue::engine::recover(&db_path, &out, &sqlite_rescue::engine::Options::default());
     if result.is_err() {
         assert!(!out.exists(), "a failed recovery left its output behind");
     }

@@ -1,0 +1,448 @@
+//! The engine's view of the snapshot, readable by SQLite.
+//!
+//! When whole tables are copied by SQLite's transfer path, SQLite must read exactly the pages
+//! the engine walked and checked: the main file with the WAL's committed frames laid over it,
+//! a truncated tail read as zeros, and the geometry the engine settled on even where the
+//! header said otherwise. So SQLite does not open the snapshot's files itself. It opens a
+//! name registered here, through a read-only VFS whose reads come from the engine's
+//! [`PageFile`]. Page 1's header is presented as a rollback-journal database whose stated
+//! size and geometry are the engine's, so SQLite looks for no WAL and reads no page past the
+//! end the engine uses.
+
+use crate::format::TextEncoding;
+use crate::source::pagefile::PageFile;
+use rusqlite::ffi;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+const VFS_NAME: &CStr = c"sqlite-rescue-view";
+
+/// Views SQLite may open, by the name handed to it. The pointers are valid while their
+/// [`Registration`] lives (it removes its entry when dropped).
+static VIEWS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+/// What a view shows: the page file, and pages the engine rebuilt in place of lost ones (or
+/// added past the end, when one page cannot hold what a lost page pointed at).
+struct View {
+    pf: *const PageFile,
+    rebuilt: Mutex<std::collections::HashMap<u32, Vec<u8>>>,
+    /// Pages in the view: the file's, or more (see [`file_pages`]), or up to the last added.
+    pages: AtomicU32,
+}
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A page file made openable by SQLite, for as long as this lives.
+pub struct Registration<'a> {
+    name: String,
+    view: Box<View>,
+    _pf: PhantomData<&'a PageFile>,
+}
+
+impl<'a> Registration<'a> {
+    /// Registers `pf`; `None` if the VFS could not be registered with SQLite.
+    pub fn new(pf: &'a PageFile) -> Option<Registration<'a>> {
+        register_vfs()?;
+        let name = format!(
+            "/sqlite-rescue-view/{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        );
+        let view = Box::new(View {
+            pf,
+            rebuilt: Mutex::new(std::collections::HashMap::new()),
+            pages: AtomicU32::new(file_pages(pf)),
+        });
+        let ptr = &*view as *const View as usize;
+        VIEWS.lock().ok()?.push((name.clone(), ptr));
+        Some(Registration {
+            name,
+            view,
+            _pf: PhantomData,
+        })
+    }
+
+    /// Shows `page` (a whole page image) in place of page `pgno` from now on. SQLite must
+    /// attach the view afresh to see it (an attached view keeps what it has read).
+    pub fn rebuild(&self, pgno: u32, page: Vec<u8>) {
+        if let Ok(mut rebuilt) = self.view.rebuilt.lock() {
+            rebuilt.insert(pgno, page);
+        }
+    }
+
+    /// Shows page `pgno` as the file has it again (undoes [`Self::rebuild`]).
+    pub fn forget(&self, pgno: u32) {
+        if let Ok(mut rebuilt) = self.view.rebuilt.lock() {
+            rebuilt.remove(&pgno);
+        }
+    }
+
+    /// A page number past the end of the view, for a page to add with [`Self::rebuild`].
+    pub fn add_page(&self) -> u32 {
+        // SAFETY: the page file outlives this registration.
+        let page_size = unsafe { &*self.view.pf }.page_size() as u32;
+        // The page holding byte 2^30 is SQLite's lock page and never part of a tree.
+        let lock_page = (1u32 << 30) / page_size.max(512) + 1;
+        loop {
+            let pgno = self.view.pages.fetch_add(1, Ordering::Relaxed) + 1;
+            if pgno != lock_page {
+                return pgno;
+            }
+        }
+    }
+
+    /// The URI to ATTACH: read-only, immutable (no locks, no journal), through the view.
+    pub fn uri(&self) -> String {
+        format!(
+            "file:{}?vfs={}&mode=ro&immutable=1",
+            self.name,
+            VFS_NAME.to_str().unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut views) = VIEWS.lock() {
+            views.retain(|(n, _)| *n != self.name);
+        }
+    }
+}
+
+fn lookup(name: &str) -> Option<*const View> {
+    let views = VIEWS.lock().ok()?;
+    views
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| *p as *const View)
+}
+
+/// An open view: SQLite's file object, followed by ours.
+#[repr(C)]
+struct ViewFile {
+    base: ffi::sqlite3_file,
+    view: *const View,
+}
+
+static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 1,
+    xClose: Some(x_close),
+    xRead: Some(x_read),
+    xWrite: Some(x_write),
+    xTruncate: Some(x_truncate),
+    xSync: Some(x_sync),
+    xFileSize: Some(x_file_size),
+    xLock: Some(x_lock),
+    xUnlock: Some(x_lock),
+    xCheckReservedLock: Some(x_check_reserved_lock),
+    xFileControl: Some(x_file_control),
+    xSectorSize: Some(x_sector_size),
+    xDeviceCharacteristics: Some(x_device_characteristics),
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
+};
+
+/// Registers the view VFS with SQLite once per process (not as the default).
+fn register_vfs() -> Option<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = *REGISTERED.get_or_init(|| {
+        // SAFETY: sqlite3_vfs_find(NULL) returns the default VFS, which lives for the
+        // process; we only copy its function pointers.
+        let default = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
+        if default.is_null() {
+            return false;
+        }
+        // SAFETY: `default` is a valid VFS (checked non-null above).
+        let mut vfs: ffi::sqlite3_vfs = unsafe { std::ptr::read(default) };
+        vfs.iVersion = vfs.iVersion.min(2);
+        vfs.szOsFile = std::mem::size_of::<ViewFile>() as c_int;
+        vfs.pNext = std::ptr::null_mut();
+        vfs.zName = VFS_NAME.as_ptr();
+        vfs.pAppData = std::ptr::null_mut();
+        vfs.xOpen = Some(x_open);
+        vfs.xDelete = Some(x_delete);
+        vfs.xAccess = Some(x_access);
+        vfs.xFullPathname = Some(x_full_pathname);
+        vfs.xSetSystemCall = None;
+        vfs.xGetSystemCall = None;
+        vfs.xNextSystemCall = None;
+        let leaked = Box::into_raw(Box::new(vfs));
+        // SAFETY: `leaked` points to a complete VFS that is never freed; 0 = not default.
+        let rc = unsafe { ffi::sqlite3_vfs_register(leaked, 0) };
+        rc == ffi::SQLITE_OK
+    });
+    registered.then_some(())
+}
+
+unsafe extern "C" fn x_open(
+    _vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    // SAFETY: SQLite hands a file object of szOsFile bytes (a ViewFile); marking it unopened
+    // first means a failed open is never closed.
+    unsafe { (*file).pMethods = std::ptr::null() };
+    if name.is_null() || flags & ffi::SQLITE_OPEN_MAIN_DB == 0 {
+        return ffi::SQLITE_CANTOPEN;
+    }
+    // SAFETY: a non-null file name from SQLite is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+    let Some(view_data) = lookup(&name) else {
+        return ffi::SQLITE_CANTOPEN;
+    };
+    let view = file as *mut ViewFile;
+    // SAFETY: `file` has room for a ViewFile (szOsFile); `pf` stays valid while registered,
+    // and the caller detaches before the registration is dropped.
+    unsafe {
+        (*view).view = view_data;
+        (*view).base.pMethods = &METHODS;
+        if !out_flags.is_null() {
+            *out_flags = ffi::SQLITE_OPEN_READONLY;
+        }
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_delete(_: *mut ffi::sqlite3_vfs, _: *const c_char, _: c_int) -> c_int {
+    ffi::SQLITE_IOERR_DELETE
+}
+
+/// Nothing beside a view exists: no journal, no WAL.
+unsafe extern "C" fn x_access(
+    _: *mut ffi::sqlite3_vfs,
+    _: *const c_char,
+    _: c_int,
+    out: *mut c_int,
+) -> c_int {
+    if !out.is_null() {
+        // SAFETY: SQLite passes a valid pointer for the answer.
+        unsafe { *out = 0 };
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_full_pathname(
+    _: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    n_out: c_int,
+    out: *mut c_char,
+) -> c_int {
+    if name.is_null() || out.is_null() || n_out <= 0 {
+        return ffi::SQLITE_CANTOPEN;
+    }
+    // SAFETY: `name` is NUL-terminated; `out` has `n_out` bytes, and at most n_out - 1 are
+    // copied before the terminating NUL.
+    unsafe {
+        let bytes = CStr::from_ptr(name).to_bytes();
+        let n = bytes.len().min(n_out as usize - 1);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out as *mut u8, n);
+        *out.add(n) = 0;
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: SQLite closes only files x_open opened; nothing is owned to free.
+    unsafe { (*file).pMethods = std::ptr::null() };
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_read(
+    file: *mut ffi::sqlite3_file,
+    buf: *mut c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: `file` is a ViewFile opened by x_open, whose view outlives the attach.
+    let view = unsafe { &*(*(file as *mut ViewFile)).view };
+    let (Ok(amount), Ok(offset)) = (usize::try_from(amount), u64::try_from(offset)) else {
+        return ffi::SQLITE_IOERR_READ;
+    };
+    // SAFETY: SQLite provides `amount` writable bytes at `buf`.
+    let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, amount) };
+    if read_view(view, offset, out) {
+        ffi::SQLITE_OK
+    } else {
+        ffi::SQLITE_IOERR_SHORT_READ
+    }
+}
+
+/// Pages in the view: the engine's page count, or more if the header states more (a file cut
+/// short). SQLite refuses a schema whose root pages lie past the end, so the missing pages
+/// are presented, as zeros, and only the trees that need them fail to read.
+fn file_pages(pf: &PageFile) -> u32 {
+    let stated = pf.geometry().header.as_ref().map_or(0, |h| h.page_count);
+    pf.page_count().max(stated)
+}
+
+/// Fills `out` with the view's bytes at `offset`; false (the rest zeroed) past the end.
+fn read_view(view: &View, offset: u64, out: &mut [u8]) -> bool {
+    // SAFETY: the page file outlives its registration, which outlives every attach.
+    let pf = unsafe { &*view.pf };
+    let rebuilt = view.rebuilt.lock().ok();
+    let page_size = pf.page_size() as u64;
+    let end = u64::from(view.pages.load(Ordering::Relaxed)) * page_size;
+    let mut page = Vec::new();
+    let mut done = 0usize;
+    while done < out.len() {
+        let at = offset + done as u64;
+        if at >= end {
+            out[done..].fill(0);
+            return false;
+        }
+        let pgno = (at / page_size + 1) as u32;
+        let within = (at % page_size) as usize;
+        match rebuilt.as_ref().and_then(|r| r.get(&pgno)) {
+            Some(image) => {
+                page.clear();
+                page.extend_from_slice(image);
+                page.resize(page_size as usize, 0);
+            }
+            None => {
+                if pf.read(pgno, &mut page).is_none() {
+                    page.clear();
+                    page.resize(page_size as usize, 0);
+                }
+            }
+        }
+        if pgno == 1 {
+            present_header(pf, view.pages.load(Ordering::Relaxed), &mut page);
+        }
+        let n = (page.len() - within).min(out.len() - done);
+        out[done..done + n].copy_from_slice(&page[within..within + n]);
+        done += n;
+    }
+    true
+}
+
+/// Page 1's header as the engine reads the file: its page size, reserved bytes, encoding and
+/// size, valid, and a rollback-journal database (so SQLite looks for no WAL).
+fn present_header(pf: &PageFile, pages: u32, page: &mut [u8]) {
+    if page.len() < 100 {
+        return;
+    }
+    let g = pf.geometry();
+    page[..16].copy_from_slice(b"SQLite format 3\0");
+    let size = if g.page_size == 65536 {
+        1u16
+    } else {
+        g.page_size as u16
+    };
+    page[16..18].copy_from_slice(&size.to_be_bytes());
+    page[18] = 1;
+    page[19] = 1;
+    page[20] = g.reserved_bytes;
+    page[21] = 64;
+    page[22] = 32;
+    page[23] = 32;
+    let counter = [page[24], page[25], page[26], page[27]];
+    page[92..96].copy_from_slice(&counter);
+    page[28..32].copy_from_slice(&pages.to_be_bytes());
+    if !(1..=4).contains(&u32::from_be_bytes([
+        page[44], page[45], page[46], page[47],
+    ])) {
+        page[44..48].copy_from_slice(&4u32.to_be_bytes());
+    }
+    let encoding: u32 = match g.encoding.unwrap_or(TextEncoding::Utf8) {
+        TextEncoding::Utf8 => 1,
+        TextEncoding::Utf16le => 2,
+        TextEncoding::Utf16be => 3,
+    };
+    page[56..60].copy_from_slice(&encoding.to_be_bytes());
+}
+
+unsafe extern "C" fn x_write(
+    _: *mut ffi::sqlite3_file,
+    _: *const c_void,
+    _: c_int,
+    _: ffi::sqlite3_int64,
+) -> c_int {
+    ffi::SQLITE_READONLY
+}
+
+unsafe extern "C" fn x_truncate(_: *mut ffi::sqlite3_file, _: ffi::sqlite3_int64) -> c_int {
+    ffi::SQLITE_READONLY
+}
+
+unsafe extern "C" fn x_sync(_: *mut ffi::sqlite3_file, _: c_int) -> c_int {
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_file_size(
+    file: *mut ffi::sqlite3_file,
+    size: *mut ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: `file` is a ViewFile opened by x_open, whose view and page file outlive the
+    // attach; `size` is a valid out pointer.
+    unsafe {
+        let view = &*(*(file as *mut ViewFile)).view;
+        let pf = &*view.pf;
+        *size = i64::from(view.pages.load(Ordering::Relaxed)) * pf.page_size() as i64;
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_lock(_: *mut ffi::sqlite3_file, _: c_int) -> c_int {
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_check_reserved_lock(_: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
+    if !out.is_null() {
+        // SAFETY: SQLite passes a valid pointer for the answer.
+        unsafe { *out = 0 };
+    }
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn x_file_control(_: *mut ffi::sqlite3_file, _: c_int, _: *mut c_void) -> c_int {
+    ffi::SQLITE_NOTFOUND
+}
+
+unsafe extern "C" fn x_sector_size(_: *mut ffi::sqlite3_file) -> c_int {
+    4096
+}
+
+unsafe extern "C" fn x_device_characteristics(_: *mut ffi::sqlite3_file) -> c_int {
+    ffi::SQLITE_IOCAP_IMMUTABLE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_reads_what_the_page_file_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 1024; CREATE TABLE t(a);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 500)
+             INSERT INTO t SELECT x FROM c;",
+        )
+        .unwrap();
+        drop(conn);
+        let pf = PageFile::open(&db).unwrap();
+        let reg = Registration::new(&pf).unwrap();
+        let out = rusqlite::Connection::open_in_memory().unwrap();
+        out.execute("ATTACH ?1 AS v", [reg.uri()]).unwrap();
+        let (n, sum): (i64, i64) = out
+            .query_row("SELECT count(*), sum(a) FROM v.t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, sum), (500, 500 * 501 / 2));
+        out.execute_batch("DETACH v").unwrap();
+        let name = reg.uri();
+        drop(reg);
+        // Once the registration is gone the name opens nothing.
+        assert!(out.execute("ATTACH ?1 AS v", [name]).is_err());
+    }
+}

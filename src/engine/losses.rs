@@ -1,0 +1,938 @@
+//! Which rows were lost, named: rowid ranges per table, worked out from the holes the walk
+//! left in each table's b-tree.
+//!
+//! A hole carries the key bounds its parent's divider keys gave it (exclusive low, inclusive
+//! high). When both come from a surviving parent, the range is exact: every rowid the lost
+//! page held lies in it and no rowid outside it was on that page. Where a bound is missing
+//! (the parent or the root was lost too) or was set by orphan pages put back into part of
+//! the hole, the range is bounded by the nearest recovered rows and marked as an estimate.
+//! Rows that came back anyway are subtracted. When an index of the table survives whole,
+//! its entries name the rowids that existed, which makes the range exact in membership and
+//! gives the number of rows lost.
+
+use crate::engine::pages::{PageMap, PageStatus};
+use crate::engine::schema::{Affinity, SchemaEntry, Table};
+use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
+use crate::engine::{writer, OrphanGroup, TableReport};
+use crate::format::cell::{self, Cell};
+use crate::format::page::BtreePage;
+use crate::format::record::{self, Field, Value};
+use crate::format::TextEncoding;
+use crate::source::pagefile::PageFile;
+use rusqlite::{Connection, OptionalExtension};
+
+/// At most this many recovered rowids are read to split one range (more means the range
+/// is mostly recovered rows: the pieces are still listed, up to this many).
+const MAX_SPLIT: i64 = 100_000;
+
+/// Rows of one table that are really missing: the rowids `first_rowid..=last_rowid`, which
+/// were on `page` (the page the tree pointed at, or the lost interior page above them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LostRange {
+    /// First rowid that may be lost; null when no lower bound is known (or WITHOUT ROWID).
+    pub first_rowid: Option<i64>,
+    /// Last rowid that may be lost; null when no upper bound is known (or WITHOUT ROWID).
+    pub last_rowid: Option<i64>,
+    pub page: u32,
+    /// True when the bounds are the parent's divider keys, or a surviving index lists
+    /// exactly which rowids existed; false for an estimate from neighbouring rows.
+    pub exact: bool,
+    /// How many rows were lost, when known (from a surviving index).
+    pub rows: Option<u64>,
+    /// WITHOUT ROWID tables: the key range, from the parent's divider keys, or "unknown".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
+}
+
+impl LostRange {
+    /// One line for a person: "orders: rowids 10412–10477 lost (page 311, 66 rows)".
+    pub fn describe(&self, table: &str) -> String {
+        let what = match (&self.keys, self.first_rowid, self.last_rowid) {
+            (Some(k), _, _) => format!("keys {k}"),
+            (None, Some(a), Some(b)) if a == b => format!("rowid {a}"),
+            (None, Some(a), Some(b)) => format!("rowids {a}\u{2013}{b}"),
+            (None, Some(a), None) => format!("rowids {a} and above"),
+            (None, None, Some(b)) => format!("rowids up to {b}"),
+            (None, None, None) => "rowids unknown".to_string(),
+        };
+        let mut detail = vec![format!("page {}", self.page)];
+        match (self.rows, self.first_rowid, self.last_rowid) {
+            (Some(1), _, _) => detail.push("1 row".to_string()),
+            (Some(n), _, _) => detail.push(format!("{n} rows")),
+            (None, Some(a), Some(b)) if self.keys.is_none() && self.exact => {
+                let span = (i128::from(b) - i128::from(a) + 1).max(0);
+                detail.push(format!("at most {span} rows"));
+            }
+            _ => {}
+        }
+        if !self.exact {
+            detail.push("estimate".to_string());
+        }
+        format!("{table}: {what} lost ({})", detail.join(", "))
+    }
+}
+
+/// At most this many lost rows are listed with what the indexes still hold of them.
+const MAX_LISTED: usize = 1000;
+
+/// What a table's surviving indexes still hold of its lost rows. An index entry is a copy of
+/// the indexed columns and the rowid, kept on other pages than the row: a row lost with its
+/// leaf can still be named by its username, email or date.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedValues {
+    /// The indexes read: every index of the table that reads whole and is not partial.
+    pub indexes: Vec<String>,
+    /// The columns they hold, in the order the indexes name them.
+    pub columns: Vec<String>,
+    /// Lost rows in rowid order, at most 1000.
+    pub rows: Vec<IndexedRow>,
+    /// Lost rows the indexes name beyond those listed.
+    pub not_listed: u64,
+}
+
+/// One lost row as the indexes remember it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedRow {
+    pub rowid: i64,
+    /// One per column: a number, a string, `{"blob": HEX}`, or null (a NULL value, or an
+    /// entry that did not read whole).
+    pub values: Vec<serde_json::Value>,
+}
+
+impl IndexedValues {
+    /// Lines for a person: which columns survive, then up to `max_rows` rows, each as
+    /// "rowid 1042: kind 'login', created 1700000123.5". With `max_rows` 0, one line that
+    /// says where to find them.
+    pub fn describe(&self, table: &str, max_rows: usize) -> Vec<String> {
+        let total = self.rows.len() as u64 + self.not_listed;
+        let rows = if total == 1 {
+            "its lost row".to_string()
+        } else {
+            format!("its {total} lost rows")
+        };
+        let (noun, verb) = match self.indexes.len() {
+            1 => ("index", "holds"),
+            _ => ("indexes", "hold"),
+        };
+        let head = format!(
+            "{table}: {noun} {} still {verb} {} of {rows}",
+            self.indexes.join(", "),
+            self.columns.join(", "),
+        );
+        if max_rows == 0 {
+            let them = if total == 1 { "it" } else { "them" };
+            return vec![format!(
+                "{head}: sqlite-rescue lost DB --table {table} lists {them}"
+            )];
+        }
+        let mut lines = vec![format!("{head}:")];
+        for row in self.rows.iter().take(max_rows) {
+            let values: Vec<String> = self
+                .columns
+                .iter()
+                .zip(&row.values)
+                .map(|(c, v)| format!("{c} {}", sql_literal(v)))
+                .collect();
+            lines.push(format!("  rowid {}: {}", row.rowid, values.join(", ")));
+        }
+        let shown = max_rows.min(self.rows.len()) as u64;
+        if total > shown {
+            lines.push(format!(
+                "  \u{2026} and {} more (--json lists {})",
+                total - shown,
+                if self.not_listed > 0 {
+                    format!("{} of the {total}", self.rows.len())
+                } else {
+                    "them all".to_string()
+                }
+            ));
+        }
+        lines
+    }
+}
+
+/// A JSON value as SQL would write it: 'text', 12, 1.5, x'00ff', NULL.
+fn sql_literal(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "NULL".to_string(),
+        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        serde_json::Value::Object(o) => match o.get("blob").and_then(|b| b.as_str()) {
+            Some(hex) => format!("x'{hex}'"),
+            None => v.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Lines for the terminal under the per-table table: the lost ranges of one table and what
+/// its indexes still hold of those rows (up to `value_rows` of them, [`IndexedValues::describe`]),
+/// or that its unreadable pages cost no rows.
+pub fn table_lines(t: &TableReport, value_rows: usize) -> Vec<String> {
+    if !t.lost.is_empty() {
+        // Exact ranges first: they are the ones to act on; a long tail is summarized (the
+        // full list is in report.json and `sqlite-rescue lost`).
+        let mut ranges: Vec<&LostRange> = t.lost.iter().collect();
+        ranges.sort_by_key(|r| !r.exact);
+        let mut lines: Vec<String> = ranges
+            .iter()
+            .take(MAX_TEXT_RANGES)
+            .map(|r| r.describe(&t.name))
+            .collect();
+        if ranges.len() > MAX_TEXT_RANGES {
+            lines.push(format!(
+                "{}: … and {} more ranges (all of them: sqlite-rescue lost DB --table {})",
+                t.name,
+                ranges.len() - MAX_TEXT_RANGES,
+                t.name
+            ));
+        }
+        if let Some(values) = &t.lost_values {
+            lines.extend(values.describe(&t.name, value_rows));
+        }
+        return lines;
+    }
+    if t.holes.is_empty() || t.refused.is_some() || t.rows_may_be_missing {
+        return Vec::new();
+    }
+    vec![format!(
+        "{}: no rows lost (the rows under its unreadable pages were found and put back)",
+        t.name
+    )]
+}
+
+/// Lost ranges shown per table on the terminal.
+const MAX_TEXT_RANGES: usize = 8;
+
+/// Lines for indexes whose pages were lost: indexes are rebuilt from the table data, so
+/// no row is lost with them.
+pub fn index_lines(report: &crate::engine::Report) -> Vec<String> {
+    let Some(map) = &report.page_map else {
+        return Vec::new();
+    };
+    let mut per_index: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+    for (i, (status, owner)) in map.pages.iter().enumerate() {
+        if *status != PageStatus::Lost {
+            continue;
+        }
+        let Some(name) = owner.and_then(|o| map.owners.get(o as usize)) else {
+            continue;
+        };
+        let is_table = report.tables.iter().any(|t| &t.name == name);
+        if is_table || name.starts_with('(') || name == "sqlite_schema" {
+            continue;
+        }
+        per_index
+            .entry(name.as_str())
+            .or_default()
+            .push(i as u32 + 1);
+    }
+    per_index
+        .into_iter()
+        .map(|(name, pages)| {
+            let pages: Vec<String> = pages.iter().map(u32::to_string).collect();
+            format!(
+                "{name}: index page {} unreadable; the index was rebuilt from its table, no rows lost",
+                pages.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// What the lost-rows pass needs from the engine, borrowed at the end of a recovery.
+pub(crate) struct Inputs<'a> {
+    pub conn: &'a Connection,
+    pub pf: &'a PageFile,
+    pub tables: &'a [Table],
+    pub entries: &'a [SchemaEntry],
+    pub groups: &'a [OrphanGroup],
+    pub map: &'a PageMap,
+    pub encoding: TextEncoding,
+}
+
+/// Fills `lost` of every table report that has holes. Never fails: what cannot be worked
+/// out is reported as an estimate or left open.
+pub(crate) fn fill(inputs: &Inputs<'_>, reports: &mut [TableReport]) {
+    let counts = inputs.map.counts();
+    // Pages that could have held rows no tree reached and nothing put back: zeroed or
+    // garbage pages, and orphans whose rows went to lost_and_found.
+    let spare_pages = counts.get(&PageStatus::Unreadable).copied().unwrap_or(0)
+        + counts
+            .get(&PageStatus::OrphanLostAndFound)
+            .copied()
+            .unwrap_or(0)
+        + missing_from_file(inputs, reports);
+    for (t, table) in inputs.tables.iter().enumerate() {
+        let Some(rep) = reports.get_mut(t) else {
+            break;
+        };
+        if rep.holes.is_empty() || table.internal || rep.refused.is_some() {
+            continue;
+        }
+        if table.without_rowid {
+            rep.lost = rep
+                .holes
+                .iter()
+                .map(|h| without_rowid_range(inputs.pf, h, inputs.encoding))
+                .collect();
+        } else {
+            (rep.lost, rep.lost_values) = rowid_ranges(inputs, table, &rep.holes, spare_pages);
+        }
+    }
+}
+
+/// Pages a truncated file no longer has: the header's count beyond the pages present, or
+/// at least one when a tree points past the end.
+fn missing_from_file(inputs: &Inputs<'_>, reports: &[TableReport]) -> u64 {
+    let present = inputs.pf.page_count();
+    let claimed = inputs
+        .pf
+        .geometry()
+        .header
+        .as_ref()
+        .map_or(0, |h| h.page_count.saturating_sub(present));
+    let pointed_past = reports
+        .iter()
+        .flat_map(|r| &r.holes)
+        .any(|h| h.page > present);
+    u64::from(claimed).max(u64::from(pointed_past))
+}
+
+/// One piece of a hole on its way to becoming a [`LostRange`].
+#[derive(Debug, Clone)]
+struct Piece {
+    first: Option<i64>,
+    last: Option<i64>,
+    first_exact: bool,
+    last_exact: bool,
+    /// Part of the hole was filled by orphan pages: its page was an interior page.
+    filled: bool,
+    page: u32,
+}
+
+impl Piece {
+    /// Whether no rowid can lie in it (its bounds crossed).
+    fn is_empty(&self) -> bool {
+        matches!((self.first, self.last), (Some(a), Some(b)) if a > b)
+    }
+}
+
+fn rowid_ranges(
+    inputs: &Inputs<'_>,
+    table: &Table,
+    holes: &[Hole],
+    spare_pages: u64,
+) -> (Vec<LostRange>, Option<IndexedValues>) {
+    let q = Queries {
+        conn: inputs.conn,
+        table: writer::ident(&table.name),
+    };
+    let attributed: Vec<&OrphanGroup> = inputs
+        .groups
+        .iter()
+        .filter(|g| g.outcome == "attributed" && g.table.as_deref() == Some(table.name.as_str()))
+        .collect();
+    let mut pieces = Vec::new();
+    for h in holes {
+        let lo_shrunk =
+            h.lo.is_some_and(|lo| attributed.iter().any(|g| g.last_rowid == Some(lo)));
+        let hi_shrunk = h.hi.is_some_and(|hi| {
+            attributed
+                .iter()
+                .any(|g| g.first_rowid.is_some() && g.first_rowid == hi.checked_add(1))
+        });
+        let first = match h.lo {
+            Some(lo) => match lo.checked_add(1) {
+                Some(f) => Some(f),
+                None => continue, // (MAX, ...]: nothing can be in it
+            },
+            None => None,
+        };
+        let mut piece = Piece {
+            first,
+            last: h.hi,
+            first_exact: h.lo.is_some() && !lo_shrunk,
+            last_exact: h.hi.is_some() && !hi_shrunk,
+            filled: h.filled || lo_shrunk || hi_shrunk,
+            page: h.page,
+        };
+        if let (Some(a), Some(b)) = (piece.first, piece.last) {
+            if a > b {
+                continue;
+            }
+        }
+        // An open side is bounded by the nearest recovered row beyond it.
+        if piece.first.is_none() {
+            if let Some(r) = q.max_at_or_below(piece.last) {
+                piece.first = r.checked_add(1);
+                if piece.first.is_none() {
+                    continue;
+                }
+            }
+        }
+        if piece.last.is_none() {
+            if let Some(r) = q.min_at_or_above(piece.first) {
+                piece.last = Some(r.saturating_sub(1));
+            }
+        }
+        pieces.extend(subtract_recovered(&q, piece));
+    }
+    // A hole that orphan pages partly filled was an interior page; its other children can
+    // only be lost if some page of the file is unaccounted for. With none, no index need be
+    // read (a whole walk of it, on a large table) to know that nothing is lost there.
+    if spare_pages == 0 {
+        pieces.retain(|p| !p.filled);
+    }
+    let index = read_indexes(inputs, table, &pieces);
+    let mut out = Vec::new();
+    let mut lost_rowids = Vec::new();
+    for p in pieces {
+        let exact = p.first_exact && p.last_exact;
+        match &index {
+            Some(evidence) => {
+                let inside: Vec<i64> = evidence
+                    .rowids
+                    .iter()
+                    .copied()
+                    .filter(|r| p.first.is_none_or(|a| *r >= a) && p.last.is_none_or(|b| *r <= b))
+                    .filter(|r| !q.has(*r))
+                    .collect();
+                let (Some(&a), Some(&b)) = (inside.first(), inside.last()) else {
+                    continue; // the index says no row of this range is missing
+                };
+                lost_rowids.extend_from_slice(&inside);
+                out.push(LostRange {
+                    first_rowid: Some(a),
+                    last_rowid: Some(b),
+                    page: p.page,
+                    exact: true,
+                    rows: Some(inside.len() as u64),
+                    keys: None,
+                });
+            }
+            None => {
+                out.push(LostRange {
+                    first_rowid: p.first,
+                    last_rowid: p.last,
+                    page: p.page,
+                    exact,
+                    rows: None,
+                    keys: None,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|r| (r.first_rowid.is_some(), r.first_rowid, r.page));
+    let values = index.and_then(|evidence| evidence.values_of(&lost_rowids));
+    (out, values)
+}
+
+/// Splits a piece around recovered rows that lie inside it (rows that came back from the
+/// WAL or from orphan pages): each remaining piece holds only rowids that are missing.
+fn subtract_recovered(q: &Queries<'_>, piece: Piece) -> Vec<Piece> {
+    if piece.is_empty() {
+        // Its bounds crossed: an open side was bounded by the recovered row that is its
+        // other bound.
+        return Vec::new();
+    }
+    let inside = q.rowids_between(piece.first, piece.last);
+    if inside.is_empty() {
+        return vec![piece];
+    }
+    let mut out = Vec::new();
+    let mut cur = Piece { ..piece.clone() };
+    for r in inside {
+        let left = Piece {
+            last: r.checked_sub(1),
+            last_exact: false,
+            ..cur.clone()
+        };
+        // An open upper side here means r was i64::MIN: nothing lies below it.
+        if left.last.is_some() && !left.is_empty() {
+            out.push(left);
+        }
+        cur.first = r.checked_add(1);
+        cur.first_exact = false;
+        if cur.first.is_none() {
+            return out;
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+struct Queries<'a> {
+    conn: &'a Connection,
+    table: String,
+}
+
+impl Queries<'_> {
+    fn one(&self, sql: &str, arg: i64) -> Option<i64> {
+        self.conn
+            .query_row(sql, [arg], |r| r.get::<_, Option<i64>>(0))
+            .optional()
+            .ok()
+            .flatten()
+            .flatten()
+    }
+
+    fn max_at_or_below(&self, bound: Option<i64>) -> Option<i64> {
+        let sql = format!("SELECT max(rowid) FROM {} WHERE rowid <= ?1", self.table);
+        self.one(&sql, bound.unwrap_or(i64::MAX))
+    }
+
+    fn min_at_or_above(&self, bound: Option<i64>) -> Option<i64> {
+        let sql = format!("SELECT min(rowid) FROM {} WHERE rowid >= ?1", self.table);
+        self.one(&sql, bound.unwrap_or(i64::MIN))
+    }
+
+    fn has(&self, rowid: i64) -> bool {
+        let sql = format!("SELECT 1 FROM {} WHERE rowid = ?1", self.table);
+        self.one(&sql, rowid).is_some()
+    }
+
+    fn rowids_between(&self, first: Option<i64>, last: Option<i64>) -> Vec<i64> {
+        let sql = format!(
+            "SELECT rowid FROM {} WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid LIMIT {MAX_SPLIT}",
+            self.table
+        );
+        let Ok(mut stmt) = self.conn.prepare(&sql) else {
+            return Vec::new();
+        };
+        let args = [first.unwrap_or(i64::MIN), last.unwrap_or(i64::MAX)];
+        let Ok(rows) = stmt.query_map(args, |r| r.get::<_, i64>(0)) else {
+            return Vec::new();
+        };
+        rows.filter_map(|r| r.ok()).collect()
+    }
+}
+
+/// What the surviving indexes of a table say about the rowids inside some hole.
+struct IndexEvidence {
+    /// Every rowid the first index that reads whole lists inside the holes, sorted.
+    rowids: Vec<i64>,
+    /// The indexes that read whole, and the columns they hold.
+    indexes: Vec<String>,
+    columns: Vec<String>,
+    /// Values by rowid (at most [`MAX_LISTED`] rowids), one slot per column.
+    values: std::collections::BTreeMap<i64, Vec<serde_json::Value>>,
+}
+
+impl IndexEvidence {
+    /// Adds what index `name` holds of the rowids listed: `found` gives, per rowid, the value
+    /// at each position of `named`. Columns an index read before already gave are left as
+    /// they are; an index that adds no column is not named.
+    fn merge(
+        &mut self,
+        name: &str,
+        named: &[IndexColumn],
+        found: Vec<(i64, Vec<(usize, serde_json::Value)>)>,
+    ) {
+        // Entry position -> slot in `columns`, for the columns this index adds.
+        let mut slots = Vec::new();
+        for c in named {
+            if !self.columns.contains(&c.name) {
+                self.columns.push(c.name.clone());
+                slots.push((c.pos, self.columns.len() - 1));
+            }
+        }
+        if slots.is_empty() {
+            return;
+        }
+        self.indexes.push(name.to_string());
+        let width = self.columns.len();
+        for row in self.values.values_mut() {
+            row.resize(width, serde_json::Value::Null);
+        }
+        for (rowid, values) in found {
+            let Some(row) = self.values.get_mut(&rowid) else {
+                continue;
+            };
+            for (pos, value) in values {
+                let slot = slots.iter().find(|(p, _)| *p == pos).map(|(_, s)| *s);
+                if let Some(cell) = slot.and_then(|s| row.get_mut(s)) {
+                    *cell = value;
+                }
+            }
+        }
+    }
+
+    /// What the indexes hold of `lost` (the rowids really missing), or `None` when they hold
+    /// no column of the table (an index on an expression alone).
+    fn values_of(mut self, lost: &[i64]) -> Option<IndexedValues> {
+        if self.columns.is_empty() || lost.is_empty() {
+            return None;
+        }
+        let lost: std::collections::BTreeSet<i64> = lost.iter().copied().collect();
+        self.values.retain(|r, _| lost.contains(r));
+        let rows: Vec<IndexedRow> = self
+            .values
+            .into_iter()
+            .map(|(rowid, values)| IndexedRow { rowid, values })
+            .collect();
+        Some(IndexedValues {
+            indexes: self.indexes,
+            columns: self.columns,
+            not_listed: (lost.len() - rows.len().min(lost.len())) as u64,
+            rows,
+        })
+    }
+}
+
+/// Reads every index of `table` that can be trusted to list one entry per row (not partial,
+/// and read whole): the rowids the first one lists inside any of `pieces`, and the values all
+/// of them hold for those rowids. `None` when no index of the table reads whole.
+fn read_indexes(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -> Option<IndexEvidence> {
+    if pieces.is_empty() {
+        return None;
+    }
+    let wanted = |r: i64| -> bool {
+        pieces
+            .iter()
+            .any(|p| p.first.is_none_or(|a| r >= a) && p.last.is_none_or(|b| r <= b))
+    };
+    let mut evidence: Option<IndexEvidence> = None;
+    for e in inputs.entries.iter().filter(|e| {
+        e.kind == "index"
+            && e.tbl_name == table.name
+            && e.rootpage > 0
+            && !e
+                .sql
+                .as_deref()
+                .is_some_and(|s| s.to_ascii_lowercase().contains(" where "))
+    }) {
+        let Ok(root) = u32::try_from(e.rootpage) else {
+            continue;
+        };
+        let named = index_columns(inputs.conn, &e.name, table);
+        let first = evidence.is_none();
+        let mut rowids = Vec::new();
+        let mut found: Vec<(i64, Vec<(usize, serde_json::Value)>)> = Vec::new();
+        let mut odd = 0u64;
+        let mut map = PageMap::new(inputs.pf.page_count());
+        let mut walker = Walker::new(
+            inputs.pf,
+            indicatif::ProgressBar::hidden(),
+            &crate::engine::interrupted,
+        );
+        let stats = walker.walk(
+            &mut map,
+            0,
+            root,
+            TreeKind::Index,
+            PageStatus::Tree,
+            &|_, _| true,
+            &mut |row: &RowRef<'_>| {
+                let Some(Field::Integer(r)) = row.fields.last().filter(|_| row.complete) else {
+                    odd += 1;
+                    return Ok(());
+                };
+                if !wanted(*r) {
+                    return Ok(());
+                }
+                if first {
+                    rowids.push(*r);
+                }
+                // The first index picks the rowids listed; the others fill in their columns.
+                let listed = match &evidence {
+                    Some(ev) => ev.values.contains_key(r),
+                    None => found.len() < MAX_LISTED,
+                };
+                if listed {
+                    let values = named
+                        .iter()
+                        .filter_map(|c| {
+                            let value = match row.fields.get(c.pos)?.value(row.payload) {
+                                Value::Integer(i) if c.real => Value::Real(i as f64),
+                                v => v,
+                            };
+                            Some((c.pos, json_value(value, inputs.encoding)))
+                        })
+                        .collect();
+                    found.push((*r, values));
+                }
+                Ok(())
+            },
+        );
+        let Ok(stats) = stats else {
+            continue;
+        };
+        if !stats.holes.is_empty() || stats.bad_cells > 0 || odd > 0 || stats.suspect_rows > 0 {
+            continue;
+        }
+        evidence
+            .get_or_insert_with(|| {
+                rowids.sort_unstable();
+                rowids.dedup();
+                IndexEvidence {
+                    rowids: std::mem::take(&mut rowids),
+                    indexes: Vec::new(),
+                    columns: Vec::new(),
+                    values: found.iter().map(|(r, _)| (*r, Vec::new())).collect(),
+                }
+            })
+            .merge(&e.name, &named, found);
+    }
+    evidence
+}
+
+/// One key column of an index that is a column of its table.
+struct IndexColumn {
+    /// Its position in the index entry.
+    pos: usize,
+    name: String,
+    /// REAL affinity: a whole number stored as an integer reads back as a real.
+    real: bool,
+}
+
+/// The key columns of index `name` that are columns of `table`, from SQLite's own reading of
+/// the recovered schema. Expressions and the rowid are left out.
+fn index_columns(conn: &Connection, name: &str, table: &Table) -> Vec<IndexColumn> {
+    let Ok(mut stmt) =
+        conn.prepare("SELECT seqno, cid FROM pragma_index_xinfo(?1) WHERE key ORDER BY seqno")
+    else {
+        return Vec::new();
+    };
+    let Ok(rows) = stmt.query_map([name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+    else {
+        return Vec::new();
+    };
+    rows.filter_map(|r| r.ok())
+        .filter_map(|(seqno, cid)| {
+            let column = table.columns.get(usize::try_from(cid).ok()?)?;
+            Some(IndexColumn {
+                pos: usize::try_from(seqno).ok()?,
+                name: column.name.clone(),
+                real: column.affinity == Affinity::Real,
+            })
+        })
+        .collect()
+}
+
+/// A value from a record as JSON: numbers as numbers, text as a string, a blob as
+/// `{"blob": HEX}`.
+fn json_value(v: Value<'_>, encoding: TextEncoding) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => i.into(),
+        Value::Real(r) => {
+            serde_json::Number::from_f64(r).map_or(serde_json::Value::Null, Into::into)
+        }
+        Value::Text(t) => String::from_utf8_lossy(&encoding.to_utf8(t))
+            .into_owned()
+            .into(),
+        Value::Blob(b) => serde_json::json!({ "blob": hex::encode(b) }),
+    }
+}
+
+/// A hole in a WITHOUT ROWID table: the keys between the parent's divider keys.
+fn without_rowid_range(pf: &PageFile, h: &Hole, encoding: TextEncoding) -> LostRange {
+    let (after, before) = h
+        .parent
+        .map(|p| dividers(pf, p, h.page, encoding))
+        .unwrap_or((None, None));
+    let exact = after.is_some() && before.is_some();
+    let keys = match (after, before) {
+        (Some(a), Some(b)) => format!("after {a} and before {b}"),
+        (Some(a), None) => format!("after {a} (upper bound unknown)"),
+        (None, Some(b)) => format!("before {b} (lower bound unknown)"),
+        (None, None) => "unknown".to_string(),
+    };
+    LostRange {
+        first_rowid: None,
+        last_rowid: None,
+        page: h.page,
+        exact,
+        rows: None,
+        keys: Some(keys),
+    }
+}
+
+/// The keys of the index-interior cells on either side of `child` in page `parent`.
+fn dividers(
+    pf: &PageFile,
+    parent: u32,
+    child: u32,
+    encoding: TextEncoding,
+) -> (Option<String>, Option<String>) {
+    let mut buf = Vec::new();
+    if pf.read(parent, &mut buf).is_none() {
+        return (None, None);
+    }
+    let offset = if parent == 1 { 100 } else { 0 };
+    let Ok(page) = BtreePage::parse(&buf, offset, pf.usable()) else {
+        return (None, None);
+    };
+    let mut previous: Option<String> = None;
+    for (_, c) in cell::cells(&page) {
+        let Ok(Cell::IndexInterior {
+            left_child,
+            payload,
+        }) = c
+        else {
+            continue;
+        };
+        let key = key_text(payload.local, encoding);
+        if left_child == child {
+            return (previous, key);
+        }
+        previous = key;
+    }
+    if page.right_child == Some(child) {
+        return (previous, None);
+    }
+    (None, None)
+}
+
+/// A record as `('a', 3)`; fields cut short by an overflow page show as `…`.
+fn key_text(local: &[u8], encoding: TextEncoding) -> Option<String> {
+    let mut fields = Vec::new();
+    let decoded = record::decode_fields(local, &mut fields).ok()?;
+    let mut parts: Vec<String> = fields
+        .iter()
+        .map(|f| match f.value(local) {
+            Value::Null => "NULL".to_string(),
+            Value::Integer(i) => i.to_string(),
+            Value::Real(r) => r.to_string(),
+            Value::Text(t) => {
+                let s = String::from_utf8_lossy(&encoding.to_utf8(t)).into_owned();
+                let short: String = s.chars().take(40).collect();
+                format!("'{}'", short.replace('\'', "''"))
+            }
+            Value::Blob(b) => format!("x'{}'", hex::encode(&b[..b.len().min(16)])),
+        })
+        .collect();
+    if !decoded.complete {
+        parts.push("\u{2026}".to_string());
+    }
+    Some(format!("({})", parts.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(first: Option<i64>, last: Option<i64>, exact: bool, rows: Option<u64>) -> LostRange {
+        LostRange {
+            first_rowid: first,
+            last_rowid: last,
+            page: 311,
+            exact,
+            rows,
+            keys: None,
+        }
+    }
+
+    #[test]
+    fn describes_exact_and_estimated_ranges() {
+        assert_eq!(
+            range(Some(10412), Some(10477), true, Some(66)).describe("orders"),
+            "orders: rowids 10412\u{2013}10477 lost (page 311, 66 rows)"
+        );
+        assert_eq!(
+            range(Some(5), Some(9), false, None).describe("t"),
+            "t: rowids 5\u{2013}9 lost (page 311, estimate)"
+        );
+        assert_eq!(
+            range(Some(5), None, false, None).describe("t"),
+            "t: rowids 5 and above lost (page 311, estimate)"
+        );
+    }
+
+    fn remembered(rows: usize, not_listed: u64) -> IndexedValues {
+        IndexedValues {
+            indexes: vec!["users_email".into(), "users_joined".into()],
+            columns: vec!["email".into(), "joined".into()],
+            rows: (0..rows as i64)
+                .map(|r| IndexedRow {
+                    rowid: 10 + r,
+                    values: vec![
+                        serde_json::json!(format!("o'neil{r}@example.com")),
+                        serde_json::Value::Null,
+                    ],
+                })
+                .collect(),
+            not_listed,
+        }
+    }
+
+    #[test]
+    fn describes_what_the_indexes_hold() {
+        assert_eq!(
+            remembered(3, 0).describe("users", 2),
+            [
+                "users: indexes users_email, users_joined still hold email, joined of its 3 lost rows:",
+                "  rowid 10: email 'o''neil0@example.com', joined NULL",
+                "  rowid 11: email 'o''neil1@example.com', joined NULL",
+                "  \u{2026} and 1 more (--json lists them all)",
+            ]
+        );
+        assert_eq!(
+            remembered(2, 5).describe("users", 20).last().unwrap(),
+            "  \u{2026} and 5 more (--json lists 2 of the 7)"
+        );
+        assert_eq!(
+            remembered(1, 0).describe("users", 0),
+            ["users: indexes users_email, users_joined still hold email, joined of its lost row: \
+              sqlite-rescue lost DB --table users lists it"]
+        );
+        assert_eq!(
+            sql_literal(&serde_json::json!({ "blob": "00ff" })),
+            "x'00ff'"
+        );
+    }
+
+    #[test]
+    fn a_piece_whose_bounds_crossed_holds_nothing() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(x); INSERT INTO t(rowid) VALUES (1), (2), (3), (4), (5);",
+        )
+        .unwrap();
+        let q = Queries {
+            conn: &conn,
+            table: "t".into(),
+        };
+        let piece = |first, last| Piece {
+            first,
+            last,
+            first_exact: false,
+            last_exact: false,
+            filled: true,
+            page: 7,
+        };
+        let bounds = |pieces: Vec<Piece>| -> Vec<(Option<i64>, Option<i64>)> {
+            pieces.iter().map(|p| (p.first, p.last)).collect()
+        };
+        // Bounds crossed (a hole's open side bounded by the recovered row that is its other
+        // bound): nothing can be in it.
+        assert_eq!(bounds(subtract_recovered(&q, piece(Some(6), Some(5)))), []);
+        assert_eq!(
+            bounds(subtract_recovered(&q, piece(Some(3), Some(8)))),
+            [(Some(6), Some(8))]
+        );
+        assert_eq!(
+            bounds(subtract_recovered(&q, piece(Some(2), None))),
+            [(Some(6), None)]
+        );
+    }
+
+    #[test]
+    fn serializes_with_the_documented_names() {
+        let v = serde_json::to_value(range(Some(1), Some(2), true, None)).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["exact", "first_rowid", "last_rowid", "page", "rows"]);
+    }
+
+    #[test]
+    fn key_text_never_panics_on_garbage() {
+        for len in 0..64u8 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| i.wrapping_mul(37).wrapping_add(len))
+                .collect();
+            let _ = key_text(&bytes, TextEncoding::Utf8);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Rows found outside every table's tree: orphan pages.
+
+pub mod orphans;

@@ -1,0 +1,751 @@
+//! Walking one b-tree from a page: interior pages give children in key order, leaves give
+//! rows. Every page is claimed once in the page map, so a second reference or a cycle is a
+//! finding and never followed; depth and overflow chains are bounded. Where a child cannot
+//! be used, the walk records a hole with the key bounds the parent gives it: the orphan pass
+//! fills holes, and the report names what stays lost.
+
+use crate::engine::pages::{PageMap, PageStatus};
+use crate::format::cell::{self, Cell, Payload};
+use crate::format::overflow;
+use crate::format::page::{BtreePage, PageKind};
+use crate::format::record::{self, Field};
+use crate::source::pagefile::PageFile;
+use crate::Result;
+use indicatif::ProgressBar;
+
+/// Deeper than any real SQLite b-tree (a 512-byte-page tree of 2^64 rows is about 30 deep).
+pub const MAX_DEPTH: usize = 40;
+
+/// At most this many pages are listed by number in a report (counts stay exact).
+pub const MAX_LISTED_PAGES: usize = 1000;
+
+/// Whether a tree stores rows by rowid (table b-tree) or by key (index b-tree, which is also
+/// how WITHOUT ROWID tables are stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind {
+    Table,
+    Index,
+}
+
+impl TreeKind {
+    /// The kind of tree a table's rows are stored in.
+    pub fn of(table: &crate::engine::schema::Table) -> TreeKind {
+        if table.without_rowid {
+            TreeKind::Index
+        } else {
+            TreeKind::Table
+        }
+    }
+
+    fn accepts(self, kind: PageKind) -> bool {
+        kind.is_table() == (self == TreeKind::Table)
+    }
+}
+
+/// A place in a tree whose rows could not be read: the key range it covered (exclusive low,
+/// inclusive high, `None` for unbounded) and the page that should have held them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hole {
+    pub lo: Option<i64>,
+    pub hi: Option<i64>,
+    pub page: u32,
+    pub parent: Option<u32>,
+    pub reason: String,
+    /// Orphan pages were put back into this part of the tree; what is left of it is the gaps
+    /// between them (which hold rows only if some page of the file could not be read).
+    pub filled: bool,
+}
+
+impl Hole {
+    /// Whether every key in `[first, last]` lies inside this hole.
+    pub fn covers(&self, first: i64, last: i64) -> bool {
+        self.lo.is_none_or(|lo| first > lo) && self.hi.is_none_or(|hi| last <= hi)
+    }
+}
+
+/// One row as the walk found it: fields index into `payload`.
+pub struct RowRef<'a> {
+    pub rowid: Option<i64>,
+    pub payload: &'a [u8],
+    pub fields: &'a [Field],
+    /// False when part of the payload (an overflow page) could not be read.
+    pub complete: bool,
+    /// The overflow page where the chain broke, when it did.
+    pub broken_overflow: Option<u32>,
+    /// The first field not wholly read, and the byte offset in `payload` where it starts.
+    pub first_missing: Option<(usize, usize)>,
+    pub page: u32,
+    pub cell: u16,
+}
+
+impl RowRef<'_> {
+    /// Whether the row reads whole as a row of `table`: every value there, and no more
+    /// fields than it has columns (what a copy of its record would carry as it is).
+    pub fn whole_for(&self, table: &crate::engine::schema::Table) -> bool {
+        self.complete && self.fields.len() <= table.stored.len()
+    }
+}
+
+/// What one walk saw.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct WalkStats {
+    pub pages: u64,
+    pub rows: u64,
+    /// Cells that could not be decoded (their rows are lost).
+    pub bad_cells: u64,
+    /// Rows whose payload was cut short by a broken overflow chain.
+    pub incomplete_rows: u64,
+    pub holes: Vec<Hole>,
+    /// Pages whose rows were read despite signs of damage (bad cells, keys out of order,
+    /// records of the wrong length): their values may not be what was written.
+    pub suspect_pages: Vec<u32>,
+    /// Rows read from those pages.
+    pub suspect_rows: u64,
+    /// Smallest and largest rowid emitted (table trees).
+    pub min_rowid: Option<i64>,
+    pub max_rowid: Option<i64>,
+}
+
+impl WalkStats {
+    /// Whether anything in the walk was less than whole: a hole, a cell that would not
+    /// decode, a page with signs of damage, a value cut short.
+    pub fn is_damaged(&self) -> bool {
+        !self.holes.is_empty()
+            || self.bad_cells > 0
+            || self.suspect_rows > 0
+            || self.incomplete_rows > 0
+    }
+}
+
+/// Checks a record's serial types against what a table can hold.
+pub type ShapeCheck<'s> = &'s dyn Fn(Option<i64>, &[u64]) -> bool;
+
+pub struct Walker<'a> {
+    pf: &'a PageFile,
+    page: Vec<u8>,
+    ovf: Vec<u8>,
+    payload: Vec<u8>,
+    fields: Vec<Field>,
+    types: Vec<u64>,
+    bar: ProgressBar,
+    /// When set, every page claimed (or marked lost) is logged here, so that a walk can be
+    /// undone: the orphan pass re-walks groups, a table tried for transfer may be re-walked.
+    claimed: Option<Vec<u32>>,
+    /// Bytes of the current page that came from the file (less than a page when truncated).
+    valid_len: usize,
+    /// Signs of damage on the current page: its rows' values may not be what was written.
+    anomalies: u32,
+    /// Text in a UTF-8 database must be valid UTF-8; a flipped high bit usually breaks it.
+    check_utf8: bool,
+    interrupt: &'a (dyn Fn() -> bool + Sync),
+    stop_when_damaged: bool,
+    /// Pages and their structure only: cells are counted, no record is decoded.
+    skim: bool,
+}
+
+/// Why a page a tree pointed at was not used.
+struct Unusable {
+    reason: String,
+    /// The page is a readable b-tree page that belongs elsewhere (not lost, just not here).
+    stray: bool,
+}
+
+impl Unusable {
+    fn lost(reason: String) -> Unusable {
+        Unusable {
+            reason,
+            stray: false,
+        }
+    }
+
+    fn stray(reason: String) -> Unusable {
+        Unusable {
+            reason,
+            stray: true,
+        }
+    }
+}
+
+struct Frame {
+    pgno: u32,
+    parent: Option<u32>,
+    lo: Option<i64>,
+    hi: Option<i64>,
+    depth: usize,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(
+        pf: &'a PageFile,
+        bar: ProgressBar,
+        interrupt: &'a (dyn Fn() -> bool + Sync),
+    ) -> Walker<'a> {
+        Walker {
+            pf,
+            page: Vec::new(),
+            ovf: Vec::new(),
+            payload: Vec::new(),
+            fields: Vec::new(),
+            types: Vec::new(),
+            bar,
+            claimed: None,
+            valid_len: 0,
+            anomalies: 0,
+            check_utf8: pf.geometry().encoding == Some(crate::format::TextEncoding::Utf8),
+            interrupt,
+            stop_when_damaged: false,
+            skim: false,
+        }
+    }
+
+    /// Starts (or stops, returning the log) logging the pages each walk claims.
+    pub fn track_claims(&mut self, on: bool) -> Vec<u32> {
+        let log = self.claimed.take().unwrap_or_default();
+        if on {
+            self.claimed = Some(Vec::new());
+        }
+        log
+    }
+
+    /// How many claims are logged so far (0 when not logging).
+    pub fn claims_logged(&self) -> usize {
+        self.claimed.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The claims logged since the log held `start` of them.
+    pub fn claimed_since(&self, start: usize) -> &[u32] {
+        self.claimed
+            .as_deref()
+            .and_then(|log| log.get(start..))
+            .unwrap_or(&[])
+    }
+
+    fn claim(&mut self, map: &mut PageMap, pgno: u32, status: PageStatus, owner: u32) {
+        if map.claim(pgno, status, owner) {
+            if let Some(log) = &mut self.claimed {
+                log.push(pgno);
+            }
+        }
+    }
+
+    pub fn progress(&self) -> &ProgressBar {
+        &self.bar
+    }
+
+    pub fn page_file(&self) -> &'a PageFile {
+        self.pf
+    }
+
+    /// Walks the rows of `table` from `root` (its root, or the top of a subtree of it),
+    /// claiming pages as `claim_as` with the table's shape check. Also returns whether every
+    /// row read whole for the table ([`RowRef::whole_for`]).
+    pub fn walk_whole(
+        &mut self,
+        map: &mut PageMap,
+        owner: u32,
+        root: u32,
+        table: &crate::engine::schema::Table,
+        claim_as: PageStatus,
+    ) -> Result<(WalkStats, bool)> {
+        let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
+        let mut whole = true;
+        let stats = self.walk(
+            map,
+            owner,
+            root,
+            TreeKind::of(table),
+            claim_as,
+            &fits,
+            &mut |row| {
+                whole &= row.whole_for(table);
+                Ok(())
+            },
+        )?;
+        Ok((stats, whole))
+    }
+
+    /// Walks the tree under `root`, claiming its pages for `owner` with `claim_as`, and hands
+    /// each row to `sink` (rows of index trees only when `emit_index_rows`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn walk(
+        &mut self,
+        map: &mut PageMap,
+        owner: u32,
+        root: u32,
+        tree: TreeKind,
+        claim_as: PageStatus,
+        shape: ShapeCheck<'_>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+    ) -> Result<WalkStats> {
+        let mut stats = WalkStats::default();
+        let mut stack = vec![Frame {
+            pgno: root,
+            parent: None,
+            lo: None,
+            hi: None,
+            depth: 0,
+        }];
+        while let Some(frame) = stack.pop() {
+            if (self.interrupt)() {
+                return Err(crate::Error::Interrupted {
+                    path: self.pf.path().to_path_buf(),
+                });
+            }
+            self.visit(
+                map, owner, tree, claim_as, shape, sink, frame, &mut stack, &mut stats,
+            )?;
+            if self.stop_when_damaged && stats.is_damaged() {
+                break;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Makes walks stop at the first sign of damage (for walks that only ask whether a tree
+    /// is whole).
+    pub fn stop_when_damaged(&mut self, on: bool) {
+        self.stop_when_damaged = on;
+    }
+
+    /// Makes walks read every page of a tree and check its structure (page kinds, child
+    /// pointers, keys within their bounds, free blocks) without decoding the records: a few
+    /// times faster, for a first look that finds a lost or overwritten page. Rows are
+    /// counted as cells; no row reaches the sink.
+    pub fn skim(&mut self, on: bool) {
+        self.skim = on;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn visit(
+        &mut self,
+        map: &mut PageMap,
+        owner: u32,
+        tree: TreeKind,
+        claim_as: PageStatus,
+        shape: ShapeCheck<'_>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+        frame: Frame,
+        stack: &mut Vec<Frame>,
+        stats: &mut WalkStats,
+    ) -> Result<()> {
+        let hole = |reason: String| Hole {
+            lo: frame.lo,
+            hi: frame.hi,
+            page: frame.pgno,
+            parent: frame.parent,
+            reason,
+            filled: false,
+        };
+        if frame.depth > MAX_DEPTH {
+            stats
+                .holes
+                .push(hole("tree deeper than any real b-tree".into()));
+            return Ok(());
+        }
+        if !map.is_unseen(frame.pgno) {
+            let why = match frame.pgno {
+                0 => "child pointer is 0".to_string(),
+                p if p > map.page_count() => format!("page {p} is past the end of the database"),
+                p => format!("page {p} is referenced a second time ({:?})", map.status(p)),
+            };
+            stats.holes.push(hole(why));
+            return Ok(());
+        }
+        let mut page = std::mem::take(&mut self.page);
+        let result = self.visit_page(
+            &mut page, map, owner, tree, claim_as, shape, sink, &frame, stack, stats,
+        );
+        self.page = page;
+        if let Some(unusable) = result? {
+            // A stray page (another tree's, or keys out of place) stays unclaimed so that its
+            // own tree or the orphan pass can still take it; an unreadable page is lost.
+            let unclaimed = map.status(frame.pgno) == PageStatus::Unseen;
+            if unclaimed && !unusable.stray && claim_as == PageStatus::Tree {
+                map.set(frame.pgno, PageStatus::Lost, owner);
+                if let Some(log) = &mut self.claimed {
+                    log.push(frame.pgno);
+                }
+            }
+            stats.holes.push(hole(unusable.reason));
+        }
+        Ok(())
+    }
+
+    /// Returns why the page cannot be used where the tree expects it, if it cannot.
+    #[allow(clippy::too_many_arguments)]
+    fn visit_page(
+        &mut self,
+        buf: &mut Vec<u8>,
+        map: &mut PageMap,
+        owner: u32,
+        tree: TreeKind,
+        claim_as: PageStatus,
+        shape: ShapeCheck<'_>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+        frame: &Frame,
+        stack: &mut Vec<Frame>,
+        stats: &mut WalkStats,
+    ) -> Result<Option<Unusable>> {
+        let Some((_, valid_len)) = self.pf.read_valid(frame.pgno, buf) else {
+            return Ok(Some(Unusable::lost("page could not be read".into())));
+        };
+        self.bar.inc(1);
+        let header_offset = if frame.pgno == 1 { 100 } else { 0 };
+        let page = match BtreePage::parse(buf, header_offset, self.pf.usable()) {
+            Ok(p) => p,
+            Err(e) => return Ok(Some(Unusable::lost(e.to_string()))),
+        };
+        if !tree.accepts(page.kind) {
+            return Ok(Some(Unusable::stray(format!(
+                "page is a {:?} page, not part of this tree",
+                page.kind
+            ))));
+        }
+        if !self.belongs(&page, frame, shape) {
+            return Ok(Some(Unusable::stray(
+                "page holds keys or records that do not belong here (a stray page)".into(),
+            )));
+        }
+        self.valid_len = valid_len;
+        self.claim(map, frame.pgno, claim_as, owner);
+        stats.pages += 1;
+        if page.kind.is_leaf() || page.kind == PageKind::IndexInterior {
+            let rows_before = stats.rows;
+            if self.skim {
+                stats.rows += u64::from(page.cell_count);
+            } else {
+                self.emit_cells(&page, map, owner, sink, frame, stats)?;
+            }
+            if self.anomalies > 0 {
+                stats.suspect_rows += stats.rows - rows_before;
+                if stats.suspect_pages.len() < MAX_LISTED_PAGES {
+                    stats.suspect_pages.push(frame.pgno);
+                }
+            }
+        }
+        if !page.kind.is_leaf() {
+            push_children(&page, frame, stack);
+        }
+        Ok(None)
+    }
+
+    /// A page belongs where the walk found it when most of its keys fall inside the bounds
+    /// its parent gives and most of its records have a shape the tree's table can hold.
+    fn belongs(&mut self, page: &BtreePage<'_>, frame: &Frame, shape: ShapeCheck<'_>) -> bool {
+        self.anomalies = u32::from(!page.freeblocks_are_sane());
+        if page.cell_count == 0 {
+            return true;
+        }
+        let mut good = 0u32;
+        let mut bad = 0u32;
+        let in_bounds = |k: i64| frame_contains(frame, k);
+        // A sample of cells decides; every row is still checked against the bounds as it is
+        // emitted (see emit_cells), so damage on other cells is still flagged.
+        let n = page.cell_count;
+        // A skim, which only looks for pages out of place, samples fewer.
+        let samples = if self.skim {
+            BELONGS_SAMPLE / 4
+        } else {
+            BELONGS_SAMPLE
+        };
+        let step = (n / samples).max(1);
+        let sample = (0..n)
+            .step_by(usize::from(step))
+            .chain(std::iter::once(n - 1));
+        for i in sample {
+            let Some(offset) = page.cell_offset(i) else {
+                continue;
+            };
+            let ok = match cell::parse(page, offset) {
+                Ok(Cell::TableInterior { rowid, .. }) => in_bounds(rowid),
+                Ok(Cell::TableLeaf { rowid, payload }) => {
+                    in_bounds(rowid) && self.shape_fits(Some(rowid), &payload, shape)
+                }
+                Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {
+                    self.shape_fits(None, &payload, shape)
+                }
+                Err(_) => continue,
+            };
+            if ok {
+                good += 1;
+            } else {
+                bad += 1;
+            }
+        }
+        self.anomalies += bad;
+        good >= bad
+    }
+
+    fn shape_fits(
+        &mut self,
+        rowid: Option<i64>,
+        payload: &Payload<'_>,
+        shape: ShapeCheck<'_>,
+    ) -> bool {
+        // The record header is almost always inside the local part of the payload.
+        record::serial_types(payload.local, &mut self.types).is_ok() && shape(rowid, &self.types)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_cells(
+        &mut self,
+        page: &BtreePage<'_>,
+        map: &mut PageMap,
+        owner: u32,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+        frame: &Frame,
+        stats: &mut WalkStats,
+    ) -> Result<()> {
+        let carved = cell::carve(page);
+        // Cells behind a damaged pointer are counted lost unless carving found them.
+        let bad_pointers = (0..page.cell_count)
+            .filter(|i| page.cell_offset(*i).is_none())
+            .count();
+        stats.bad_cells += bad_pointers.saturating_sub(carved.len()) as u64;
+        self.anomalies += (bad_pointers + carved.len()) as u32;
+        let mut last_rowid: Option<i64> = None;
+        let listed = (0..page.cell_count)
+            .filter_map(|i| page.cell_offset(i).map(|off| (i, cell::parse(page, off))));
+        let extra = carved.iter().enumerate().map(|(k, &off)| {
+            let index = page.cell_count.saturating_add(k as u16);
+            (index, cell::parse(page, off))
+        });
+        for (i, cell) in listed.chain(extra) {
+            let (rowid, payload) = match cell {
+                Ok(Cell::TableLeaf { rowid, payload }) => (Some(rowid), payload),
+                Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {
+                    (None, payload)
+                }
+                Ok(Cell::TableInterior { .. }) => continue,
+                Err(_) => {
+                    stats.bad_cells += 1;
+                    self.anomalies += 1;
+                    continue;
+                }
+            };
+            if local_end(page, &payload) > self.valid_len {
+                // The cell runs past the end of a truncated file: its bytes are not data.
+                stats.bad_cells += 1;
+                continue;
+            }
+            let broken = self.assemble(map, owner, &payload);
+            let payload_bytes: &[u8] = if payload.overflow.is_some() {
+                &self.payload
+            } else {
+                payload.local
+            };
+            let decoded = match record::decode_fields(payload_bytes, &mut self.fields) {
+                Ok(d) => d,
+                Err(_) => {
+                    stats.bad_cells += 1;
+                    continue;
+                }
+            };
+            if !decoded.exact_length && broken.is_none() && decoded.complete {
+                self.anomalies += 1;
+            }
+            if let (Some(r), Some(prev)) = (rowid, last_rowid) {
+                if r <= prev {
+                    self.anomalies += 1;
+                }
+            }
+            last_rowid = rowid.or(last_rowid);
+            if rowid.is_some_and(|r| !frame_contains(frame, r)) {
+                self.anomalies += 1;
+            }
+            if self.check_utf8 && has_invalid_text(payload_bytes, &self.fields) {
+                self.anomalies += 1;
+            }
+            let complete = decoded.complete && broken.is_none();
+            if !complete {
+                stats.incomplete_rows += 1;
+            }
+            stats.rows += 1;
+            if let Some(r) = rowid {
+                stats.min_rowid = Some(stats.min_rowid.map_or(r, |m| m.min(r)));
+                stats.max_rowid = Some(stats.max_rowid.map_or(r, |m| m.max(r)));
+            }
+            sink(&RowRef {
+                rowid,
+                payload: payload_bytes,
+                fields: &self.fields,
+                complete,
+                broken_overflow: broken,
+                first_missing: decoded.first_missing,
+                page: frame.pgno,
+                cell: i,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Puts the whole payload of a spilling cell into `self.payload`, following its overflow
+    /// chain for at most as many pages as its size needs. Returns the page where the chain
+    /// broke, if it did (the payload then holds the readable prefix).
+    fn assemble(&mut self, map: &mut PageMap, owner: u32, payload: &Payload<'_>) -> Option<u32> {
+        let first = payload.overflow?;
+        self.payload.clear();
+        self.payload.extend_from_slice(payload.local);
+        let usable = self.pf.usable();
+        let needed = overflow::pages_needed(payload.total, payload.local.len(), usable);
+        let mut next = first;
+        let mut ovf = std::mem::take(&mut self.ovf);
+        let mut broken = None;
+        for _ in 0..needed {
+            let readable = map.is_unseen(next) && self.pf.read(next, &mut ovf).is_some();
+            // A whole page of zeros is a zeroed page, not payload: never present it as data.
+            if !readable || ovf.iter().all(|b| *b == 0) {
+                broken = Some(next);
+                break;
+            }
+            self.claim(map, next, PageStatus::Overflow, owner);
+            let Some((after, content)) = overflow::split(&ovf, usable) else {
+                broken = Some(next);
+                break;
+            };
+            let want = (payload.total as usize).saturating_sub(self.payload.len());
+            self.payload
+                .extend_from_slice(&content[..content.len().min(want)]);
+            next = after;
+        }
+        self.ovf = ovf;
+        broken
+    }
+}
+
+fn has_invalid_text(payload: &[u8], fields: &[Field]) -> bool {
+    fields.iter().any(|f| match f.value(payload) {
+        record::Value::Text(t) => !t.is_ascii() && std::str::from_utf8(t).is_err(),
+        _ => false,
+    })
+}
+
+/// Cells of a page checked to decide whether it belongs where the walk found it.
+const BELONGS_SAMPLE: u16 = 16;
+
+fn frame_contains(frame: &Frame, key: i64) -> bool {
+    frame.lo.is_none_or(|lo| key > lo) && frame.hi.is_none_or(|hi| key <= hi)
+}
+
+/// Offset just past a cell's local payload (and its overflow pointer) within the page.
+fn local_end(page: &BtreePage<'_>, payload: &Payload<'_>) -> usize {
+    let start = payload.local.as_ptr() as usize - page.data.as_ptr() as usize;
+    let pointer = if payload.overflow.is_some() { 4 } else { 0 };
+    start + payload.local.len() + pointer
+}
+
+fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
+    let mut children: Vec<Frame> = Vec::with_capacity(usize::from(page.cell_count) + 1);
+    let mut lo = frame.lo;
+    for (_, cell) in cell::cells(page) {
+        let (child, key) = match cell {
+            Ok(Cell::TableInterior { left_child, rowid }) => (left_child, Some(rowid)),
+            Ok(Cell::IndexInterior { left_child, .. }) => (left_child, None),
+            _ => continue,
+        };
+        let hi = match (key, frame.hi) {
+            (Some(k), Some(h)) => Some(k.min(h)),
+            (Some(k), None) => Some(k),
+            (None, h) => h,
+        };
+        children.push(Frame {
+            pgno: child,
+            parent: Some(frame_pgno(frame)),
+            lo,
+            hi,
+            depth: frame.depth + 1,
+        });
+        if key.is_some() {
+            lo = hi;
+        }
+    }
+    if let Some(right) = page.right_child {
+        children.push(Frame {
+            pgno: right,
+            parent: Some(frame_pgno(frame)),
+            lo,
+            hi: frame.hi,
+            depth: frame.depth + 1,
+        });
+    }
+    // Pushed in reverse so the leftmost child is walked first: rows come out in key order.
+    stack.extend(children.into_iter().rev());
+}
+
+fn frame_pgno(frame: &Frame) -> u32 {
+    frame.pgno
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::pages::PageMap;
+
+    /// A table of `rows` rows over several pages; its root page.
+    fn table_db(path: &std::path::Path, rows: i64) -> u32 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = 1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows})
+             INSERT INTO t SELECT x, printf('%040d', x) FROM n;"
+        ))
+        .unwrap();
+        conn.query_row("SELECT rootpage FROM sqlite_schema", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn walk(path: &std::path::Path, root: u32, skim: bool) -> (WalkStats, u64) {
+        let pf = PageFile::open(path).unwrap();
+        let never = || false;
+        let mut walker = Walker::new(&pf, ProgressBar::hidden(), &never);
+        walker.skim(skim);
+        let mut map = PageMap::new(pf.page_count());
+        let any = |_: Option<i64>, _: &[u64]| true;
+        let mut sunk = 0;
+        let stats = walker
+            .walk(
+                &mut map,
+                0,
+                root,
+                TreeKind::Table,
+                PageStatus::Tree,
+                &any,
+                &mut |_| {
+                    sunk += 1;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        (stats, sunk)
+    }
+
+    #[test]
+    fn a_skim_counts_the_rows_a_walk_reads_without_decoding_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let root = table_db(&db, 2000);
+        let (walked, sunk) = walk(&db, root, false);
+        let (skimmed, skim_sunk) = walk(&db, root, true);
+        assert_eq!((walked.rows, sunk), (2000, 2000));
+        assert_eq!(
+            (skimmed.rows, skimmed.pages, skim_sunk),
+            (2000, walked.pages, 0)
+        );
+        assert!(!skimmed.is_damaged());
+    }
+
+    #[test]
+    fn a_skim_finds_a_zeroed_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let root = table_db(&db, 2000);
+        let mut bytes = std::fs::read(&db).unwrap();
+        let last = bytes.len() / 1024;
+        bytes[(last - 1) * 1024..].fill(0);
+        std::fs::write(&db, &bytes).unwrap();
+        let (skimmed, _) = walk(&db, root, true);
+        assert!(skimmed.is_damaged());
+        assert_eq!(skimmed.holes.len(), 1);
+        assert_eq!(skimmed.holes[0].page, last as u32);
+    }
+}

@@ -1,0 +1,23 @@
+//! The integration tests: one binary, one module per area, as the tree reads.
+
+#[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
+#[path = "../../fuzz/src/lib.rs"]
+mod harness;
+
+mod check;
+mod engine_healthy;
+mod faults;
+mod fuzz_regressions;
+mod hostile;
+mod hot_journal;
+mod lost;
+mod map;
+mod pagefile;
+mod rebuilt_interior;
+mod recover_cli;
+mod restore;
+mod samples;
+mod snapshot;
+mod whole_copy;

@@ -8,13 +8,13 @@ pub mod exit {
     /// Success, or the database is healthy.
     pub const OK: i32 = 0;
     /// Damage was found, or some rows were not recovered in place.
-    pub const DAMAGE: i32 = 1;
+    pub(crate) const DAMAGE: i32 = 1;
     /// The command line was wrong.
-    pub const USAGE: i32 = 2;
+    pub(crate) const USAGE: i32 = 2;
     /// The input cannot be used: missing, not a SQLite file, unreadable, a directory.
-    pub const UNUSABLE: i32 = 3;
+    pub(crate) const UNUSABLE: i32 = 3;
     /// The operation failed: I/O error, disk full, interrupted, or refused for safety.
-    pub const FAILED: i32 = 4;
+    pub(crate) const FAILED: i32 = 4;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,21 +74,21 @@ impl Error {
         }
     }
 
-    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
             source,
         }
     }
 
-    pub fn unusable(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+    pub(crate) fn unusable(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
         Error::Unusable {
             path: path.as_ref().to_path_buf(),
             reason: reason.into(),
         }
     }
 
-    pub fn sqlite(path: impl AsRef<Path>, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn sqlite(path: impl AsRef<Path>, err: impl std::fmt::Display) -> Self {
         Error::Sqlite {
             path: path.as_ref().to_path_buf(),
             message: err.to_string(),

@@ -30,7 +30,7 @@ pub struct TableDiff {
 }
 
 impl TableDiff {
-    pub fn is_equal(&self) -> bool {
+    pub(crate) fn is_equal(&self) -> bool {
         self.difference == Some(0) && self.lost_and_found_rows == 0
     }
 }
@@ -47,14 +47,14 @@ pub struct DiffReport {
 }
 
 impl DiffReport {
-    pub fn all_equal(&self) -> bool {
+    pub(crate) fn all_equal(&self) -> bool {
         self.tables.iter().all(TableDiff::is_equal)
             && self.lost_and_found_rows == 0
             && self.conflict_rows == 0
     }
 
     /// The per-table table, as the terminal shows it.
-    pub fn table_text(&self) -> String {
+    pub(crate) fn table_text(&self) -> String {
         let rows: Vec<Vec<String>> = self
             .tables
             .iter()
@@ -88,7 +88,7 @@ impl DiffReport {
 }
 
 /// The "in source" cell: SQLite's count, or "unreadable" with what the page walk found.
-pub fn source_cell(rows: Option<u64>, counted_by: &str) -> String {
+pub(crate) fn source_cell(rows: Option<u64>, counted_by: &str) -> String {
     match (rows, counted_by) {
         (Some(n), "sqlite") => n.to_string(),
         (Some(n), _) => format!("unreadable ({n} found by page walk)"),
@@ -146,7 +146,7 @@ pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
 /// recovered database. `display_source` is the path to show. `walked` holds the engine's own
 /// row counts per table when the caller has just recovered the snapshot; they are used for
 /// tables SQLite cannot count (otherwise the engine walks the snapshot to count them).
-pub fn compare(
+pub(crate) fn compare(
     snapshot: &Path,
     display_source: &Path,
     recovered: &Path,
@@ -340,7 +340,7 @@ fn count_by_walk(snapshot: &Path, dir: &Path) -> BTreeMap<String, u64> {
 }
 
 /// Rows per table as the engine's walk found them (in the tree, or put back from orphans).
-pub fn walked_counts(report: &crate::engine::Report) -> BTreeMap<String, u64> {
+pub(crate) fn walked_counts(report: &crate::engine::Report) -> BTreeMap<String, u64> {
     report
         .tables
         .iter()

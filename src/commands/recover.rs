@@ -11,7 +11,7 @@ use crate::source::snapshot::{self, Manifest, SnapshotOptions};
 use std::path::{Path, PathBuf};
 
 /// Version of the report.json layout (docs/report-format.md).
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub(crate) const REPORT_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone)]
 pub struct RecoverCommand {

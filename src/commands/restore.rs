@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 /// The sidecars SQLite keeps beside a database, in the order they are moved away.
-pub const SIDECARS: [(&str, &str); 3] = [("-journal", "journal"), ("-wal", "wal"), ("-shm", "shm")];
+pub(crate) const SIDECARS: [(&str, &str); 3] =
+    [("-journal", "journal"), ("-wal", "wal"), ("-shm", "shm")];
 
 /// SQLite's lock bytes in the database file (os_unix.c: PENDING_BYTE and what follows).
 const PENDING_BYTE: i64 = 0x4000_0000;
@@ -599,7 +600,7 @@ fn refuse_locked(db: &Path, locks: &[HeldLock]) -> Error {
 /// on `db-shm` (the WAL lock slots and the DMS byte that every open WAL connection holds).
 /// Uses `fcntl(F_GETLK)`, which takes no lock. Locks held by this process are not seen, and a
 /// connection to a rollback-journal database that is open but idle holds no lock at all.
-pub fn probe_locks(db: &Path) -> Result<Vec<HeldLock>> {
+pub(crate) fn probe_locks(db: &Path) -> Result<Vec<HeldLock>> {
     let mut held = Vec::new();
     let file = File::open(db).map_err(|e| Error::io(db, e))?;
     let db_ranges = [
@@ -818,7 +819,10 @@ fn copy_hashing(
 }
 
 /// (size, sha256) of a file.
-pub fn hash_file(path: &Path, bar: Option<&indicatif::ProgressBar>) -> Result<(u64, String)> {
+pub(crate) fn hash_file(
+    path: &Path,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<(u64, String)> {
     let mut input = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -839,7 +843,7 @@ pub fn hash_file(path: &Path, bar: Option<&indicatif::ProgressBar>) -> Result<(u
 
 /// The undo line: remove whatever sidecars the restored database has grown, put the original
 /// database back over the restored one (`mv -f` replaces it atomically), then its sidecars.
-pub fn undo_line(db: &Path, backups: &[(PathBuf, PathBuf)]) -> String {
+pub(crate) fn undo_line(db: &Path, backups: &[(PathBuf, PathBuf)]) -> String {
     let sidecars: Vec<String> = SIDECARS
         .iter()
         .map(|(s, _)| sh_quote(&sidecar(db, s)))
@@ -861,7 +865,7 @@ fn undo_command(db: &Path, moved: &[Moved]) -> String {
 }
 
 /// Quotes a path for a POSIX shell: as is when it is plainly safe, else in single quotes.
-pub fn sh_quote(path: &Path) -> String {
+pub(crate) fn sh_quote(path: &Path) -> String {
     let s = path.to_string_lossy();
     let plain = !s.is_empty()
         && s.chars()

@@ -46,7 +46,7 @@ pub struct LostRange {
 
 impl LostRange {
     /// One line for a person: "orders: rowids 10412–10477 lost (page 311, 66 rows)".
-    pub fn describe(&self, table: &str) -> String {
+    pub(crate) fn describe(&self, table: &str) -> String {
         let what = match (&self.keys, self.first_rowid, self.last_rowid) {
             (Some(k), _, _) => format!("keys {k}"),
             (None, Some(a), Some(b)) if a == b => format!("rowid {a}"),
@@ -103,7 +103,7 @@ impl IndexedValues {
     /// Lines for a person: which columns survive, then up to `max_rows` rows, each as
     /// "rowid 1042: kind 'login', created 1700000123.5". With `max_rows` 0, one line that
     /// says where to find them.
-    pub fn describe(&self, table: &str, max_rows: usize) -> Vec<String> {
+    pub(crate) fn describe(&self, table: &str, max_rows: usize) -> Vec<String> {
         let total = self.rows.len() as u64 + self.not_listed;
         let rows = if total == 1 {
             "its lost row".to_string()
@@ -167,7 +167,7 @@ fn sql_literal(v: &serde_json::Value) -> String {
 /// Lines for the terminal under the per-table table: the lost ranges of one table and what
 /// its indexes still hold of those rows (up to `value_rows` of them, [`IndexedValues::describe`]),
 /// or that its unreadable pages cost no rows.
-pub fn table_lines(t: &TableReport, value_rows: usize) -> Vec<String> {
+pub(crate) fn table_lines(t: &TableReport, value_rows: usize) -> Vec<String> {
     if !t.lost.is_empty() {
         // Exact ranges first: they are the ones to act on; a long tail is summarized (the
         // full list is in report.json and `sqlite-rescue lost`).
@@ -205,7 +205,7 @@ const MAX_TEXT_RANGES: usize = 8;
 
 /// Lines for indexes whose pages were lost: indexes are rebuilt from the table data, so
 /// no row is lost with them.
-pub fn index_lines(report: &crate::engine::Report) -> Vec<String> {
+pub(crate) fn index_lines(report: &crate::engine::Report) -> Vec<String> {
     let Some(map) = &report.page_map else {
         return Vec::new();
     };

@@ -7,14 +7,14 @@
 //! proportional to the database's size is kept in memory except one status byte and one
 //! owner number per page.
 
-pub mod copy;
+pub(crate) mod copy;
 pub mod losses;
 pub mod pages;
-pub mod salvage;
-pub mod schema;
-pub mod verify;
-pub mod walk;
-pub mod writer;
+pub(crate) mod salvage;
+pub(crate) mod schema;
+pub(crate) mod verify;
+pub(crate) mod walk;
+pub(crate) mod writer;
 
 use copy::{repair, transfer, vacuum, vfs};
 use salvage::orphans;
@@ -1391,7 +1391,7 @@ fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
 }
 
 /// Root page → table name, from the schema as the engine reads it (SQLite need not agree).
-pub fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
+pub(crate) fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
     let pf = PageFile::open(db)?;
     let mut map = PageMap::new(pf.page_count());
     let mut owners = Owners::default();

@@ -33,15 +33,15 @@ pub enum PageStatus {
     Unreadable,
 }
 
-pub const NO_OWNER: u32 = u32::MAX;
+pub(crate) const NO_OWNER: u32 = u32::MAX;
 
-pub struct PageMap {
+pub(crate) struct PageMap {
     status: Vec<PageStatus>,
     owner: Vec<u32>,
 }
 
 impl PageMap {
-    pub fn new(page_count: u32) -> PageMap {
+    pub(crate) fn new(page_count: u32) -> PageMap {
         let n = page_count as usize + 1;
         PageMap {
             status: vec![PageStatus::Unseen; n],
@@ -49,31 +49,31 @@ impl PageMap {
         }
     }
 
-    pub fn page_count(&self) -> u32 {
+    pub(crate) fn page_count(&self) -> u32 {
         (self.status.len() - 1) as u32
     }
 
-    pub fn status(&self, pgno: u32) -> PageStatus {
+    pub(crate) fn status(&self, pgno: u32) -> PageStatus {
         self.status
             .get(pgno as usize)
             .copied()
             .unwrap_or(PageStatus::Unused)
     }
 
-    pub fn owner(&self, pgno: u32) -> Option<u32> {
+    pub(crate) fn owner(&self, pgno: u32) -> Option<u32> {
         self.owner
             .get(pgno as usize)
             .copied()
             .filter(|o| *o != NO_OWNER)
     }
 
-    pub fn is_unseen(&self, pgno: u32) -> bool {
+    pub(crate) fn is_unseen(&self, pgno: u32) -> bool {
         pgno != 0 && self.status(pgno) == PageStatus::Unseen
     }
 
     /// Marks a page; returns false if it was already claimed by something (a page is
     /// claimed once: a second reference is damage, never followed).
-    pub fn claim(&mut self, pgno: u32, status: PageStatus, owner: u32) -> bool {
+    pub(crate) fn claim(&mut self, pgno: u32, status: PageStatus, owner: u32) -> bool {
         if !self.is_unseen(pgno) {
             return false;
         }
@@ -82,7 +82,7 @@ impl PageMap {
     }
 
     /// Sets a page's status whatever it was (used when the orphan pass decides).
-    pub fn set(&mut self, pgno: u32, status: PageStatus, owner: u32) {
+    pub(crate) fn set(&mut self, pgno: u32, status: PageStatus, owner: u32) {
         if let (Some(s), Some(o)) = (
             self.status.get_mut(pgno as usize),
             self.owner.get_mut(pgno as usize),
@@ -93,7 +93,7 @@ impl PageMap {
     }
 
     /// Pages per status, for the report.
-    pub fn counts(&self) -> std::collections::BTreeMap<PageStatus, u64> {
+    pub(crate) fn counts(&self) -> std::collections::BTreeMap<PageStatus, u64> {
         let mut out = std::collections::BTreeMap::new();
         for s in self.status.iter().skip(1) {
             *out.entry(*s).or_insert(0) += 1;
@@ -101,7 +101,7 @@ impl PageMap {
         out
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u32, PageStatus, Option<u32>)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, PageStatus, Option<u32>)> + '_ {
         (1..self.status.len()).map(move |i| {
             let o = self.owner[i];
             (i as u32, self.status[i], (o != NO_OWNER).then_some(o))

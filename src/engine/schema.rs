@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 /// One row of `sqlite_schema`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct SchemaEntry {
+pub(crate) struct SchemaEntry {
     pub kind: String,
     pub name: String,
     pub tbl_name: String,
@@ -23,14 +23,14 @@ pub struct SchemaEntry {
 
 impl SchemaEntry {
     /// Whether this row is an index (automatic ones included) of table `table`.
-    pub fn is_index_of(&self, table: &str) -> bool {
+    pub(crate) fn is_index_of(&self, table: &str) -> bool {
         self.kind == "index" && self.tbl_name.eq_ignore_ascii_case(table)
     }
 }
 
 /// How a column's declared type makes SQLite store values (its affinity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Affinity {
+pub(crate) enum Affinity {
     Integer,
     Text,
     Blob,
@@ -40,7 +40,7 @@ pub enum Affinity {
 
 impl Affinity {
     /// SQLite's rules for the affinity of a declared type, in SQLite's order.
-    pub fn of(decl: &str) -> Affinity {
+    pub(crate) fn of(decl: &str) -> Affinity {
         let t = decl.to_ascii_uppercase();
         if t.contains("INT") {
             Affinity::Integer
@@ -57,7 +57,7 @@ impl Affinity {
 }
 
 #[derive(Debug, Clone)]
-pub struct Column {
+pub(crate) struct Column {
     pub name: String,
     pub decl_type: String,
     pub affinity: Affinity,
@@ -70,7 +70,7 @@ pub struct Column {
 
 /// A table that holds rows in a b-tree of this file.
 #[derive(Debug, Clone)]
-pub struct Table {
+pub(crate) struct Table {
     pub name: String,
     pub root: u32,
     pub sql: Option<String>,
@@ -86,7 +86,7 @@ pub struct Table {
 
 impl Table {
     /// Whether a record with these serial types can be a row of this table.
-    pub fn fits(&self, types: &[u64]) -> bool {
+    pub(crate) fn fits(&self, types: &[u64]) -> bool {
         if types.is_empty() || types.len() > self.stored.len() {
             return false;
         }
@@ -105,13 +105,13 @@ impl Table {
     }
 
     /// Column names in the order of the record's fields.
-    pub fn stored_column(&self, field: usize) -> Option<&Column> {
+    pub(crate) fn stored_column(&self, field: usize) -> Option<&Column> {
         self.stored.get(field).map(|&c| &self.columns[c])
     }
 }
 
 /// Decodes a `sqlite_schema` record (type, name, tbl_name, rootpage, sql).
-pub fn entry_from_record(
+pub(crate) fn entry_from_record(
     payload: &[u8],
     fields: &[Field],
     encoding: TextEncoding,
@@ -152,7 +152,7 @@ pub fn entry_from_record(
 
 /// Guesses the text encoding from the bytes of a schema record's first field ("table",
 /// "index", ...), for when the header's encoding field is damaged.
-pub fn sniff_encoding(text: &[u8]) -> TextEncoding {
+pub(crate) fn sniff_encoding(text: &[u8]) -> TextEncoding {
     match text {
         [a, 0, ..] if a.is_ascii_alphabetic() => TextEncoding::Utf16le,
         [0, b, ..] if b.is_ascii_alphabetic() => TextEncoding::Utf16be,
@@ -162,7 +162,7 @@ pub fn sniff_encoding(text: &[u8]) -> TextEncoding {
 
 /// Schema rows of a healthy database with the same schema (a fresh database the application
 /// migrated, or an old backup), for the objects this file's schema lost.
-pub fn reference_entries(
+pub(crate) fn reference_entries(
     path: &std::path::Path,
     have: &[SchemaEntry],
 ) -> rusqlite::Result<Vec<SchemaEntry>> {
@@ -206,7 +206,7 @@ fn internal_columns(name: &str) -> Option<&'static [&'static str]> {
 
 /// Asks a scratch database what the tables of `entries` look like. Tables whose SQL SQLite
 /// refuses come back in the second list with the reason.
-pub fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntry, String)>) {
+pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntry, String)>) {
     let mut tables = Vec::new();
     let mut refused = Vec::new();
     let scratch = match Connection::open_in_memory() {

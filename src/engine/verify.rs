@@ -25,7 +25,7 @@ struct Job {
 /// Runs `integrity_check` on the database at `path` (which nothing may be writing) and
 /// returns its messages, at most `limit`, or `["ok"]`. `rows` gives the row count of the
 /// tables it knows, so the largest tables start first; tables it does not name start last.
-pub fn integrity_check(
+pub(crate) fn integrity_check(
     path: &Path,
     rows: &BTreeMap<String, u64>,
     limit: usize,
@@ -75,7 +75,7 @@ pub fn integrity_check(
 
 /// How many rows of the database at `path` name a parent that is not there
 /// (`PRAGMA foreign_key_check`); 0 if that cannot be read.
-pub fn foreign_key_violations(path: &Path) -> u64 {
+pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
     let Ok(conn) = open(path) else {
         return 0;
     };

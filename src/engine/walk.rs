@@ -14,22 +14,22 @@ use crate::Result;
 use indicatif::ProgressBar;
 
 /// Deeper than any real SQLite b-tree (a 512-byte-page tree of 2^64 rows is about 30 deep).
-pub const MAX_DEPTH: usize = 40;
+pub(crate) const MAX_DEPTH: usize = 40;
 
 /// At most this many pages are listed by number in a report (counts stay exact).
-pub const MAX_LISTED_PAGES: usize = 1000;
+pub(crate) const MAX_LISTED_PAGES: usize = 1000;
 
 /// Whether a tree stores rows by rowid (table b-tree) or by key (index b-tree, which is also
 /// how WITHOUT ROWID tables are stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TreeKind {
+pub(crate) enum TreeKind {
     Table,
     Index,
 }
 
 impl TreeKind {
     /// The kind of tree a table's rows are stored in.
-    pub fn of(table: &crate::engine::schema::Table) -> TreeKind {
+    pub(crate) fn of(table: &crate::engine::schema::Table) -> TreeKind {
         if table.without_rowid {
             TreeKind::Index
         } else {
@@ -58,13 +58,13 @@ pub struct Hole {
 
 impl Hole {
     /// Whether every key in `[first, last]` lies inside this hole.
-    pub fn covers(&self, first: i64, last: i64) -> bool {
+    pub(crate) fn covers(&self, first: i64, last: i64) -> bool {
         self.lo.is_none_or(|lo| first > lo) && self.hi.is_none_or(|hi| last <= hi)
     }
 }
 
 /// One row as the walk found it: fields index into `payload`.
-pub struct RowRef<'a> {
+pub(crate) struct RowRef<'a> {
     pub rowid: Option<i64>,
     pub payload: &'a [u8],
     pub fields: &'a [Field],
@@ -75,20 +75,19 @@ pub struct RowRef<'a> {
     /// The first field not wholly read, and the byte offset in `payload` where it starts.
     pub first_missing: Option<(usize, usize)>,
     pub page: u32,
-    pub cell: u16,
 }
 
 impl RowRef<'_> {
     /// Whether the row reads whole as a row of `table`: every value there, and no more
     /// fields than it has columns (what a copy of its record would carry as it is).
-    pub fn whole_for(&self, table: &crate::engine::schema::Table) -> bool {
+    pub(crate) fn whole_for(&self, table: &crate::engine::schema::Table) -> bool {
         self.complete && self.fields.len() <= table.stored.len()
     }
 }
 
 /// What one walk saw.
 #[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct WalkStats {
+pub(crate) struct WalkStats {
     pub pages: u64,
     pub rows: u64,
     /// Cells that could not be decoded (their rows are lost).
@@ -109,7 +108,7 @@ pub struct WalkStats {
 impl WalkStats {
     /// Whether anything in the walk was less than whole: a hole, a cell that would not
     /// decode, a page with signs of damage, a value cut short.
-    pub fn is_damaged(&self) -> bool {
+    pub(crate) fn is_damaged(&self) -> bool {
         !self.holes.is_empty()
             || self.bad_cells > 0
             || self.suspect_rows > 0
@@ -118,9 +117,9 @@ impl WalkStats {
 }
 
 /// Checks a record's serial types against what a table can hold.
-pub type ShapeCheck<'s> = &'s dyn Fn(Option<i64>, &[u64]) -> bool;
+pub(crate) type ShapeCheck<'s> = &'s dyn Fn(Option<i64>, &[u64]) -> bool;
 
-pub struct Walker<'a> {
+pub(crate) struct Walker<'a> {
     pf: &'a PageFile,
     page: Vec<u8>,
     ovf: Vec<u8>,
@@ -175,7 +174,7 @@ struct Frame {
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(
+    pub(crate) fn new(
         pf: &'a PageFile,
         bar: ProgressBar,
         interrupt: &'a (dyn Fn() -> bool + Sync),
@@ -199,7 +198,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Starts (or stops, returning the log) logging the pages each walk claims.
-    pub fn track_claims(&mut self, on: bool) -> Vec<u32> {
+    pub(crate) fn track_claims(&mut self, on: bool) -> Vec<u32> {
         let log = self.claimed.take().unwrap_or_default();
         if on {
             self.claimed = Some(Vec::new());
@@ -208,12 +207,12 @@ impl<'a> Walker<'a> {
     }
 
     /// How many claims are logged so far (0 when not logging).
-    pub fn claims_logged(&self) -> usize {
+    pub(crate) fn claims_logged(&self) -> usize {
         self.claimed.as_ref().map_or(0, Vec::len)
     }
 
     /// The claims logged since the log held `start` of them.
-    pub fn claimed_since(&self, start: usize) -> &[u32] {
+    pub(crate) fn claimed_since(&self, start: usize) -> &[u32] {
         self.claimed
             .as_deref()
             .and_then(|log| log.get(start..))
@@ -228,18 +227,18 @@ impl<'a> Walker<'a> {
         }
     }
 
-    pub fn progress(&self) -> &ProgressBar {
+    pub(crate) fn progress(&self) -> &ProgressBar {
         &self.bar
     }
 
-    pub fn page_file(&self) -> &'a PageFile {
+    pub(crate) fn page_file(&self) -> &'a PageFile {
         self.pf
     }
 
     /// Walks the rows of `table` from `root` (its root, or the top of a subtree of it),
     /// claiming pages as `claim_as` with the table's shape check. Also returns whether every
     /// row read whole for the table ([`RowRef::whole_for`]).
-    pub fn walk_whole(
+    pub(crate) fn walk_whole(
         &mut self,
         map: &mut PageMap,
         owner: u32,
@@ -267,7 +266,7 @@ impl<'a> Walker<'a> {
     /// Walks the tree under `root`, claiming its pages for `owner` with `claim_as`, and hands
     /// each row to `sink` (rows of index trees only when `emit_index_rows`).
     #[allow(clippy::too_many_arguments)]
-    pub fn walk(
+    pub(crate) fn walk(
         &mut self,
         map: &mut PageMap,
         owner: u32,
@@ -303,7 +302,7 @@ impl<'a> Walker<'a> {
 
     /// Makes walks stop at the first sign of damage (for walks that only ask whether a tree
     /// is whole).
-    pub fn stop_when_damaged(&mut self, on: bool) {
+    pub(crate) fn stop_when_damaged(&mut self, on: bool) {
         self.stop_when_damaged = on;
     }
 
@@ -311,7 +310,7 @@ impl<'a> Walker<'a> {
     /// pointers, keys within their bounds, free blocks) without decoding the records: a few
     /// times faster, for a first look that finds a lost or overwritten page. Rows are
     /// counted as cells; no row reaches the sink.
-    pub fn skim(&mut self, on: bool) {
+    pub(crate) fn skim(&mut self, on: bool) {
         self.skim = on;
     }
 
@@ -505,12 +504,9 @@ impl<'a> Walker<'a> {
         self.anomalies += (bad_pointers + carved.len()) as u32;
         let mut last_rowid: Option<i64> = None;
         let listed = (0..page.cell_count)
-            .filter_map(|i| page.cell_offset(i).map(|off| (i, cell::parse(page, off))));
-        let extra = carved.iter().enumerate().map(|(k, &off)| {
-            let index = page.cell_count.saturating_add(k as u16);
-            (index, cell::parse(page, off))
-        });
-        for (i, cell) in listed.chain(extra) {
+            .filter_map(|i| page.cell_offset(i).map(|off| cell::parse(page, off)));
+        let extra = carved.iter().map(|&off| cell::parse(page, off));
+        for cell in listed.chain(extra) {
             let (rowid, payload) = match cell {
                 Ok(Cell::TableLeaf { rowid, payload }) => (Some(rowid), payload),
                 Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {
@@ -573,7 +569,6 @@ impl<'a> Walker<'a> {
                 broken_overflow: broken,
                 first_missing: decoded.first_missing,
                 page: frame.pgno,
-                cell: i,
             })?;
         }
         Ok(())

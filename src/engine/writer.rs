@@ -15,13 +15,13 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// Quotes an SQL identifier.
-pub fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Settings carried over from the source file.
 #[derive(Debug, Clone)]
-pub struct OutputSettings {
+pub(crate) struct OutputSettings {
     pub page_size: u32,
     pub encoding: TextEncoding,
     /// 0 none, 1 full, 2 incremental.
@@ -135,7 +135,7 @@ struct TableWriter<'c> {
 
 /// Rows in place and rows refused (kept in `rescue_conflicts`) so far, per table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RowCounts {
+pub(crate) struct RowCounts {
     pub in_place: u64,
     pub conflicts: u64,
 }
@@ -162,7 +162,7 @@ struct PendingRow {
 const BATCH_ROWS: usize = 16;
 const MAX_PARAMS: usize = 32766;
 
-pub struct Writer<'c> {
+pub(crate) struct Writer<'c> {
     conn: &'c Connection,
     path: PathBuf,
     encoding: TextEncoding,
@@ -175,14 +175,14 @@ pub struct Writer<'c> {
 
 /// Where a row that is not a clean insert went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Landed {
+pub(crate) enum Landed {
     InPlace,
     Conflict,
 }
 
 /// Creates the database at `path` (which must not exist) with the source's settings, opened
 /// as [`open_for_load`] opens it.
-pub fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
+pub(crate) fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
     let conn = open_for_load(path)?;
     conn.execute_batch(&format!(
         "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
@@ -204,7 +204,7 @@ pub fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connect
 /// a row whose parent is missing, because the source held it so or because the parent was
 /// lost, belongs in its own table all the same, and the check afterwards counts it. Enforced,
 /// they would also turn SQLite's transfer off for every table with a foreign key.
-pub fn open_for_load(path: &Path) -> Result<Connection> {
+pub(crate) fn open_for_load(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| Error::sqlite(path, e))?;
     conn.execute_batch(
         "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
@@ -216,7 +216,7 @@ pub fn open_for_load(path: &Path) -> Result<Connection> {
 }
 
 /// Drops `tables` (and with them their indexes and triggers).
-pub fn drop_tables<'n>(
+pub(crate) fn drop_tables<'n>(
     conn: &Connection,
     path: &Path,
     tables: impl Iterator<Item = &'n str>,
@@ -225,7 +225,7 @@ pub fn drop_tables<'n>(
 }
 
 /// Builds every index of `tables` (or the indexes named) again from the rows.
-pub fn reindex<'n>(
+pub(crate) fn reindex<'n>(
     conn: &Connection,
     path: &Path,
     tables: impl Iterator<Item = &'n str>,
@@ -256,7 +256,7 @@ fn for_each_name<'n>(
 
 /// Drops every trigger of a database copied whole, so that rows added to its tables later
 /// (from orphan pages) fire none; they are created again with the other objects.
-pub fn drop_triggers(conn: &Connection, path: &Path) -> Result<()> {
+pub(crate) fn drop_triggers(conn: &Connection, path: &Path) -> Result<()> {
     let sql = |e| Error::sqlite(path, e);
     let names: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'")
@@ -278,7 +278,7 @@ pub fn drop_triggers(conn: &Connection, path: &Path) -> Result<()> {
 /// their rows into the finished database. `ANALYZE sqlite_schema` creates the tables this
 /// SQLite keeps without gathering anything; those the source did not have are dropped again.
 /// Statistics only steer the planner, so if they cannot be written they are left out.
-pub fn restore_planner_stats(
+pub(crate) fn restore_planner_stats(
     conn: &Connection,
     tables: &[&str],
     rows: &[(String, Vec<rusqlite::types::Value>)],
@@ -308,7 +308,7 @@ pub fn restore_planner_stats(
 }
 
 /// Opens the load transaction and creates the given tables.
-pub fn begin_load<'t>(
+pub(crate) fn begin_load<'t>(
     conn: &Connection,
     path: &Path,
     tables: impl Iterator<Item = &'t Table>,
@@ -325,7 +325,7 @@ pub fn begin_load<'t>(
 
 impl<'c> Writer<'c> {
     /// Writes rows into `conn` (made by [`create_database`]) for the given tables.
-    pub fn new(
+    pub(crate) fn new(
         conn: &'c Connection,
         path: &Path,
         encoding: TextEncoding,
@@ -379,7 +379,7 @@ impl<'c> Writer<'c> {
     /// Queues a row for table `t` (index into the tables given to `create`). Rows are
     /// inserted in batches; [`Writer::flush`] inserts what is queued, and [`Writer::counts`]
     /// then says how many landed in place and how many were refused.
-    pub fn insert_row(
+    pub(crate) fn insert_row(
         &mut self,
         t: usize,
         table: &Table,
@@ -412,12 +412,12 @@ impl<'c> Writer<'c> {
     }
 
     /// Rows of table `t` in place and refused so far (flush first).
-    pub fn counts(&self, t: usize) -> RowCounts {
+    pub(crate) fn counts(&self, t: usize) -> RowCounts {
         self.tables[t].counts
     }
 
     /// Inserts every queued row of every table.
-    pub fn flush_all(&mut self, tables: &[Table]) -> Result<()> {
+    pub(crate) fn flush_all(&mut self, tables: &[Table]) -> Result<()> {
         for (t, table) in tables.iter().enumerate() {
             self.flush(t, table)?;
         }
@@ -426,7 +426,7 @@ impl<'c> Writer<'c> {
 
     /// Inserts the queued rows of table `t`: one statement for a full batch, one per row for
     /// a partial batch or when the batch is refused.
-    pub fn flush(&mut self, t: usize, table: &Table) -> Result<()> {
+    pub(crate) fn flush(&mut self, t: usize, table: &Table) -> Result<()> {
         let mut pending = std::mem::take(&mut self.tables[t].pending);
         let result = self.flush_pending(t, table, &pending);
         pending.payload.clear();
@@ -552,7 +552,7 @@ impl<'c> Writer<'c> {
     }
 
     /// A row whose table is unknown, as SQLite's own recovery lays it out.
-    pub fn lost_and_found(
+    pub(crate) fn lost_and_found(
         &mut self,
         rootpgno: Option<u32>,
         page: u32,
@@ -573,7 +573,7 @@ impl<'c> Writer<'c> {
     }
 
     /// A deleted row found on a free page (only with --include-freelist).
-    pub fn freelist_row(
+    pub(crate) fn freelist_row(
         &mut self,
         page: u32,
         rowid: Option<i64>,
@@ -594,7 +594,7 @@ impl<'c> Writer<'c> {
 
     /// Notes a value that could not be read whole (a broken overflow chain): the row went in
     /// with that field NULL, and its readable prefix is kept here.
-    pub fn damaged_value(
+    pub(crate) fn damaged_value(
         &mut self,
         table: &str,
         rowid: Option<i64>,
@@ -616,7 +616,7 @@ impl<'c> Writer<'c> {
     }
 
     /// Whether `rowid` is already in table `t` with exactly these values.
-    pub fn has_identical_row(
+    pub(crate) fn has_identical_row(
         &self,
         table: &Table,
         rowid: i64,
@@ -657,7 +657,7 @@ impl<'c> Writer<'c> {
     }
 
     /// Raises `sqlite_sequence` to at least the source's values.
-    pub fn merge_sequence(&self, name: &str, seq: i64) -> Result<()> {
+    pub(crate) fn merge_sequence(&self, name: &str, seq: i64) -> Result<()> {
         let exists: bool = self
             .conn
             .query_row(
@@ -689,7 +689,7 @@ impl<'c> Writer<'c> {
     }
 
     /// Ends the load transaction.
-    pub fn commit(&self) -> Result<()> {
+    pub(crate) fn commit(&self) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
 }
@@ -774,7 +774,7 @@ fn bind_row(
 }
 
 /// A name for the rowid that no column of the table shadows.
-pub fn rowid_alias(table: &Table) -> &'static str {
+pub(crate) fn rowid_alias(table: &Table) -> &'static str {
     ["rowid", "_rowid_", "oid"]
         .into_iter()
         .find(|a| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(a)))

@@ -12,8 +12,9 @@ pub struct Payload<'a> {
     pub overflow: Option<u32>,
 }
 
+#[cfg(test)]
 impl Payload<'_> {
-    pub fn is_complete_locally(&self) -> bool {
+    fn is_complete_locally(&self) -> bool {
         self.overflow.is_none()
     }
 }
@@ -59,7 +60,7 @@ const MAX_PAYLOAD: u64 = 1 << 31;
 
 /// How many bytes of a payload of `total` bytes are stored on the page, per the file format:
 /// all of it when small enough, else a minimum plus whatever makes the overflow pages full.
-pub fn local_payload_len(kind: PageKind, usable: usize, total: u64) -> usize {
+pub(crate) fn local_payload_len(kind: PageKind, usable: usize, total: u64) -> usize {
     let u = usable as u64;
     let max_local = if kind.is_table() {
         u.saturating_sub(35)

@@ -2,8 +2,8 @@
 
 use super::{be_u16, be_u32, TextEncoding};
 
-pub const HEADER_SIZE: usize = 100;
-pub const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+pub(crate) const HEADER_SIZE: usize = 100;
+pub(crate) const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// The header fields, as stored. `parse` checks only that the bytes are there and the magic
 /// matches; `problems` says which values are out of range, so a damaged header can still be

@@ -13,7 +13,7 @@ use super::be_u32;
 pub const MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
 
 /// The bytes of a header that carry fields (the rest of its sector is padding).
-pub const HEADER_FIELDS: usize = 28;
+pub(crate) const HEADER_FIELDS: usize = 28;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JournalHeader {

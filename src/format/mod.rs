@@ -35,7 +35,7 @@ pub enum TextEncoding {
 }
 
 impl TextEncoding {
-    pub fn from_code(code: u32) -> Option<TextEncoding> {
+    pub(crate) fn from_code(code: u32) -> Option<TextEncoding> {
         match code {
             1 => Some(TextEncoding::Utf8),
             2 => Some(TextEncoding::Utf16le),
@@ -45,7 +45,7 @@ impl TextEncoding {
     }
 
     /// The name `PRAGMA encoding` uses.
-    pub fn pragma_name(self) -> &'static str {
+    pub(crate) fn pragma_name(self) -> &'static str {
         match self {
             TextEncoding::Utf8 => "UTF-8",
             TextEncoding::Utf16le => "UTF-16le",

@@ -12,7 +12,7 @@ pub enum PageKind {
 }
 
 impl PageKind {
-    pub fn from_flag(flag: u8) -> Option<PageKind> {
+    pub(crate) fn from_flag(flag: u8) -> Option<PageKind> {
         match flag {
             2 => Some(PageKind::IndexInterior),
             5 => Some(PageKind::TableInterior),
@@ -26,12 +26,12 @@ impl PageKind {
         matches!(self, PageKind::IndexLeaf | PageKind::TableLeaf)
     }
 
-    pub fn is_table(self) -> bool {
+    pub(crate) fn is_table(self) -> bool {
         matches!(self, PageKind::TableLeaf | PageKind::TableInterior)
     }
 
     /// Bytes in the page header: 8 for leaves, 12 for interior pages (right-most pointer).
-    pub fn header_len(self) -> usize {
+    pub(crate) fn header_len(self) -> usize {
         if self.is_leaf() {
             8
         } else {
@@ -161,7 +161,7 @@ impl<'a> BtreePage<'a> {
     }
 
     /// End of the cell pointer array.
-    pub fn pointers_end(&self) -> usize {
+    pub(crate) fn pointers_end(&self) -> usize {
         self.header_offset + self.kind.header_len() + 2 * usize::from(self.cell_count)
     }
 

@@ -13,12 +13,6 @@ pub enum Value<'a> {
     Blob(&'a [u8]),
 }
 
-impl Value<'_> {
-    pub fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordError {
     /// The header size varint is missing or larger than the payload.
@@ -52,7 +46,7 @@ pub struct Decoded {
 
 /// SQLite cannot make a record with more fields than this (its hard column limit, plus one
 /// for an index's rowid): a header that says more is damage.
-pub const MAX_FIELDS: usize = 32768;
+pub(crate) const MAX_FIELDS: usize = 32768;
 
 /// Bytes a value of this serial type occupies in the body.
 pub fn serial_type_len(serial: u64) -> Option<u64> {
@@ -124,7 +118,7 @@ impl Field {
         }
     }
 
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(self, Field::Null)
     }
 }

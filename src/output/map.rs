@@ -44,7 +44,7 @@ fn severity(status: PageStatus, healed: bool) -> u8 {
 }
 
 /// The kebab-case name the report uses for a status.
-pub fn status_name(status: PageStatus) -> String {
+pub(crate) fn status_name(status: PageStatus) -> String {
     serde_json::to_value(status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -174,7 +174,7 @@ fn glyph(status: PageStatus, healed: bool, x: u32, y: u32) -> Option<Group> {
 
 /// Pages whose image was read from the WAL because the main file's copy of the page is
 /// missing, zeroed or not a b-tree page where the WAL's is one.
-pub fn healed_pages(pf: &PageFile, snapshot: &PageMapSnapshot) -> BTreeSet<u32> {
+pub(crate) fn healed_pages(pf: &PageFile, snapshot: &PageMapSnapshot) -> BTreeSet<u32> {
     let mut healed = BTreeSet::new();
     if pf.wal().is_none() {
         return healed;

@@ -12,7 +12,7 @@ pub struct Progress {
 
 impl Progress {
     /// Never draws anything: the default for library callers and tests.
-    pub const HIDDEN: Progress = Progress { enabled: false };
+    pub(crate) const HIDDEN: Progress = Progress { enabled: false };
 
     /// Draws when stderr is a terminal and the user did not ask for quiet or JSON output.
     pub fn for_terminal(quiet: bool, json: bool) -> Progress {
@@ -21,12 +21,8 @@ impl Progress {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// A bar counting bytes, with rate and ETA.
-    pub fn bytes(&self, label: &str, total: u64) -> ProgressBar {
+    pub(crate) fn bytes(&self, label: &str, total: u64) -> ProgressBar {
         self.bar(
             total,
             label,
@@ -36,7 +32,7 @@ impl Progress {
 
     /// A spinner with elapsed time, for steps whose length is not known in advance
     /// (building indexes, integrity_check, counting rows).
-    pub fn spinner(&self, label: &str) -> ProgressBar {
+    pub(crate) fn spinner(&self, label: &str) -> ProgressBar {
         if !self.enabled {
             return ProgressBar::hidden();
         }
@@ -50,7 +46,7 @@ impl Progress {
     }
 
     /// A bar counting pages, with ETA.
-    pub fn pages(&self, label: &str, total: u64) -> ProgressBar {
+    pub(crate) fn pages(&self, label: &str, total: u64) -> ProgressBar {
         self.bar(
             total,
             label,

@@ -10,7 +10,7 @@ pub trait Outcome: serde::Serialize {
 }
 
 /// Renders rows as a left-aligned text table with a header line.
-pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -35,12 +35,12 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    pub fn usable(&self) -> usize {
+    pub(crate) fn usable(&self) -> usize {
         (self.page_size as usize).saturating_sub(usize::from(self.reserved_bytes))
     }
 
     /// Whether the header says the database is in WAL mode.
-    pub fn wal_mode(&self) -> bool {
+    pub(crate) fn wal_mode(&self) -> bool {
         self.header
             .as_ref()
             .is_some_and(|h| h.journal_mode() == "wal")
@@ -49,7 +49,7 @@ impl Geometry {
 
 /// What to tell the user when a database in WAL mode has no `-wal` beside it: normal after a
 /// clean close, but also what a deleted or moved `-wal` looks like.
-pub fn missing_wal_note(geometry: &Geometry, wal: Option<&WalInfo>) -> Option<&'static str> {
+pub(crate) fn missing_wal_note(geometry: &Geometry, wal: Option<&WalInfo>) -> Option<&'static str> {
     (geometry.wal_mode() && wal.is_none()).then_some(
         "the database is in WAL mode and has no -wal beside it: normal once every connection \
          has closed cleanly; but if the app was running, or a -wal was moved or deleted, put it \
@@ -194,16 +194,16 @@ impl PageFile {
         Ok(pf)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn geometry(&self) -> &Geometry {
+    pub(crate) fn geometry(&self) -> &Geometry {
         &self.geometry
     }
 
     /// Lets the schema reader record an inferred encoding.
-    pub fn set_encoding(&mut self, encoding: TextEncoding, inferred: bool) {
+    pub(crate) fn set_encoding(&mut self, encoding: TextEncoding, inferred: bool) {
         self.geometry.encoding = Some(encoding);
         if inferred {
             self.geometry.inferred.push("text encoding".to_string());
@@ -214,15 +214,15 @@ impl PageFile {
         self.wal.as_ref()
     }
 
-    pub fn journal(&self) -> Option<&JournalInfo> {
+    pub(crate) fn journal(&self) -> Option<&JournalInfo> {
         self.journal.as_ref()
     }
 
-    pub fn page_size(&self) -> usize {
+    pub(crate) fn page_size(&self) -> usize {
         self.geometry.page_size as usize
     }
 
-    pub fn usable(&self) -> usize {
+    pub(crate) fn usable(&self) -> usize {
         self.geometry.usable()
     }
 
@@ -231,7 +231,7 @@ impl PageFile {
     }
 
     /// Where page `pgno`'s current image lives, without reading it.
-    pub fn origin(&self, pgno: u32) -> Option<Origin> {
+    pub(crate) fn origin(&self, pgno: u32) -> Option<Origin> {
         if pgno == 0 || pgno > self.geometry.page_count {
             return None;
         }
@@ -254,7 +254,7 @@ impl PageFile {
 
     /// Like [`PageFile::read`], also returning how many leading bytes came from the file
     /// (fewer than a page only for the last page of a truncated file).
-    pub fn read_valid(&self, pgno: u32, buf: &mut Vec<u8>) -> Option<(Origin, usize)> {
+    pub(crate) fn read_valid(&self, pgno: u32, buf: &mut Vec<u8>) -> Option<(Origin, usize)> {
         let origin = self.origin(pgno)?;
         // Every byte is read over, or zeroed past the end of a short file, below.
         buf.resize(self.page_size(), 0);
@@ -438,7 +438,7 @@ pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
 }
 
 /// `file:` URI that opens `db` read-only and immutable (no locks, no journal, no -shm).
-pub fn immutable_uri(db: &Path) -> String {
+pub(crate) fn immutable_uri(db: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut uri = String::from("file:");
     for &b in std::path::absolute(db)
@@ -512,7 +512,7 @@ const INFER_SAMPLE_PAGES: u64 = 512;
 /// Tries every page size from 512 to 65536 and keeps the one under which the most sampled
 /// pages parse as b-tree pages. A wrong, smaller size fails because cell pointers point past
 /// its end; a wrong, larger size sees fewer pages.
-pub fn infer_page_size(file: &File, file_len: u64) -> Option<u32> {
+pub(crate) fn infer_page_size(file: &File, file_len: u64) -> Option<u32> {
     let mut best: Option<(u32, u64)> = None;
     for shift in 9..=16 {
         let size = 1u32 << shift;

@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// How many times the whole set of files is copied before giving up on a changing source.
-pub const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 
 /// The sidecars SQLite may keep beside a database, with the role each one plays.
-pub const SIDECARS: [(&str, &str); 3] = [("-wal", "wal"), ("-shm", "shm"), ("-journal", "journal")];
+pub(crate) const SIDECARS: [(&str, &str); 3] =
+    [("-wal", "wal"), ("-shm", "shm"), ("-journal", "journal")];
 
 /// The name of the manifest inside a snapshot folder.
-pub const MANIFEST_NAME: &str = "manifest.json";
+pub(crate) const MANIFEST_NAME: &str = "manifest.json";
 
 const CHUNK: usize = 1 << 20;
 
@@ -76,7 +77,7 @@ pub struct Manifest {
 impl Manifest {
     /// The copy of the database inside the snapshot folder (its sidecars sit beside it
     /// under SQLite's names, so SQLite and `PageFile` find them).
-    pub fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         let name = self
             .files
             .iter()
@@ -87,12 +88,12 @@ impl Manifest {
     }
 
     /// Where the manifest was written.
-    pub fn manifest_path(&self) -> PathBuf {
+    pub(crate) fn manifest_path(&self) -> PathBuf {
         self.dir.join(MANIFEST_NAME)
     }
 
     /// The copied file playing `role`, if there was one.
-    pub fn file(&self, role: &str) -> Option<&ManifestFile> {
+    pub(crate) fn file(&self, role: &str) -> Option<&ManifestFile> {
         self.files.iter().find(|f| f.role == role)
     }
 }
@@ -604,7 +605,7 @@ pub(crate) fn absolute(path: &Path) -> PathBuf {
 }
 
 /// RFC 3339 in UTC, to the microsecond.
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_micros(t).to_string()
 }
 

@@ -1,7 +1,7 @@
 //! Copying tables into the output through SQLite: the whole database at once, table by table,
 //! damaged tables repaired in the page view SQLite reads through.
 
-pub mod repair;
-pub mod transfer;
-pub mod vacuum;
-pub mod vfs;
+pub(crate) mod repair;
+pub(crate) mod transfer;
+pub(crate) mod vacuum;
+pub(crate) mod vfs;

@@ -30,7 +30,7 @@ use std::collections::HashSet;
 
 /// A subtree no tree reached: its top page and the keys at its two ends.
 #[derive(Debug, Clone)]
-pub struct Subtree {
+pub(crate) struct Subtree {
     top: u32,
     first: i64,
     last: i64,
@@ -38,7 +38,7 @@ pub struct Subtree {
 
 /// Finds the tops of the table-tree subtrees among the pages nothing has claimed and the
 /// freelist does not hold (a free page keeps the rows it had), with the keys at their ends.
-pub fn orphan_subtrees(walker: &Walker<'_>, map: &PageMap) -> Vec<Subtree> {
+pub(crate) fn orphan_subtrees(walker: &Walker<'_>, map: &PageMap) -> Vec<Subtree> {
     let pf = walker.page_file();
     let free = freelist_pages(pf, map.page_count());
     let mut buf = Vec::new();
@@ -127,7 +127,7 @@ fn freelist_pages(pf: &crate::source::pagefile::PageFile, page_count: u32) -> Ha
 }
 
 /// What putting a table back together did.
-pub struct Repaired {
+pub(crate) struct Repaired {
     pub attributed_rows: u64,
     pub holes: Vec<Hole>,
     pub groups: Vec<OrphanGroup>,
@@ -137,7 +137,7 @@ pub struct Repaired {
 }
 
 /// How a table that did not read whole can still be copied.
-pub enum Plan<'s> {
+pub(crate) enum Plan<'s> {
     /// Its lost interior pages rebuilt over the subtrees that survive, hole by hole.
     Rebuild(Vec<Planned<'s>>),
     /// Every hole is a lost page of which nothing survives: cut out of the parents ([`prune`]).
@@ -147,7 +147,7 @@ pub enum Plan<'s> {
 /// Plans the repair of `table`, whose own walk (`stats`) claimed its pages: `None` unless
 /// every hole is a page of its own tree that was lost, and no cell or row is damaged. A
 /// rebuild takes pages past the end of the view when one page cannot hold a hole's children.
-pub fn plan<'s>(
+pub(crate) fn plan<'s>(
     view: &Registration<'_>,
     pf: &crate::source::pagefile::PageFile,
     map: &PageMap,
@@ -197,7 +197,7 @@ pub fn plan<'s>(
 }
 
 /// Puts a rebuild's pages into the view (`show`), or takes them out again.
-pub fn show_rebuilt(view: &Registration<'_>, plan: &[Planned<'_>], show: bool) {
+pub(crate) fn show_rebuilt(view: &Registration<'_>, plan: &[Planned<'_>], show: bool) {
     for (hole, _, pages) in plan {
         for (pgno, page) in pages {
             let at = pgno.unwrap_or(hole.page);
@@ -214,7 +214,7 @@ pub fn show_rebuilt(view: &Registration<'_>, plan: &[Planned<'_>], show: bool) {
 /// own walk (`stats`) has claimed its pages. `None`, with every claim this
 /// made given back, when the table must be decoded instead.
 #[allow(clippy::too_many_arguments)]
-pub fn try_table(
+pub(crate) fn try_table(
     conn: &Connection,
     view: &Registration<'_>,
     source: &Source,
@@ -283,7 +283,7 @@ pub fn try_table(
 }
 
 /// What the report says of a table put back together over its surviving subtrees.
-pub fn repaired(
+pub(crate) fn repaired(
     table: &Table,
     stats: &WalkStats,
     plan: &[Planned<'_>],
@@ -369,7 +369,7 @@ fn prune(
 
 /// Each parent of the holes' pages, rewritten without its pointers to them. `None` if a
 /// parent is not a readable table-interior page or would be left with no child.
-pub fn pruned_parents(
+pub(crate) fn pruned_parents(
     pf: &crate::source::pagefile::PageFile,
     holes: &[Hole],
 ) -> Option<Vec<(u32, Vec<u8>)>> {
@@ -406,7 +406,7 @@ pub fn pruned_parents(
 }
 
 /// What the walks beside a rebuilt table's copy found, when its subtrees read whole.
-pub struct Rebuilt {
+pub(crate) struct Rebuilt {
     /// Rows under the rebuilt pages.
     pub attributed: u64,
     /// Per subtree, in the plan's order: rows, pages.
@@ -418,7 +418,7 @@ pub struct Rebuilt {
 /// Claims the subtrees under the rebuilt pages for `table` (reading them again with its shape
 /// check), then walks its indexes. `None` unless every subtree read whole with the keys its
 /// ends promised.
-pub fn check_rebuilt(
+pub(crate) fn check_rebuilt(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     owner: u32,
@@ -454,7 +454,7 @@ pub fn check_rebuilt(
 
 /// One hole's part of the rebuild: the hole, the subtrees under it in key order, and the pages
 /// that stand in for it.
-pub type Planned<'s> = (&'s Hole, Vec<&'s Subtree>, Vec<(Option<u32>, Vec<u8>)>);
+pub(crate) type Planned<'s> = (&'s Hole, Vec<&'s Subtree>, Vec<(Option<u32>, Vec<u8>)>);
 
 /// The pages that stand in for a lost interior page over `children` (page, largest key): one
 /// page when they fit, else interior pages added past the end of the view (`Some(pgno)`)

@@ -22,15 +22,15 @@ use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
 /// The schema name the snapshot is attached under, for the duration of the row phase.
-pub const SOURCE: &str = "rescue_source";
+pub(crate) const SOURCE: &str = "rescue_source";
 
 /// The snapshot as SQLite reads it: the schema rows it sees, by name.
-pub struct Source {
+pub(crate) struct Source {
     objects: HashMap<String, (i64, Option<String>)>,
 }
 
 /// What copying one table by transfer did.
-pub struct Transferred {
+pub(crate) struct Transferred {
     pub rows: u64,
     /// Indexes created before the copy (SQLite filled them from the source's entries).
     pub indexes: Vec<String>,
@@ -39,7 +39,7 @@ pub struct Transferred {
 impl Source {
     /// Attaches the engine's view of the snapshot (read-only, immutable) to `conn`, outside
     /// any transaction. `None` when it is no use: SQLite cannot read the schema.
-    pub fn attach(conn: &Connection, view: &Registration<'_>) -> Option<Source> {
+    pub(crate) fn attach(conn: &Connection, view: &Registration<'_>) -> Option<Source> {
         conn.execute(&format!("ATTACH ?1 AS {SOURCE}"), [view.uri()])
             .ok()?;
         match Self::read_schema(conn) {
@@ -60,7 +60,7 @@ impl Source {
     }
 
     /// Detaches the snapshot (if attached), first ending any copy left open.
-    pub fn detach(conn: &Connection) -> rusqlite::Result<()> {
+    pub(crate) fn detach(conn: &Connection) -> rusqlite::Result<()> {
         if !conn.is_autocommit() {
             conn.execute_batch("ROLLBACK")?;
         }
@@ -77,7 +77,7 @@ impl Source {
 
     /// Whether SQLite sees exactly the schema the engine read: the same objects, each under
     /// the same root page with the same SQL.
-    pub fn sees_as(&self, entries: &[SchemaEntry]) -> bool {
+    pub(crate) fn sees_as(&self, entries: &[SchemaEntry]) -> bool {
         self.objects.len() == entries.len()
             && entries
                 .iter()
@@ -100,7 +100,7 @@ impl Source {
 /// is committed only if the walk then finds everything whole and the counts agree, and rolled
 /// back otherwise. Reading and copying overlap, so a whole table costs about what its copy
 /// costs.
-pub fn try_table(
+pub(crate) fn try_table(
     conn: &Connection,
     source: &Source,
     walker: &mut Walker<'_>,
@@ -194,7 +194,7 @@ pub fn try_table(
 /// Runs `copy` on this thread while `check` runs on a second one, so that reading the
 /// source and writing the output overlap. As soon as `check` finds the copy of no use (no
 /// answer, or one `useful` rejects), SQLite's copy is interrupted (a no-op if it is done).
-pub fn copy_beside<V: Send, C>(
+pub(crate) fn copy_beside<V: Send, C>(
     conn: &Connection,
     copy: impl FnOnce() -> C,
     check: impl FnOnce() -> crate::Result<Option<V>> + Send,
@@ -250,7 +250,7 @@ pub(super) fn verify_table(
 
 /// Walks the trees of `indexes` (their claims logged like the table's) and returns the names
 /// of those that read whole with exactly `rows` entries.
-pub fn whole_indexes(
+pub(crate) fn whole_indexes(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     indexes: &[(&SchemaEntry, u32)],
@@ -273,7 +273,7 @@ pub fn whole_indexes(
 
 /// Copies `table` with the indexes in `whole` through a freshly attached view (so SQLite sees
 /// pages rebuilt since it last read), committing only if exactly `rows` rows arrive.
-pub fn copy_fresh(
+pub(crate) fn copy_fresh(
     conn: &Connection,
     view: &Registration<'_>,
     source: &Source,
@@ -297,7 +297,7 @@ pub fn copy_fresh(
 /// sees as the engine does (and, given `whole`, only those that read whole). `None` when the
 /// copy cannot keep the table as it is: an automatic index left out, a table SQLite reads
 /// differently, or rowids SQLite would number afresh.
-pub fn fresh_plan(
+pub(crate) fn fresh_plan(
     source: &Source,
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
@@ -326,7 +326,7 @@ pub fn fresh_plan(
 
 /// Attaches the view afresh and starts copying `table` with `planned` indexes, as
 /// [`start_copy`] does. `None` if the view could not be attached again.
-pub fn start_fresh_copy(
+pub(crate) fn start_fresh_copy(
     conn: &Connection,
     view: &Registration<'_>,
     table: &Table,
@@ -394,7 +394,7 @@ fn start_copy(
 /// Commits the copy (returning whether that worked) or rolls it back. A rollback also clears
 /// whatever SQLite concluded while reading the source (a schema it could not use, say), so
 /// the connection is as it was.
-pub fn end_copy(conn: &Connection, commit: bool) -> bool {
+pub(crate) fn end_copy(conn: &Connection, commit: bool) -> bool {
     if conn.is_autocommit() {
         return false;
     }

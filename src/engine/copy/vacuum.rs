@@ -35,10 +35,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One table to copy: the table, its owner in the page map, and its indexes with theirs.
-pub type Planned<'e> = (&'e Table, u32, Vec<(&'e SchemaEntry, u32)>);
+pub(crate) type Planned<'e> = (&'e Table, u32, Vec<(&'e SchemaEntry, u32)>);
 
 /// What a whole copy did.
-pub struct WholeCopy {
+pub(crate) struct WholeCopy {
     /// Per table, in order.
     pub outcomes: Vec<Outcome>,
     /// Partial indexes of the tables it copied, left empty: to be built again from the rows.
@@ -46,7 +46,7 @@ pub struct WholeCopy {
 }
 
 /// What became of one table in a whole copy.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Copied as it was, with this many rows.
     Whole(u64),
     /// Copied with its lost interior pages rebuilt; the rows its own walk found.
@@ -70,7 +70,7 @@ enum Treatment<'s> {
 /// Copies the whole database seen through `view` into `out` (an empty file) while the page
 /// file `walker` reads (with its progress bar) is walked, as the module says. `None` when the
 /// engine must go table by table (`out` is empty again then, and the walks' claims undone).
-pub fn try_database(
+pub(crate) fn try_database(
     out: &Path,
     view: &Registration<'_>,
     walker: &Walker<'_>,

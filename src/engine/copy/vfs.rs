@@ -34,7 +34,7 @@ struct View {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A page file made openable by SQLite, for as long as this lives.
-pub struct Registration<'a> {
+pub(crate) struct Registration<'a> {
     name: String,
     view: Box<View>,
     _pf: PhantomData<&'a PageFile>,
@@ -42,7 +42,7 @@ pub struct Registration<'a> {
 
 impl<'a> Registration<'a> {
     /// Registers `pf`; `None` if the VFS could not be registered with SQLite.
-    pub fn new(pf: &'a PageFile) -> Option<Registration<'a>> {
+    pub(crate) fn new(pf: &'a PageFile) -> Option<Registration<'a>> {
         register_vfs()?;
         let name = format!(
             "/sqlite-rescue-view/{}-{}",
@@ -65,21 +65,21 @@ impl<'a> Registration<'a> {
 
     /// Shows `page` (a whole page image) in place of page `pgno` from now on. SQLite must
     /// attach the view afresh to see it (an attached view keeps what it has read).
-    pub fn rebuild(&self, pgno: u32, page: Vec<u8>) {
+    pub(crate) fn rebuild(&self, pgno: u32, page: Vec<u8>) {
         if let Ok(mut rebuilt) = self.view.rebuilt.lock() {
             rebuilt.insert(pgno, page);
         }
     }
 
     /// Shows page `pgno` as the file has it again (undoes [`Self::rebuild`]).
-    pub fn forget(&self, pgno: u32) {
+    pub(crate) fn forget(&self, pgno: u32) {
         if let Ok(mut rebuilt) = self.view.rebuilt.lock() {
             rebuilt.remove(&pgno);
         }
     }
 
     /// A page number past the end of the view, for a page to add with [`Self::rebuild`].
-    pub fn add_page(&self) -> u32 {
+    pub(crate) fn add_page(&self) -> u32 {
         // SAFETY: the page file outlives this registration.
         let page_size = unsafe { &*self.view.pf }.page_size() as u32;
         // The page holding byte 2^30 is SQLite's lock page and never part of a tree.
@@ -93,7 +93,7 @@ impl<'a> Registration<'a> {
     }
 
     /// The URI to ATTACH: read-only, immutable (no locks, no journal), through the view.
-    pub fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         format!(
             "file:{}?vfs={}&mode=ro&immutable=1",
             self.name,

@@ -1,3 +1,3 @@
 //! Rows found outside every table's tree: orphan pages.
 
-pub mod orphans;
+pub(crate) mod orphans;

@@ -17,7 +17,7 @@ use crate::source::pagefile::looks_like_btree_page;
 use crate::Result;
 use std::collections::HashSet;
 
-pub struct OrphanResult {
+pub(crate) struct OrphanResult {
     pub groups: Vec<OrphanGroup>,
     /// Rows in lost_and_found that may be live rows of some table.
     pub lost_and_found_rows: u64,
@@ -43,7 +43,7 @@ enum Decision {
     Ignore(String),
 }
 
-pub fn recover_orphans(
+pub(crate) fn recover_orphans(
     walker: &mut Walker<'_>,
     map: &mut PageMap,
     tables: &[Table],
@@ -488,7 +488,7 @@ fn find_hole(holes: &[Hole], first: Option<i64>, last: Option<i64>) -> Option<us
 }
 
 /// Sorts a tree's holes by their low bound (see [`find_hole`]).
-pub fn sort_holes(holes: &mut [Hole]) {
+pub(crate) fn sort_holes(holes: &mut [Hole]) {
     holes.sort_by_key(low_key);
 }
 

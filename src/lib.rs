@@ -10,9 +10,10 @@ pub mod error;
 pub mod format;
 pub mod output;
 pub mod source;
+pub(crate) mod util;
 
-pub use engine::INTERRUPTED;
 pub use error::{Error, Result};
+pub use util::interrupt::INTERRUPTED;
 
 /// The version of this tool.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

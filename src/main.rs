@@ -22,7 +22,7 @@ fn main() {
     // removed and nothing that looks complete is left behind. A second signal exits at once.
     let _ = ctrlc::set_handler(|| {
         use std::sync::atomic::Ordering;
-        if sqlite_rescue::engine::INTERRUPTED.swap(true, Ordering::SeqCst) {
+        if sqlite_rescue::INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
     });

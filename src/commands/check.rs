@@ -8,11 +8,12 @@
 use crate::error::{exit, Error, Result};
 use crate::output::progress::Progress;
 use crate::output::report::Outcome;
-use crate::source::pagefile::{looks_like_btree_page, sidecar, PageFile};
+use crate::source::pagefile::{looks_like_btree_page, PageFile};
 use crate::source::snapshot::{self, SnapshotOptions};
+use crate::util::paths::working_copy;
+use crate::util::quote::{ident, shell};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{BTreeSet, HashMap};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -308,7 +309,7 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
 /// Checks `db` (with its sidecars) from a private snapshot. Unusable inputs are errors
 /// (exit 3); damage is a report with exit code 1.
 pub fn check(db: &Path, opts: &CheckOptions) -> Result<CheckReport> {
-    let source = snapshot::absolute(db);
+    let source = crate::util::paths::resolved(db);
     let meta = std::fs::metadata(db).map_err(|e| snapshot::unusable_from_io(db, &e))?;
     if meta.is_dir() {
         return Err(Error::unusable(db, "is a directory, not a database file"));
@@ -323,10 +324,7 @@ pub fn check(db: &Path, opts: &CheckOptions) -> Result<CheckReport> {
             "empty file (0 bytes): not a database, nothing to check",
         ));
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("sqlite-rescue-check-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp = crate::util::paths::temp_dir("sqlite-rescue-check-")?;
     let result = check_in(db, &source, tmp.path(), opts);
     let closed = tmp.close();
     let report = result?;
@@ -487,25 +485,6 @@ fn pages_look_like_btrees(pf: &PageFile) -> bool {
     good >= 1 && good * 4 >= sample
 }
 
-/// A writable copy of the snapshot (database, WAL, journal; never the -shm, which SQLite
-/// rebuilds from the WAL) for SQLite to open normally.
-fn working_copy(snap_db: &Path, dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = snap_db.file_name().unwrap_or(std::ffi::OsStr::new("db"));
-    let copy = dir.join(name);
-    for suffix in ["", "-wal", "-journal"] {
-        let from = sidecar(snap_db, suffix);
-        if !from.is_file() {
-            continue;
-        }
-        let to = sidecar(&copy, suffix);
-        std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(&to, e))?;
-    }
-    Ok(copy)
-}
-
 /// A b-tree named in `sqlite_schema`.
 #[derive(Debug, Clone)]
 struct Object {
@@ -623,10 +602,6 @@ fn collect_rows(conn: &Connection, sql: &str, limit: u32) -> (Vec<String>, Optio
     }
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Whether every row of `sql` can be stepped through, every column decoded.
 fn reads_to_the_end(conn: &Connection, sql: &str) -> bool {
     let Ok(mut stmt) = conn.prepare(sql) else {
@@ -667,13 +642,13 @@ fn index_reads(conn: &Connection, table: &str, index: &str) -> Option<bool> {
         "SELECT {} FROM {} INDEXED BY {} WHERE {} IS NULL OR {} IS NOT NULL",
         columns
             .iter()
-            .map(|c| quote_ident(c))
+            .map(|c| ident(c))
             .collect::<Vec<_>>()
             .join(", "),
-        quote_ident(table),
-        quote_ident(index),
-        quote_ident(first),
-        quote_ident(first)
+        ident(table),
+        ident(index),
+        ident(first),
+        ident(first)
     );
     Some(reads_to_the_end(conn, &sql))
 }
@@ -684,7 +659,7 @@ fn per_table_check(conn: &Connection, objects: &[Object], limit: u32, facts: &mu
         .filter(|o| o.kind == "table" && o.name != "sqlite_schema")
     {
         let room = limit.saturating_sub(facts.messages.len() as u32).max(1);
-        let sql = format!("PRAGMA integrity_check({})", quote_ident(&t.name));
+        let sql = format!("PRAGMA integrity_check({})", ident(&t.name));
         let (rows, stopped) = collect_rows(conn, &sql, room);
         for r in rows.into_iter().filter(|r| r != "ok").take(room as usize) {
             if !facts.messages.contains(&r) {
@@ -694,7 +669,7 @@ fn per_table_check(conn: &Connection, objects: &[Object], limit: u32, facts: &mu
         if stopped.is_none() {
             continue;
         }
-        let scan = format!("SELECT * FROM {} NOT INDEXED", quote_ident(&t.name));
+        let scan = format!("SELECT * FROM {} NOT INDEXED", ident(&t.name));
         if !reads_to_the_end(conn, &scan) {
             facts.unreadable_tables.push(t.name.clone());
             continue;
@@ -1081,20 +1056,8 @@ fn join(names: &BTreeSet<String>) -> String {
     names.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// The path as a shell word.
-fn shell_word(path: &Path) -> String {
-    let s = path.display().to_string();
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c))
-    {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 fn next_step(source: &Path, findings: &[Finding]) -> String {
-    let db = shell_word(source);
+    let db = shell(source);
     let damaged: Vec<&Finding> = findings.iter().filter(|f| f.damage).collect();
     if damaged.is_empty() {
         return format!(
@@ -1178,7 +1141,7 @@ mod tests {
 
     #[test]
     fn shell_words_are_quoted_when_needed() {
-        assert_eq!(shell_word(Path::new("/a/b.db")), "/a/b.db");
-        assert_eq!(shell_word(Path::new("/a b/c.db")), "'/a b/c.db'");
+        assert_eq!(shell(Path::new("/a/b.db")), "/a/b.db");
+        assert_eq!(shell(Path::new("/a b/c.db")), "'/a b/c.db'");
     }
 }

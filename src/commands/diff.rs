@@ -2,10 +2,11 @@
 //! private copy (never the file itself: opening a WAL database can checkpoint it); where
 //! SQLite cannot read a table, the engine's own page walk gives the count instead.
 
-use crate::engine::writer::ident;
 use crate::error::{exit, Error, Result};
 use crate::output::report::{text_table, Outcome};
 use crate::source::pagefile::sidecar;
+use crate::util::paths::working_copy;
+use crate::util::quote::ident;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -137,8 +138,8 @@ impl Outcome for DiffReport {
 pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
     require_file(source)?;
     require_file(recovered)?;
-    let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let copy = private_copy(source, work.path())?;
+    let work = crate::util::paths::temp_dir("sqlite-rescue-diff-")?;
+    let copy = working_copy(source, work.path())?;
     compare(&copy, source, recovered, None)
 }
 
@@ -152,14 +153,14 @@ pub(crate) fn compare(
     recovered: &Path,
     walked: Option<BTreeMap<String, u64>>,
 ) -> Result<DiffReport> {
-    let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let work = crate::util::paths::temp_dir("sqlite-rescue-diff-")?;
     // SQLite writes a -shm, checkpoints or rolls back when it opens a database with a -wal
     // or a hot -journal: give it a copy then. Otherwise it reads the snapshot as immutable.
     let needs_copy = ["-wal", "-journal"]
         .iter()
         .any(|s| sidecar(snapshot, s).exists());
     let source_counts = if needs_copy {
-        count_with_sqlite(&private_copy(snapshot, work.path())?, false)
+        count_with_sqlite(&working_copy(snapshot, work.path())?, false)
     } else {
         count_with_sqlite(snapshot, true)
     };
@@ -248,34 +249,6 @@ fn require_file(path: &Path) -> Result<()> {
         }
         Err(e) => Err(Error::unusable(path, e.to_string())),
     }
-}
-
-/// Copies a database and its -wal/-journal into `dir` (not -shm: SQLite rebuilds it).
-fn private_copy(db: &Path, dir: &Path) -> Result<PathBuf> {
-    let name = db
-        .file_name()
-        .unwrap_or_else(|| std::ffi::OsStr::new("source.db"));
-    let copy = dir.join(name);
-    if copy == db {
-        return Ok(copy);
-    }
-    copy_writable(db, &copy)?;
-    for suffix in ["-wal", "-journal"] {
-        let side = sidecar(db, suffix);
-        if side.is_file() {
-            copy_writable(&side, &sidecar(&copy, suffix))?;
-        }
-    }
-    Ok(copy)
-}
-
-/// Copies a file and makes the copy writable: snapshot files are read-only, and SQLite opens
-/// a read-only WAL database read-only (it could not replay the WAL into a -shm).
-fn copy_writable(from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::copy(from, to).map_err(|e| Error::io(from, e))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io(to, e))
 }
 
 type Counts = BTreeMap<String, std::result::Result<u64, String>>;

@@ -86,10 +86,7 @@ pub struct Analysis {
 
 /// Snapshots `db` into a temporary folder and runs the engine on the snapshot.
 pub fn analyze(db: &Path, progress: Progress) -> Result<Analysis> {
-    let dir = tempfile::Builder::new()
-        .prefix("sqlite-rescue-lost-")
-        .tempdir()
-        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let dir = crate::util::paths::temp_dir("sqlite-rescue-lost-")?;
     let manifest = snapshot::take(
         db,
         &dir.path().join("snapshot"),
@@ -112,7 +109,7 @@ pub fn analyze(db: &Path, progress: Progress) -> Result<Analysis> {
         },
         other => other,
     })?;
-    report.source = snapshot::absolute(db);
+    report.source = crate::util::paths::resolved(db);
     Ok(Analysis {
         report,
         snapshot_db,

@@ -8,6 +8,7 @@ use crate::output::progress::Progress;
 use crate::output::report::Outcome;
 use crate::source::pagefile::sidecar;
 use crate::source::snapshot::{self, Manifest, SnapshotOptions};
+use crate::util::paths::{absolute, resolved};
 use std::path::{Path, PathBuf};
 
 /// Version of the report.json layout (docs/report-format.md).
@@ -346,7 +347,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     // Refuse what is not a database before creating anything (reading only, no locks).
     crate::source::pagefile::PageFile::open(&cmd.db)?;
     let tmp = if cmd.dry_run {
-        Some(tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?)
+        Some(crate::util::paths::temp_dir("sqlite-rescue-recover-")?)
     } else {
         None
     };
@@ -406,7 +407,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
         .spinner("counting rows, source against recovered");
     let diff = diff::compare(&snap_db, &source, &out, Some(diff::walked_counts(&engine)))?;
     spinner.finish_and_clear();
-    if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+    if crate::util::interrupt::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         // Stopped before the report: the recovered file goes too, so nothing in the incident
         // folder looks finished (the snapshot, with its manifest, is complete and stays).
         let _ = std::fs::remove_file(&out);
@@ -479,10 +480,6 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 /// `./<db-name>.rescue-<UTC timestamp>/` in the current folder.
 fn default_incident_dir(source: &Path) -> PathBuf {
     let name = source
@@ -510,7 +507,7 @@ fn refuse_busy_incident_dir(dir: &Path) -> Result<()> {
 /// The output must not exist and must not be the source or one of its sidecars.
 fn refuse_unsafe_output(source: &Path, out: &Path) -> Result<()> {
     let out_abs = absolute(out);
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| absolute(p));
+    let canon = resolved;
     let src = canon(source);
     let forbidden: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"]
         .iter()

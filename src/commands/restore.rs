@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::output::progress::Progress;
 use crate::output::report::Outcome;
 use crate::source::pagefile::sidecar;
+use crate::util::paths::absolute;
+use crate::util::quote::shell;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -264,7 +266,7 @@ pub fn restore(db: &Path, from: &Path, opts: &RestoreOptions) -> Result<RestoreR
                 "{} exists beside --from: its content would be lost by copying the main file alone; \
                  checkpoint it first: sqlite3 {} 'PRAGMA wal_checkpoint(TRUNCATE)'",
                 side.display(),
-                sh_quote(&from)
+                shell(&from)
             )));
         }
     }
@@ -445,7 +447,7 @@ fn swap(
                 db_meta.gid,
                 db_meta.uid,
                 db_meta.gid,
-                sh_quote(db)
+                shell(db)
             )),
         }
         // chown clears set-id bits; put the mode back.
@@ -457,7 +459,7 @@ fn swap(
         .sync_all()
         .map_err(|e| Error::io(tmp.path(), e))?;
 
-    if crate::engine::INTERRUPTED.load(Ordering::SeqCst) {
+    if crate::util::interrupt::INTERRUPTED.load(Ordering::SeqCst) {
         return Err(Error::Interrupted {
             path: tmp.path().to_path_buf(),
         });
@@ -591,8 +593,8 @@ fn refuse_locked(db: &Path, locks: &[HeldLock]) -> Error {
          (--force restores anyway)",
         db.display(),
         list.join("; "),
-        sh_quote(db),
-        sh_quote(db)
+        shell(db),
+        shell(db)
     ))
 }
 
@@ -797,7 +799,7 @@ fn copy_hashing(
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        if interruptible && crate::engine::INTERRUPTED.load(Ordering::Relaxed) {
+        if interruptible && crate::util::interrupt::INTERRUPTED.load(Ordering::Relaxed) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "interrupted",
@@ -846,12 +848,12 @@ pub(crate) fn hash_file(
 pub(crate) fn undo_line(db: &Path, backups: &[(PathBuf, PathBuf)]) -> String {
     let sidecars: Vec<String> = SIDECARS
         .iter()
-        .map(|(s, _)| sh_quote(&sidecar(db, s)))
+        .map(|(s, _)| shell(&sidecar(db, s)))
         .collect();
     let mut parts = vec![format!("rm -f -- {}", sidecars.join(" "))];
     let (db_first, rest): (Vec<_>, Vec<_>) = backups.iter().partition(|(orig, _)| orig == db);
     for (orig, backup) in db_first.into_iter().chain(rest) {
-        parts.push(format!("mv -f -- {} {}", sh_quote(backup), sh_quote(orig)));
+        parts.push(format!("mv -f -- {} {}", shell(backup), shell(orig)));
     }
     parts.join(" && ")
 }
@@ -862,19 +864,6 @@ fn undo_command(db: &Path, moved: &[Moved]) -> String {
         .map(|m| (m.original.path.clone(), m.backup.clone()))
         .collect();
     undo_line(db, &pairs)
-}
-
-/// Quotes a path for a POSIX shell: as is when it is plainly safe, else in single quotes.
-pub(crate) fn sh_quote(path: &Path) -> String {
-    let s = path.to_string_lossy();
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
-    if plain {
-        s.into_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// Picks (and creates) the backup folder; returns it and whether we created it.
@@ -1073,19 +1062,15 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| "db".to_string())
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn quoting() {
-        assert_eq!(sh_quote(Path::new("/srv/app.db")), "/srv/app.db");
-        assert_eq!(sh_quote(Path::new("/srv/my app.db")), "'/srv/my app.db'");
-        assert_eq!(sh_quote(Path::new("/srv/it's.db")), r"'/srv/it'\''s.db'");
+        assert_eq!(shell(Path::new("/srv/app.db")), "/srv/app.db");
+        assert_eq!(shell(Path::new("/srv/my app.db")), "'/srv/my app.db'");
+        assert_eq!(shell(Path::new("/srv/it's.db")), r"'/srv/it'\''s.db'");
     }
 
     #[test]

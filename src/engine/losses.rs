@@ -155,7 +155,7 @@ impl IndexedValues {
 fn sql_literal(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "NULL".to_string(),
-        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        serde_json::Value::String(s) => crate::util::quote::text(s),
         serde_json::Value::Object(o) => match o.get("blob").and_then(|b| b.as_str()) {
             Some(hex) => format!("x'{hex}'"),
             None => v.to_string(),
@@ -798,7 +798,7 @@ fn key_text(local: &[u8], encoding: TextEncoding) -> Option<String> {
             Value::Text(t) => {
                 let s = String::from_utf8_lossy(&encoding.to_utf8(t)).into_owned();
                 let short: String = s.chars().take(40).collect();
-                format!("'{}'", short.replace('\'', "''"))
+                crate::util::quote::text(&short)
             }
             Value::Blob(b) => format!("x'{}'", hex::encode(&b[..b.len().min(16)])),
         })

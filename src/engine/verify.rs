@@ -79,7 +79,7 @@ pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
     let Ok(conn) = open(path) else {
         return 0;
     };
-    let _watch = crate::engine::InterruptWatch::start(conn.get_interrupt_handle());
+    let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
     conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
         r.get::<_, i64>(0)
     })
@@ -116,7 +116,7 @@ fn work(
     limit: usize,
 ) -> Result<()> {
     let conn = open(path)?;
-    let _watch = crate::engine::InterruptWatch::start(conn.get_interrupt_handle());
+    let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(job) = jobs.get(i) else {

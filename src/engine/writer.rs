@@ -14,10 +14,7 @@ use rusqlite::{Connection, ToSql};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-/// Quotes an SQL identifier.
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub(crate) use crate::util::quote::ident;
 
 /// Settings carried over from the source file.
 #[derive(Debug, Clone)]

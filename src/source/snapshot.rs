@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::output::progress::Progress;
 use crate::output::report::{text_table, Outcome};
 use crate::source::pagefile::sidecar;
+use crate::util::paths::resolved;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -180,7 +181,7 @@ fn take_reading(
     opts: &SnapshotOptions,
     read_through: ReadThrough<'_>,
 ) -> Result<Manifest> {
-    let source = absolute(db);
+    let source = resolved(db);
     check_source(db)?;
     let name = db
         .file_name()
@@ -188,7 +189,7 @@ fn take_reading(
         .ok_or_else(|| Error::unusable(db, "has no file name usable in a snapshot"))?
         .to_string();
     let mut guard = prepare_dir(into)?;
-    let dir = absolute(into);
+    let dir = resolved(into);
 
     let mut warnings = Vec::new();
     let mut attempt = 0;
@@ -417,7 +418,7 @@ fn copy_and_hash(
         let mut size = 0u64;
         let copied = loop {
             // SIGINT/SIGTERM: stop at the next chunk; the caller's guard removes the copies.
-            if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            if crate::util::interrupt::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
                 break Err(Error::Interrupted {
                     path: dest.to_path_buf(),
                 });
@@ -597,13 +598,6 @@ fn prepare_dir(into: &Path) -> Result<DirGuard> {
     }
 }
 
-/// `path` made absolute (symlinks resolved when possible).
-pub(crate) fn absolute(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
-        .unwrap_or_else(|_| path.to_path_buf())
-}
-
 /// RFC 3339 in UTC, to the microsecond.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_micros(t).to_string()
@@ -635,7 +629,7 @@ mod tests {
             m.files[0].sha256,
             hex::encode(Sha256::digest(b"hello").as_slice())
         );
-        assert_eq!(m.db_path(), absolute(&into).join("a.db"));
+        assert_eq!(m.db_path(), resolved(&into).join("a.db"));
         assert!(into.join(MANIFEST_NAME).is_file());
         let mode = std::fs::metadata(into.join("a.db"))
             .unwrap()

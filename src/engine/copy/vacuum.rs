@@ -355,7 +355,7 @@ impl<'o, 'v> Copier<'o, 'v> {
             patches(walker.page_file(), tables, treatments, rebuilt),
         );
         empty(self.out)?;
-        let watch = crate::engine::InterruptWatch::start(self.conn.get_interrupt_handle());
+        let watch = crate::util::interrupt::InterruptWatch::start(self.conn.get_interrupt_handle());
         let copy_failed = AtomicBool::new(false);
         let stop = || crate::engine::interrupted() || copy_failed.load(Ordering::Relaxed);
         let mut checker = Walker::new(walker.page_file(), walker.progress().clone(), &stop);

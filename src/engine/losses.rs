@@ -10,7 +10,7 @@
 //! its entries name the rowids that existed, which makes the range exact in membership and
 //! gives the number of rows lost.
 
-use crate::engine::pages::{PageMap, PageStatus};
+use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::schema::{Affinity, SchemaEntry, Table};
 use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
 use crate::engine::{writer, OrphanGroup, TableReport};
@@ -245,7 +245,7 @@ pub(crate) struct Inputs<'a> {
     pub tables: &'a [Table],
     pub entries: &'a [SchemaEntry],
     pub groups: &'a [OrphanGroup],
-    pub map: &'a PageMap,
+    pub map: &'a Claims,
     pub encoding: TextEncoding,
 }
 
@@ -610,7 +610,7 @@ fn read_indexes(inputs: &Inputs<'_>, table: &Table, pieces: &[Piece]) -> Option<
         let mut rowids = Vec::new();
         let mut found: Vec<(i64, Vec<(usize, serde_json::Value)>)> = Vec::new();
         let mut odd = 0u64;
-        let mut map = PageMap::new(inputs.pf.page_count());
+        let mut map = Claims::new(inputs.pf.page_count());
         let mut walker = Walker::new(
             inputs.pf,
             indicatif::ProgressBar::hidden(),

@@ -1,7 +1,7 @@
 //! The recovery engine: from a snapshot's pages to a fresh database and a report.
 //!
 //! ```text
-//! PageFile ─► PageMap ─► schema ─► walk every tree ─► freelist ─► orphans ─► Writer ─► Report
+//! PageFile ─► Claims ─► schema ─► walk every tree ─► freelist ─► orphans ─► Writer ─► Report
 //! ```
 //! Rows are streamed from the page they were found on straight into the output; nothing
 //! proportional to the database's size is kept in memory except one status byte and one
@@ -26,9 +26,9 @@ use crate::format::record::Field;
 use crate::format::TextEncoding;
 use crate::output::progress::Progress;
 use crate::source::pagefile::{Geometry, PageFile, WalInfo};
-use pages::{PageMap, PageStatus};
+use pages::{Claims, PageStatus};
 use schema::{SchemaEntry, Table};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use walk::{Hole, RowRef, TreeKind, Walker};
 use writer::{OutputSettings, Writer};
@@ -186,26 +186,6 @@ impl Report {
     }
 }
 
-/// Who owns pages: one entry per tree, in the order trees were walked.
-#[derive(Default)]
-struct Owners {
-    names: Vec<String>,
-    by_name: HashMap<String, u32>,
-}
-
-impl Owners {
-    /// The owner number of a tree, by name (the same name always gets the same number).
-    fn add(&mut self, name: &str) -> u32 {
-        if let Some(&o) = self.by_name.get(name) {
-            return o;
-        }
-        self.names.push(name.to_string());
-        let o = (self.names.len() - 1) as u32;
-        self.by_name.insert(name.to_string(), o);
-        o
-    }
-}
-
 /// Recovers every readable row of the database at `snapshot_db` (with its `-wal` beside it)
 /// into a new database at `out`, which must not exist. The output is written to a temporary
 /// file beside `out` and renamed into place only when complete and checked.
@@ -316,8 +296,7 @@ struct WholeCopy {
 
 struct Engine<'a> {
     pf: &'a PageFile,
-    map: PageMap,
-    owners: Owners,
+    map: Claims,
     encoding: TextEncoding,
     /// Index trees already walked (with a table copied by transfer).
     indexes_walked: HashSet<String>,
@@ -335,13 +314,11 @@ impl Engine<'_> {
             *since = std::time::Instant::now();
         };
         let mut since = started;
-        let mut map = PageMap::new(pf.page_count());
-        let mut owners = Owners::default();
+        let mut map = Claims::new(pf.page_count());
         let bar = options
             .progress
             .pages("recovering", u64::from(pf.page_count()));
-        let (mut entries, encoding, schema_whole) =
-            read_schema(pf, &mut map, &mut owners, bar.clone())?;
+        let (mut entries, encoding, schema_whole) = read_schema(pf, &mut map, bar.clone())?;
         if let Some(reference) = &options.schema_from {
             let extra = schema::reference_entries(reference, &entries)
                 .map_err(|e| Error::unusable(reference, format!("cannot read its schema: {e}")))?;
@@ -354,7 +331,6 @@ impl Engine<'_> {
         let mut engine = Engine {
             pf,
             map,
-            owners,
             encoding,
             indexes_walked: HashSet::new(),
             present: HashSet::new(),
@@ -438,7 +414,7 @@ impl Engine<'_> {
         let (freelist_rows, freelist_damaged) =
             engine.walk_freelist(&mut walker, &mut writer, options.include_freelist)?;
         // After the trees: a damaged header that claims auto-vacuum must not steal live pages.
-        claim_ptrmap_pages(pf, &mut engine.map, &mut engine.owners);
+        claim_ptrmap_pages(pf, &mut engine.map);
         let orphan_result = orphans::recover_orphans(
             &mut walker,
             &mut engine.map,
@@ -522,7 +498,7 @@ impl Engine<'_> {
         lap("verify", &mut since);
         let conflict_rows = reports.iter().map(|r| r.conflict_rows).sum();
         let page_map = PageMapSnapshot {
-            owners: engine.owners.names.clone(),
+            owners: engine.map.owner_names().to_vec(),
             pages: engine.map.iter().map(|(_, s, o)| (s, o)).collect(),
         };
         Ok(Report {
@@ -570,7 +546,7 @@ impl Engine<'_> {
             .map(|t| {
                 (
                     t,
-                    self.owners.add(&t.name),
+                    self.map.owner_named(&t.name),
                     self.indexes_of(entries, &t.name),
                 )
             })
@@ -662,7 +638,7 @@ impl Engine<'_> {
         table: &Table,
         entries: &[SchemaEntry],
     ) -> Result<Option<TableReport>> {
-        let owner = self.owners.add(&table.name);
+        let owner = self.map.owner_named(&table.name);
         let indexes = self.indexes_of(entries, &table.name);
         let Some(done) =
             transfer::try_table(conn, source, walker, &mut self.map, owner, table, &indexes)?
@@ -692,7 +668,7 @@ impl Engine<'_> {
         entries
             .iter()
             .filter(|e| e.is_index_of(table))
-            .map(|e| (e, self.owners.add(&e.name)))
+            .map(|e| (e, self.map.owner_named(&e.name)))
             .collect()
     }
 
@@ -716,11 +692,12 @@ impl Engine<'_> {
             if copied[t].is_some() || table.root == 0 {
                 continue;
             }
-            let owner = self.owners.add(&table.name);
-            walker.track_claims(true);
+            let owner = self.map.owner_named(&table.name);
+            let cp = self.map.checkpoint();
             let (stats, readable) =
                 walker.walk_whole(&mut self.map, owner, table.root, table, PageStatus::Tree)?;
-            let log = walker.track_claims(false);
+            let log = self.map.changed_since(&cp);
+            self.map.keep(cp);
             walks.push((t, owner, stats, readable, log));
         }
         let subtrees = repair::orphan_subtrees(walker, &self.map);
@@ -769,9 +746,7 @@ impl Engine<'_> {
         // Tables not put back together are decoded as before: give their pages back.
         for (t, _, _, _, log) in walks {
             if !repaired.contains(&t) {
-                for p in log {
-                    self.map.set(p, PageStatus::Unseen, pages::NO_OWNER);
-                }
+                self.map.release(&log);
             }
         }
         walker.progress().set_position(position);
@@ -786,7 +761,7 @@ impl Engine<'_> {
         table: &Table,
         internal: &mut InternalRows,
     ) -> Result<TableReport> {
-        let owner = self.owners.add(&table.name);
+        let owner = self.map.owner_named(&table.name);
         let mut rep = TableReport {
             name: table.name.clone(),
             owner,
@@ -859,7 +834,7 @@ impl Engine<'_> {
         why: &str,
     ) -> Result<TableReport> {
         let root = u32::try_from(entry.rootpage).unwrap_or(0);
-        let owner = self.owners.add(&entry.name);
+        let owner = self.map.owner_named(&entry.name);
         let mut rows = 0;
         let stats = walker.walk(
             &mut self.map,
@@ -896,7 +871,7 @@ impl Engine<'_> {
             if root == 0 {
                 continue;
             }
-            let owner = self.owners.add(&e.name);
+            let owner = self.map.owner_named(&e.name);
             walker.walk(
                 &mut self.map,
                 owner,
@@ -921,7 +896,7 @@ impl Engine<'_> {
         let Some(header) = self.pf.geometry().header.clone() else {
             return Ok((0, Some("header unreadable: freelist unknown".into())));
         };
-        let owner = self.owners.add("(freelist)");
+        let owner = self.map.owner_named("(freelist)");
         let usable = self.pf.usable();
         let mut trunk = header.freelist_trunk;
         let mut buf = Vec::new();
@@ -944,10 +919,10 @@ impl Engine<'_> {
                 ));
                 break;
             }
-            self.map.claim(trunk, PageStatus::Free, owner);
+            self.map.claim(trunk, PageStatus::Free, Some(owner));
             found += 1;
             for leaf in t.leaves {
-                if self.map.claim(leaf, PageStatus::Free, owner) {
+                if self.map.claim(leaf, PageStatus::Free, Some(owner)) {
                     found += 1;
                     leaves.push(leaf);
                 }
@@ -972,7 +947,7 @@ impl Engine<'_> {
 
 /// Unreadable pages that nothing explains. A lost page whose part of the tree orphan pages
 /// filled was an interior page (it held no rows); a lost page of an index held no rows either.
-fn unexplained_pages(map: &PageMap, reports: &[TableReport], tables: usize) -> u64 {
+fn unexplained_pages(map: &Claims, reports: &[TableReport], tables: usize) -> u64 {
     let table_owners: std::collections::HashSet<u32> = reports
         .iter()
         .take(tables.max(reports.len()))
@@ -996,12 +971,12 @@ fn unexplained_pages(map: &PageMap, reports: &[TableReport], tables: usize) -> u
 /// Deleted rows still on a free page that reads as a table leaf: exported, never live.
 fn export_free_page(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     pgno: u32,
     writer: &mut Writer,
 ) -> Result<u64> {
     // Walk it under a private map so the real map keeps it as free.
-    let mut private = PageMap::new(map.page_count());
+    let mut private = Claims::new(map.page_count());
     let mut rows = 0;
     walker.walk(
         &mut private,
@@ -1110,20 +1085,20 @@ fn sequence_entry(row: &RowRef<'_>, encoding: TextEncoding) -> Option<(String, i
     }
 }
 
-fn claim_ptrmap_pages(pf: &PageFile, map: &mut PageMap, owners: &mut Owners) {
+fn claim_ptrmap_pages(pf: &PageFile, map: &mut Claims) {
     let Some(h) = pf.geometry().header.as_ref() else {
         return;
     };
     if h.largest_root_page == 0 {
         return;
     }
-    let owner = owners.add("(pointer map)");
+    let owner = map.owner_named("(pointer map)");
     let usable = pf.usable();
     let mut p = 2u32;
     let step = (usable / 5) as u32 + 1;
     while p <= pf.page_count() {
         if ptrmap::is_ptrmap_page(p, usable) {
-            map.claim(p, PageStatus::Ptrmap, owner);
+            map.claim(p, PageStatus::Ptrmap, Some(owner));
         }
         match p.checked_add(step) {
             Some(n) => p = n,
@@ -1135,11 +1110,10 @@ fn claim_ptrmap_pages(pf: &PageFile, map: &mut PageMap, owners: &mut Owners) {
 /// Reads `sqlite_schema` from page 1's tree, skipping cells that do not decode.
 fn read_schema(
     pf: &PageFile,
-    map: &mut PageMap,
-    owners: &mut Owners,
+    map: &mut Claims,
     bar: indicatif::ProgressBar,
 ) -> Result<(Vec<SchemaEntry>, TextEncoding, bool)> {
-    let owner = owners.add("sqlite_schema");
+    let owner = map.owner_named("sqlite_schema");
     let mut encoding = pf.geometry().encoding;
     let mut entries = Vec::new();
     let mut walker = Walker::new(pf, bar, &interrupted);
@@ -1349,10 +1323,8 @@ fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
 /// Root page → table name, from the schema as the engine reads it (SQLite need not agree).
 pub(crate) fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
     let pf = PageFile::open(db)?;
-    let mut map = PageMap::new(pf.page_count());
-    let mut owners = Owners::default();
-    let (entries, _, _) =
-        read_schema(&pf, &mut map, &mut owners, indicatif::ProgressBar::hidden())?;
+    let mut map = Claims::new(pf.page_count());
+    let (entries, _, _) = read_schema(&pf, &mut map, indicatif::ProgressBar::hidden())?;
     Ok(entries
         .into_iter()
         .filter(|e| e.kind == "table")

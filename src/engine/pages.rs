@@ -1,7 +1,15 @@
-//! What each page of the database turned out to be, and which tree (if any) owns it.
-//! One byte and one owner index per page: memory grows with the page count only.
+//! The claims ledger: what each page of the database turned out to be, and which tree (if
+//! any) owns it. Every step that claims pages does it here, and every step that may have to
+//! give its claims back takes a [`Checkpoint`] first and ends it with [`Claims::keep`] or
+//! [`Claims::rollback`]. The report's page counts and the damage map read the same ledger.
+//!
+//! One status byte and one owner number per page: memory grows with the page count only.
+//! Changes are journaled only while a checkpoint is open, so a walk that cannot fail keeps
+//! nothing beyond the two arrays.
 
 use serde::Serialize;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
 
 /// The status of one page, as the report and the damage map show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -33,24 +41,65 @@ pub enum PageStatus {
     Unreadable,
 }
 
-pub(crate) const NO_OWNER: u32 = u32::MAX;
-
-pub(crate) struct PageMap {
-    status: Vec<PageStatus>,
-    owner: Vec<u32>,
+/// A position in the ledger's journal: the claims made after it can be listed, kept or
+/// rolled back.
+#[must_use = "a checkpoint must be ended with Claims::keep or Claims::rollback"]
+#[derive(Debug)]
+pub(crate) struct Checkpoint {
+    at: usize,
 }
 
-impl PageMap {
-    pub(crate) fn new(page_count: u32) -> PageMap {
+/// One change, with what the page was before it.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    pgno: u32,
+    status: PageStatus,
+    owner: Option<NonZeroU32>,
+}
+
+pub(crate) struct Claims {
+    status: Vec<PageStatus>,
+    /// The owner's number plus one, so that "no owner" costs no extra byte.
+    owner: Vec<Option<NonZeroU32>>,
+    /// Owner names, in the order they were first named; an owner's number indexes this.
+    names: Vec<String>,
+    by_name: HashMap<String, u32>,
+    journal: Vec<Change>,
+    open: usize,
+}
+
+impl Claims {
+    pub(crate) fn new(page_count: u32) -> Claims {
         let n = page_count as usize + 1;
-        PageMap {
+        Claims {
             status: vec![PageStatus::Unseen; n],
-            owner: vec![NO_OWNER; n],
+            owner: vec![None; n],
+            names: Vec::new(),
+            by_name: HashMap::new(),
+            journal: Vec::new(),
+            open: 0,
         }
     }
 
     pub(crate) fn page_count(&self) -> u32 {
-        (self.status.len() - 1) as u32
+        u32::try_from(self.status.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// The owner number of a tree (or "(freelist)", "(pointer map)"), by name: the same name
+    /// always gets the same number.
+    pub(crate) fn owner_named(&mut self, name: &str) -> u32 {
+        if let Some(&o) = self.by_name.get(name) {
+            return o;
+        }
+        let o = u32::try_from(self.names.len()).unwrap_or(u32::MAX - 1);
+        self.names.push(name.to_string());
+        self.by_name.insert(name.to_string(), o);
+        o
+    }
+
+    /// The names of every owner, indexed by owner number.
+    pub(crate) fn owner_names(&self) -> &[String] {
+        &self.names
     }
 
     pub(crate) fn status(&self, pgno: u32) -> PageStatus {
@@ -64,7 +113,8 @@ impl PageMap {
         self.owner
             .get(pgno as usize)
             .copied()
-            .filter(|o| *o != NO_OWNER)
+            .flatten()
+            .map(|o| o.get() - 1)
     }
 
     pub(crate) fn is_unseen(&self, pgno: u32) -> bool {
@@ -73,7 +123,7 @@ impl PageMap {
 
     /// Marks a page; returns false if it was already claimed by something (a page is
     /// claimed once: a second reference is damage, never followed).
-    pub(crate) fn claim(&mut self, pgno: u32, status: PageStatus, owner: u32) -> bool {
+    pub(crate) fn claim(&mut self, pgno: u32, status: PageStatus, owner: Option<u32>) -> bool {
         if !self.is_unseen(pgno) {
             return false;
         }
@@ -82,13 +132,74 @@ impl PageMap {
     }
 
     /// Sets a page's status whatever it was (used when the orphan pass decides).
-    pub(crate) fn set(&mut self, pgno: u32, status: PageStatus, owner: u32) {
-        if let (Some(s), Some(o)) = (
-            self.status.get_mut(pgno as usize),
-            self.owner.get_mut(pgno as usize),
-        ) {
-            *s = status;
-            *o = owner;
+    pub(crate) fn set(&mut self, pgno: u32, status: PageStatus, owner: Option<u32>) {
+        let i = pgno as usize;
+        let (Some(&was_status), Some(&was_owner)) = (self.status.get(i), self.owner.get(i)) else {
+            return;
+        };
+        if self.open > 0 {
+            self.journal.push(Change {
+                pgno,
+                status: was_status,
+                owner: was_owner,
+            });
+        }
+        self.status[i] = status;
+        self.owner[i] = owner.and_then(|o| NonZeroU32::new(o.saturating_add(1)));
+    }
+
+    /// Starts journaling: every change from here can be listed or rolled back.
+    pub(crate) fn checkpoint(&mut self) -> Checkpoint {
+        self.open += 1;
+        Checkpoint {
+            at: self.journal.len(),
+        }
+    }
+
+    /// The pages claimed or changed since `cp`, in order.
+    pub(crate) fn changed_since(&self, cp: &Checkpoint) -> Vec<u32> {
+        self.journal
+            .get(cp.at..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|c| c.pgno)
+            .collect()
+    }
+
+    /// Keeps every change since `cp`.
+    pub(crate) fn keep(&mut self, cp: Checkpoint) {
+        self.close(cp);
+    }
+
+    /// Undoes every change since `cp`, newest first, so each page is as it was at `cp`.
+    pub(crate) fn rollback(&mut self, cp: Checkpoint) {
+        let undo = self.journal.split_off(cp.at.min(self.journal.len()));
+        for c in undo.into_iter().rev() {
+            if let (Some(s), Some(o)) = (
+                self.status.get_mut(c.pgno as usize),
+                self.owner.get_mut(c.pgno as usize),
+            ) {
+                *s = c.status;
+                *o = c.owner;
+            }
+        }
+        self.close(cp);
+    }
+
+    /// Gives pages back as never seen, whatever claimed them: a step that claimed several
+    /// tables' pages keeps some tables and gives the others back.
+    pub(crate) fn release(&mut self, pages: &[u32]) {
+        for &p in pages {
+            self.set(p, PageStatus::Unseen, None);
+        }
+    }
+
+    fn close(&mut self, cp: Checkpoint) {
+        self.open = self.open.saturating_sub(1);
+        if self.open == 0 {
+            self.journal.clear();
+        } else {
+            let _ = cp;
         }
     }
 
@@ -103,8 +214,61 @@ impl PageMap {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, PageStatus, Option<u32>)> + '_ {
         (1..self.status.len()).map(move |i| {
-            let o = self.owner[i];
-            (i as u32, self.status[i], (o != NO_OWNER).then_some(o))
+            let pgno = u32::try_from(i).unwrap_or(u32::MAX);
+            (pgno, self.status[i], self.owner(pgno))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_every_page_as_it_was_at_the_checkpoint() {
+        let mut c = Claims::new(6);
+        let a = c.owner_named("a");
+        let b = c.owner_named("b");
+        assert!(c.claim(1, PageStatus::Tree, Some(a)));
+        let outer = c.checkpoint();
+        assert!(c.claim(2, PageStatus::Tree, Some(b)));
+        let inner = c.checkpoint();
+        assert!(c.claim(3, PageStatus::Overflow, Some(b)));
+        c.set(1, PageStatus::Lost, None);
+        assert_eq!(c.changed_since(&inner), vec![3, 1]);
+        c.rollback(inner);
+        assert_eq!(c.status(3), PageStatus::Unseen);
+        assert_eq!((c.status(1), c.owner(1)), (PageStatus::Tree, Some(a)));
+        assert_eq!(c.changed_since(&outer), vec![2]);
+        c.rollback(outer);
+        assert!(c.is_unseen(2));
+        assert_eq!(c.owner(2), None);
+    }
+
+    #[test]
+    fn kept_claims_stay_and_the_journal_empties() {
+        let mut c = Claims::new(4);
+        let a = c.owner_named("a");
+        let cp = c.checkpoint();
+        assert!(c.claim(4, PageStatus::Tree, Some(a)));
+        assert!(
+            !c.claim(4, PageStatus::Tree, Some(a)),
+            "a page is claimed once"
+        );
+        c.keep(cp);
+        assert_eq!(c.owner(4), Some(a));
+        assert!(c.journal.is_empty());
+        assert_eq!(c.owner_named("a"), a);
+        assert_eq!(c.owner_names(), ["a".to_string()]);
+    }
+
+    #[test]
+    fn pages_out_of_range_are_ignored() {
+        let mut c = Claims::new(2);
+        assert!(!c.claim(0, PageStatus::Tree, None));
+        assert!(!c.claim(9, PageStatus::Tree, None));
+        c.set(9, PageStatus::Lost, Some(0));
+        assert_eq!(c.status(9), PageStatus::Unused);
+        assert_eq!(c.counts().get(&PageStatus::Unseen), Some(&2));
     }
 }

@@ -4,7 +4,7 @@
 //! be used, the walk records a hole with the key bounds the parent gives it: the orphan pass
 //! fills holes, and the report names what stays lost.
 
-use crate::engine::pages::{PageMap, PageStatus};
+use crate::engine::pages::{Claims, PageStatus};
 use crate::format::cell::{self, Cell, Payload};
 use crate::format::overflow;
 use crate::format::page::{BtreePage, PageKind};
@@ -127,9 +127,6 @@ pub(crate) struct Walker<'a> {
     fields: Vec<Field>,
     types: Vec<u64>,
     bar: ProgressBar,
-    /// When set, every page claimed (or marked lost) is logged here, so that a walk can be
-    /// undone: the orphan pass re-walks groups, a table tried for transfer may be re-walked.
-    claimed: Option<Vec<u32>>,
     /// Bytes of the current page that came from the file (less than a page when truncated).
     valid_len: usize,
     /// Signs of damage on the current page: its rows' values may not be what was written.
@@ -187,43 +184,12 @@ impl<'a> Walker<'a> {
             fields: Vec::new(),
             types: Vec::new(),
             bar,
-            claimed: None,
             valid_len: 0,
             anomalies: 0,
             check_utf8: pf.geometry().encoding == Some(crate::format::TextEncoding::Utf8),
             interrupt,
             stop_when_damaged: false,
             skim: false,
-        }
-    }
-
-    /// Starts (or stops, returning the log) logging the pages each walk claims.
-    pub(crate) fn track_claims(&mut self, on: bool) -> Vec<u32> {
-        let log = self.claimed.take().unwrap_or_default();
-        if on {
-            self.claimed = Some(Vec::new());
-        }
-        log
-    }
-
-    /// How many claims are logged so far (0 when not logging).
-    pub(crate) fn claims_logged(&self) -> usize {
-        self.claimed.as_ref().map_or(0, Vec::len)
-    }
-
-    /// The claims logged since the log held `start` of them.
-    pub(crate) fn claimed_since(&self, start: usize) -> &[u32] {
-        self.claimed
-            .as_deref()
-            .and_then(|log| log.get(start..))
-            .unwrap_or(&[])
-    }
-
-    fn claim(&mut self, map: &mut PageMap, pgno: u32, status: PageStatus, owner: u32) {
-        if map.claim(pgno, status, owner) {
-            if let Some(log) = &mut self.claimed {
-                log.push(pgno);
-            }
         }
     }
 
@@ -240,12 +206,13 @@ impl<'a> Walker<'a> {
     /// row read whole for the table ([`RowRef::whole_for`]).
     pub(crate) fn walk_whole(
         &mut self,
-        map: &mut PageMap,
-        owner: u32,
+        map: &mut Claims,
+        owner: impl Into<Option<u32>>,
         root: u32,
         table: &crate::engine::schema::Table,
         claim_as: PageStatus,
     ) -> Result<(WalkStats, bool)> {
+        let owner = owner.into();
         let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
         let mut whole = true;
         let stats = self.walk(
@@ -268,14 +235,15 @@ impl<'a> Walker<'a> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn walk(
         &mut self,
-        map: &mut PageMap,
-        owner: u32,
+        map: &mut Claims,
+        owner: impl Into<Option<u32>>,
         root: u32,
         tree: TreeKind,
         claim_as: PageStatus,
         shape: ShapeCheck<'_>,
         sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
     ) -> Result<WalkStats> {
+        let owner = owner.into();
         let mut stats = WalkStats::default();
         let mut stack = vec![Frame {
             pgno: root,
@@ -317,8 +285,8 @@ impl<'a> Walker<'a> {
     #[allow(clippy::too_many_arguments)]
     fn visit(
         &mut self,
-        map: &mut PageMap,
-        owner: u32,
+        map: &mut Claims,
+        owner: Option<u32>,
         tree: TreeKind,
         claim_as: PageStatus,
         shape: ShapeCheck<'_>,
@@ -361,9 +329,6 @@ impl<'a> Walker<'a> {
             let unclaimed = map.status(frame.pgno) == PageStatus::Unseen;
             if unclaimed && !unusable.stray && claim_as == PageStatus::Tree {
                 map.set(frame.pgno, PageStatus::Lost, owner);
-                if let Some(log) = &mut self.claimed {
-                    log.push(frame.pgno);
-                }
             }
             stats.holes.push(hole(unusable.reason));
         }
@@ -375,8 +340,8 @@ impl<'a> Walker<'a> {
     fn visit_page(
         &mut self,
         buf: &mut Vec<u8>,
-        map: &mut PageMap,
-        owner: u32,
+        map: &mut Claims,
+        owner: Option<u32>,
         tree: TreeKind,
         claim_as: PageStatus,
         shape: ShapeCheck<'_>,
@@ -406,7 +371,7 @@ impl<'a> Walker<'a> {
             )));
         }
         self.valid_len = valid_len;
-        self.claim(map, frame.pgno, claim_as, owner);
+        map.claim(frame.pgno, claim_as, owner);
         stats.pages += 1;
         if page.kind.is_leaf() || page.kind == PageKind::IndexInterior {
             let rows_before = stats.rows;
@@ -489,8 +454,8 @@ impl<'a> Walker<'a> {
     fn emit_cells(
         &mut self,
         page: &BtreePage<'_>,
-        map: &mut PageMap,
-        owner: u32,
+        map: &mut Claims,
+        owner: Option<u32>,
         sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
         frame: &Frame,
         stats: &mut WalkStats,
@@ -577,7 +542,12 @@ impl<'a> Walker<'a> {
     /// Puts the whole payload of a spilling cell into `self.payload`, following its overflow
     /// chain for at most as many pages as its size needs. Returns the page where the chain
     /// broke, if it did (the payload then holds the readable prefix).
-    fn assemble(&mut self, map: &mut PageMap, owner: u32, payload: &Payload<'_>) -> Option<u32> {
+    fn assemble(
+        &mut self,
+        map: &mut Claims,
+        owner: Option<u32>,
+        payload: &Payload<'_>,
+    ) -> Option<u32> {
         let first = payload.overflow?;
         self.payload.clear();
         self.payload.extend_from_slice(payload.local);
@@ -593,7 +563,7 @@ impl<'a> Walker<'a> {
                 broken = Some(next);
                 break;
             }
-            self.claim(map, next, PageStatus::Overflow, owner);
+            map.claim(next, PageStatus::Overflow, owner);
             let Some((after, content)) = overflow::split(&ovf, usable) else {
                 broken = Some(next);
                 break;
@@ -674,7 +644,7 @@ fn frame_pgno(frame: &Frame) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::pages::PageMap;
+    use crate::engine::pages::Claims;
 
     /// A table of `rows` rows over several pages; its root page.
     fn table_db(path: &std::path::Path, rows: i64) -> u32 {
@@ -694,7 +664,7 @@ mod tests {
         let never = || false;
         let mut walker = Walker::new(&pf, ProgressBar::hidden(), &never);
         walker.skim(skim);
-        let mut map = PageMap::new(pf.page_count());
+        let mut map = Claims::new(pf.page_count());
         let any = |_: Option<i64>, _: &[u64]| true;
         let mut sunk = 0;
         let stats = walker

@@ -16,7 +16,7 @@
 
 use crate::engine::copy::transfer::{self, Source};
 use crate::engine::copy::vfs::Registration;
-use crate::engine::pages::{PageMap, PageStatus, NO_OWNER};
+use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{Hole, WalkStats, Walker};
 use crate::engine::OrphanGroup;
@@ -38,7 +38,7 @@ pub(crate) struct Subtree {
 
 /// Finds the tops of the table-tree subtrees among the pages nothing has claimed and the
 /// freelist does not hold (a free page keeps the rows it had), with the keys at their ends.
-pub(crate) fn orphan_subtrees(walker: &Walker<'_>, map: &PageMap) -> Vec<Subtree> {
+pub(crate) fn orphan_subtrees(walker: &Walker<'_>, map: &Claims) -> Vec<Subtree> {
     let pf = walker.page_file();
     let free = freelist_pages(pf, map.page_count());
     let mut buf = Vec::new();
@@ -150,7 +150,7 @@ pub(crate) enum Plan<'s> {
 pub(crate) fn plan<'s>(
     view: &Registration<'_>,
     pf: &crate::source::pagefile::PageFile,
-    map: &PageMap,
+    map: &Claims,
     owner: u32,
     table: &Table,
     stats: &'s WalkStats,
@@ -219,7 +219,7 @@ pub(crate) fn try_table(
     view: &Registration<'_>,
     source: &Source,
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     owner: u32,
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
@@ -239,7 +239,7 @@ pub(crate) fn try_table(
         show_rebuilt(view, &plan, false);
         return Ok(None);
     };
-    walker.track_claims(true);
+    let cp = map.checkpoint();
     let (checked, copied) = {
         let (walker, map, plan) = (&mut *walker, &mut *map, &plan);
         transfer::copy_beside(
@@ -270,15 +270,12 @@ pub(crate) fn try_table(
             false
         }
     };
-    let checked = checked?;
-    let Some(rebuilt) = checked.filter(|_| kept) else {
+    let Some(rebuilt) = checked.ok().flatten().filter(|_| kept) else {
         show_rebuilt(view, &plan, false);
-        for p in walker.track_claims(false) {
-            map.set(p, PageStatus::Unseen, NO_OWNER);
-        }
+        map.rollback(cp);
         return Ok(None);
     };
-    walker.track_claims(false);
+    map.keep(cp);
     Ok(Some(repaired(table, stats, &plan, rebuilt)))
 }
 
@@ -420,7 +417,7 @@ pub(crate) struct Rebuilt {
 /// ends promised.
 pub(crate) fn check_rebuilt(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     owner: u32,
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],

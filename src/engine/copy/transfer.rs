@@ -14,7 +14,7 @@
 //! and it is walked again and decoded row by row, as every damaged table is.
 
 use crate::engine::copy::vfs::Registration;
-use crate::engine::pages::{PageMap, PageStatus, NO_OWNER};
+use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{TreeKind, Walker};
 use crate::engine::writer::ident;
@@ -104,7 +104,7 @@ pub(crate) fn try_table(
     conn: &Connection,
     source: &Source,
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     owner: u32,
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
@@ -128,7 +128,7 @@ pub(crate) fn try_table(
         .filter_map(|(e, _)| Some((e.name.clone(), e.sql.clone()?)))
         .collect();
     let position = walker.progress().position();
-    walker.track_claims(true);
+    let cp = map.checkpoint();
     let (verified, copied) = {
         let (walker, map) = (&mut *walker, &mut *map);
         copy_beside(
@@ -142,6 +142,7 @@ pub(crate) fn try_table(
         Ok(v) => v,
         Err(e) => {
             end_copy(conn, false);
+            map.rollback(cp);
             return Err(e);
         }
     };
@@ -183,10 +184,10 @@ pub(crate) fn try_table(
     });
     if outcome.is_none() {
         end_copy(conn, false);
-        undo_claims(walker, map);
+        map.rollback(cp);
         walker.progress().set_position(position);
     } else {
-        walker.track_claims(false);
+        map.keep(cp);
     }
     Ok(outcome)
 }
@@ -226,7 +227,7 @@ pub(super) struct Verified {
 
 pub(super) fn verify_table(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     owner: u32,
     table: &Table,
     indexes: &[(&SchemaEntry, u32)],
@@ -252,7 +253,7 @@ pub(super) fn verify_table(
 /// of those that read whole with exactly `rows` entries.
 pub(crate) fn whole_indexes(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     indexes: &[(&SchemaEntry, u32)],
     rows: u64,
 ) -> crate::Result<HashSet<String>> {
@@ -346,7 +347,7 @@ pub(crate) fn start_fresh_copy(
 /// logging claims (they may be given back).
 pub(super) fn index_entries(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     owner: u32,
     root: u32,
 ) -> crate::Result<Option<u64>> {
@@ -361,13 +362,6 @@ pub(super) fn index_entries(
         &mut |_| Ok(()),
     )?;
     Ok((!stats.is_damaged()).then_some(stats.rows))
-}
-
-/// Gives back every page the verify walks claimed.
-pub(super) fn undo_claims(walker: &mut Walker<'_>, map: &mut PageMap) {
-    for p in walker.track_claims(false) {
-        map.set(p, PageStatus::Unseen, NO_OWNER);
-    }
 }
 
 /// Opens a transaction, creates the table and `indexes`, and has SQLite copy the rows (and

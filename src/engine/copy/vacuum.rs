@@ -24,7 +24,7 @@
 use crate::engine::copy::repair::{self, Plan, Repaired};
 use crate::engine::copy::transfer::{self, Source, SOURCE};
 use crate::engine::copy::vfs::Registration;
-use crate::engine::pages::{PageMap, PageStatus, NO_OWNER};
+use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{TreeKind, WalkStats, Walker};
 use crate::engine::writer::ident;
@@ -74,7 +74,7 @@ pub(crate) fn try_database(
     out: &Path,
     view: &Registration<'_>,
     walker: &Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     tables: &[Planned<'_>],
     entries: &[SchemaEntry],
     encoding: TextEncoding,
@@ -102,18 +102,18 @@ pub(crate) fn try_database(
     let pf = walker.page_file();
     let stop = crate::engine::interrupted;
     let mut skimmer = Walker::new(pf, walker.progress().clone(), &stop);
-    skimmer.track_claims(true);
+    let cp = map.checkpoint();
     skimmer.skim(true);
     let skimmed = match skim_each(&mut skimmer, map, tables, &copier.partial, false) {
         Ok(skimmed) => skimmed,
         Err(e) => {
-            transfer::undo_claims(&mut skimmer, map);
+            map.rollback(cp);
             return Err(e);
         }
     };
     let subtrees = repair::orphan_subtrees(&skimmer, map);
     let treatments = treat(view, pf, map, tables, &skimmed, &subtrees, &copier.partial);
-    transfer::undo_claims(&mut skimmer, map);
+    map.rollback(cp);
     walker.progress().set_position(position);
     // A damaged index of a table that is copied is built again from the rows, as a partial one.
     let mut rebuilt = copier.partial.clone();
@@ -143,7 +143,7 @@ pub(crate) fn try_database(
 /// stops after the first table that does not skim whole.
 fn skim_each(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     tables: &[Planned<'_>],
     partial: &HashSet<String>,
     first_damage: bool,
@@ -177,7 +177,7 @@ fn skim_each(
 fn treat<'s>(
     view: &Registration<'_>,
     pf: &crate::source::pagefile::PageFile,
-    map: &PageMap,
+    map: &Claims,
     tables: &[Planned<'_>],
     skimmed: &'s [(WalkStats, Vec<String>)],
     subtrees: &'s [repair::Subtree],
@@ -345,7 +345,7 @@ impl<'o, 'v> Copier<'o, 'v> {
     fn copy(
         &self,
         walker: &Walker<'_>,
-        map: &mut PageMap,
+        map: &mut Claims,
         tables: &[Planned<'_>],
         treatments: &[Treatment<'_>],
         rebuilt: &HashSet<String>,
@@ -359,7 +359,7 @@ impl<'o, 'v> Copier<'o, 'v> {
         let copy_failed = AtomicBool::new(false);
         let stop = || crate::engine::interrupted() || copy_failed.load(Ordering::Relaxed);
         let mut checker = Walker::new(walker.page_file(), walker.progress().clone(), &stop);
-        checker.track_claims(true);
+        let cp = map.checkpoint();
         // The walks finish well before the copy: the bar says what it is still waiting for.
         let bar = walker.progress().clone();
         let label = bar.message();
@@ -386,6 +386,7 @@ impl<'o, 'v> Copier<'o, 'v> {
         walker.progress().set_message(label);
         drop(watch);
         if crate::engine::interrupted() {
+            map.rollback(cp);
             empty(self.out)?;
             return Err(crate::Error::Interrupted {
                 path: walker.page_file().path().to_path_buf(),
@@ -403,12 +404,15 @@ impl<'o, 'v> Copier<'o, 'v> {
             Ok(Some(Verdict::SkimmedDamage)) => Copied::SkimmedDamage,
             Ok(None) => Copied::WalkRejected,
             Err(e) => {
+                map.rollback(cp);
                 empty(self.out)?;
                 return Err(e);
             }
         };
-        if !matches!(result, Copied::Kept(_)) {
-            transfer::undo_claims(&mut checker, map);
+        if matches!(result, Copied::Kept(_)) {
+            map.keep(cp);
+        } else {
+            map.rollback(cp);
             empty(self.out)?;
         }
         Ok(result)
@@ -456,7 +460,7 @@ enum Verdict {
 /// fraction of the walk's time, so a damaged database loses little to a copy it cannot keep.
 fn verify_all(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     tables: &[Planned<'_>],
     treatments: &[Treatment<'_>],
     rebuilt: &HashSet<String>,
@@ -509,7 +513,7 @@ fn verify_all(
 /// met the same holes as its skim and nothing else, the damage the copy was planned around.
 fn walk_as_skimmed(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     owner: u32,
     table: &Table,
     skimmed: &WalkStats,
@@ -533,20 +537,18 @@ fn same_damage(walked: &WalkStats, skimmed: &WalkStats) -> bool {
 /// Whether every tree of `tables` skims whole; the pages it claims are given back.
 fn skims_whole(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     tables: &[Planned<'_>],
     partial: &HashSet<String>,
 ) -> crate::Result<bool> {
     let position = walker.progress().position();
-    let first = walker.claims_logged();
+    let cp = map.checkpoint();
     walker.skim(true);
     walker.stop_when_damaged(true);
     let skimmed = skim_each(walker, map, tables, partial, true);
     walker.skim(false);
     walker.stop_when_damaged(false);
-    for &p in walker.claimed_since(first) {
-        map.set(p, PageStatus::Unseen, NO_OWNER);
-    }
+    map.rollback(cp);
     walker.progress().set_position(position);
     let skimmed = skimmed?;
     Ok(skimmed.len() == tables.len()

@@ -6,7 +6,7 @@
 //! already has: identical rows are a stray copy, counted and not inserted twice. Everything
 //! else goes to `lost_and_found`, with the reason in the report. A row lands once.
 
-use crate::engine::pages::{PageMap, PageStatus, NO_OWNER};
+use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::schema::Table;
 use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
 use crate::engine::writer::Writer;
@@ -45,7 +45,7 @@ enum Decision {
 
 pub(crate) fn recover_orphans(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     tables: &[Table],
     reports: &mut [TableReport],
     writer: &mut Writer,
@@ -102,7 +102,7 @@ pub(crate) fn recover_orphans(
 }
 
 /// Reads every page nothing has claimed; keeps those that read as b-tree pages.
-fn scan_unseen(walker: &mut Walker<'_>, map: &mut PageMap) -> Result<Vec<(u32, PageKind)>> {
+fn scan_unseen(walker: &mut Walker<'_>, map: &mut Claims) -> Result<Vec<(u32, PageKind)>> {
     let pf = walker.page_file();
     let mut buf = Vec::new();
     let mut out = Vec::new();
@@ -127,7 +127,7 @@ fn scan_unseen(walker: &mut Walker<'_>, map: &mut PageMap) -> Result<Vec<(u32, P
         });
         match kind {
             Some(k) => out.push((pgno, k)),
-            None => map.set(pgno, PageStatus::Unreadable, NO_OWNER),
+            None => map.set(pgno, PageStatus::Unreadable, None),
         }
     }
     Ok(out)
@@ -168,7 +168,7 @@ fn children_of_orphan_interiors(
 /// Walks a group once to see what it holds, then releases its pages for the real walk.
 fn gather(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     top: u32,
     tree: TreeKind,
     tables: &[Table],
@@ -180,11 +180,11 @@ fn gather(
         fit: vec![0; tables.len()],
     };
     let mut types = Vec::new();
-    walker.track_claims(true);
+    let cp = map.checkpoint();
     walk_group(
         walker,
         map,
-        NO_OWNER,
+        None,
         top,
         tree,
         PageStatus::OrphanLostAndFound,
@@ -203,11 +203,9 @@ fn gather(
             Ok(())
         },
     )?;
-    let claimed = walker.track_claims(false);
-    for p in &claimed {
-        map.set(*p, PageStatus::Unseen, NO_OWNER);
-    }
-    Ok((ev, claimed.len()))
+    let claimed = map.changed_since(&cp).len();
+    map.rollback(cp);
+    Ok((ev, claimed))
 }
 
 /// Serial types standing for the decoded fields' storage classes (enough for shape checks).
@@ -285,7 +283,7 @@ fn names(tables: &[Table], ts: &[usize]) -> String {
 #[allow(clippy::too_many_arguments)]
 fn apply(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
+    map: &mut Claims,
     top: u32,
     tree: TreeKind,
     tables: &[Table],
@@ -312,7 +310,7 @@ fn apply(
             walk_group(
                 walker,
                 map,
-                NO_OWNER,
+                None,
                 top,
                 tree,
                 PageStatus::Unused,
@@ -330,7 +328,7 @@ fn apply(
             walk_group(
                 walker,
                 map,
-                owner,
+                Some(owner),
                 top,
                 tree,
                 PageStatus::OrphanAttributed,
@@ -372,11 +370,11 @@ fn apply(
         Decision::CheckDuplicates { tables: ts, reason } => {
             let mut dup = 0u64;
             let mut lost = 0u64;
-            walker.track_claims(true);
+            let cp = map.checkpoint();
             walk_group(
                 walker,
                 map,
-                NO_OWNER,
+                None,
                 top,
                 tree,
                 PageStatus::OrphanLostAndFound,
@@ -399,10 +397,11 @@ fn apply(
                 },
             )?;
             result.duplicate_rows += dup;
-            let claimed = walker.track_claims(false);
+            let claimed = map.changed_since(&cp);
+            map.keep(cp);
             if lost == 0 {
                 for p in claimed {
-                    map.set(p, PageStatus::OrphanDuplicate, NO_OWNER);
+                    map.set(p, PageStatus::OrphanDuplicate, None);
                 }
                 group.outcome = "duplicate".into();
                 group.reason = format!(
@@ -419,7 +418,7 @@ fn apply(
             walk_group(
                 walker,
                 map,
-                NO_OWNER,
+                None,
                 top,
                 tree,
                 PageStatus::OrphanLostAndFound,
@@ -438,8 +437,8 @@ fn apply(
 /// (the evidence decides where the rows go, not the walk).
 fn walk_group(
     walker: &mut Walker<'_>,
-    map: &mut PageMap,
-    owner: u32,
+    map: &mut Claims,
+    owner: Option<u32>,
     top: u32,
     tree: TreeKind,
     status: PageStatus,

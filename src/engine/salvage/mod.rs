@@ -1,3 +1,4 @@
 //! Rows found outside every table's tree: orphan pages.
 
+pub(crate) mod freelist;
 pub(crate) mod orphans;

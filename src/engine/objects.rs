@@ -1,0 +1,141 @@
+//! Indexes, views, triggers and virtual tables, created after the rows are in.
+
+use crate::engine::report::ObjectReport;
+use crate::engine::schema::SchemaEntry;
+use crate::engine::writer::{self};
+use crate::error::{Error, Result};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Indexes, views and triggers after the data; virtual tables' schema rows last. What
+/// SQLite refuses (a UNIQUE index over recovered duplicates, say) is reported, the data kept.
+pub(crate) fn create_objects(
+    conn: &rusqlite::Connection,
+    entries: &[SchemaEntry],
+    copied: &HashSet<String>,
+    path: &Path,
+) -> Result<Vec<ObjectReport>> {
+    let mut out = Vec::new();
+    for kind in ["index", "view", "trigger"] {
+        for e in entries.iter().filter(|e| e.kind == kind) {
+            let Some(sql) = e.sql.as_deref() else {
+                continue; // automatic indexes come with their table
+            };
+            let result = if copied.contains(&e.name) {
+                Ok(()) // created before its table was copied, and filled by the copy
+            } else {
+                conn.execute_batch(sql)
+            };
+            if let Err(err) = &result {
+                if is_io_failure(err) {
+                    // A full disk is not a refused index: the output is not usable.
+                    return Err(Error::sqlite(path, format!("creating {}: {err}", e.name)));
+                }
+            }
+            out.push(ObjectReport {
+                kind: kind.to_string(),
+                name: e.name.clone(),
+                created: result.is_ok(),
+                error: result.err().map(|err| err.to_string()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Virtual tables (FTS, R-tree, ...) get their schema row back after everything else, each
+/// checked on a fresh connection as a user would open the file. One whose index is damaged
+/// is rebuilt from its content where the module can ('rebuild'); one that still fails is
+/// left out, its rows kept in its shadow tables as plain tables, and the report says so.
+pub(crate) fn install_virtual_tables(
+    path: &Path,
+    entries: &[SchemaEntry],
+) -> Result<Vec<ObjectReport>> {
+    let open = || rusqlite::Connection::open(path).map_err(|e| Error::sqlite(path, e));
+    let mut out = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == "table" && e.rootpage == 0 && !e.from_reference && e.sql.is_some())
+    {
+        let inserted = set_schema_row(&open()?, e).map_err(|err| err.to_string());
+        let mut problem = match &inserted {
+            Err(err) => Some(err.clone()),
+            Ok(()) => virtual_table_problem(&open()?, &e.name),
+        };
+        if problem.is_some() && inserted.is_ok() {
+            let rebuild = format!(
+                "INSERT INTO {0}({0}) VALUES ('rebuild')",
+                writer::ident(&e.name)
+            );
+            if open()?.execute_batch(&rebuild).is_ok() {
+                problem = virtual_table_problem(&open()?, &e.name);
+            }
+        }
+        if let Some(why) = &problem {
+            if inserted.is_ok() {
+                let conn = open()?;
+                conn.execute_batch("PRAGMA writable_schema = ON")
+                    .and_then(|_| {
+                        conn.execute(
+                            "DELETE FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                            [&e.name],
+                        )
+                    })
+                    .map_err(|err| {
+                        Error::sqlite(path, format!("removing {}: {err} ({why})", e.name))
+                    })?;
+            }
+        }
+        out.push(ObjectReport {
+            kind: "virtual table".to_string(),
+            name: e.name.clone(),
+            created: problem.is_none(),
+            error: problem.map(|why| {
+                format!(
+                    "not recreated ({why}); its rows are kept in the plain tables {}_*",
+                    e.name
+                )
+            }),
+        });
+    }
+    Ok(out)
+}
+
+/// Errors that mean the output file itself failed (disk full, I/O), not that SQLite refused
+/// one statement.
+pub(crate) fn is_io_failure(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        err.sqlite_error_code(),
+        Some(DiskFull | SystemIoFailure | CannotOpen | ReadOnly | OutOfMemory | DatabaseCorrupt)
+    )
+}
+
+/// Writes one virtual table's row into sqlite_schema (the module is not loaded to do it).
+pub(crate) fn set_schema_row(conn: &rusqlite::Connection, e: &SchemaEntry) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    conn.execute(
+        "INSERT INTO sqlite_schema(type, name, tbl_name, rootpage, sql) VALUES ('table', ?1, ?2, 0, ?3)",
+        rusqlite::params![e.name, e.tbl_name, e.sql],
+    )?;
+    conn.execute_batch("PRAGMA writable_schema = OFF")
+}
+
+/// Why a virtual table does not work in the output, if it does not: its schema does not
+/// load, it cannot be read, or integrity_check finds its index damaged.
+pub(crate) fn virtual_table_problem(conn: &rusqlite::Connection, name: &str) -> Option<String> {
+    let probe = format!("SELECT count(*) FROM {}", writer::ident(name));
+    if let Err(e) = conn.query_row(&probe, [], |r| r.get::<_, i64>(0)) {
+        return Some(e.to_string());
+    }
+    let messages = match conn
+        .prepare("PRAGMA integrity_check(20)")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        }) {
+        Ok(m) => m,
+        Err(e) => return Some(e.to_string()),
+    };
+    messages.into_iter().find(|m| m != "ok" && m.contains(name))
+}

@@ -23,6 +23,7 @@ pub(crate) mod writer;
 pub(crate) use decode::note_damaged_value;
 pub use report::{ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport};
 pub(crate) use run::schema_roots;
+use run::Strategy;
 
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;
@@ -53,7 +54,12 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
         .suffix(".partial")
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
-    let mut result = Engine::run(&mut pf, tmp.path(), options, !options.decode_all);
+    let strategy = if options.decode_all {
+        Strategy::DecodeEveryRow
+    } else {
+        Strategy::CopyWhatReadsWhole
+    };
+    let mut result = Engine::run(&mut pf, tmp.path(), options, strategy);
     // An index copied whole can still disagree with its rows (a flipped byte in a value, which
     // no page structure shows): the check finds it. Decoding every table instead rebuilds
     // every index from the rows, as a damaged table's always are.
@@ -63,7 +69,7 @@ pub fn recover(snapshot_db: &Path, out: &Path, options: &Options) -> Result<Repo
         tmp.as_file()
             .set_len(0)
             .map_err(|e| Error::io(tmp.path(), e))?;
-        result = Engine::run(&mut pf, tmp.path(), options, false);
+        result = Engine::run(&mut pf, tmp.path(), options, Strategy::DecodeEveryRow);
     }
     let mut report = match result {
         // A signal that came after the last page (while indexes were built or the result

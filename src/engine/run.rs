@@ -5,10 +5,12 @@ use crate::engine::copy::{transfer, vfs};
 use crate::engine::decode::{InternalRows, PLANNER_TABLES};
 use crate::engine::objects::{create_objects, install_virtual_tables};
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::report::{Options, PageMapSnapshot, Report, TableReport};
+use crate::engine::report::{
+    ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport,
+};
 use crate::engine::salvage::freelist::claim_ptrmap_pages;
 use crate::engine::salvage::orphans;
-use crate::engine::schema::SchemaEntry;
+use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{RowRef, TreeKind, Walker};
 use crate::engine::writer::{self, OutputSettings, Writer};
 use crate::engine::{losses, schema, Engine};
@@ -19,33 +21,85 @@ use crate::util::interrupt::{interrupted, InterruptWatch};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+/// How the engine may take tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    /// Let SQLite copy what reads whole (the whole database at once, or table by table), and
+    /// decode the rest.
+    CopyWhatReadsWhole,
+    /// Decode every table row by row: every index is then built from the rows.
+    DecodeEveryRow,
+}
+
+/// The schema as read from page 1's tree (and `--schema-from`), and what it means.
+struct Catalog {
+    entries: Vec<SchemaEntry>,
+    tables: Vec<Table>,
+    /// Tables whose CREATE TABLE SQLite refuses, with why.
+    refused: Vec<(SchemaEntry, String)>,
+    /// The schema's tree read whole.
+    whole: bool,
+}
+
+/// What the copy phase leaves: the output's connection, and the tables it copied.
+struct Copies {
+    conn: rusqlite::Connection,
+    watch: InterruptWatch,
+    /// One slot per table: its report when a copy took it, `None` when it is to be decoded.
+    slots: Vec<Option<TableReport>>,
+    /// Orphan subtrees put back into tables that were rebuilt.
+    groups: Vec<OrphanGroup>,
+    /// Tables the whole copy (`VACUUM INTO`) brought.
+    by_vacuum: HashSet<String>,
+}
+
+/// What the decode and salvage phases leave.
+struct Rows {
+    reports: Vec<TableReport>,
+    groups: Vec<OrphanGroup>,
+    orphans: orphans::OrphanResult,
+    freelist_rows: u64,
+    freelist_damaged: Option<String>,
+    internal: InternalRows,
+}
+
+/// Seconds per phase, for the report.
+struct Clock {
+    since: std::time::Instant,
+    timings: BTreeMap<String, f64>,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            since: std::time::Instant::now(),
+            timings: BTreeMap::new(),
+        }
+    }
+
+    fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        self.timings
+            .insert(phase.to_string(), (now - self.since).as_secs_f64());
+        self.since = now;
+    }
+}
+
 impl Engine<'_> {
+    /// One recovery into `tmp`: schema, copy, decode and salvage, objects, counts and
+    /// losses, verify.
     pub(crate) fn run(
         pf: &mut PageFile,
         tmp: &Path,
         options: &Options,
-        transfer: bool,
+        strategy: Strategy,
     ) -> Result<Report> {
-        let started = std::time::Instant::now();
-        let mut timings = BTreeMap::new();
-        let mut lap = |name: &str, since: &mut std::time::Instant| {
-            timings.insert(name.to_string(), since.elapsed().as_secs_f64());
-            *since = std::time::Instant::now();
-        };
-        let mut since = started;
+        let mut clock = Clock::start();
         let mut map = Claims::new(pf.page_count());
         let bar = options
             .progress
             .pages("recovering", u64::from(pf.page_count()));
-        let (mut entries, encoding, schema_whole) = read_schema(pf, &mut map, bar.clone())?;
-        if let Some(reference) = &options.schema_from {
-            let extra = schema::reference_entries(reference, &entries)
-                .map_err(|e| Error::unusable(reference, format!("cannot read its schema: {e}")))?;
-            entries.extend(extra);
-        }
-        if pf.geometry().encoding.is_none() {
-            pf.set_encoding(encoding, true);
-        }
+        let (catalog, encoding) = read_catalog(pf, &mut map, options, &bar)?;
         let pf: &PageFile = pf;
         let mut engine = Engine {
             pf,
@@ -54,13 +108,85 @@ impl Engine<'_> {
             indexes_walked: HashSet::new(),
             present: HashSet::new(),
         };
-        let (tables, refused) = schema::interpret(&entries);
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
-        let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
-        let view = transfer.then(|| vfs::Registration::new(pf)).flatten();
-        let whole = match &view {
-            Some(view) if whole_copy_possible(pf, schema_whole, &refused, &entries, options) => {
-                engine.copy_database(tmp, view, &walker, &tables, &entries, &mut copied)?
+        let view = (strategy == Strategy::CopyWhatReadsWhole)
+            .then(|| vfs::Registration::new(pf))
+            .flatten();
+        let copies = engine.copy_phase(tmp, view.as_ref(), &mut walker, &catalog, options)?;
+        let Copies {
+            conn,
+            watch,
+            slots,
+            groups,
+            by_vacuum,
+        } = copies;
+        let mut rows =
+            engine.decode_phase(&conn, tmp, &mut walker, &catalog, slots, groups, options)?;
+        bar.finish_and_clear();
+        clock.lap("rows");
+        let unexplained = unexplained_pages(&engine.map, &rows.reports, catalog.tables.len());
+        for rep in rows.reports.iter_mut() {
+            rep.rows_may_be_missing = rep.refused.is_some()
+                || rep.holes.iter().any(|h| !h.filled)
+                || (!rep.holes.is_empty() && unexplained > 0);
+        }
+        let spinner = options
+            .progress
+            .spinner("building indexes, views and triggers");
+        let (conn, objects) =
+            engine.objects_phase(conn, watch, tmp, &catalog, &rows.internal, &by_vacuum)?;
+        let _watch = InterruptWatch::start(conn.get_interrupt_handle());
+        clock.lap("indexes");
+        engine.count_phase(&conn, &catalog, &rows.groups, &mut rows.reports);
+        spinner.set_message("checking the recovered database (integrity_check)");
+        let (integrity, foreign_key_violations) =
+            verify_phase(tmp, &catalog, &rows.reports, options)?;
+        spinner.finish_and_clear();
+        conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
+        clock.lap("verify");
+        Ok(Report {
+            source: PathBuf::new(),
+            output: PathBuf::new(),
+            geometry: pf.geometry().clone(),
+            wal: pf.wal().cloned(),
+            journal: pf.journal().cloned(),
+            schema_entries: catalog.entries.len(),
+            conflict_rows: rows.reports.iter().map(|r| r.conflict_rows).sum(),
+            tables: rows.reports,
+            objects,
+            orphans: rows.groups,
+            lost_and_found_rows: rows.orphans.lost_and_found_rows,
+            stale_rows: rows.orphans.stale_rows,
+            duplicate_rows: rows.orphans.duplicate_rows,
+            freelist_rows: rows.freelist_rows,
+            freelist_damaged: rows.freelist_damaged,
+            pages: engine.map.counts(),
+            integrity,
+            foreign_key_violations,
+            page_map: Some(std::sync::Arc::new(engine.page_map())),
+            unexplained_pages: unexplained,
+            schema_damaged: !catalog.whole,
+            whole_database_copied: !by_vacuum.is_empty(),
+            timings: clock.timings,
+        })
+    }
+
+    /// Copy phase: the whole database at once where it can, else each table that reads whole
+    /// by the transfer path, then each that lost interior pages only, put back together.
+    /// Leaves the output open, with the tables still to be decoded not yet created.
+    fn copy_phase(
+        &mut self,
+        tmp: &Path,
+        view: Option<&vfs::Registration<'_>>,
+        walker: &mut Walker<'_>,
+        catalog: &Catalog,
+        options: &Options,
+    ) -> Result<Copies> {
+        let (tables, entries) = (&catalog.tables, &catalog.entries);
+        let mut slots: Vec<Option<TableReport>> = vec![None; tables.len()];
+        let whole = match view {
+            Some(view) if whole_copy_possible(self.pf, catalog, options) => {
+                self.copy_database(tmp, view, walker, tables, entries, &mut slots)?
             }
             _ => None,
         };
@@ -76,176 +202,220 @@ impl Engine<'_> {
                 writer::reindex(&conn, tmp, whole.reindex.iter().map(String::as_str))?;
                 conn
             }
-            None => writer::create_database(tmp, &output_settings(pf, encoding))?,
+            None => writer::create_database(tmp, &output_settings(self.pf, self.encoding))?,
         };
         let watch = InterruptWatch::start(conn.get_interrupt_handle());
+        let (mut groups, by_vacuum) = whole.map(|w| (w.groups, w.copied)).unwrap_or_default();
         let source = view
-            .as_ref()
-            .filter(|_| copied.iter().any(Option::is_none))
-            .and_then(|v| transfer::Source::attach(&conn, v));
-        let (mut repaired_groups, by_vacuum) =
-            whole.map(|w| (w.groups, w.copied)).unwrap_or_default();
-        if let (Some(source), Some(view)) = (source, &view) {
+            .filter(|_| slots.iter().any(Option::is_none))
+            .and_then(|v| transfer::Source::attach(&conn, v).map(|s| (s, v)));
+        if let Some((source, view)) = source {
             for (t, table) in tables.iter().enumerate() {
-                if copied[t].is_none() {
-                    copied[t] =
-                        engine.transfer_table(&conn, &source, &mut walker, table, &entries)?;
+                if slots[t].is_none() {
+                    slots[t] = self.transfer_table(&conn, &source, walker, table, entries)?;
                 }
             }
             // A rowid table keeps its rowids through a copy with an INTEGER PRIMARY KEY or an
             // index; only those can be put back together or pruned and copied.
-            let rebuildable = tables.iter().zip(&copied).any(|(t, c)| {
+            let rebuildable = tables.iter().zip(&slots).any(|(t, c)| {
                 c.is_none()
                     && !t.internal
                     && !t.without_rowid
                     && (t.ipk.is_some() || entries.iter().any(|e| e.is_index_of(&t.name)))
             });
             if rebuildable {
-                let groups = engine.repair_tables(
-                    &conn,
-                    view,
-                    &source,
-                    &mut walker,
-                    &tables,
-                    &entries,
-                    &mut copied,
-                )?;
-                repaired_groups.extend(groups);
+                let repaired =
+                    self.repair_tables(&conn, view, &source, walker, tables, entries, &mut slots)?;
+                groups.extend(repaired);
             }
             transfer::Source::detach(&conn).map_err(|e| Error::sqlite(tmp, e))?;
         }
-        let decoded = || tables.iter().zip(&copied).filter(|(_, c)| c.is_none());
-        writer::begin_load(&conn, tmp, decoded().map(|(t, _)| t))?;
-        let mut writer = Writer::new(&conn, tmp, encoding, &tables);
+        Ok(Copies {
+            conn,
+            watch,
+            slots,
+            groups,
+            by_vacuum,
+        })
+    }
+
+    /// Decode and salvage phases: every table no copy took is walked and its rows inserted;
+    /// then refused tables, index trees, the freelist and the pointer map are claimed, and
+    /// the pages no tree reached are read as orphans.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_phase(
+        &mut self,
+        conn: &rusqlite::Connection,
+        tmp: &Path,
+        walker: &mut Walker<'_>,
+        catalog: &Catalog,
+        slots: Vec<Option<TableReport>>,
+        mut groups: Vec<OrphanGroup>,
+        options: &Options,
+    ) -> Result<Rows> {
+        let tables = &catalog.tables;
+        let decoded = tables.iter().zip(&slots).filter(|(_, c)| c.is_none());
+        writer::begin_load(conn, tmp, decoded.map(|(t, _)| t))?;
+        let mut writer = Writer::new(conn, tmp, self.encoding, tables);
         let mut reports: Vec<TableReport> = Vec::new();
         let mut internal = InternalRows::default();
-        for (t, (table, copy)) in tables.iter().zip(copied).enumerate() {
+        for (t, (table, copy)) in tables.iter().zip(slots).enumerate() {
             let rep = match copy {
                 Some(rep) => rep,
-                None => engine.walk_table(&mut walker, &mut writer, t, table, &mut internal)?,
+                None => self.walk_table(walker, &mut writer, t, table, &mut internal)?,
             };
             reports.push(rep);
         }
-        for (entry, why) in &refused {
-            reports.push(engine.walk_refused(&mut walker, &mut writer, entry, why)?);
+        for (entry, why) in &catalog.refused {
+            reports.push(self.walk_refused(walker, &mut writer, entry, why)?);
         }
-        engine.walk_indexes(&mut walker, &entries)?;
+        self.walk_indexes(walker, &catalog.entries)?;
         let (freelist_rows, freelist_damaged) =
-            engine.walk_freelist(&mut walker, &mut writer, options.include_freelist)?;
+            self.walk_freelist(walker, &mut writer, options.include_freelist)?;
         // After the trees: a damaged header that claims auto-vacuum must not steal live pages.
-        claim_ptrmap_pages(pf, &mut engine.map);
-        let orphan_result = orphans::recover_orphans(
-            &mut walker,
-            &mut engine.map,
-            &tables,
+        claim_ptrmap_pages(self.pf, &mut self.map);
+        let mut orphans = orphans::recover_orphans(
+            walker,
+            &mut self.map,
+            tables,
             &mut reports,
             &mut writer,
-            schema_whole,
+            catalog.whole,
         )?;
-        let mut groups = repaired_groups;
-        groups.extend(orphan_result.groups);
-        writer.flush_all(&tables)?;
+        groups.append(&mut orphans.groups);
+        writer.flush_all(tables)?;
         for (name, seq) in &internal.sequence {
             writer.merge_sequence(name, *seq)?;
         }
         writer.commit()?;
-        bar.finish_and_clear();
-        lap("rows", &mut since);
-        let unexplained = unexplained_pages(&engine.map, &reports, tables.len());
-        for rep in reports.iter_mut() {
-            rep.rows_may_be_missing = rep.refused.is_some()
-                || rep.holes.iter().any(|h| !h.filled)
-                || (!rep.holes.is_empty() && unexplained > 0);
-        }
-        drop(writer);
-        let spinner = options
-            .progress
-            .spinner("building indexes, views and triggers");
-        let mut objects = create_objects(&conn, &entries, &engine.present, tmp)?;
+        Ok(Rows {
+            reports,
+            groups,
+            orphans,
+            freelist_rows,
+            freelist_damaged,
+            internal,
+        })
+    }
+
+    /// Objects phase: indexes, views and triggers after the rows, the planner's statistics
+    /// as they were, virtual tables last. Returns a fresh connection that loads the whole
+    /// schema, as a user's will, for the checks.
+    fn objects_phase(
+        &self,
+        conn: rusqlite::Connection,
+        watch: InterruptWatch,
+        tmp: &Path,
+        catalog: &Catalog,
+        internal: &InternalRows,
+        by_vacuum: &HashSet<String>,
+    ) -> Result<(rusqlite::Connection, Vec<ObjectReport>)> {
+        let mut objects = create_objects(&conn, &catalog.entries, &self.present, tmp)?;
         // A whole copy may have brought the statistics along.
-        let planner_tables: Vec<&str> = tables
+        let planner_tables: Vec<&str> = catalog
+            .tables
             .iter()
             .map(|t| t.name.as_str())
             .filter(|n| PLANNER_TABLES.contains(n) && !by_vacuum.contains(*n))
             .collect();
         writer::restore_planner_stats(&conn, &planner_tables, &internal.planner);
-        // Checks run on a fresh connection that loads the whole schema, as a user's will.
         drop(watch);
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
-        objects.extend(install_virtual_tables(tmp, &entries)?);
+        objects.extend(install_virtual_tables(tmp, &catalog.entries)?);
         let conn = rusqlite::Connection::open(tmp).map_err(|e| Error::sqlite(tmp, e))?;
-        let _watch = InterruptWatch::start(conn.get_interrupt_handle());
-        lap("indexes", &mut since);
-        for (t, table) in tables.iter().enumerate() {
+        Ok((conn, objects))
+    }
+
+    /// Counts and losses phase: the rows each table holds now, and what is known of the
+    /// rows it lost.
+    fn count_phase(
+        &self,
+        conn: &rusqlite::Connection,
+        catalog: &Catalog,
+        groups: &[OrphanGroup],
+        reports: &mut [TableReport],
+    ) {
+        for (t, table) in catalog.tables.iter().enumerate() {
             if !table.internal {
-                reports[t].recovered_rows = count_rows(&conn, &table.name);
+                reports[t].recovered_rows = count_rows(conn, &table.name);
             }
         }
         losses::fill(
             &losses::Inputs {
-                conn: &conn,
-                pf,
-                tables: &tables,
-                entries: &entries,
-                groups: &groups,
-                map: &engine.map,
-                encoding,
+                conn,
+                pf: self.pf,
+                tables: &catalog.tables,
+                entries: &catalog.entries,
+                groups,
+                map: &self.map,
+                encoding: self.encoding,
             },
-            &mut reports,
+            reports,
         );
-        spinner.set_message("checking the recovered database (integrity_check)");
-        let rows = tables
-            .iter()
-            .zip(&reports)
-            .map(|(t, r)| (t.name.clone(), r.recovered_rows))
-            .collect();
-        // The disk takes the output's writes (the caller's sync then finds little left to do)
-        // and the foreign keys are counted while the check reads the file.
-        let (integrity, foreign_key_violations) = std::thread::scope(|scope| {
-            scope.spawn(|| std::fs::File::open(tmp).and_then(|f| f.sync_data()));
-            let keys = scope.spawn(|| crate::engine::verify::foreign_key_violations(tmp));
-            let integrity = if options.skip_verify {
-                Ok(vec!["not checked".to_string()])
-            } else {
-                crate::engine::verify::integrity_check(tmp, &rows, 20)
-            };
-            (integrity, keys.join().unwrap_or(0))
-        });
-        let integrity = integrity?;
-        spinner.finish_and_clear();
-        conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
-        lap("verify", &mut since);
-        let conflict_rows = reports.iter().map(|r| r.conflict_rows).sum();
-        let page_map = PageMapSnapshot {
-            owners: engine.map.owner_names().to_vec(),
-            pages: engine.map.iter().map(|(_, s, o)| (s, o)).collect(),
-        };
-        Ok(Report {
-            source: PathBuf::new(),
-            output: PathBuf::new(),
-            geometry: pf.geometry().clone(),
-            wal: pf.wal().cloned(),
-            journal: pf.journal().cloned(),
-            schema_entries: entries.len(),
-            tables: reports,
-            objects,
-            orphans: groups,
-            lost_and_found_rows: orphan_result.lost_and_found_rows,
-            stale_rows: orphan_result.stale_rows,
-            duplicate_rows: orphan_result.duplicate_rows,
-            conflict_rows,
-            freelist_rows,
-            freelist_damaged,
-            pages: engine.map.counts(),
-            integrity,
-            foreign_key_violations,
-            page_map: Some(std::sync::Arc::new(page_map)),
-            unexplained_pages: unexplained,
-            schema_damaged: !schema_whole,
-            whole_database_copied: !by_vacuum.is_empty(),
-            timings,
-        })
     }
+
+    /// The final status and owner of every page, for damage maps.
+    fn page_map(&self) -> PageMapSnapshot {
+        PageMapSnapshot {
+            owners: self.map.owner_names().to_vec(),
+            pages: self.map.iter().map(|(_, s, o)| (s, o)).collect(),
+        }
+    }
+}
+
+/// Schema phase: `sqlite_schema` read from page 1's tree, entries from `--schema-from` added
+/// for tables whose rows were lost, and the text encoding settled.
+fn read_catalog(
+    pf: &mut PageFile,
+    map: &mut Claims,
+    options: &Options,
+    bar: &indicatif::ProgressBar,
+) -> Result<(Catalog, TextEncoding)> {
+    let (mut entries, encoding, whole) = read_schema(pf, map, bar.clone())?;
+    if let Some(reference) = &options.schema_from {
+        let extra = schema::reference_entries(reference, &entries)
+            .map_err(|e| Error::unusable(reference, format!("cannot read its schema: {e}")))?;
+        entries.extend(extra);
+    }
+    if pf.geometry().encoding.is_none() {
+        pf.set_encoding(encoding, true);
+    }
+    let (tables, refused) = schema::interpret(&entries);
+    let catalog = Catalog {
+        entries,
+        tables,
+        refused,
+        whole,
+    };
+    Ok((catalog, encoding))
+}
+
+/// Verify phase: SQLite's own check of the result, with the foreign keys counted beside it.
+fn verify_phase(
+    tmp: &Path,
+    catalog: &Catalog,
+    reports: &[TableReport],
+    options: &Options,
+) -> Result<(Vec<String>, u64)> {
+    let rows = catalog
+        .tables
+        .iter()
+        .zip(reports)
+        .map(|(t, r)| (t.name.clone(), r.recovered_rows))
+        .collect();
+    // The disk takes the output's writes (the caller's sync then finds little left to do)
+    // and the foreign keys are counted while the check reads the file.
+    let (integrity, foreign_key_violations) = std::thread::scope(|scope| {
+        scope.spawn(|| std::fs::File::open(tmp).and_then(|f| f.sync_data()));
+        let keys = scope.spawn(|| crate::engine::verify::foreign_key_violations(tmp));
+        let integrity = if options.skip_verify {
+            Ok(vec!["not checked".to_string()])
+        } else {
+            crate::engine::verify::integrity_check(tmp, &rows, 20)
+        };
+        (integrity, keys.join().unwrap_or(0))
+    });
+    Ok((integrity?, foreign_key_violations))
 }
 
 /// Unreadable pages that nothing explains. A lost page whose part of the tree orphan pages
@@ -313,21 +483,18 @@ pub(crate) fn read_schema(
 /// every row of it kept as it is, a header to copy the settings from (the view shows it with
 /// the engine's page size and encoding), no reserved bytes (the output has none), and no
 /// virtual table (they are installed last, each checked on its own).
-pub(crate) fn whole_copy_possible(
-    pf: &PageFile,
-    schema_whole: bool,
-    refused: &[(SchemaEntry, String)],
-    entries: &[SchemaEntry],
-    options: &Options,
-) -> bool {
+fn whole_copy_possible(pf: &PageFile, catalog: &Catalog, options: &Options) -> bool {
     let g = pf.geometry();
     !options.table_by_table
-        && schema_whole
-        && refused.is_empty()
+        && catalog.whole
+        && catalog.refused.is_empty()
         && options.schema_from.is_none()
         && g.header.is_some()
         && g.reserved_bytes == 0
-        && !entries.iter().any(|e| e.kind == "table" && e.rootpage <= 0)
+        && !catalog
+            .entries
+            .iter()
+            .any(|e| e.kind == "table" && e.rootpage <= 0)
 }
 
 pub(crate) fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {

@@ -1,0 +1,215 @@
+//! What SQLite itself makes of the snapshot: integrity_check, table by table where it stops,
+//! and which tree each page belongs to.
+
+use super::IntegrityFacts;
+use crate::util::quote::ident;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+
+/// A b-tree named in `sqlite_schema`.
+#[derive(Debug, Clone)]
+pub(super) struct Object {
+    pub(super) kind: String,
+    pub(super) name: String,
+    pub(super) table: String,
+    pub(super) rootpage: u32,
+}
+
+/// Foreign key checks are skipped above this size: they can scan every table.
+const FK_CHECK_MAX_BYTES: u64 = 256 << 20;
+
+pub(super) fn run_sqlite(
+    work: &Path,
+    limit: u32,
+    file_size: u64,
+) -> (IntegrityFacts, Vec<Object>, Option<Connection>) {
+    let mut facts = IntegrityFacts {
+        limit,
+        ..IntegrityFacts::default()
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match Connection::open_with_flags(work, flags) {
+        Ok(c) => c,
+        Err(e) => {
+            facts.error = Some(e.to_string());
+            return (facts, Vec::new(), None);
+        }
+    };
+    let mut objects = vec![Object {
+        kind: "table".into(),
+        name: "sqlite_schema".into(),
+        table: "sqlite_schema".into(),
+        rootpage: 1,
+    }];
+    let schema = conn
+        .prepare("SELECT type, name, tbl_name, rootpage FROM sqlite_schema")
+        .and_then(|mut stmt| {
+            let rows = stmt.query_map([], |r| {
+                Ok(Object {
+                    kind: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    name: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    table: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    rootpage: r
+                        .get::<_, Option<i64>>(3)?
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<Object>>>()
+        });
+    match schema {
+        Ok(list) => objects.extend(list.into_iter().filter(|o| o.rootpage != 0)),
+        Err(e) => {
+            facts.error = Some(format!("cannot read the schema: {e}"));
+            return (facts, objects, Some(conn));
+        }
+    }
+    match collect_rows(&conn, &format!("PRAGMA integrity_check({limit})"), limit) {
+        (rows, None) => {
+            facts.ran = true;
+            if rows.len() == 1 && rows[0] == "ok" {
+                facts.ok = true;
+            } else {
+                facts.limit_reached = rows.len() >= limit as usize;
+                facts.messages = rows;
+            }
+        }
+        (_, Some(e)) => {
+            // integrity_check stops at the first page it cannot read while it scans rows.
+            // Run it table by table (which finds the same messages again), and find out
+            // which tables and indexes cannot be read.
+            facts.aborted = Some(e);
+            per_table_check(&conn, &objects, limit, &mut facts);
+            facts.ran = true;
+        }
+    }
+    if facts.ran && file_size <= FK_CHECK_MAX_BYTES {
+        facts.foreign_key_violations = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .ok()
+            .and_then(|n| u64::try_from(n).ok());
+    }
+    (facts, objects, Some(conn))
+}
+
+/// Runs a query whose rows are one text column, keeping at most `limit` rows (split into
+/// lines, without the "*** in database main ***" banner) and the error that stopped it.
+fn collect_rows(conn: &Connection, sql: &str, limit: u32) -> (Vec<String>, Option<String>) {
+    let mut out = Vec::new();
+    let mut stmt = match conn.prepare(sql) {
+        Ok(s) => s,
+        Err(e) => return (out, Some(e.to_string())),
+    };
+    let mut rows = match stmt.query([]) {
+        Ok(r) => r,
+        Err(e) => return (out, Some(e.to_string())),
+    };
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => {
+                if let Ok(Some(text)) = row.get::<_, Option<String>>(0) {
+                    for l in text.lines() {
+                        if !l.starts_with("*** in database") && out.len() < limit as usize {
+                            out.push(l.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e.to_string())),
+        }
+    }
+}
+
+/// Whether every row of `sql` can be stepped through, every column decoded.
+fn reads_to_the_end(conn: &Connection, sql: &str) -> bool {
+    let Ok(mut stmt) = conn.prepare(sql) else {
+        return false;
+    };
+    let columns = stmt.column_count();
+    let Ok(mut rows) = stmt.query([]) else {
+        return false;
+    };
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => {
+                for i in 0..columns {
+                    if row.get_ref(i).is_err() {
+                        return false;
+                    }
+                }
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Scans an index b-tree alone, through a query its columns cover.
+fn index_reads(conn: &Connection, table: &str, index: &str) -> Option<bool> {
+    let columns: Vec<Option<String>> = conn
+        .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+        .and_then(|mut s| {
+            s.query_map([index], |r| r.get::<_, Option<String>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ok()?;
+    // Expression indexes cannot be forced this way.
+    let columns: Vec<String> = columns.into_iter().collect::<Option<Vec<_>>>()?;
+    let first = columns.first()?;
+    let sql = format!(
+        "SELECT {} FROM {} INDEXED BY {} WHERE {} IS NULL OR {} IS NOT NULL",
+        columns
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        ident(table),
+        ident(index),
+        ident(first),
+        ident(first)
+    );
+    Some(reads_to_the_end(conn, &sql))
+}
+
+fn per_table_check(conn: &Connection, objects: &[Object], limit: u32, facts: &mut IntegrityFacts) {
+    for t in objects
+        .iter()
+        .filter(|o| o.kind == "table" && o.name != "sqlite_schema")
+    {
+        let room = limit.saturating_sub(facts.messages.len() as u32).max(1);
+        let sql = format!("PRAGMA integrity_check({})", ident(&t.name));
+        let (rows, stopped) = collect_rows(conn, &sql, room);
+        for r in rows.into_iter().filter(|r| r != "ok").take(room as usize) {
+            if !facts.messages.contains(&r) {
+                facts.messages.push(r);
+            }
+        }
+        if stopped.is_none() {
+            continue;
+        }
+        let scan = format!("SELECT * FROM {} NOT INDEXED", ident(&t.name));
+        if !reads_to_the_end(conn, &scan) {
+            facts.unreadable_tables.push(t.name.clone());
+            continue;
+        }
+        let indexes: Vec<&Object> = objects
+            .iter()
+            .filter(|o| o.kind == "index" && o.table == t.name)
+            .collect();
+        let broken: Vec<String> = indexes
+            .iter()
+            .filter(|i| index_reads(conn, &t.name, &i.name) != Some(true))
+            .map(|i| i.name.clone())
+            .collect();
+        if broken.is_empty() {
+            // Neither the rows nor the indexes fail on their own: blame the table.
+            facts.unreadable_tables.push(t.name.clone());
+        } else {
+            facts.unreadable_indexes.extend(broken);
+        }
+    }
+    facts.limit_reached = facts.messages.len() >= limit as usize;
+}

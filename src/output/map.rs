@@ -247,38 +247,42 @@ fn cells(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>) -> (Vec<Cell>, usiz
     (out, bin)
 }
 
+/// Where the grid sits and how it is laid out.
+struct Layout {
+    columns: u32,
+    bin: usize,
+    grid_h: u32,
+}
+
 /// Draws the map. `title` names the file.
 pub fn render(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>, title: &str) -> Document {
     let (cells, bin) = cells(snapshot, healed);
     let columns: u32 = if cells.len() <= 1024 { 40 } else { 100 };
     let rows = (cells.len() as u32).div_ceil(columns).max(1);
-    let pitch = CELL + GAP;
-    let grid_w = columns * pitch;
-    let grid_h = rows * pitch;
+    let layout = Layout {
+        columns,
+        bin,
+        grid_h: rows * (CELL + GAP),
+    };
     let owners_used: BTreeSet<u32> = cells.iter().filter_map(|c| c.owner).collect();
-    let statuses_used: BTreeSet<(u8, PageStatus)> = cells
-        .iter()
-        .map(|c| (severity(c.status, false), c.status))
-        .collect();
     let legend_rows = owners_used.len() as u32 + LEGEND_ORDER.len() as u32 + 3;
-    let width = (grid_w + 2 * MARGIN).max(520);
-    let height = HEADER + grid_h + MARGIN * 2 + legend_rows * 18;
+    let width = (columns * (CELL + GAP) + 2 * MARGIN).max(520);
+    let height = HEADER + layout.grid_h + MARGIN * 2 + legend_rows * 18;
+    let (grid, marks) = grid(snapshot, &cells, &layout);
+    heading(snapshot, title, bin, width, height)
+        .add(grid)
+        .add(marks)
+        .add(legend(snapshot, &cells, &owners_used, &layout))
+}
 
-    let mut doc = Document::new()
-        .set("xmlns", "http://www.w3.org/2000/svg")
-        .set("viewBox", (0, 0, width, height))
-        .set("width", width)
-        .set("height", height)
-        .set("font-family", "sans-serif")
-        .set("font-size", 12);
-    doc = doc.add(
-        Rectangle::new()
-            .set("x", 0)
-            .set("y", 0)
-            .set("width", width)
-            .set("height", height)
-            .set("fill", "#fcfcfc"),
-    );
+/// The document with its background, title and subtitle.
+fn heading(
+    snapshot: &PageMapSnapshot,
+    title: &str,
+    bin: usize,
+    width: u32,
+    height: u32,
+) -> Document {
     let subtitle = if bin == 1 {
         format!("{} pages, one cell per page", snapshot.pages.len())
     } else {
@@ -288,7 +292,21 @@ pub fn render(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>, title: &str) -
             bin
         )
     };
-    doc = doc
+    Document::new()
+        .set("xmlns", "http://www.w3.org/2000/svg")
+        .set("viewBox", (0, 0, width, height))
+        .set("width", width)
+        .set("height", height)
+        .set("font-family", "sans-serif")
+        .set("font-size", 12)
+        .add(
+            Rectangle::new()
+                .set("x", 0)
+                .set("y", 0)
+                .set("width", width)
+                .set("height", height)
+                .set("fill", "#fcfcfc"),
+        )
         .add(
             Text::new(format!("Damage map: {title}"))
                 .set("x", MARGIN)
@@ -296,68 +314,79 @@ pub fn render(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>, title: &str) -
                 .set("font-size", 14)
                 .set("font-weight", "bold"),
         )
-        .add(Text::new(subtitle).set("x", MARGIN).set("y", 34));
+        .add(Text::new(subtitle).set("x", MARGIN).set("y", 34))
+}
 
+/// One cell per page (or per bin of pages), and the marks drawn over them.
+fn grid(snapshot: &PageMapSnapshot, cells: &[Cell], layout: &Layout) -> (Group, Group) {
+    let pitch = CELL + GAP;
     let mut grid = Group::new().set("id", "pages");
     let mut marks = Group::new().set("id", "marks");
     for (i, c) in cells.iter().enumerate() {
-        let x = MARGIN + (i as u32 % columns) * pitch;
-        let y = HEADER + MARGIN / 2 + (i as u32 / columns) * pitch;
-        let (stroke, stroke_w) = stroke_for(c.status, c.healed);
-        let owner_name = c
-            .owner
-            .and_then(|o| snapshot.owners.get(o as usize))
-            .map(String::as_str)
-            .unwrap_or("no owner");
-        let what = if c.healed {
-            format!("{} (healed from the WAL)", status_label(c.status))
-        } else {
-            status_label(c.status).to_string()
-        };
-        let hover = if bin == 1 {
-            format!("page {}: {what}; {owner_name}", c.first)
-        } else {
-            format!("pages {}-{}: worst {what}; {owner_name}", c.first, c.last)
-        };
-        let mut rect = Rectangle::new()
-            .set("x", x)
-            .set("y", y)
-            .set("width", CELL)
-            .set("height", CELL)
-            .set("fill", fill_for(c.status, c.owner))
-            .set("stroke", stroke)
-            .set("stroke-width", stroke_w)
-            .set("data-status", status_name(c.status));
-        if c.status == PageStatus::Free {
-            rect = rect.set("stroke-dasharray", "2,1");
-        }
-        if c.healed {
-            rect = rect.set("data-wal", "healed");
-        }
-        rect = if bin == 1 {
-            rect.set("data-page", c.first)
-        } else {
-            rect.set("data-first-page", c.first)
-                .set("data-last-page", c.last)
-        };
-        grid = grid.add(rect.add(Title::new(hover)));
+        let x = MARGIN + (i as u32 % layout.columns) * pitch;
+        let y = HEADER + MARGIN / 2 + (i as u32 / layout.columns) * pitch;
+        grid = grid.add(page_cell(snapshot, c, layout.bin, x, y));
         if let Some(g) = glyph(c.status, c.healed, x, y) {
             marks = marks.add(g);
         }
     }
-    doc = doc.add(grid).add(marks);
+    (grid, marks)
+}
 
-    // Legend: owners (fill), then marks (stroke and glyph).
+/// One cell: its fill, its outline, and what hovering over it says.
+fn page_cell(snapshot: &PageMapSnapshot, c: &Cell, bin: usize, x: u32, y: u32) -> Rectangle {
+    let (stroke, stroke_w) = stroke_for(c.status, c.healed);
+    let owner_name = c
+        .owner
+        .and_then(|o| snapshot.owners.get(o as usize))
+        .map(String::as_str)
+        .unwrap_or("no owner");
+    let what = if c.healed {
+        format!("{} (healed from the WAL)", status_label(c.status))
+    } else {
+        status_label(c.status).to_string()
+    };
+    let hover = if bin == 1 {
+        format!("page {}: {what}; {owner_name}", c.first)
+    } else {
+        format!("pages {}-{}: worst {what}; {owner_name}", c.first, c.last)
+    };
+    let mut rect = Rectangle::new()
+        .set("x", x)
+        .set("y", y)
+        .set("width", CELL)
+        .set("height", CELL)
+        .set("fill", fill_for(c.status, c.owner))
+        .set("stroke", stroke)
+        .set("stroke-width", stroke_w)
+        .set("data-status", status_name(c.status));
+    if c.status == PageStatus::Free {
+        rect = rect.set("stroke-dasharray", "2,1");
+    }
+    if c.healed {
+        rect = rect.set("data-wal", "healed");
+    }
+    rect = if bin == 1 {
+        rect.set("data-page", c.first)
+    } else {
+        rect.set("data-first-page", c.first)
+            .set("data-last-page", c.last)
+    };
+    rect.add(Title::new(hover))
+}
+
+/// The legend: owners (fill), then marks (stroke and glyph).
+fn legend(
+    snapshot: &PageMapSnapshot,
+    cells: &[Cell],
+    owners_used: &BTreeSet<u32>,
+    layout: &Layout,
+) -> Group {
     let mut legend = Group::new().set("id", "legend");
-    let mut y = HEADER + grid_h + MARGIN + 8;
-    legend = legend.add(
-        Text::new("Fill: the tree that owns the page")
-            .set("x", MARGIN)
-            .set("y", y + 10)
-            .set("font-weight", "bold"),
-    );
+    let mut y = HEADER + layout.grid_h + MARGIN + 8;
+    legend = legend.add(bold("Fill: the tree that owns the page", y));
     y += 18;
-    for o in &owners_used {
+    for o in owners_used {
         let name = snapshot
             .owners
             .get(*o as usize)
@@ -374,21 +403,12 @@ pub fn render(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>, title: &str) -
                     .set("stroke", "#808080")
                     .set("stroke-width", 0.5),
             )
-            .add(
-                Text::new(name.to_string())
-                    .set("x", MARGIN + CELL + 6)
-                    .set("y", y + 10),
-            );
+            .add(label(name.to_string(), y));
         y += 18;
     }
-    legend = legend.add(
-        Text::new("Marks: what became of the page")
-            .set("x", MARGIN)
-            .set("y", y + 10)
-            .set("font-weight", "bold"),
-    );
+    legend = legend.add(bold("Marks: what became of the page", y));
     y += 18;
-    let used: BTreeSet<PageStatus> = statuses_used.iter().map(|(_, s)| *s).collect();
+    let used: BTreeSet<PageStatus> = cells.iter().map(|c| c.status).collect();
     let mut entries: Vec<(PageStatus, bool)> = LEGEND_ORDER
         .iter()
         .filter(|s| used.contains(s))
@@ -398,41 +418,54 @@ pub fn render(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>, title: &str) -
         entries.push((PageStatus::Tree, true));
     }
     for (status, healed) in entries {
-        let (stroke, stroke_w) = stroke_for(status, healed);
-        let fill = match status {
-            PageStatus::Free | PageStatus::Ptrmap | PageStatus::Unreadable => {
-                fill_for(status, None)
-            }
-            _ => "#e4e4e4".to_string(),
-        };
-        let mut swatch = Rectangle::new()
-            .set("x", MARGIN)
-            .set("y", y)
-            .set("width", CELL)
-            .set("height", CELL)
-            .set("fill", fill)
-            .set("stroke", stroke)
-            .set("stroke-width", stroke_w);
-        if status == PageStatus::Free {
-            swatch = swatch.set("stroke-dasharray", "2,1");
-        }
-        legend = legend.add(swatch);
+        legend = legend.add(swatch(status, healed, y));
         if let Some(g) = glyph(status, healed, MARGIN, y) {
             legend = legend.add(g);
         }
-        let label = if healed {
+        let text = if healed {
             "healed from the WAL (the main file's copy is damaged)".to_string()
         } else {
             format!("{} ({})", status_label(status), status_name(status))
         };
-        legend = legend.add(
-            Text::new(label)
-                .set("x", MARGIN + CELL + 6)
-                .set("y", y + 10),
-        );
+        legend = legend.add(label(text, y));
         y += 18;
     }
-    doc.add(legend)
+    legend
+}
+
+/// A legend heading.
+fn bold(text: &str, y: u32) -> Text {
+    Text::new(text)
+        .set("x", MARGIN)
+        .set("y", y + 10)
+        .set("font-weight", "bold")
+}
+
+/// A legend entry's words, beside its swatch.
+fn label(text: String, y: u32) -> Text {
+    Text::new(text).set("x", MARGIN + CELL + 6).set("y", y + 10)
+}
+
+/// A legend swatch for a status: its outline and, where the fill says it, the fill.
+fn swatch(status: PageStatus, healed: bool, y: u32) -> Rectangle {
+    let (stroke, stroke_w) = stroke_for(status, healed);
+    let fill = match status {
+        PageStatus::Free | PageStatus::Ptrmap | PageStatus::Unreadable => fill_for(status, None),
+        _ => "#e4e4e4".to_string(),
+    };
+    let swatch = Rectangle::new()
+        .set("x", MARGIN)
+        .set("y", y)
+        .set("width", CELL)
+        .set("height", CELL)
+        .set("fill", fill)
+        .set("stroke", stroke)
+        .set("stroke-width", stroke_w);
+    if status == PageStatus::Free {
+        swatch.set("stroke-dasharray", "2,1")
+    } else {
+        swatch
+    }
 }
 
 /// Draws the map of a finished recovery (`snapshot_db` is the file the engine read) to `out`.

@@ -6,6 +6,7 @@ mod common;
 #[path = "../../fuzz/src/lib.rs"]
 mod harness;
 
+mod causes;
 mod check;
 mod engine_healthy;
 mod faults;

@@ -30,7 +30,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Every sample, in the order they are generated.
-pub const SAMPLE_NAMES: [&str; 23] = [
+pub const SAMPLE_NAMES: [&str; 26] = [
     "healthy-rollback",
     "healthy-wal",
     "leaf-zeroed",
@@ -54,6 +54,9 @@ pub const SAMPLE_NAMES: [&str; 23] = [
     "auto-vacuum",
     "not-a-database",
     "empty-file",
+    "wal-reset-race",
+    "wal-reset-race-fixed",
+    "wal-missing",
 ];
 
 /// How big the generated databases are.

@@ -272,7 +272,7 @@ fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
             d.target = Some("monitor_check".into());
             d
         }
-        "duplicate-child-pointer" => {
+        "duplicate-child-pointer" | "wal-reset-race" | "wal-reset-race-fixed" => {
             let bt = l.btree("monitor_check");
             let root = bt.root;
             let r = page_range(root, ps);
@@ -445,7 +445,40 @@ fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
             d.damaged.insert(trunk);
             d
         }
+        "wal-missing" => {
+            let bt = l.btree("monitor_check");
+            let root = bt.root;
+            let r = page_range(root, ps);
+            let page = &mut db[r];
+            let ptrs = layout::cell_pointers(page, root);
+            let i = ptrs.len() / 2;
+            let pages = l.page_count;
+            let past = pages + 3;
+            let leaf = u32::from_be_bytes(page[ptrs[i]..ptrs[i] + 4].try_into().unwrap());
+            page[ptrs[i]..ptrs[i] + 4].copy_from_slice(&past.to_be_bytes());
+            set_wal_mode(&mut db);
+            let mut d = Damaged::new(
+                format!(
+                    "A WAL-mode database whose -wal is gone: in root page {root} of \
+                     monitor_check, cell {i}'s child pointer was changed from leaf {leaf} to \
+                     page {past}, past the end of the {pages}-page main file, as a checkpoint \
+                     that copied an interior page but not its new children leaves it. No -wal \
+                     beside it; leaf {leaf} is intact but unreachable."
+                ),
+                db,
+            );
+            d.damaged.insert(root);
+            d.target = Some("monitor_check".into());
+            d
+        }
         other => return Err(format!("unknown sample {other:?}").into()),
+    };
+    let d = match name {
+        // The WAL-reset race's signature: WAL mode, a last writer older than 3.51.3, and a
+        // page referenced twice. The control is the same damage written by 3.51.3.
+        "wal-reset-race" => last_written_by(d, 3_040_001),
+        "wal-reset-race-fixed" => last_written_by(d, 3_051_003),
+        _ => d,
     };
     let truth = if name == "page-65536" {
         // Healthy and large: the sample is its own truth (saves ~1 MB in the repo).
@@ -455,6 +488,29 @@ fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
         format!("../_truth/{}", base.truth_file)
     };
     finish(ctx, name, &dir, d, &base.layout, Some(truth), true)
+}
+
+/// Marks a database as in WAL mode (file format versions 2), as a cleanly closed WAL database
+/// is: no -wal beside it.
+fn set_wal_mode(db: &mut [u8]) {
+    db[18] = 2;
+    db[19] = 2;
+}
+
+/// Sets the header's last-writer version (offset 96), vouched for by setting
+/// version-valid-for (offset 92) to the change counter (offset 24), and WAL mode.
+fn last_written_by(mut d: Damaged, version: u32) -> Damaged {
+    set_wal_mode(&mut d.db);
+    let counter: [u8; 4] = d.db[24..28].try_into().unwrap();
+    d.db[92..96].copy_from_slice(&counter);
+    d.db[96..100].copy_from_slice(&version.to_be_bytes());
+    let (major, minor, patch) = (version / 1_000_000, version / 1000 % 1000, version % 1000);
+    d.description = format!(
+        "{} Then marked as a WAL-mode database last written by SQLite {major}.{minor}.{patch} \
+         (no -wal beside it).",
+        d.description
+    );
+    d
 }
 
 fn zero_page(db: &mut [u8], page: u32, ps: u32) {

@@ -36,6 +36,8 @@ pub struct CheckReport {
     /// A hot `-journal`: a transaction that never committed, rolled back when read.
     pub journal: Option<crate::source::pagefile::JournalInfo>,
     pub integrity: IntegrityFacts,
+    /// What the damage is consistent with, and how to prevent it (empty when healthy).
+    pub causes: Vec<crate::engine::causes::Cause>,
     /// The command to run next.
     pub next_step: String,
     /// Caveats about the check itself (e.g. the source changed while it was copied).
@@ -159,6 +161,7 @@ pub struct IntegrityFacts {
 }
 
 mod classify;
+mod evidence;
 mod probe;
 mod render;
 
@@ -230,8 +233,6 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
     let wal_facts = pf.wal().map(wal_facts);
     let journal = pf.journal().cloned();
     let missing_wal = crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal());
-    drop(pf);
-
     let work = working_copy(&snap_db, &tmp.join("work"))?;
     let limit = opts.max_errors.max(1);
     let (integrity, objects, conn) = probe::run_sqlite(&work, limit, file_size);
@@ -250,6 +251,11 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         &objects,
         conn,
     );
+    let sidecars = (pf.wal().is_some(), pf.journal().is_some());
+    let causes = crate::engine::causes::likely_causes(&evidence::gather(
+        &pf, sidecars, &integrity, &findings,
+    ));
+    drop(pf);
     let damaged = findings.iter().any(|f| f.damage);
     let classification = if findings.is_empty() {
         vec!["healthy".to_string()]
@@ -268,6 +274,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         wal: wal_facts,
         journal,
         integrity,
+        causes,
         next_step,
         warnings,
         exit_code: if damaged { exit::DAMAGE } else { exit::OK },

@@ -1,6 +1,7 @@
 //! The check report as the on-call engineer reads it.
 
 use super::{CheckReport, HeaderFacts, IntegrityFacts, WalFacts};
+use crate::engine::causes::{Cause, Likelihood};
 use crate::output::report::Outcome;
 use crate::source::pagefile::JournalInfo;
 
@@ -21,6 +22,7 @@ impl Outcome for CheckReport {
             o.line(format!("warning: {w}"));
         }
         o.line(String::new());
+        causes_section(&mut o, &self.causes);
         o.line(format!("Next: {}", self.next_step));
         o.0
     }
@@ -30,12 +32,33 @@ impl Outcome for CheckReport {
     }
 }
 
+/// "Likely cause": each cause with its evidence and how to prevent it.
+pub(crate) fn causes_section(o: &mut Lines, causes: &[Cause]) {
+    if causes.is_empty() {
+        return;
+    }
+    o.line("Likely cause".into());
+    for c in causes {
+        let likelihood = match c.likelihood {
+            Likelihood::Likely => "likely",
+            Likelihood::Possible => "possible",
+            Likelihood::Unknown => "unknown",
+        };
+        o.line(format!("  - ({likelihood}) {}", c.summary));
+        for e in &c.evidence {
+            o.line(format!("      evidence: {e}"));
+        }
+        o.line(format!("      to prevent it: {}", c.prevention));
+    }
+    o.line(String::new());
+}
+
 /// Text built a line at a time.
 #[derive(Default)]
-struct Lines(String);
+pub(crate) struct Lines(pub(crate) String);
 
 impl Lines {
-    fn line(&mut self, s: String) {
+    pub(crate) fn line(&mut self, s: String) {
         self.0.push_str(&s);
         self.0.push('\n');
     }

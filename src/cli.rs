@@ -12,8 +12,19 @@ use std::path::PathBuf;
 /// Get the rows back out of a damaged SQLite database, safely, with proof of what was lost.
 ///
 /// Start with `sqlite-rescue check DB`, rehearse with `sqlite-rescue recover DB --dry-run`.
+/// Shown at the end of `--help`: the codes every command shares (docs/exit-codes.md).
+const EXIT_CODES: &str = "Exit codes:
+  0    ok: done, or the database is healthy
+  1    damage: damage found, or some rows not recovered, or the two sides differ
+  2    usage: the command line is wrong
+  3    unusable input: missing, unreadable, empty, not a SQLite database
+  4    failed or refused for safety: I/O error, disk full, still being written, open elsewhere
+  130  interrupted (Ctrl-C or SIGTERM)
+
+Set NO_COLOR to turn colour off.";
+
 #[derive(Debug, Parser)]
-#[command(name = "sqlite-rescue", about, long_about)]
+#[command(name = "sqlite-rescue", about, long_about, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -119,10 +130,19 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print shell completions to stdout (e.g. `sqlite-rescue completions bash >
+    /// /etc/bash_completion.d/sqlite-rescue`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (e.g. `sqlite-rescue man > sqlite-rescue.1`).
+    Man,
 }
 
-/// Runs the command and prints its outcome; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
+/// Runs the command and prints its outcome; returns the exit code. `command` is the clap
+/// definition as the binary built it (with its version), for completions and the man page.
+pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
     let progress = Progress::for_terminal(cli.output.quiet, cli.output.json);
     match cli.command {
         Command::Check {
@@ -198,6 +218,17 @@ pub fn run(cli: Cli) -> Result<i32> {
                 progress,
             };
             emit(&restore::restore(&db, &from, &opts)?, &cli.output)
+        }
+        Command::Completions { shell } => {
+            let mut command = command;
+            clap_complete::generate(shell, &mut command, "sqlite-rescue", &mut std::io::stdout());
+            Ok(sqlite_rescue::error::exit::OK)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .map_err(|e| sqlite_rescue::Error::io("stdout", e))?;
+            Ok(sqlite_rescue::error::exit::OK)
         }
     }
 }

@@ -13,7 +13,8 @@ fn main() {
     );
     // clap wants a 'static version string; this one lives for the whole run anyway.
     let version: &'static str = Box::leak(version.into_boxed_str());
-    let matches = cli::Cli::command().version(version).get_matches();
+    let command = cli::Cli::command().version(version);
+    let matches = command.clone().get_matches();
     let args = match cli::Cli::from_arg_matches(&matches) {
         Ok(args) => args,
         Err(e) => e.exit(),
@@ -26,7 +27,7 @@ fn main() {
             std::process::exit(130);
         }
     });
-    let code = match cli::run(args) {
+    let code = match cli::run(args, command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sqlite-rescue: error: {e}");

@@ -13,6 +13,7 @@ mod faults;
 mod fuzz_regressions;
 mod hostile;
 mod hot_journal;
+mod install;
 mod lost;
 mod map;
 mod pagefile;

@@ -2,6 +2,8 @@
 //! No I/O and no policy here, and nothing the file controls can make them panic,
 //! loop forever or allocate without bound, so each can be fuzzed on its own.
 
+#![forbid(unsafe_code)]
+
 pub mod cell;
 pub mod freelist;
 pub mod header;

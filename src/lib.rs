@@ -11,6 +11,9 @@ pub mod format;
 pub mod output;
 pub mod source;
 
+/// The page view SQLite reads through, driven over any file (for the fuzz targets).
+#[doc(hidden)]
+pub use engine::copy::vfs::exercise_view;
 pub use engine::INTERRUPTED;
 pub use error::{Error, Result};
 

@@ -75,7 +75,8 @@ pub struct WalInfo {
     pub torn_frames: u64,
     /// Distinct pages whose newest committed image is in the WAL.
     pub pages: usize,
-    /// Database size in pages after the last commit, if there was one.
+    /// Database size in pages after the last commit, if there was one (bounded by the pages
+    /// the files hold: see `bounded_size`).
     pub db_size: Option<u32>,
 }
 
@@ -99,7 +100,7 @@ pub struct JournalInfo {
     pub torn: bool,
     /// Distinct pages put back as they were before the transaction.
     pub pages: usize,
-    /// The database's size in pages before the transaction.
+    /// The database's size in pages before the transaction (bounded as the WAL's is).
     pub db_size: u32,
 }
 

@@ -12,6 +12,9 @@ pub mod output;
 pub mod source;
 pub(crate) mod util;
 
+/// The page view SQLite reads through, driven over any file (for the fuzz targets).
+#[doc(hidden)]
+pub use engine::copy::vfs::exercise_view;
 pub use error::{Error, Result};
 pub use util::interrupt::INTERRUPTED;
 

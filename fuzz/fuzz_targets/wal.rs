@@ -4,4 +4,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     sqlite_rescue_fuzz::wal(data);
+    let _ = sqlite_rescue_fuzz::wal_on_disk(data);
 });

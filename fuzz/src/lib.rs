@@ -285,3 +285,182 @@ pub fn engine(data: &[u8]) -> sqlite_rescue::Result<sqlite_rescue::engine::Repor
     }
     result
 }
+
+/// A one-page database of `page_size`-byte pages holding nothing: a valid header and an
+/// empty table leaf for the schema. The main file beside the sidecars the targets write.
+pub fn empty_database(page_size: u32) -> Vec<u8> {
+    let mut page = vec![0u8; page_size as usize];
+    page[..16].copy_from_slice(b"SQLite format 3\0");
+    let stored = if page_size == 65536 {
+        1
+    } else {
+        page_size as u16
+    };
+    page[16..18].copy_from_slice(&stored.to_be_bytes());
+    page[18..24].copy_from_slice(&[1, 1, 0, 64, 32, 32]);
+    page[28..32].copy_from_slice(&1u32.to_be_bytes());
+    page[44..48].copy_from_slice(&4u32.to_be_bytes());
+    page[56..60].copy_from_slice(&1u32.to_be_bytes());
+    page[100] = 13;
+    let start = if page_size == 65536 {
+        0
+    } else {
+        page_size as u16
+    };
+    page[105..107].copy_from_slice(&start.to_be_bytes());
+    page
+}
+
+/// Writes `main` and a sidecar named `suffix` into a fresh folder, opens them as the engine
+/// does, reads every page, and checks the page count is bounded by what the files hold: at
+/// most the main file's pages plus one per `record` bytes of the sidecar. Returns the page
+/// count, if the files opened.
+fn open_with_sidecar(
+    main: &[u8],
+    suffix: &str,
+    sidecar: &[u8],
+    record: u64,
+    page_size: u32,
+) -> Option<u32> {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let db = dir.path().join("db");
+    std::fs::write(&db, main).expect("write database");
+    std::fs::write(dir.path().join(format!("db{suffix}")), sidecar).expect("write sidecar");
+    let pf = pagefile::PageFile::open(&db).ok()?;
+    let main_pages = (main.len() as u64).div_ceil(u64::from(page_size));
+    let held = main_pages + sidecar.len() as u64 / record;
+    assert!(
+        u64::from(pf.page_count()) <= held,
+        "{} pages claimed over {held} held",
+        pf.page_count()
+    );
+    let mut buf = Vec::new();
+    for pgno in 1..=pf.page_count() {
+        if pf.read(pgno, &mut buf).is_some() {
+            assert_eq!(buf.len(), page_size as usize);
+        }
+    }
+    Some(pf.page_count())
+}
+
+/// The big-endian size at `at`, when it is a power of two from `min` to 65536.
+fn valid_size(bytes: &[u8], at: usize, min: u32) -> Option<u32> {
+    sqlite_rescue::format::be_u32(bytes, at)
+        .filter(|&n| n >= min && n <= 65536 && n.is_power_of_two())
+}
+
+/// Target `wal` continued: the input as a `-wal` on disk beside a one-page database, its
+/// header repaired (a page size that is not one taken from byte 11) and, when bit 0 of its byte 12 is set, every frame's salts and checksum
+/// made right, so that commit frames (and the database size they state) are believed as far
+/// as the files allow. Returns the page count the files opened with.
+pub fn wal_on_disk(data: &[u8]) -> Option<u32> {
+    let head = data.get(..WAL_HEADER_SIZE)?;
+    let mut bytes = data.to_vec();
+    let page_size = valid_size(head, 8, 512).unwrap_or(512u32 << (head[11] % 8));
+    bytes[..4].copy_from_slice(&0x377f_0682u32.to_be_bytes());
+    bytes[8..12].copy_from_slice(&page_size.to_be_bytes());
+    let (a, b) = wal::checksum(false, (0, 0), &bytes[..24]);
+    bytes[24..28].copy_from_slice(&a.to_be_bytes());
+    bytes[28..32].copy_from_slice(&b.to_be_bytes());
+    let frame_size = FRAME_HEADER_SIZE + page_size as usize;
+    if head[12] & 1 != 0 {
+        let (salts, mut sum) = (bytes[16..24].to_vec(), (a, b));
+        for frame in bytes[WAL_HEADER_SIZE..].chunks_exact_mut(frame_size) {
+            frame[8..16].copy_from_slice(&salts);
+            sum = wal::checksum(false, sum, &frame[..8]);
+            sum = wal::checksum(false, sum, &frame[FRAME_HEADER_SIZE..]);
+            frame[16..20].copy_from_slice(&sum.0.to_be_bytes());
+            frame[20..24].copy_from_slice(&sum.1.to_be_bytes());
+        }
+    }
+    let main = empty_database(page_size);
+    open_with_sidecar(&main, "-wal", &bytes, frame_size as u64, page_size)
+}
+
+/// Target `journal` continued: the input as a hot `-journal` on disk beside a one-page
+/// database, its header repaired (sizes that are not ones taken from bytes 23 and 27) and every record's checksum made right, so that the size
+/// before the transaction it states is believed as far as the files allow. Returns the page
+/// count the files opened with.
+pub fn journal_on_disk(data: &[u8]) -> Option<u32> {
+    use sqlite_rescue::format::journal::{checksum, JournalHeader, MAGIC};
+    let head = data.get(..28)?;
+    let mut bytes = data.to_vec();
+    let sector = valid_size(head, 20, 32).unwrap_or(32u32 << (head[23] % 12));
+    let page_size = valid_size(head, 24, 512).unwrap_or(512u32 << (head[27] % 8));
+    bytes[..8].copy_from_slice(&MAGIC);
+    bytes[20..24].copy_from_slice(&sector.to_be_bytes());
+    bytes[24..28].copy_from_slice(&page_size.to_be_bytes());
+    let header = JournalHeader::parse(&bytes).expect("a repaired journal header parses");
+    let record = header.record_size() as usize;
+    let start = (sector as usize).min(bytes.len());
+    for r in bytes[start..].chunks_exact_mut(record) {
+        let sum = checksum(header.nonce, &r[4..record - 4]);
+        r[record - 4..].copy_from_slice(&sum.to_be_bytes());
+    }
+    let main = empty_database(page_size);
+    open_with_sidecar(&main, "-journal", &bytes, record as u64, page_size)
+}
+
+/// Target `page_view`: the input written as a database (and WAL or journal, laid out as for
+/// [`engine`]) and read through the page view SQLite reads through, as the copy paths use
+/// it; bytes 1..61 also give raw reads at arbitrary offsets. Returns the rows read.
+pub fn page_view(data: &[u8]) -> usize {
+    let (db, side) = split_engine_input(data);
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let db_path = dir.path().join("db.sqlite3");
+    std::fs::write(&db_path, db).expect("write database");
+    if let Some(side) = side {
+        let journal = data.first().is_some_and(|c| c & 2 != 0);
+        let name = if journal {
+            "db.sqlite3-journal"
+        } else {
+            "db.sqlite3-wal"
+        };
+        std::fs::write(dir.path().join(name), side).expect("write sidecar");
+    }
+    let probes = data.get(1..data.len().min(61)).unwrap_or(&[]);
+    sqlite_rescue::exercise_view(&db_path, probes)
+}
+
+/// Target `report`: the input read back as a recovery's `report.json` (as `restore` finds the
+/// incident a recovered file belongs to), and as the report's lost-row ranges and a snapshot's
+/// `manifest.json`, with what is worked out from them. Returns how many of these readings
+/// took the input (0 to 4).
+pub fn report(data: &[u8]) -> usize {
+    use sqlite_rescue::engine::losses::{most_rows, IndexedValues, LostRange};
+    use sqlite_rescue::source::snapshot::Manifest;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let incident = dir.path().join("incident");
+    std::fs::create_dir(&incident).expect("incident folder");
+    std::fs::write(incident.join("report.json"), data).expect("write report");
+    let db = dir.path().join("app.db");
+    std::fs::write(&db, b"").expect("write database");
+    let from = incident.join("recovered.sqlite3");
+    let mut took = 0;
+    if let Some(found) = sqlite_rescue::commands::restore::incident_of(&from, &db) {
+        assert_eq!(found, incident);
+        took += 1;
+    }
+    if let Ok(ranges) = serde_json::from_slice::<Vec<LostRange>>(data) {
+        took += 1;
+        let total = most_rows(&ranges);
+        for r in &ranges {
+            let _ = r.describe("t");
+            if let (Some(span), Some(total)) = (r.span(), total) {
+                assert!(span <= total);
+            }
+        }
+    }
+    if let Ok(values) = serde_json::from_slice::<IndexedValues>(data) {
+        took += 1;
+        let _ = values.describe("t", 5);
+        let _ = values.describe("t", 0);
+    }
+    if let Ok(manifest) = serde_json::from_slice::<Manifest>(data) {
+        took += 1;
+        let again = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        let back: Manifest = serde_json::from_slice(&again).expect("and reads back");
+        assert_eq!(back.files, manifest.files);
+    }
+    took
+}

@@ -147,14 +147,7 @@ impl IncidentReport {
             return "0".into();
         }
         let known: Option<u64> = t.lost.iter().map(|r| r.rows).sum();
-        let bounded: Option<u64> = t
-            .lost
-            .iter()
-            .map(|r| match (r.first_rowid, r.last_rowid) {
-                (Some(a), Some(b)) if b >= a => u64::try_from(b - a + 1).ok(),
-                _ => None,
-            })
-            .sum();
+        let bounded = crate::engine::losses::most_rows(&t.lost);
         match (known, bounded) {
             (Some(n), _) if !t.lost.is_empty() => n.to_string(),
             (_, Some(n)) if !t.lost.is_empty() => format!("≤ {n}"),

@@ -919,7 +919,7 @@ fn prepare_backup_dir(
 /// The newest `<db-name>.rescue-*` folder beside the database or in the current folder.
 /// The incident folder RECOVERED sits in, when its `report.json` says it was recovered from
 /// DB (wherever `--incident-dir` put it).
-fn incident_of(from: &Path, db: &Path) -> Option<PathBuf> {
+pub fn incident_of(from: &Path, db: &Path) -> Option<PathBuf> {
     let folder = from.parent()?;
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(folder.join("report.json")).ok()?).ok()?;

@@ -45,8 +45,18 @@ pub struct LostRange {
 }
 
 impl LostRange {
+    /// How many rowids the range spans, when both bounds are known: at most this many rows
+    /// were lost in it. `None` when a bound is open, the bounds cross, or the span does not
+    /// fit in a `u64` (only `i64::MIN..=i64::MAX` does not).
+    pub fn span(&self) -> Option<u64> {
+        let (a, b) = (self.first_rowid?, self.last_rowid?);
+        u64::try_from(i128::from(b) - i128::from(a) + 1)
+            .ok()
+            .filter(|&n| n > 0)
+    }
+
     /// One line for a person: "orders: rowids 10412–10477 lost (page 311, 66 rows)".
-    pub(crate) fn describe(&self, table: &str) -> String {
+    pub fn describe(&self, table: &str) -> String {
         let what = match (&self.keys, self.first_rowid, self.last_rowid) {
             (Some(k), _, _) => format!("keys {k}"),
             (None, Some(a), Some(b)) if a == b => format!("rowid {a}"),
@@ -70,6 +80,14 @@ impl LostRange {
         }
         format!("{table}: {what} lost ({})", detail.join(", "))
     }
+}
+
+/// The most rows `ranges` can hold together: the sum of their spans, or `None` when one is
+/// open on a side or the sum does not fit in a `u64`.
+pub fn most_rows(ranges: &[LostRange]) -> Option<u64> {
+    ranges
+        .iter()
+        .try_fold(0u64, |sum, r| sum.checked_add(r.span()?))
 }
 
 /// At most this many lost rows are listed with what the indexes still hold of them.
@@ -103,7 +121,7 @@ impl IndexedValues {
     /// Lines for a person: which columns survive, then up to `max_rows` rows, each as
     /// "rowid 1042: kind 'login', created 1700000123.5". With `max_rows` 0, one line that
     /// says where to find them.
-    pub(crate) fn describe(&self, table: &str, max_rows: usize) -> Vec<String> {
+    pub fn describe(&self, table: &str, max_rows: usize) -> Vec<String> {
         let total = self.rows.len() as u64 + self.not_listed;
         let rows = if total == 1 {
             "its lost row".to_string()
@@ -371,7 +389,11 @@ fn rowid_ranges(
         }
         if piece.last.is_none() {
             if let Some(r) = q.min_at_or_above(piece.first) {
-                piece.last = Some(r.saturating_sub(1));
+                // Nothing lies below i64::MIN: bounded by a row there, the piece is empty.
+                let Some(last) = r.checked_sub(1) else {
+                    continue;
+                };
+                piece.last = Some(last);
             }
         }
         pieces.extend(subtract_recovered(&q, piece));
@@ -810,129 +832,4 @@ fn key_text(local: &[u8], encoding: TextEncoding) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn range(first: Option<i64>, last: Option<i64>, exact: bool, rows: Option<u64>) -> LostRange {
-        LostRange {
-            first_rowid: first,
-            last_rowid: last,
-            page: 311,
-            exact,
-            rows,
-            keys: None,
-        }
-    }
-
-    #[test]
-    fn describes_exact_and_estimated_ranges() {
-        assert_eq!(
-            range(Some(10412), Some(10477), true, Some(66)).describe("orders"),
-            "orders: rowids 10412\u{2013}10477 lost (page 311, 66 rows)"
-        );
-        assert_eq!(
-            range(Some(5), Some(9), false, None).describe("t"),
-            "t: rowids 5\u{2013}9 lost (page 311, estimate)"
-        );
-        assert_eq!(
-            range(Some(5), None, false, None).describe("t"),
-            "t: rowids 5 and above lost (page 311, estimate)"
-        );
-    }
-
-    fn remembered(rows: usize, not_listed: u64) -> IndexedValues {
-        IndexedValues {
-            indexes: vec!["users_email".into(), "users_joined".into()],
-            columns: vec!["email".into(), "joined".into()],
-            rows: (0..rows as i64)
-                .map(|r| IndexedRow {
-                    rowid: 10 + r,
-                    values: vec![
-                        serde_json::json!(format!("o'neil{r}@example.com")),
-                        serde_json::Value::Null,
-                    ],
-                })
-                .collect(),
-            not_listed,
-        }
-    }
-
-    #[test]
-    fn describes_what_the_indexes_hold() {
-        assert_eq!(
-            remembered(3, 0).describe("users", 2),
-            [
-                "users: indexes users_email, users_joined still hold email, joined of its 3 lost rows:",
-                "  rowid 10: email 'o''neil0@example.com', joined NULL",
-                "  rowid 11: email 'o''neil1@example.com', joined NULL",
-                "  \u{2026} and 1 more (--json lists them all)",
-            ]
-        );
-        assert_eq!(
-            remembered(2, 5).describe("users", 20).last().unwrap(),
-            "  \u{2026} and 5 more (--json lists 2 of the 7)"
-        );
-        assert_eq!(
-            remembered(1, 0).describe("users", 0),
-            ["users: indexes users_email, users_joined still hold email, joined of its lost row: \
-              sqlite-rescue lost DB --table users lists it"]
-        );
-        assert_eq!(
-            sql_literal(&serde_json::json!({ "blob": "00ff" })),
-            "x'00ff'"
-        );
-    }
-
-    #[test]
-    fn a_piece_whose_bounds_crossed_holds_nothing() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE t(x); INSERT INTO t(rowid) VALUES (1), (2), (3), (4), (5);",
-        )
-        .unwrap();
-        let q = Queries {
-            conn: &conn,
-            table: "t".into(),
-        };
-        let piece = |first, last| Piece {
-            first,
-            last,
-            first_exact: false,
-            last_exact: false,
-            filled: true,
-            page: 7,
-        };
-        let bounds = |pieces: Vec<Piece>| -> Vec<(Option<i64>, Option<i64>)> {
-            pieces.iter().map(|p| (p.first, p.last)).collect()
-        };
-        // Bounds crossed (a hole's open side bounded by the recovered row that is its other
-        // bound): nothing can be in it.
-        assert_eq!(bounds(subtract_recovered(&q, piece(Some(6), Some(5)))), []);
-        assert_eq!(
-            bounds(subtract_recovered(&q, piece(Some(3), Some(8)))),
-            [(Some(6), Some(8))]
-        );
-        assert_eq!(
-            bounds(subtract_recovered(&q, piece(Some(2), None))),
-            [(Some(6), None)]
-        );
-    }
-
-    #[test]
-    fn serializes_with_the_documented_names() {
-        let v = serde_json::to_value(range(Some(1), Some(2), true, None)).unwrap();
-        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["exact", "first_rowid", "last_rowid", "page", "rows"]);
-    }
-
-    #[test]
-    fn key_text_never_panics_on_garbage() {
-        for len in 0..64u8 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|i| i.wrapping_mul(37).wrapping_add(len))
-                .collect();
-            let _ = key_text(&bytes, TextEncoding::Utf8);
-        }
-    }
-}
+mod tests;

@@ -5,15 +5,17 @@
 
 use crate::error::{Error, Result};
 use crate::format::header::{Header, HEADER_SIZE, MAGIC};
-use crate::format::journal::{check_record, JournalHeader, HEADER_FIELDS};
 use crate::format::page::BtreePage;
-use crate::format::wal::{check_frame, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
+use crate::format::wal::WalHeader;
 use crate::format::TextEncoding;
+use sidecars::{read_wal_header, read_wal_header_error};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod sidecars;
 
 /// Page size, reserved bytes, encoding and size of the database, and which of these facts
 /// came from the header and which were inferred.
@@ -73,7 +75,8 @@ pub struct WalInfo {
     pub torn_frames: u64,
     /// Distinct pages whose newest committed image is in the WAL.
     pub pages: usize,
-    /// Database size in pages after the last commit, if there was one.
+    /// Database size in pages after the last commit, if there was one (bounded by the pages
+    /// the files hold: see `bounded_size`).
     pub db_size: Option<u32>,
 }
 
@@ -97,7 +100,7 @@ pub struct JournalInfo {
     pub torn: bool,
     /// Distinct pages put back as they were before the transaction.
     pub pages: usize,
-    /// The database's size in pages before the transaction.
+    /// The database's size in pages before the transaction (bounded as the WAL's is).
     pub db_size: u32,
 }
 
@@ -111,18 +114,19 @@ pub enum Origin {
     Journal,
 }
 
+/// The files are shared (see [`PageFile::share`]): they are read with positioned reads only.
 pub struct PageFile {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     file_len: u64,
     geometry: Geometry,
-    wal_file: Option<File>,
+    wal_file: Option<Arc<File>>,
     /// pgno -> byte offset of the newest committed frame's page image in the WAL.
-    wal_pages: HashMap<u32, u64>,
+    wal_pages: Arc<HashMap<u32, u64>>,
     wal: Option<WalInfo>,
-    journal_file: Option<File>,
+    journal_file: Option<Arc<File>>,
     /// pgno -> byte offset of the page's original image in the hot journal.
-    journal_pages: HashMap<u32, u64>,
+    journal_pages: Arc<HashMap<u32, u64>>,
     journal: Option<JournalInfo>,
 }
 
@@ -164,14 +168,14 @@ impl PageFile {
         geometry.page_count = geometry.file_pages;
         let mut pf = PageFile {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             file_len,
             geometry,
             wal_file: None,
-            wal_pages: HashMap::new(),
+            wal_pages: Arc::default(),
             wal: None,
             journal_file: None,
-            journal_pages: HashMap::new(),
+            journal_pages: Arc::default(),
             journal: None,
         };
         if wal_header.is_none() {
@@ -192,6 +196,24 @@ impl PageFile {
             });
         }
         Ok(pf)
+    }
+
+    /// A second handle on the same files, showing the same pages: the files and the maps of
+    /// WAL and journal pages are shared, not copied, so this is cheap. The page view keeps
+    /// one, so that what SQLite reads through it never depends on this one living.
+    pub(crate) fn share(&self) -> PageFile {
+        PageFile {
+            path: self.path.clone(),
+            file: Arc::clone(&self.file),
+            file_len: self.file_len,
+            geometry: self.geometry.clone(),
+            wal_file: self.wal_file.clone(),
+            wal_pages: Arc::clone(&self.wal_pages),
+            wal: self.wal.clone(),
+            journal_file: self.journal_file.clone(),
+            journal_pages: Arc::clone(&self.journal_pages),
+            journal: self.journal.clone(),
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -282,142 +304,6 @@ impl PageFile {
         };
         Some((origin, valid))
     }
-
-    /// Reads a hot journal once, front to back, keeping for each page its first (original)
-    /// image, and sizes the database as it was before the transaction. A journal that is
-    /// missing, empty, or whose header is zeroed or not a journal's is not hot: nothing changes.
-    fn load_journal(&mut self, path: &Path) -> Result<()> {
-        let Ok(file) = File::open(path) else {
-            return Ok(());
-        };
-        let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let mut head = [0u8; HEADER_FIELDS];
-        let Some(first) = file
-            .read_exact_at(&mut head, 0)
-            .ok()
-            .and_then(|()| JournalHeader::parse(&head))
-        else {
-            return Ok(());
-        };
-        let mut info = JournalInfo {
-            path: path.to_path_buf(),
-            bytes,
-            db_size: first.initial_pages,
-            ..JournalInfo::default()
-        };
-        if first.page_size != self.geometry.page_size {
-            info.unusable = Some(format!(
-                "journal page size {} differs from the database's {}",
-                first.page_size, self.geometry.page_size
-            ));
-            self.journal = Some(info);
-            return Ok(());
-        }
-        let mut header = first;
-        let mut offset = u64::from(header.sector_size);
-        let mut record = vec![0u8; header.record_size() as usize];
-        'segments: loop {
-            let mut left = header.records;
-            while left != Some(0) {
-                let read = offset
-                    .checked_add(header.record_size())
-                    .filter(|&end| end <= bytes)
-                    .and_then(|_| file.read_exact_at(&mut record, offset).ok());
-                let Some((pgno, _)) = read.and_then(|()| check_record(&header, &record)) else {
-                    info.torn = left.is_some();
-                    break 'segments;
-                };
-                info.valid_records += 1;
-                if pgno <= first.initial_pages {
-                    self.journal_pages.entry(pgno).or_insert(offset + 4);
-                }
-                offset += header.record_size();
-                left = left.map(|n| n - 1);
-            }
-            // The next segment, if any, starts at the next sector boundary.
-            let sector = u64::from(header.sector_size);
-            offset = offset.div_ceil(sector) * sector;
-            let next = file
-                .read_exact_at(&mut head, offset)
-                .ok()
-                .and_then(|()| JournalHeader::parse(&head))
-                .filter(|h| h.page_size == first.page_size);
-            match next {
-                Some(h) => {
-                    header = h;
-                    offset += u64::from(h.sector_size);
-                }
-                None => break,
-            }
-        }
-        if first.initial_pages > 0 {
-            self.geometry.page_count = first.initial_pages;
-        }
-        info.pages = self.journal_pages.len();
-        self.journal_file = Some(file);
-        self.journal = Some(info);
-        Ok(())
-    }
-
-    /// Reads the WAL once, front to back, keeping for each page the newest frame of a
-    /// committed transaction. Frames after the last valid commit are counted as a torn tail.
-    fn load_wal(&mut self, wal_path: &Path, header: WalHeader) -> Result<()> {
-        let file = File::open(wal_path).map_err(|e| Error::io(wal_path, e))?;
-        let bytes = file.metadata().map_err(|e| Error::io(wal_path, e))?.len();
-        let mut info = WalInfo {
-            path: wal_path.to_path_buf(),
-            bytes,
-            ..WalInfo::default()
-        };
-        if header.page_size != self.geometry.page_size {
-            info.unusable = Some(format!(
-                "WAL page size {} differs from the database's {}",
-                header.page_size, self.geometry.page_size
-            ));
-            self.wal = Some(info);
-            return Ok(());
-        }
-        let mut reader = BufReader::with_capacity(1 << 20, &file);
-        let mut skip = [0u8; WAL_HEADER_SIZE];
-        reader
-            .read_exact(&mut skip)
-            .map_err(|e| Error::io(wal_path, e))?;
-        let mut frame_header = [0u8; FRAME_HEADER_SIZE];
-        let mut page = vec![0u8; header.page_size as usize];
-        let mut sum = header.checksum;
-        let mut pending: Vec<(u32, u64)> = Vec::new();
-        let mut offset = WAL_HEADER_SIZE as u64;
-        let total_frames = bytes.saturating_sub(WAL_HEADER_SIZE as u64) / header.frame_size();
-        for _ in 0..total_frames {
-            if reader.read_exact(&mut frame_header).is_err()
-                || reader.read_exact(&mut page).is_err()
-            {
-                break;
-            }
-            let Some((frame, next)) = check_frame(&header, sum, &frame_header, &page) else {
-                break;
-            };
-            sum = next;
-            info.valid_frames += 1;
-            pending.push((frame.pgno, offset + FRAME_HEADER_SIZE as u64));
-            if frame.commit_size != 0 {
-                info.commits += 1;
-                info.committed_frames = info.valid_frames;
-                info.db_size = Some(frame.commit_size);
-                self.wal_pages.extend(pending.drain(..));
-            }
-            offset += header.frame_size();
-        }
-        info.torn_frames = total_frames - info.committed_frames;
-        if let Some(size) = info.db_size {
-            self.wal_pages.retain(|pgno, _| *pgno <= size);
-            self.geometry.page_count = size;
-        }
-        info.pages = self.wal_pages.len();
-        self.wal_file = Some(file);
-        self.wal = Some(info);
-        Ok(())
-    }
 }
 
 fn open_error(path: &Path, e: std::io::Error) -> Error {
@@ -454,22 +340,6 @@ pub(crate) fn immutable_uri(db: &Path) -> String {
     }
     uri.push_str("?immutable=1");
     uri
-}
-
-fn read_wal_header(wal_path: &Path) -> Option<WalHeader> {
-    let file = File::open(wal_path).ok()?;
-    let mut head = [0u8; WAL_HEADER_SIZE];
-    file.read_exact_at(&mut head, 0).ok()?;
-    WalHeader::parse(&head).ok()
-}
-
-fn read_wal_header_error(wal_path: &Path) -> Option<String> {
-    let file = File::open(wal_path).ok()?;
-    let mut head = [0u8; WAL_HEADER_SIZE];
-    match file.read_exact_at(&mut head, 0) {
-        Err(_) => Some("WAL file is shorter than its header".to_string()),
-        Ok(()) => WalHeader::parse(&head).err().map(|e| e.to_string()),
-    }
 }
 
 /// Takes what the header says when it is sane; leaves page size 0 when it must be inferred.

@@ -22,4 +22,5 @@ mod recover_cli;
 mod restore;
 mod samples;
 mod snapshot;
+mod soundness;
 mod whole_copy;

@@ -12,31 +12,48 @@
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
 use rusqlite::ffi;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const VFS_NAME: &CStr = c"sqlite-rescue-view";
 
-/// Views SQLite may open, by the name handed to it. The pointers are valid while their
-/// [`Registration`] lives (it removes its entry when dropped).
-static VIEWS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+/// Views SQLite may open, by the name handed to it. An entry lives as long as its
+/// [`Registration`] (which removes it when dropped); an open file holds its view itself.
+static VIEWS: Mutex<Vec<(String, Arc<View>)>> = Mutex::new(Vec::new());
 
 /// What a view shows: the page file, and pages the engine rebuilt in place of lost ones (or
 /// added past the end, when one page cannot hold what a lost page pointed at).
+///
+/// Every view is owned by reference counts, never borrowed: by its registration, by the
+/// table of names SQLite opens, and by every file SQLite opened on it (from `x_open` to
+/// `x_close`). Its page file is a handle of its own ([`PageFile::share`]). So no order of
+/// drops, and no registration leaked with `mem::forget`, leaves SQLite reading freed memory:
+/// whatever the engine does with its registration and its page file, a connection that
+/// still has the view attached reads what it read before.
 struct View {
-    pf: *const PageFile,
-    rebuilt: Mutex<std::collections::HashMap<u32, Vec<u8>>>,
+    pf: PageFile,
+    rebuilt: Mutex<HashMap<u32, Vec<u8>>>,
     /// Pages in the view: the file's, or more (see [`file_pages`]), or up to the last added.
     pages: AtomicU32,
 }
+
+/// Views are read from whichever thread SQLite runs on.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<View>();
+};
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A page file made openable by SQLite, for as long as this lives.
+/// A page file made openable by SQLite, under a name, for as long as this lives. The view
+/// shows `'a`'s page file as it is when registered (geometry included); the borrow keeps
+/// the engine from changing that page file meanwhile.
 pub(crate) struct Registration<'a> {
     name: String,
-    view: Box<View>,
+    view: Arc<View>,
     _pf: PhantomData<&'a PageFile>,
 }
 
@@ -49,13 +66,12 @@ impl<'a> Registration<'a> {
             std::process::id(),
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
-        let view = Box::new(View {
-            pf,
-            rebuilt: Mutex::new(std::collections::HashMap::new()),
+        let view = Arc::new(View {
+            pf: pf.share(),
+            rebuilt: Mutex::new(HashMap::new()),
             pages: AtomicU32::new(file_pages(pf)),
         });
-        let ptr = &*view as *const View as usize;
-        VIEWS.lock().ok()?.push((name.clone(), ptr));
+        VIEWS.lock().ok()?.push((name.clone(), Arc::clone(&view)));
         Some(Registration {
             name,
             view,
@@ -80,8 +96,7 @@ impl<'a> Registration<'a> {
 
     /// A page number past the end of the view, for a page to add with [`Self::rebuild`].
     pub(crate) fn add_page(&self) -> u32 {
-        // SAFETY: the page file outlives this registration.
-        let page_size = unsafe { &*self.view.pf }.page_size() as u32;
+        let page_size = self.view.pf.page_size() as u32;
         // The page holding byte 2^30 is SQLite's lock page and never part of a tree.
         let lock_page = (1u32 << 30) / page_size.max(512) + 1;
         loop {
@@ -103,6 +118,7 @@ impl<'a> Registration<'a> {
 }
 
 impl Drop for Registration<'_> {
+    /// The name opens nothing from now on; files SQLite already opened on the view keep it.
     fn drop(&mut self) {
         if let Ok(mut views) = VIEWS.lock() {
             views.retain(|(n, _)| *n != self.name);
@@ -110,15 +126,16 @@ impl Drop for Registration<'_> {
     }
 }
 
-fn lookup(name: &str) -> Option<*const View> {
+fn lookup(name: &str) -> Option<Arc<View>> {
     let views = VIEWS.lock().ok()?;
     views
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, p)| *p as *const View)
+        .map(|(_, v)| Arc::clone(v))
 }
 
-/// An open view: SQLite's file object, followed by ours.
+/// An open view: SQLite's file object, followed by ours. `view` is a strong reference
+/// (from [`Arc::into_raw`]) taken by `x_open` and given back by `x_close`.
 #[repr(C)]
 struct ViewFile {
     base: ffi::sqlite3_file,
@@ -198,10 +215,11 @@ unsafe extern "C" fn x_open(
         return ffi::SQLITE_CANTOPEN;
     };
     let view = file as *mut ViewFile;
-    // SAFETY: `file` has room for a ViewFile (szOsFile); `pf` stays valid while registered,
-    // and the caller detaches before the registration is dropped.
+    // SAFETY: `file` has room for a ViewFile (szOsFile bytes, aligned by SQLite's allocator
+    // for any pointer-sized field). The strong reference stored here keeps the view alive
+    // until x_close gives it back; with pMethods set, SQLite calls x_close exactly once.
     unsafe {
-        (*view).view = view_data;
+        (*view).view = Arc::into_raw(view_data);
         (*view).base.pMethods = &METHODS;
         if !out_flags.is_null() {
             *out_flags = ffi::SQLITE_OPEN_READONLY;
@@ -249,8 +267,17 @@ unsafe extern "C" fn x_full_pathname(
 }
 
 unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite closes only files x_open opened; nothing is owned to free.
-    unsafe { (*file).pMethods = std::ptr::null() };
+    // SAFETY: SQLite closes only files x_open opened (a ViewFile holding one strong
+    // reference in `view`), once each. The reference is taken out before it is given back,
+    // so a second close would find null and give back nothing.
+    unsafe {
+        let file = file as *mut ViewFile;
+        let view = std::mem::replace(&mut (*file).view, std::ptr::null());
+        (*file).base.pMethods = std::ptr::null();
+        if !view.is_null() {
+            drop(Arc::from_raw(view));
+        }
+    }
     ffi::SQLITE_OK
 }
 
@@ -260,7 +287,8 @@ unsafe extern "C" fn x_read(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: `file` is a ViewFile opened by x_open, whose view outlives the attach.
+    // SAFETY: SQLite reads only files x_open opened and x_close has not closed: a ViewFile
+    // whose `view` holds a strong reference, so the view lives at least until this returns.
     let view = unsafe { &*(*(file as *mut ViewFile)).view };
     let (Ok(amount), Ok(offset)) = (usize::try_from(amount), u64::try_from(offset)) else {
         return ffi::SQLITE_IOERR_READ;
@@ -284,15 +312,14 @@ fn file_pages(pf: &PageFile) -> u32 {
 
 /// Fills `out` with the view's bytes at `offset`; false (the rest zeroed) past the end.
 fn read_view(view: &View, offset: u64, out: &mut [u8]) -> bool {
-    // SAFETY: the page file outlives its registration, which outlives every attach.
-    let pf = unsafe { &*view.pf };
+    let pf = &view.pf;
     let rebuilt = view.rebuilt.lock().ok();
     let page_size = pf.page_size() as u64;
     let end = u64::from(view.pages.load(Ordering::Relaxed)) * page_size;
     let mut page = Vec::new();
     let mut done = 0usize;
     while done < out.len() {
-        let at = offset + done as u64;
+        let at = offset.saturating_add(done as u64);
         if at >= end {
             out[done..].fill(0);
             return false;
@@ -379,12 +406,11 @@ unsafe extern "C" fn x_file_size(
     file: *mut ffi::sqlite3_file,
     size: *mut ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: `file` is a ViewFile opened by x_open, whose view and page file outlive the
-    // attach; `size` is a valid out pointer.
+    // SAFETY: `file` is a ViewFile x_open opened and x_close has not closed, whose `view`
+    // holds a strong reference; `size` is a valid out pointer.
     unsafe {
         let view = &*(*(file as *mut ViewFile)).view;
-        let pf = &*view.pf;
-        *size = i64::from(view.pages.load(Ordering::Relaxed)) * pf.page_size() as i64;
+        *size = i64::from(view.pages.load(Ordering::Relaxed)) * view.pf.page_size() as i64;
     }
     ffi::SQLITE_OK
 }
@@ -413,36 +439,8 @@ unsafe extern "C" fn x_device_characteristics(_: *mut ffi::sqlite3_file) -> c_in
     ffi::SQLITE_IOCAP_IMMUTABLE
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod exercise;
+pub use exercise::exercise_view;
 
-    #[test]
-    fn a_view_reads_what_the_page_file_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("v.db");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(
-            "PRAGMA page_size = 1024; CREATE TABLE t(a);
-             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 500)
-             INSERT INTO t SELECT x FROM c;",
-        )
-        .unwrap();
-        drop(conn);
-        let pf = PageFile::open(&db).unwrap();
-        let reg = Registration::new(&pf).unwrap();
-        let out = rusqlite::Connection::open_in_memory().unwrap();
-        out.execute("ATTACH ?1 AS v", [reg.uri()]).unwrap();
-        let (n, sum): (i64, i64) = out
-            .query_row("SELECT count(*), sum(a) FROM v.t", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .unwrap();
-        assert_eq!((n, sum), (500, 500 * 501 / 2));
-        out.execute_batch("DETACH v").unwrap();
-        let name = reg.uri();
-        drop(reg);
-        // Once the registration is gone the name opens nothing.
-        assert!(out.execute("ATTACH ?1 AS v", [name]).is_err());
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -498,18 +498,19 @@ fn shrink_hole(holes: &mut Vec<Hole>, index: usize, first: Option<i64>, last: Op
         return;
     };
     let h = holes.remove(index);
-    let left = Hole {
-        hi: Some(first.saturating_sub(1)),
+    // Nothing lies below i64::MIN: no left piece then.
+    let left = first.checked_sub(1).map(|hi| Hole {
+        hi: Some(hi),
         filled: true,
         ..h.clone()
-    };
+    });
     let right = Hole {
         lo: Some(last),
         filled: true,
         ..h
     };
     let mut at = index;
-    for piece in [left, right] {
+    for piece in left.into_iter().chain([right]) {
         let empty = matches!((piece.lo, piece.hi), (Some(lo), Some(hi)) if hi <= lo);
         if !empty {
             holes.insert(at, piece);

@@ -1,0 +1,198 @@
+//! The sidecars [`PageFile::open`] lays over the main file: a hot `-journal`'s original pages
+//! and a `-wal`'s committed frames. Every size either states is bounded by what the files
+//! hold before anything is sized by it.
+
+use super::{JournalInfo, PageFile, WalInfo};
+use crate::error::{Error, Result};
+use crate::format::journal::{check_record, JournalHeader, HEADER_FIELDS};
+use crate::format::wal::{check_frame, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+impl PageFile {
+    /// Reads a hot journal once, front to back, keeping for each page its first (original)
+    /// image, and sizes the database as it was before the transaction. A journal that is
+    /// missing, empty, or whose header is zeroed or not a journal's is not hot: nothing changes.
+    pub(super) fn load_journal(&mut self, path: &Path) -> Result<()> {
+        let Ok(file) = File::open(path) else {
+            return Ok(());
+        };
+        let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut head = [0u8; HEADER_FIELDS];
+        let Some(first) = file
+            .read_exact_at(&mut head, 0)
+            .ok()
+            .and_then(|()| JournalHeader::parse(&head))
+        else {
+            return Ok(());
+        };
+        let mut info = JournalInfo {
+            path: path.to_path_buf(),
+            bytes,
+            db_size: first.initial_pages,
+            ..JournalInfo::default()
+        };
+        if first.page_size != self.geometry.page_size {
+            info.unusable = Some(format!(
+                "journal page size {} differs from the database's {}",
+                first.page_size, self.geometry.page_size
+            ));
+            self.journal = Some(info);
+            return Ok(());
+        }
+        let mut header = first;
+        let mut offset = u64::from(header.sector_size);
+        let mut record = vec![0u8; header.record_size() as usize];
+        let mut pages: HashMap<u32, u64> = HashMap::new();
+        'segments: loop {
+            let mut left = header.records;
+            while left != Some(0) {
+                let read = offset
+                    .checked_add(header.record_size())
+                    .filter(|&end| end <= bytes)
+                    .and_then(|_| file.read_exact_at(&mut record, offset).ok());
+                let Some((pgno, _)) = read.and_then(|()| check_record(&header, &record)) else {
+                    info.torn = left.is_some();
+                    break 'segments;
+                };
+                info.valid_records += 1;
+                if pgno <= first.initial_pages {
+                    pages.entry(pgno).or_insert(offset + 4);
+                }
+                offset += header.record_size();
+                left = left.map(|n| n - 1);
+            }
+            // The next segment, if any, starts at the next sector boundary.
+            let sector = u64::from(header.sector_size);
+            let Some(next_at) = offset.div_ceil(sector).checked_mul(sector) else {
+                break;
+            };
+            offset = next_at;
+            let next = file
+                .read_exact_at(&mut head, offset)
+                .ok()
+                .and_then(|()| JournalHeader::parse(&head))
+                .filter(|h| h.page_size == first.page_size);
+            match next {
+                Some(h) => {
+                    header = h;
+                    offset += u64::from(h.sector_size);
+                }
+                None => break,
+            }
+        }
+        if first.initial_pages > 0 {
+            let size = self.bounded_size(first.initial_pages, "-journal", &pages);
+            pages.retain(|pgno, _| *pgno <= size);
+            self.geometry.page_count = size;
+            info.db_size = size;
+        }
+        info.pages = pages.len();
+        self.journal_pages = Arc::new(pages);
+        self.journal_file = Some(Arc::new(file));
+        self.journal = Some(info);
+        Ok(())
+    }
+
+    /// The database size a sidecar states, bounded by what the files hold: every page past
+    /// the main file's end must have its image in the sidecar (`pages`), so a larger size is
+    /// damage, and believing it would size the engine's page map by a number rather than by
+    /// the files (a 512-byte journal can claim four billion pages). The bounding is recorded
+    /// in `geometry.inferred`.
+    fn bounded_size(&mut self, stated: u32, sidecar: &str, pages: &HashMap<u32, u64>) -> u32 {
+        let main = self.geometry.file_pages;
+        let beyond = pages.keys().filter(|&&p| p > main).count();
+        let held = main.saturating_add(u32::try_from(beyond).unwrap_or(u32::MAX));
+        if stated <= held {
+            return stated;
+        }
+        self.geometry.inferred.push(format!(
+            "page count (the {sidecar} says {stated} pages; the files hold at most {held})"
+        ));
+        held
+    }
+
+    /// Reads the WAL once, front to back, keeping for each page the newest frame of a
+    /// committed transaction. Frames after the last valid commit are counted as a torn tail.
+    pub(super) fn load_wal(&mut self, wal_path: &Path, header: WalHeader) -> Result<()> {
+        let file = File::open(wal_path).map_err(|e| Error::io(wal_path, e))?;
+        let bytes = file.metadata().map_err(|e| Error::io(wal_path, e))?.len();
+        let mut info = WalInfo {
+            path: wal_path.to_path_buf(),
+            bytes,
+            ..WalInfo::default()
+        };
+        if header.page_size != self.geometry.page_size {
+            info.unusable = Some(format!(
+                "WAL page size {} differs from the database's {}",
+                header.page_size, self.geometry.page_size
+            ));
+            self.wal = Some(info);
+            return Ok(());
+        }
+        let mut reader = BufReader::with_capacity(1 << 20, &file);
+        let mut skip = [0u8; WAL_HEADER_SIZE];
+        reader
+            .read_exact(&mut skip)
+            .map_err(|e| Error::io(wal_path, e))?;
+        let mut frame_header = [0u8; FRAME_HEADER_SIZE];
+        let mut page = vec![0u8; header.page_size as usize];
+        let mut sum = header.checksum;
+        let mut pending: Vec<(u32, u64)> = Vec::new();
+        let mut pages: HashMap<u32, u64> = HashMap::new();
+        let mut offset = WAL_HEADER_SIZE as u64;
+        let total_frames = bytes.saturating_sub(WAL_HEADER_SIZE as u64) / header.frame_size();
+        for _ in 0..total_frames {
+            if reader.read_exact(&mut frame_header).is_err()
+                || reader.read_exact(&mut page).is_err()
+            {
+                break;
+            }
+            let Some((frame, next)) = check_frame(&header, sum, &frame_header, &page) else {
+                break;
+            };
+            sum = next;
+            info.valid_frames += 1;
+            pending.push((frame.pgno, offset + FRAME_HEADER_SIZE as u64));
+            if frame.commit_size != 0 {
+                info.commits += 1;
+                info.committed_frames = info.valid_frames;
+                info.db_size = Some(frame.commit_size);
+                pages.extend(pending.drain(..));
+            }
+            offset += header.frame_size();
+        }
+        info.torn_frames = total_frames - info.committed_frames;
+        if let Some(stated) = info.db_size {
+            let size = self.bounded_size(stated, "-wal", &pages);
+            pages.retain(|pgno, _| *pgno <= size);
+            self.geometry.page_count = size;
+            info.db_size = Some(size);
+        }
+        info.pages = pages.len();
+        self.wal_pages = Arc::new(pages);
+        self.wal_file = Some(Arc::new(file));
+        self.wal = Some(info);
+        Ok(())
+    }
+}
+
+pub(super) fn read_wal_header(wal_path: &Path) -> Option<WalHeader> {
+    let file = File::open(wal_path).ok()?;
+    let mut head = [0u8; WAL_HEADER_SIZE];
+    file.read_exact_at(&mut head, 0).ok()?;
+    WalHeader::parse(&head).ok()
+}
+
+pub(super) fn read_wal_header_error(wal_path: &Path) -> Option<String> {
+    let file = File::open(wal_path).ok()?;
+    let mut head = [0u8; WAL_HEADER_SIZE];
+    match file.read_exact_at(&mut head, 0) {
+        Err(_) => Some("WAL file is shorter than its header".to_string()),
+        Ok(()) => WalHeader::parse(&head).err().map(|e| e.to_string()),
+    }
+}

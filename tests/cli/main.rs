@@ -8,6 +8,7 @@ mod harness;
 
 mod check;
 mod engine_healthy;
+mod exact;
 mod faults;
 mod fuzz_regressions;
 mod hostile;

@@ -498,7 +498,8 @@ fn whole_copy_possible(pf: &PageFile, catalog: &Catalog, options: &Options) -> b
 }
 
 pub(crate) fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {
-    let h = pf.geometry().header.as_ref();
+    let current = current_header(pf);
+    let h = current.as_ref().or(pf.geometry().header.as_ref());
     OutputSettings {
         page_size: pf.geometry().page_size,
         encoding,
@@ -510,6 +511,15 @@ pub(crate) fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSe
         user_version: h.map_or(0, |h| h.user_version),
         application_id: h.map_or(0, |h| h.application_id),
     }
+}
+
+/// The header as SQLite reads it: page 1 with the -wal's committed frames laid over it, so
+/// settings changed after the last checkpoint (user_version, application_id, auto_vacuum)
+/// count. `None` when that page has no intact header.
+fn current_header(pf: &PageFile) -> Option<crate::format::header::Header> {
+    let mut page = Vec::new();
+    pf.read(1, &mut page)?;
+    crate::format::header::Header::parse(&page).ok()
 }
 
 pub(crate) fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {

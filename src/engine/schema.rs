@@ -292,8 +292,14 @@ fn table_from_sql(scratch: &Connection, entry: &SchemaEntry, root: u32) -> Resul
         .filter(|(_, c)| c.pk > 0)
         .map(|(i, _)| i)
         .collect();
+    // A lone INTEGER primary key aliases the rowid, unless SQLite made an index for it
+    // (`INTEGER PRIMARY KEY DESC` as a column constraint is an ordinary unique column).
     let ipk = match pk_cols.as_slice() {
-        [only] if !without_rowid && columns[*only].decl_type.eq_ignore_ascii_case("INTEGER") => {
+        [only]
+            if !without_rowid
+                && columns[*only].decl_type.eq_ignore_ascii_case("INTEGER")
+                && !has_pk_index(scratch, &entry.name).map_err(|e| e.to_string())? =>
+        {
             Some(*only)
         }
         _ => None,
@@ -319,6 +325,16 @@ fn table_from_sql(scratch: &Connection, entry: &SchemaEntry, root: u32) -> Resul
         without_rowid,
         internal: false,
     })
+}
+
+/// Whether SQLite keeps an automatic index for the table's PRIMARY KEY.
+fn has_pk_index(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {

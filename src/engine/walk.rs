@@ -131,8 +131,6 @@ pub(crate) struct Walker<'a> {
     valid_len: usize,
     /// Signs of damage on the current page: its rows' values may not be what was written.
     anomalies: u32,
-    /// Text in a UTF-8 database must be valid UTF-8; a flipped high bit usually breaks it.
-    check_utf8: bool,
     interrupt: &'a (dyn Fn() -> bool + Sync),
     stop_when_damaged: bool,
     /// Pages and their structure only: cells are counted, no record is decoded.
@@ -186,7 +184,6 @@ impl<'a> Walker<'a> {
             bar,
             valid_len: 0,
             anomalies: 0,
-            check_utf8: pf.geometry().encoding == Some(crate::format::TextEncoding::Utf8),
             interrupt,
             stop_when_damaged: false,
             skim: false,
@@ -514,9 +511,6 @@ impl<'a> Walker<'a> {
             if rowid.is_some_and(|r| !frame_contains(frame, r)) {
                 self.anomalies += 1;
             }
-            if self.check_utf8 && has_invalid_text(payload_bytes, &self.fields) {
-                self.anomalies += 1;
-            }
             let complete = decoded.complete && broken.is_none();
             if !complete {
                 stats.incomplete_rows += 1;
@@ -576,13 +570,6 @@ impl<'a> Walker<'a> {
         self.ovf = ovf;
         broken
     }
-}
-
-fn has_invalid_text(payload: &[u8], fields: &[Field]) -> bool {
-    fields.iter().any(|f| match f.value(payload) {
-        record::Value::Text(t) => !t.is_ascii() && std::str::from_utf8(t).is_err(),
-        _ => false,
-    })
 }
 
 /// Cells of a page checked to decide whether it belongs where the walk found it.

@@ -37,6 +37,7 @@ impl ToSql for Bind<'_> {
             Value::Integer(i) => ToSqlOutput::Borrowed(ValueRef::Integer(i)),
             Value::Real(r) => ToSqlOutput::Borrowed(ValueRef::Real(r)),
             Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::Text(t) if !converts(self.1, t) => ToSqlOutput::Borrowed(ValueRef::Blob(t)),
             Value::Text(t) => match self.1.to_utf8(t) {
                 Cow::Borrowed(b) => ToSqlOutput::Borrowed(ValueRef::Text(b)),
                 Cow::Owned(v) => ToSqlOutput::Owned(rusqlite::types::Value::Text(
@@ -45,6 +46,28 @@ impl ToSql for Bind<'_> {
             },
         })
     }
+}
+
+/// Whether stored text has a UTF-8 form SQLite turns back into the same bytes: always in a
+/// UTF-8 database (the bytes are bound as they are, valid or not); in a UTF-16 one, unless a
+/// surrogate is unpaired or a byte is left over.
+fn converts(encoding: TextEncoding, text: &[u8]) -> bool {
+    let units = |c: &[u8]| match encoding {
+        TextEncoding::Utf16be => u16::from_be_bytes([c[0], c[1]]),
+        _ => u16::from_le_bytes([c[0], c[1]]),
+    };
+    encoding == TextEncoding::Utf8
+        || (text.len() % 2 == 0
+            && char::decode_utf16(text.chunks_exact(2).map(units)).all(|c| c.is_ok()))
+}
+
+/// Whether every text field of a record [`converts`].
+fn text_converts(encoding: TextEncoding, payload: &[u8], fields: &[Field]) -> bool {
+    encoding == TextEncoding::Utf8
+        || fields.iter().all(|f| match f.value(payload) {
+            Value::Text(t) => converts(encoding, t),
+            _ => true,
+        })
 }
 
 /// A table of rows with a varying number of fields: fixed leading columns, then c0..cN,
@@ -386,6 +409,17 @@ impl<'c> Writer<'c> {
         page: u32,
     ) -> Result<()> {
         let n = fields.len().min(table.stored.len());
+        if !text_converts(self.encoding, payload, fields) {
+            // Text that is not valid UTF-16 has no UTF-8 form to bind: it goes in on its own,
+            // as bytes SQLite takes in the database's encoding.
+            self.flush(t, table)?;
+            let landed = self.insert_one(t, table, rowid, payload, fields, page)?;
+            match landed {
+                Landed::InPlace => self.tables[t].counts.in_place += 1,
+                Landed::Conflict => self.tables[t].counts.conflicts += 1,
+            }
+            return Ok(());
+        }
         let pending = &self.tables[t].pending;
         if !pending.rows.is_empty() && pending.fields_used != n {
             self.flush(t, table)?;
@@ -535,6 +569,13 @@ impl<'c> Writer<'c> {
         fields: &[Field],
     ) -> rusqlite::Result<()> {
         let encoding = self.encoding;
+        if !text_converts(encoding, payload, fields) {
+            let sql = insert_sql_raw(&self.tables[t].name, table, n, payload, fields);
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            bind_row(&mut stmt, 1, table, n, rowid, payload, fields, encoding)?;
+            stmt.raw_execute()?;
+            return Ok(());
+        }
         let tw = &mut self.tables[t];
         if tw.by_fields.len() <= n {
             tw.by_fields.resize_with(n + 1, || None);
@@ -742,6 +783,32 @@ fn insert_sql_rows(name: &str, table: &Table, n: usize, rows: usize) -> String {
         ident(name),
         cols.join(", "),
         vec![one; rows].join(", ")
+    )
+}
+
+/// The INSERT of one row whose text fields that do not [`converts`] are bound as blobs and
+/// cast to TEXT, which SQLite takes as bytes in the database's encoding.
+fn insert_sql_raw(name: &str, table: &Table, n: usize, payload: &[u8], fields: &[Field]) -> String {
+    let mut cols = Vec::new();
+    let mut marks = Vec::new();
+    if !table.without_rowid {
+        cols.push(rowid_alias(table).to_string());
+        marks.push("?");
+    }
+    for (i, f) in fields.iter().enumerate().take(n) {
+        if is_inserted(table, i) {
+            cols.push(ident(&table.columns[table.stored[i]].name));
+            marks.push(match f.value(payload) {
+                Value::Text(_) => "CAST(? AS TEXT)",
+                _ => "?",
+            });
+        }
+    }
+    format!(
+        "INSERT INTO {}({}) VALUES ({})",
+        ident(name),
+        cols.join(", "),
+        marks.join(", ")
     )
 }
 

@@ -9,6 +9,7 @@ mod harness;
 mod causes;
 mod check;
 mod engine_healthy;
+mod exact;
 mod faults;
 mod fuzz_regressions;
 mod hostile;

@@ -382,7 +382,35 @@ fn start_copy(
         &format!("INSERT INTO main.{name} SELECT * FROM {SOURCE}.{name}"),
         [],
     )?;
+    if !keeps_rowids(conn, table)? {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!("{}: SQLite numbered the rows afresh", table.name)),
+        ));
+    }
     Ok(copied as u64)
+}
+
+/// Whether the copy kept the rows' rowids. SQLite moves records with their rowids only when
+/// it takes its transfer path; otherwise (a CHECK constraint, say) it inserts the rows as
+/// values and numbers a table without an INTEGER PRIMARY KEY afresh, 1 to n in the
+/// source's order. With as many rows on both sides, the same smallest and largest rowid
+/// prove the rowids kept: numbered afresh they are 1 to n, which they were already only if
+/// the source's were too. Two seeks per side.
+fn keeps_rowids(conn: &Connection, table: &Table) -> rusqlite::Result<bool> {
+    if table.without_rowid || table.ipk.is_some() {
+        return Ok(true);
+    }
+    let rowid = crate::engine::writer::rowid_alias(table);
+    let name = ident(&table.name);
+    let ends = |schema: &str| {
+        conn.query_row(
+            &format!("SELECT min({rowid}), max({rowid}) FROM {schema}.{name}"),
+            [],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
+        )
+    };
+    Ok(ends("main")? == ends(SOURCE)?)
 }
 
 /// Commits the copy (returning whether that worked) or rolls it back. A rollback also clears

@@ -94,6 +94,10 @@ pub struct OrphanGroup {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     pub reason: String,
+    /// The index evidence that placed the group, when look-alike tables had to be told apart
+    /// ("index X of T lists 118 of the 120 rows looked up; no index of U lists any").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

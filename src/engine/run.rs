@@ -281,6 +281,7 @@ impl Engine<'_> {
             &mut reports,
             &mut writer,
             catalog.whole,
+            &catalog.entries,
         )?;
         groups.append(&mut orphans.groups);
         writer.flush_all(tables)?;

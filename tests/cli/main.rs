@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod hostile;
 mod hot_journal;
 mod install;
+mod look_alike;
 mod lost;
 mod map;
 mod pagefile;

@@ -311,6 +311,7 @@ pub(crate) fn repaired(
                      over its surviving subtrees",
                     s.first, s.last, table.name, hole.page
                 ),
+                evidence: None,
             });
         }
     }

@@ -1,4 +1,5 @@
 //! Rows found outside every table's tree: orphan pages.
 
 pub(crate) mod freelist;
+pub(crate) mod membership;
 pub(crate) mod orphans;

@@ -7,13 +7,14 @@
 //! else goes to `lost_and_found`, with the reason in the report. A row lands once.
 
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::schema::Table;
+use crate::engine::salvage::membership::{testify, RowPrint, Testimony, MAX_PRINTS};
+use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
 use crate::engine::writer::Writer;
 use crate::engine::{note_damaged_value, OrphanGroup, TableReport};
 use crate::format::page::{BtreePage, PageKind};
 use crate::format::record::Field;
-use crate::source::pagefile::looks_like_btree_page;
+use crate::source::pagefile::{looks_like_btree_page, PageFile};
 use crate::Result;
 use std::collections::HashSet;
 
@@ -34,11 +35,21 @@ struct Evidence {
     last: Option<i64>,
     /// Per table: how many rows have a shape the table can hold.
     fit: Vec<u64>,
+    /// The rows themselves (up to a bound), to be looked up in the tables' indexes.
+    prints: Vec<RowPrint>,
 }
 
 enum Decision {
-    Attribute { table: usize, hole: usize },
-    CheckDuplicates { tables: Vec<usize>, reason: String },
+    Attribute {
+        table: usize,
+        hole: usize,
+        /// The index evidence that told look-alike tables apart, when it took that.
+        witness: Option<String>,
+    },
+    CheckDuplicates {
+        tables: Vec<usize>,
+        reason: String,
+    },
     LostAndFound(String),
     Ignore(String),
 }
@@ -50,6 +61,7 @@ pub(crate) fn recover_orphans(
     reports: &mut [TableReport],
     writer: &mut Writer,
     schema_whole: bool,
+    entries: &[SchemaEntry],
 ) -> Result<OrphanResult> {
     for rep in reports.iter_mut() {
         sort_holes(&mut rep.holes);
@@ -81,7 +93,11 @@ pub(crate) fn recover_orphans(
             TreeKind::Index
         };
         let (evidence, pages) = gather(walker, map, top, tree, tables)?;
-        let decision = decide(&evidence, tree, tables, reports);
+        let witnesses = Witnesses {
+            pf: walker.page_file(),
+            entries,
+        };
+        let decision = decide(&evidence, tree, tables, reports, &witnesses);
         let group = apply(
             walker,
             map,
@@ -178,6 +194,7 @@ fn gather(
         first: None,
         last: None,
         fit: vec![0; tables.len()],
+        prints: Vec::new(),
     };
     let mut types = Vec::new();
     let cp = map.checkpoint();
@@ -190,6 +207,9 @@ fn gather(
         PageStatus::OrphanLostAndFound,
         &mut |row: &RowRef<'_>| {
             ev.rows += 1;
+            if ev.prints.len() < MAX_PRINTS {
+                ev.prints.extend(RowPrint::of(row));
+            }
             if let Some(r) = row.rowid {
                 ev.first = Some(ev.first.map_or(r, |m| m.min(r)));
                 ev.last = Some(ev.last.map_or(r, |m| m.max(r)));
@@ -224,7 +244,56 @@ fn mostly(part: u64, whole: u64) -> bool {
     whole > 0 && part * 10 >= whole * 9
 }
 
-fn decide(ev: &Evidence, tree: TreeKind, tables: &[Table], reports: &[TableReport]) -> Decision {
+/// What can testify for an orphan group's rows: the indexes of the tables it may belong to.
+struct Witnesses<'a> {
+    pf: &'a PageFile,
+    entries: &'a [SchemaEntry],
+}
+
+impl Witnesses<'_> {
+    /// Among look-alike tables, the one whose indexes list the group's rows while no other's
+    /// list any, with the evidence in words. `None` when no index separates them.
+    fn separate(&self, ev: &Evidence, tables: &[Table], ts: &[usize]) -> Option<(usize, String)> {
+        let (Some(lo), Some(hi)) = (ev.first, ev.last) else {
+            return None;
+        };
+        let said = testify(self.pf, self.entries, tables, ts, &ev.prints, (lo, hi));
+        let listing: Vec<(usize, &Testimony)> = ts
+            .iter()
+            .zip(&said)
+            .filter_map(|(&t, s)| s.as_ref().filter(|s| s.rows > 0).map(|s| (t, s)))
+            .collect();
+        let [(t, s)] = listing.as_slice() else {
+            return None;
+        };
+        // Most of the rows must be listed: a few chance matches prove nothing.
+        if s.rows * 2 < ev.prints.len() as u64 {
+            return None;
+        }
+        let others = names(
+            tables,
+            &ts.iter().copied().filter(|o| o != t).collect::<Vec<_>>(),
+        );
+        Some((
+            *t,
+            format!(
+                "index {} of {} lists {} of the {} rows looked up; no index of {others} lists any",
+                s.index,
+                tables[*t].name,
+                s.rows,
+                ev.prints.len()
+            ),
+        ))
+    }
+}
+
+fn decide(
+    ev: &Evidence,
+    tree: TreeKind,
+    tables: &[Table],
+    reports: &[TableReport],
+    witnesses: &Witnesses<'_>,
+) -> Decision {
     if ev.rows == 0 {
         return Decision::Ignore("no rows on these pages".into());
     }
@@ -252,6 +321,7 @@ fn decide(ev: &Evidence, tree: TreeKind, tables: &[Table], reports: &[TableRepor
         [(t, h)] => Decision::Attribute {
             table: *t,
             hole: *h,
+            witness: None,
         },
         [] if tree == TreeKind::Index => {
             Decision::Ignore("orphan index pages (indexes are rebuilt from the data)".into())
@@ -268,7 +338,20 @@ fn decide(ev: &Evidence, tree: TreeKind, tables: &[Table], reports: &[TableRepor
         },
         many => {
             let ts: Vec<usize> = many.iter().map(|(t, _)| *t).collect();
-            Decision::LostAndFound(format!("ambiguous: fits {} equally", names(tables, &ts)))
+            match witnesses.separate(ev, tables, &ts) {
+                Some((table, why)) => Decision::Attribute {
+                    table,
+                    hole: many
+                        .iter()
+                        .find(|(t, _)| *t == table)
+                        .map_or(0, |(_, h)| *h),
+                    witness: Some(why),
+                },
+                None => Decision::LostAndFound(format!(
+                    "ambiguous: fits {} equally, and no index tells them apart",
+                    names(tables, &ts)
+                )),
+            }
         }
     }
 }
@@ -304,6 +387,7 @@ fn apply(
         outcome: String::new(),
         table: None,
         reason: String::new(),
+        evidence: None,
     };
     match decision {
         Decision::Ignore(reason) => {
@@ -319,7 +403,11 @@ fn apply(
             group.outcome = "ignored".into();
             group.reason = reason;
         }
-        Decision::Attribute { table: t, hole } => {
+        Decision::Attribute {
+            table: t,
+            hole,
+            witness,
+        } => {
             let table = &tables[t];
             let owner = reports[t].owner;
             let rep = &mut reports[t];
@@ -366,6 +454,7 @@ fn apply(
                 ),
                 _ => format!("records fit {} and its tree lost pages", table.name),
             };
+            group.evidence = witness;
         }
         Decision::CheckDuplicates { tables: ts, reason } => {
             let mut dup = 0u64;

@@ -1,0 +1,268 @@
+//! Index entries as evidence of which table a row belongs to. An index entry is a copy of the
+//! indexed columns and the rowid: a row whose rowid and values an index of table T lists is a
+//! row of T, whatever other table has the same shape. Every readable leaf counts, so an index
+//! with a damaged page still testifies for the rows its good pages list.
+
+use crate::engine::pages::{Claims, PageStatus};
+use crate::engine::schema::{SchemaEntry, Table};
+use crate::engine::walk::{RowRef, TreeKind, Walker};
+use crate::format::record::{Field, Value};
+use crate::source::pagefile::PageFile;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+/// At most this many rows of one orphan group are kept to be looked up: a sample large
+/// enough to tell tables apart, bounded whatever the group's size.
+pub(crate) const MAX_PRINTS: usize = 50_000;
+
+/// One orphan row as the lookups need it: its rowid and a hash of each field's value.
+pub(crate) struct RowPrint {
+    rowid: i64,
+    fields: Vec<u64>,
+}
+
+impl RowPrint {
+    /// The print of a complete row with a rowid; `None` for a partial row or an index entry.
+    pub(crate) fn of(row: &RowRef<'_>) -> Option<RowPrint> {
+        let rowid = row.rowid.filter(|_| row.complete)?;
+        Some(RowPrint {
+            rowid,
+            fields: row
+                .fields
+                .iter()
+                .map(|f| value_hash(f.value(row.payload)))
+                .collect(),
+        })
+    }
+}
+
+/// Where an index key column's value is in a table's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySource {
+    Field(usize),
+    Rowid,
+}
+
+/// How many of the rows each index of a table lists: the strongest index's count, and its
+/// name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Testimony {
+    pub index: String,
+    pub rows: u64,
+}
+
+/// For each table in `candidates`, what its indexes say of `rows` (rowids between `lo` and
+/// `hi`): the index that lists the most of them, and how many. `None` for a table with no
+/// index that can testify (partial, expressions, unreadable root).
+pub(crate) fn testify(
+    pf: &PageFile,
+    entries: &[SchemaEntry],
+    tables: &[Table],
+    candidates: &[usize],
+    rows: &[RowPrint],
+    (lo, hi): (i64, i64),
+) -> Vec<Option<Testimony>> {
+    candidates
+        .iter()
+        .map(|&t| {
+            let table = &tables[t];
+            indexes_of(entries, table)
+                .into_iter()
+                .filter_map(|(name, root, keys)| {
+                    let listed = entries_between(pf, root, keys.len(), (lo, hi))?;
+                    let rows = rows
+                        .iter()
+                        .filter(|r| row_key(r, &keys).is_some_and(|k| listed.contains(&k)))
+                        .count() as u64;
+                    Some(Testimony { index: name, rows })
+                })
+                .max_by_key(|t| t.rows)
+        })
+        .collect()
+}
+
+/// The indexes of `table` an entry of which names one row: not partial, every key column a
+/// column of the table. Each with its root page and where its key columns are in a record.
+fn indexes_of(entries: &[SchemaEntry], table: &Table) -> Vec<(String, u32, Vec<KeySource>)> {
+    let Some(table_sql) = table.sql.as_deref() else {
+        return Vec::new();
+    };
+    let Ok(scratch) = rusqlite::Connection::open_in_memory() else {
+        return Vec::new();
+    };
+    if scratch.execute_batch(table_sql).is_err() {
+        return Vec::new();
+    }
+    entries
+        .iter()
+        .filter(|e| e.kind == "index" && e.tbl_name == table.name && e.rootpage > 0)
+        .filter_map(|e| {
+            let root = u32::try_from(e.rootpage).ok()?;
+            if let Some(sql) = e.sql.as_deref() {
+                scratch.execute_batch(sql).ok()?;
+            }
+            let keys = key_sources(&scratch, &e.name, table)?;
+            Some((e.name.clone(), root, keys))
+        })
+        .collect()
+}
+
+/// Where each key column of index `name` is in `table`'s records, as SQLite reads the
+/// index's definition; `None` for a partial index or one over an expression. An automatic
+/// index (of a UNIQUE or PRIMARY KEY constraint) is known to the scratch database by name.
+fn key_sources(conn: &rusqlite::Connection, name: &str, table: &Table) -> Option<Vec<KeySource>> {
+    let partial: bool = conn
+        .query_row(
+            "SELECT partial FROM pragma_index_list(?1) WHERE name = ?2",
+            [&table.name, name],
+            |r| r.get(0),
+        )
+        .ok()?;
+    if partial {
+        return None;
+    }
+    let mut stmt = conn
+        .prepare("SELECT cid FROM pragma_index_xinfo(?1) WHERE key ORDER BY seqno")
+        .ok()?;
+    let cids: Vec<i64> = stmt
+        .query_map([name], |r| r.get(0))
+        .ok()?
+        .collect::<rusqlite::Result<_>>()
+        .ok()?;
+    if cids.is_empty() {
+        return None;
+    }
+    cids.into_iter()
+        .map(|cid| {
+            let cid = usize::try_from(cid).ok()?; // -2: an expression
+            if Some(cid) == table.ipk {
+                return Some(KeySource::Rowid);
+            }
+            table
+                .stored
+                .iter()
+                .position(|&c| c == cid)
+                .map(KeySource::Field)
+        })
+        .collect()
+}
+
+/// The keys (key columns and rowid) of every readable entry of the index at `root` whose
+/// rowid lies between `lo` and `hi`. Read under a private ledger: nothing is claimed.
+fn entries_between(
+    pf: &PageFile,
+    root: u32,
+    keys: usize,
+    (lo, hi): (i64, i64),
+) -> Option<HashSet<u64>> {
+    let mut claims = Claims::new(pf.page_count());
+    let mut walker = Walker::new(
+        pf,
+        indicatif::ProgressBar::hidden(),
+        &crate::util::interrupt::interrupted,
+    );
+    let mut out = HashSet::new();
+    walker
+        .walk(
+            &mut claims,
+            None,
+            root,
+            TreeKind::Index,
+            PageStatus::Tree,
+            &|_, _| true,
+            &mut |row: &RowRef<'_>| {
+                if !row.complete || row.fields.len() != keys + 1 {
+                    return Ok(());
+                }
+                let Some(Field::Integer(rowid)) = row.fields.last() else {
+                    return Ok(());
+                };
+                if (lo..=hi).contains(rowid) {
+                    let values = row.fields[..keys]
+                        .iter()
+                        .map(|f| value_hash(f.value(row.payload)));
+                    out.insert(combine(values, *rowid));
+                }
+                Ok(())
+            },
+        )
+        .ok()?;
+    Some(out)
+}
+
+/// The key an index of the row's table would hold for it; `None` when the record is too
+/// short to hold a key column (a column added later with a default).
+fn row_key(row: &RowPrint, keys: &[KeySource]) -> Option<u64> {
+    let values: Option<Vec<u64>> = keys
+        .iter()
+        .map(|k| match k {
+            KeySource::Rowid => Some(value_hash(Value::Integer(row.rowid))),
+            KeySource::Field(i) => row.fields.get(*i).copied(),
+        })
+        .collect();
+    Some(combine(values?.into_iter(), row.rowid))
+}
+
+/// A hash of one value, equal for equal values: a whole REAL and the same INTEGER hash alike,
+/// since a REAL column may store a whole number as an integer in one record and not another.
+fn value_hash(v: Value<'_>) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    match v {
+        Value::Null => 0u8.hash(&mut h),
+        Value::Integer(i) => (1u8, i).hash(&mut h),
+        Value::Real(r) => match whole(r) {
+            Some(i) => (1u8, i).hash(&mut h),
+            None => (2u8, r.to_bits()).hash(&mut h),
+        },
+        Value::Text(t) => (3u8, t).hash(&mut h),
+        Value::Blob(b) => (4u8, b).hash(&mut h),
+    }
+    h.finish()
+}
+
+/// `r` as an integer when it is one exactly.
+fn whole(r: f64) -> Option<i64> {
+    // 2^63 as f64: every whole f64 below it in magnitude converts exactly.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (r.fract() == 0.0 && r.abs() < LIMIT).then_some(r as i64)
+}
+
+fn combine(values: impl Iterator<Item = u64>, rowid: i64) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for v in values {
+        v.hash(&mut h);
+    }
+    rowid.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_reals_hash_as_integers_and_others_do_not() {
+        assert_eq!(value_hash(Value::Real(3.0)), value_hash(Value::Integer(3)));
+        assert_ne!(value_hash(Value::Real(3.5)), value_hash(Value::Integer(3)));
+        assert_ne!(value_hash(Value::Text(b"3")), value_hash(Value::Integer(3)));
+        assert_ne!(value_hash(Value::Text(b"x")), value_hash(Value::Blob(b"x")));
+        assert_eq!(whole(f64::MAX), None);
+        assert_eq!(whole(-2.0), Some(-2));
+    }
+
+    #[test]
+    fn a_row_key_takes_the_rowid_for_an_integer_primary_key() {
+        let row = RowPrint {
+            rowid: 7,
+            fields: vec![value_hash(Value::Null), value_hash(Value::Text(b"ann"))],
+        };
+        let by_name = row_key(&row, &[KeySource::Field(1)]).unwrap();
+        let by_id = row_key(&row, &[KeySource::Rowid]).unwrap();
+        assert_ne!(by_name, by_id);
+        assert_eq!(
+            by_name,
+            combine([value_hash(Value::Text(b"ann"))].into_iter(), 7)
+        );
+        assert!(row_key(&row, &[KeySource::Field(5)]).is_none());
+    }
+}

@@ -7,6 +7,7 @@ mod common;
 mod harness;
 
 mod check;
+mod edges;
 mod engine_healthy;
 mod faults;
 mod fuzz_regressions;

@@ -113,7 +113,6 @@ pub fn undo(target: &Path, opts: &UndoOptions) -> Result<UndoReport> {
         )));
     }
     let db = manifest.db.clone();
-    refuse_damaged_backup(&backup_dir, &manifest)?;
     let locks = if db.exists() {
         probe_locks(&db)?
     } else {
@@ -122,12 +121,13 @@ pub fn undo(target: &Path, opts: &UndoOptions) -> Result<UndoReport> {
     if !locks.is_empty() && !opts.force {
         return Err(refuse_locked(&db, &locks, "undo"));
     }
-    let changes = changes_since_restore(&db, &manifest);
+    let changes = changes_since_restore(&db, &manifest, &opts.progress);
     if !changes.is_empty() && !opts.force {
         return Err(Error::Refused(format!(
-            "{} changed since it was restored at {}: {}. The application has written to it: \
-             undoing would set those writes aside. Nothing was changed. Stop the application; \
-             to undo anyway, keeping what is there now in the backup folder: {} undo {} --force",
+            "{} changed since it was restored at {}: {}. Something (the application?) wrote to \
+             it: undoing would set those writes aside. Nothing was changed. Stop the \
+             application; to undo anyway, keeping what is there now in the backup folder: {} \
+             undo {} --force",
             db.display(),
             manifest.created_at,
             changes.join("; "),
@@ -136,6 +136,7 @@ pub fn undo(target: &Path, opts: &UndoOptions) -> Result<UndoReport> {
         )));
     }
 
+    refuse_damaged_backup(&backup_dir, &manifest, &opts.progress)?;
     let staged = stage_originals(&backup_dir, &manifest, &opts.progress)?;
     let set_aside_dir = backup_unused(backup_dir.join(format!("undone-{}", utc_stamp())));
     let result = std::fs::create_dir(&set_aside_dir)
@@ -226,28 +227,41 @@ fn find_backup_dir(target: &Path) -> Result<PathBuf> {
 }
 
 /// Refuses when an original in the backup folder is missing or no longer has its hash.
-fn refuse_damaged_backup(backup_dir: &Path, manifest: &RestoreManifest) -> Result<()> {
-    for f in &manifest.files {
+fn refuse_damaged_backup(
+    backup_dir: &Path,
+    manifest: &RestoreManifest,
+    progress: &Progress,
+) -> Result<()> {
+    let bar = progress.bytes("checking", manifest.files.iter().map(|f| f.size).sum());
+    let damaged = manifest.files.iter().find(|f| {
         let path = backup_dir.join(&f.name);
-        let ok = hash_file(&path, None).is_ok_and(|h| h == (f.size, f.sha256.clone()));
-        if !ok {
-            return Err(Error::Refused(format!(
-                "{} is missing or not as restore left it (sha256 {} in {}): the originals \
-                 cannot be put back byte for byte; nothing was changed",
-                path.display(),
-                f.sha256,
-                backup_dir.join(MANIFEST).display()
-            )));
-        }
+        !hash_file(&path, Some(&bar)).is_ok_and(|(size, sha)| size == f.size && sha == f.sha256)
+    });
+    bar.finish_and_clear();
+    match damaged {
+        None => Ok(()),
+        Some(f) => Err(Error::Refused(format!(
+            "{} is missing or not as restore left it (sha256 {} in {}): the originals cannot \
+             be put back byte for byte; nothing was changed",
+            backup_dir.join(&f.name).display(),
+            f.sha256,
+            backup_dir.join(MANIFEST).display()
+        ))),
     }
-    Ok(())
 }
 
 /// How the files at the database path differ from what restore left there: the database's
 /// hash, and a -wal or -journal holding anything (commits not yet in the database).
-fn changes_since_restore(db: &Path, manifest: &RestoreManifest) -> Vec<String> {
+fn changes_since_restore(
+    db: &Path,
+    manifest: &RestoreManifest,
+    progress: &Progress,
+) -> Vec<String> {
     let mut changes = Vec::new();
-    match hash_file(db, None) {
+    let bar = progress.bytes("checking", manifest.restored.size);
+    let hashed = hash_file(db, Some(&bar));
+    bar.finish_and_clear();
+    match hashed {
         Ok((_, sha)) if sha == manifest.restored.sha256 => {}
         Ok(_) => changes.push(format!(
             "{} is not the file restore put there",

@@ -99,6 +99,17 @@ fn healthy_db(path: &Path, rows: i64) {
     }
 }
 
+/// `recover -q --json --incident-dir INCIDENT DB`: its exit code and report.
+fn recover_into(db: &Path, incident: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = cmd()
+        .args(["recover", "-q", "--json", "--incident-dir"])
+        .arg(incident)
+        .arg(db)
+        .output()
+        .unwrap();
+    (out.status.code(), json(&out))
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -219,14 +230,8 @@ fn a_walk_counted_source_whose_rows_were_lost_makes_diff_exit_non_zero() {
     let root = tempfile::tempdir().unwrap();
     let db = copy_sample("leaf-zeroed", &root.path().join("src"));
     let incident = root.path().join("incident");
-    let out = cmd()
-        .args(["recover", "-q", "--json", "--incident-dir"])
-        .arg(&incident)
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let report = json(&out);
+    let (code, report) = recover_into(&db, &incident);
+    assert_eq!(code, Some(1));
     let monitor = table(&report, "monitor_check");
     assert_eq!(monitor["source_counted_by"], "bounds", "{monitor:#}");
     assert!(!monitor["lost"].as_array().unwrap().is_empty());
@@ -263,14 +268,8 @@ fn a_walk_counted_source_whose_rows_were_lost_makes_diff_exit_non_zero() {
     // A walk that reached every row is a plain count ("walk"), and equal is equal.
     let db = copy_sample("root-zeroed", &root.path().join("whole"));
     let incident = root.path().join("incident-whole");
-    let out = cmd()
-        .args(["recover", "-q", "--json", "--incident-dir"])
-        .arg(&incident)
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let report = json(&out);
+    let (code, report) = recover_into(&db, &incident);
+    assert_eq!(code, Some(0));
     let monitor = table(&report, "monitor_check");
     assert_eq!(monitor["source_counted_by"], "walk", "{monitor:#}");
     assert_eq!(
@@ -297,12 +296,7 @@ fn restore_refuses_a_lossy_copy_and_the_same_incident_twice() {
     let root = tempfile::tempdir().unwrap();
     let db = copy_sample("leaf-zeroed", &root.path().join("live"));
     let incident = root.path().join("incident");
-    cmd()
-        .args(["recover", "-q", "--incident-dir"])
-        .arg(&incident)
-        .arg(&db)
-        .assert()
-        .code(1);
+    assert_eq!(recover_into(&db, &incident).0, Some(1));
     let recovered = incident.join("recovered.sqlite3");
     let before = fingerprint(&db);
     let restore = |extra: &[&str]| {
@@ -380,12 +374,7 @@ fn restore_refuses_a_database_the_incident_did_not_snapshot() {
     let db = root.path().join("app.db");
     healthy_db(&db, 20);
     let incident = root.path().join("incident");
-    cmd()
-        .args(["recover", "-q", "--incident-dir"])
-        .arg(&incident)
-        .arg(&db)
-        .assert()
-        .code(0);
+    assert_eq!(recover_into(&db, &incident).0, Some(0));
     let recovered = incident.join("recovered.sqlite3");
 
     let other = root.path().join("other.db");
@@ -440,12 +429,7 @@ fn undo_refuses_after_the_app_wrote_and_force_keeps_every_file() {
     let originals = fingerprint(&db);
     assert!(originals.contains_key("-wal"));
     let incident = root.path().join("incident");
-    cmd()
-        .args(["recover", "-q", "--incident-dir"])
-        .arg(&incident)
-        .arg(&db)
-        .assert()
-        .code(0);
+    assert_eq!(recover_into(&db, &incident).0, Some(0));
     let recovered = incident.join("recovered.sqlite3");
     cmd()
         .args(["restore", "-q"])
@@ -529,6 +513,34 @@ fn undo_refuses_after_the_app_wrote_and_force_keeps_every_file() {
         .assert()
         .code(0);
     assert_eq!(sha256_file(&db), sha256_file(&recovered));
+}
+
+/// An original altered in the backup folder cannot be put back byte for byte: undo refuses
+/// and changes nothing.
+#[test]
+fn undo_refuses_when_an_original_in_the_backup_was_altered() {
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("app.db");
+    healthy_db(&db, 10);
+    let incident = root.path().join("incident");
+    assert_eq!(recover_into(&db, &incident).0, Some(0));
+    cmd()
+        .args(["restore", "-q"])
+        .arg(&db)
+        .arg("--from")
+        .arg(incident.join("recovered.sqlite3"))
+        .assert()
+        .code(0);
+    let original = incident.join("pre-restore").join("app.db");
+    let mut bytes = std::fs::read(&original).unwrap();
+    bytes.push(0);
+    std::fs::write(&original, &bytes).unwrap();
+    let files = every_file(root.path());
+    let out = cmd().arg("undo").arg(&incident).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("not as restore left it"), "{stderr}");
+    assert_eq!(every_file(root.path()), files);
 }
 
 // ---------------------------------------------------------------------------------------

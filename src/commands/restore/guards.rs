@@ -7,6 +7,7 @@ use super::shell::{sh_quote, tool_command};
 use super::swap::hash_file;
 use crate::commands::diff;
 use crate::error::{Error, Result};
+use crate::output::progress::Progress;
 use crate::source::pagefile::sidecar;
 use crate::source::snapshot::Manifest;
 use std::fs::File;
@@ -128,6 +129,7 @@ pub(crate) fn refuse_changed_database(
     from: &Path,
     incident: Option<&Incident>,
     force: bool,
+    progress: &Progress,
 ) -> Result<Vec<String>> {
     let tool = tool_command();
     let earlier: Vec<(PathBuf, RestoreManifest)> = incident
@@ -149,14 +151,14 @@ pub(crate) fn refuse_changed_database(
             db.display(),
             from.display()
         ))
-    } else if let Some(change) = incident.and_then(|i| snapshot_difference(db, &i.view.snapshot)) {
-        let i = incident
-            .map(|i| i.dir.display().to_string())
-            .unwrap_or_default();
+    } else if let Some((i, change)) = incident
+        .and_then(|i| snapshot_difference(db, &i.view.snapshot, progress).map(|change| (i, change)))
+    {
         Some(format!(
-            "{} is not what incident {i} snapshotted: {change}. The recovered copy does not \
+            "{} is not what incident {} snapshotted: {change}. The recovered copy does not \
              hold what was written since; stop the application and recover again",
-            db.display()
+            db.display(),
+            i.dir.display()
         ))
     } else {
         None
@@ -172,7 +174,9 @@ pub(crate) fn refuse_changed_database(
 
 /// What differs between the database's files now and the snapshot's manifest (the -shm
 /// aside: SQLite rewrites it on every open). None when each file has the hash it had.
-fn snapshot_difference(db: &Path, snapshot: &Manifest) -> Option<String> {
+fn snapshot_difference(db: &Path, snapshot: &Manifest, progress: &Progress) -> Option<String> {
+    let total = snapshot.files.iter().map(|f| f.size).sum();
+    let bar = progress.bytes("checking", total);
     let mut changes = Vec::new();
     for (role, path) in [
         ("db", db.to_path_buf()),
@@ -184,7 +188,7 @@ fn snapshot_difference(db: &Path, snapshot: &Manifest) -> Option<String> {
         match (then, now) {
             (Some(f), Some(m)) => {
                 let same = m.len() == f.size
-                    && hash_file(&path, None).is_ok_and(|(_, sha)| sha == f.sha256);
+                    && hash_file(&path, Some(&bar)).is_ok_and(|(_, sha)| sha == f.sha256);
                 if !same {
                     changes.push(format!("{} changed", path.display()));
                 }
@@ -196,6 +200,7 @@ fn snapshot_difference(db: &Path, snapshot: &Manifest) -> Option<String> {
             _ => {}
         }
     }
+    bar.finish_and_clear();
     (!changes.is_empty()).then(|| {
         format!(
             "{} since the snapshot of {}",

@@ -289,6 +289,7 @@ fn check(db: &Path, from: &Path, opts: &RestoreOptions) -> Result<Checked> {
         &from,
         incident.as_ref(),
         opts.force,
+        &opts.progress,
     )?);
 
     let integrity = guards::integrity_check(&from);

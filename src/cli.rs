@@ -1,7 +1,7 @@
 //! Command-line arguments and dispatch to the library.
 
 use clap::{Args, Parser, Subcommand};
-use sqlite_rescue::commands::{check, diff, lost, recover, restore};
+use sqlite_rescue::commands::{check, diff, lost, recover, restore, undo};
 use sqlite_rescue::output::map;
 use sqlite_rescue::output::progress::Progress;
 use sqlite_rescue::output::report::Outcome;
@@ -75,7 +75,8 @@ pub enum Command {
         /// Where to write the recovered database (default: recovered.sqlite3 in the incident folder).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Incident folder (default: ./<db-name>.rescue-<UTC timestamp>/).
+        /// Incident folder (default: a new ./<db-name>.rescue-<UTC timestamp>/; its path is the
+        /// last line printed, and `incident_dir` with --json).
         #[arg(long)]
         incident_dir: Option<PathBuf>,
         /// Do everything in a temporary folder that is removed afterwards; only print the report.
@@ -117,6 +118,10 @@ pub enum Command {
         recovered: PathBuf,
     },
     /// Put a recovered database in place of the damaged one, keeping the originals.
+    ///
+    /// When RECOVERED came from an incident, DB must be the database that incident snapshotted,
+    /// unchanged since and not restored already, and RECOVERED must hold every row the
+    /// report says the source held.
     Restore {
         /// The damaged database to replace (it and its sidecars are moved to the backup folder).
         db: PathBuf,
@@ -126,7 +131,27 @@ pub enum Command {
         /// Where the originals are moved (default: inside the incident folder RECOVERED is in).
         #[arg(long)]
         backup_dir: Option<PathBuf>,
-        /// Go ahead even if the database is open elsewhere or RECOVERED fails integrity_check.
+        /// Make every check and print exactly what would be copied, moved and renamed, and
+        /// where; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Put RECOVERED in place although it holds fewer rows than the incident's report
+        /// says the source held (exit 1 without it).
+        #[arg(long)]
+        accept_loss: bool,
+        /// Go ahead even if the database is open elsewhere, RECOVERED fails integrity_check,
+        /// or DB changed since the incident's snapshot (or was restored from it already).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Undo a restore: move the originals back byte for byte, keeping what was in place in
+    /// the backup folder (nothing is deleted).
+    Undo {
+        /// The incident folder (its newest restore not yet undone), or the backup folder
+        /// restore moved the originals into (`--backup-dir`).
+        incident: PathBuf,
+        /// Undo although the database changed since the restore (the application wrote to
+        /// it: those files are kept in the backup folder too), or is open elsewhere.
         #[arg(long)]
         force: bool,
     },
@@ -154,6 +179,9 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
                 max_errors,
                 progress,
             };
+            // check.rs takes a snapshot only after its own tests of the file (an empty
+            // -journal would be "empty"): refuse a sidecar first, as every command does.
+            sqlite_rescue::source::snapshot::refuse_sidecar(&db)?;
             let report = check::check(&db, &opts)?;
             if let Some(file) = map_file {
                 // check itself does not run the engine: the map comes from a run on its own
@@ -210,14 +238,25 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             db,
             from,
             backup_dir,
+            dry_run,
+            accept_loss,
             force,
         } => {
             let opts = restore::RestoreOptions {
                 backup_dir,
                 force,
+                accept_loss,
                 progress,
             };
-            emit(&restore::restore(&db, &from, &opts)?, &cli.output)
+            if dry_run {
+                emit(&restore::plan(&db, &from, &opts)?, &cli.output)
+            } else {
+                emit(&restore::restore(&db, &from, &opts)?, &cli.output)
+            }
+        }
+        Command::Undo { incident, force } => {
+            let opts = undo::UndoOptions { force, progress };
+            emit(&undo::undo(&incident, &opts)?, &cli.output)
         }
         Command::Completions { shell } => {
             let mut command = command;

@@ -58,13 +58,28 @@ pub enum Error {
     /// The command line or the arguments do not make sense together.
     #[error("{0}")]
     Usage(String),
+
+    /// A database's -wal, -shm or -journal was named where the database itself belongs.
+    #[error("{}: {reason}", path.display())]
+    Sidecar {
+        path: PathBuf,
+        /// The database it belongs to, when its name says so.
+        database: Option<PathBuf>,
+        reason: String,
+    },
+
+    /// Putting this copy in place would lose rows the source held (restore without
+    /// --accept-loss).
+    #[error("refused: {0}")]
+    RowsWouldBeLost(String),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Unusable { .. } => exit::UNUSABLE,
-            Error::Usage(_) => exit::USAGE,
+            Error::Usage(_) | Error::Sidecar { .. } => exit::USAGE,
+            Error::RowsWouldBeLost(_) => exit::DAMAGE,
             Error::Io { .. }
             | Error::Sqlite { .. }
             | Error::Refused(_)

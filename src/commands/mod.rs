@@ -6,3 +6,4 @@ pub mod diff;
 pub mod lost;
 pub mod recover;
 pub mod restore;
+pub mod undo;

@@ -1,7 +1,7 @@
 //! The `recover` command: snapshot → engine → integrity_check → diff → report.json, in an
 //! incident folder (or, with --dry-run, in a temporary one that is removed afterwards).
 
-use crate::commands::diff::{self, DiffReport};
+use crate::commands::diff::{self, CountedBy, DiffReport};
 use crate::engine::{self, Report};
 use crate::error::{exit, Error, Result};
 use crate::output::progress::Progress;
@@ -9,6 +9,7 @@ use crate::output::report::Outcome;
 use crate::source::pagefile::sidecar;
 use crate::source::snapshot::{self, Manifest, SnapshotOptions};
 use crate::util::paths::{absolute, resolved};
+use crate::util::quote::{shell, tool_command};
 use std::path::{Path, PathBuf};
 
 /// Version of the report.json layout (docs/report-format.md).
@@ -34,7 +35,8 @@ pub struct RecoverCommand {
 pub struct TableSummary {
     pub table: String,
     pub source_rows: Option<u64>,
-    pub source_counted_by: String,
+    pub source_counted_by: Option<CountedBy>,
+    pub source_rows_max: Option<u64>,
     pub recovered_rows: Option<u64>,
     pub walked_rows: u64,
     pub attributed_rows: u64,
@@ -42,6 +44,10 @@ pub struct TableSummary {
     pub conflict_rows: u64,
     pub damaged_rows: u64,
     pub difference: Option<i64>,
+    /// Rows of the source not in the recovered table, at least (never 0 when any evidence
+    /// shows a row lost), and at most (null: unknown).
+    pub missing_rows: u64,
+    pub missing_rows_max: Option<u64>,
     pub holes: usize,
     /// Rowid ranges of rows that are really missing (docs/report-format.md).
     pub lost: Vec<crate::engine::losses::LostRange>,
@@ -67,6 +73,9 @@ pub struct IncidentReport {
     /// "complete" when every row the source holds came back in place, else "rows lost".
     pub outcome: String,
     pub exit_code: i32,
+    /// Rows of the source missing from the recovered tables, at least: the sum of
+    /// `tables[].missing_rows`, never 0 when any evidence shows a row lost.
+    pub missing_rows: u64,
     pub lost_and_found_rows: u64,
     pub conflict_rows: u64,
     pub duplicate_rows: u64,
@@ -80,17 +89,12 @@ pub struct IncidentReport {
 impl IncidentReport {
     /// Every row the source holds came back in place. Where SQLite could count a source
     /// table, its count is the truth; where only the engine's page walk could, a hole in the
-    /// table's tree means rows were lost that no count shows.
+    /// table's tree makes the count a bound (rows were lost that no count shows), and a lost
+    /// range is a missing row whatever the counts say.
     fn complete(engine: &Report, diff: &DiffReport) -> bool {
-        let table_complete = |d: &crate::commands::diff::TableDiff| {
-            let may_miss = engine
-                .tables
-                .iter()
-                .find(|t| t.name == d.table)
-                .is_some_and(|t| t.rows_may_be_missing);
-            d.is_equal() && (d.source_counted_by == "sqlite" || !may_miss)
-        };
-        diff.tables.iter().all(table_complete)
+        diff.tables
+            .iter()
+            .all(crate::commands::diff::TableDiff::is_equal)
             && diff.lost_and_found_rows <= engine.stale_rows
             && diff.conflict_rows == 0
             && engine.lost_and_found_rows == 0
@@ -105,16 +109,18 @@ impl IncidentReport {
     /// The per-table table: what the source held, what came back, and what is missing.
     fn table_text(&self) -> String {
         let rows: Vec<Vec<String>> = self
+            .diff
             .tables
             .iter()
-            .map(|t| {
+            .map(|d| {
+                let t = self.tables.iter().find(|t| t.table == d.table);
                 vec![
-                    t.table.clone(),
-                    diff::source_cell(t.source_rows, &t.source_counted_by),
-                    t.recovered_rows.map_or("-".into(), |n| n.to_string()),
-                    t.attributed_rows.to_string(),
-                    t.lost_and_found_rows.to_string(),
-                    self.missing_text(t),
+                    d.table.clone(),
+                    diff::source_cell(d),
+                    d.recovered_rows.map_or("-".into(), |n| n.to_string()),
+                    t.map_or(0, |t| t.attributed_rows).to_string(),
+                    d.lost_and_found_rows.to_string(),
+                    diff::missing_cell(d),
                 ]
             })
             .collect();
@@ -131,28 +137,40 @@ impl IncidentReport {
         )
     }
 
-    /// Rows of the source not back in their table: SQLite's count says it where it could
-    /// count; otherwise the lost ranges bound it.
-    fn missing_text(&self, t: &TableSummary) -> String {
-        if t.source_counted_by == "sqlite" {
-            return t.difference.map_or("?".into(), |d| (-d).max(0).to_string());
+    /// The lines after the summary: what to run next, and where the incident is. The very
+    /// last line is the incident folder's path alone, for scripts (`tail -n 1`).
+    fn next_text(&self) -> String {
+        let mut out = String::new();
+        let tool = tool_command();
+        if self.dry_run {
+            out.push_str("Dry run: nothing was written; the temporary folder is gone.\n");
+            out.push_str(&format!(
+                "Next: stop the application, then run: {tool} recover {}\n",
+                shell(&self.source)
+            ));
+            return out;
         }
-        let may_miss = self
-            .engine
-            .tables
-            .iter()
-            .find(|e| e.name == t.table)
-            .is_some_and(|e| e.rows_may_be_missing);
-        if !may_miss {
-            return "0".into();
+        if let Some(r) = &self.recovered {
+            out.push_str(&format!("recovered database: {}\n", r.display()));
         }
-        let known: Option<u64> = t.lost.iter().map(|r| r.rows).sum();
-        let bounded = crate::engine::losses::most_rows(&t.lost);
-        match (known, bounded) {
-            (Some(n), _) if !t.lost.is_empty() => n.to_string(),
-            (_, Some(n)) if !t.lost.is_empty() => format!("≤ {n}"),
-            _ => "some (see below)".into(),
+        if let Some(f) = &self.report_file {
+            out.push_str(&format!("report: {}\n", f.display()));
         }
+        if let Some(r) = &self.recovered {
+            let restore = format!("{tool} restore {} --from {}", shell(&self.source), shell(r));
+            if self.outcome == "complete" {
+                out.push_str(&format!("Next: {restore}\n"));
+            } else {
+                out.push_str(&format!(
+                    "Next: read what was lost above; to put the recovered copy in place \
+                     knowing those rows are gone: {restore} --accept-loss\n"
+                ));
+            }
+        }
+        if let Some(dir) = &self.incident_dir {
+            out.push_str(&format!("incident folder:\n{}\n", dir.display()));
+        }
+        out
     }
 }
 
@@ -189,7 +207,7 @@ impl Outcome for IncidentReport {
                 .tables
                 .iter()
                 .find(|s| s.table == t.name)
-                .is_some_and(|s| self.missing_text(s) == "0");
+                .is_some_and(|s| s.missing_rows == 0 && s.missing_rows_max == Some(0));
             if t.rows_may_be_missing && !t.holes.is_empty() && !nothing_missing {
                 let mut pages: Vec<u32> = t.holes.iter().map(|h| h.page).collect();
                 pages.sort_unstable();
@@ -288,41 +306,33 @@ impl Outcome for IncidentReport {
             ));
         }
         out.push('\n');
-        if self.dry_run {
-            out.push_str("Dry run: nothing was written; the temporary folder is gone.\n");
-            out.push_str(&format!(
-                "Next: stop the application, then run: sqlite-rescue recover {}\n",
-                self.source.display()
-            ));
+        let verdict = if self.outcome == "complete" {
+            "Every row the source holds came back in place.".to_string()
+        } else if self.missing_rows > 0 {
+            format!(
+                "Some rows did not come back in place: at least {} missing (see above).",
+                rows_count(self.missing_rows)
+            )
         } else {
-            if let Some(dir) = &self.incident_dir {
-                out.push_str(&format!("incident folder: {}\n", dir.display()));
-            }
-            if let Some(r) = &self.recovered {
-                out.push_str(&format!("recovered database: {}\n", r.display()));
-                out.push_str(&format!(
-                    "Next: sqlite-rescue restore {} --from {}\n",
-                    self.source.display(),
-                    r.display()
-                ));
-            }
-            if let Some(f) = &self.report_file {
-                out.push_str(&format!("report: {}\n", f.display()));
-            }
-        }
-        out.push_str(&format!(
-            "{}\n",
-            if self.outcome == "complete" {
-                "Every row the source holds came back in place."
-            } else {
-                "Some rows did not come back in place: see above."
-            }
-        ));
+            "Some rows did not come back in place: see above.".to_string()
+        };
+        out.push_str(&verdict);
+        out.push('\n');
+        out.push_str(&self.next_text());
         out
     }
 
     fn exit_code(&self) -> i32 {
         self.exit_code
+    }
+}
+
+/// "1 row is" / "n rows are".
+fn rows_count(n: u64) -> String {
+    if n == 1 {
+        "1 row is".to_string()
+    } else {
+        format!("{n} rows are")
     }
 }
 
@@ -333,6 +343,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
             "--dry-run writes nothing: it cannot be combined with --out or --incident-dir".into(),
         ));
     }
+    snapshot::refuse_sidecar(&cmd.db)?;
     let source = absolute(&cmd.db);
     if let Some(out) = &cmd.out {
         refuse_unsafe_output(&source, out)?;
@@ -344,12 +355,26 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     } else {
         None
     };
-    let incident = match (&tmp, &cmd.incident_dir) {
-        (Some(t), _) => t.path().join("incident"),
-        (None, Some(d)) => d.clone(),
-        (None, None) => default_incident_dir(&source),
+    let (incident, created) = match (&tmp, &cmd.incident_dir) {
+        (Some(t), _) => (t.path().join("incident"), None),
+        (None, Some(d)) => (d.clone(), None),
+        (None, None) => {
+            let dir = create_default_incident_dir(&source)?;
+            (dir.clone(), Some(dir))
+        }
     };
-    refuse_busy_incident_dir(&incident)?;
+    let result = run_in(cmd, &source, &incident);
+    if let (Err(_), Some(dir)) = (&result, created) {
+        // Only removed when empty: a snapshot that was kept (an interrupt after it) stays.
+        let _ = std::fs::remove_dir(dir);
+    }
+    drop(tmp);
+    result
+}
+
+/// The pipeline from the snapshot on, into `incident`.
+fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<IncidentReport> {
+    refuse_busy_incident_dir(incident)?;
     let snapshot_dir = incident.join("snapshot");
     let manifest = snapshot::take(
         &cmd.db,
@@ -361,7 +386,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     )
     .map_err(|e| match e {
         // Failing to write our own folder is not the database's fault: say where to go.
-        Error::Io { path, source } if path.starts_with(&incident) && !cmd.dry_run => Error::Io {
+        Error::Io { path, source } if path.starts_with(incident) && !cmd.dry_run => Error::Io {
             path,
             source: std::io::Error::new(
                 source.kind(),
@@ -398,7 +423,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     let spinner = cmd
         .progress
         .spinner("counting rows, source against recovered");
-    let diff = diff::compare(&snap_db, &source, &out, Some(diff::walked_counts(&engine)))?;
+    let diff = diff::compare(&snap_db, source, &out, Some(diff::walk_evidence(&engine)))?;
     spinner.finish_and_clear();
     if crate::util::interrupt::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         // Stopped before the report: the recovered file goes too, so nothing in the incident
@@ -411,15 +436,16 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
         schema_version: REPORT_SCHEMA_VERSION,
         tool_version: crate::VERSION.to_string(),
         sqlite_version: crate::sqlite_version().to_string(),
-        source: source.clone(),
+        source: source.to_path_buf(),
         dry_run: cmd.dry_run,
-        incident_dir: (!cmd.dry_run).then(|| absolute(&incident)),
+        incident_dir: (!cmd.dry_run).then(|| absolute(incident)),
         recovered: (!cmd.dry_run).then(|| absolute(&out)),
         report_file: None,
         snapshot: manifest,
         tables: summarize(&engine, &diff),
         outcome: if complete { "complete" } else { "rows lost" }.to_string(),
         exit_code: if complete { exit::OK } else { exit::DAMAGE },
+        missing_rows: diff.missing_rows,
         lost_and_found_rows: engine.lost_and_found_rows,
         conflict_rows: engine.conflict_rows,
         duplicate_rows: engine.duplicate_rows,
@@ -434,7 +460,6 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
         report.report_file = Some(absolute(&path));
         write_json(&path, &report)?;
     }
-    drop(tmp);
     Ok(report)
 }
 
@@ -446,7 +471,8 @@ fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {
             TableSummary {
                 table: d.table.clone(),
                 source_rows: d.source_rows,
-                source_counted_by: d.source_counted_by.clone(),
+                source_counted_by: d.source_counted_by,
+                source_rows_max: d.source_rows_max,
                 recovered_rows: d.recovered_rows,
                 walked_rows: e.map_or(0, |t| t.walked_rows),
                 attributed_rows: e.map_or(0, |t| t.attributed_rows),
@@ -454,6 +480,8 @@ fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {
                 conflict_rows: e.map_or(0, |t| t.conflict_rows),
                 damaged_rows: e.map_or(0, |t| t.damaged_rows),
                 difference: d.difference,
+                missing_rows: d.missing_rows,
+                missing_rows_max: d.missing_rows_max,
                 holes: e.map_or(0, |t| t.holes.len()),
                 lost: e.map_or_else(Vec::new, |t| t.lost.clone()),
                 lost_values: e.and_then(|t| t.lost_values.clone()),
@@ -473,16 +501,39 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// `./<db-name>.rescue-<UTC timestamp>/` in the current folder.
-fn default_incident_dir(source: &Path) -> PathBuf {
+/// Creates `./<db-name>.rescue-<UTC timestamp, to the microsecond>/` in the current folder
+/// and returns it. The folder is made with one `mkdir`, which fails if it exists, so two
+/// runs never share one: the second takes the next free `-2`, `-3`, ... name.
+fn create_default_incident_dir(source: &Path) -> Result<PathBuf> {
     let name = source
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "db".to_string());
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    let stamp = humantime::format_rfc3339_micros(std::time::SystemTime::now())
         .to_string()
         .replace([':', '-'], "");
-    PathBuf::from(format!("{name}.rescue-{}", stamp.trim_end_matches('Z')))
+    let base = format!("{name}.rescue-{}", stamp.trim_end_matches('Z'));
+    for n in 1u32.. {
+        let dir = if n == 1 {
+            PathBuf::from(&base)
+        } else {
+            PathBuf::from(format!("{base}-{n}"))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    path: absolute(&dir),
+                    source: std::io::Error::new(
+                        e.kind(),
+                        format!("{e}; choose a writable folder with --incident-dir DIR"),
+                    ),
+                })
+            }
+        }
+    }
+    unreachable!("some incident folder name is free")
 }
 
 /// An incident folder must be new or empty: we never mix our files with others.

@@ -8,6 +8,7 @@ mod harness;
 
 mod causes;
 mod check;
+mod edges;
 mod engine_healthy;
 mod exact;
 mod faults;

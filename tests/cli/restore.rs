@@ -1,5 +1,6 @@
-//! `restore` through the real binary: the swap, the backup and its manifest, the undo line,
-//! and the refusals (database open elsewhere, RECOVERED damaged, inputs missing).
+//! `restore` and `undo` through the real binary: the swap, the backup and its manifest, the
+//! undo command, and the refusals (database open elsewhere, RECOVERED damaged, inputs
+//! missing, the application wrote after the restore).
 
 use assert_cmd::Command;
 use rusqlite::Connection;
@@ -166,7 +167,8 @@ fn check_restored_and_undo(
         serde_json::from_slice(&std::fs::read(backup_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["files"], report["moved"]);
 
-    // The application runs on the restored file and grows sidecars; undo must still work.
+    // The application runs on the restored file and grows sidecars: undo refuses, since
+    // undoing would set its writes aside; `--force` undoes, keeping every file it finds.
     {
         let conn = Connection::open(db).unwrap();
         conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
@@ -188,15 +190,32 @@ fn check_restored_and_undo(
             std::fs::rename(side(p, ".keep"), p).unwrap();
         }
     }
+    let written = fingerprint(db);
+    assert!(written.contains_key("-wal"), "{written:?}");
 
+    // The printed line runs as printed, from anywhere.
     let undo = report["undo_command"].as_str().unwrap();
-    let status = std::process::Command::new("sh")
+    assert!(undo.contains(" undo "), "{undo}");
+    let refused = std::process::Command::new("sh")
         .arg("-c")
         .arg(undo)
         .current_dir("/")
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "undo failed: {undo}");
+    assert_eq!(refused.status.code(), Some(4), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("changed since it was restored"), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(fingerprint(db), written, "a refused undo changed the files");
+
+    let forced = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{undo} --force --json"))
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(forced.status.code(), Some(0), "{forced:?}");
+    let done: serde_json::Value = serde_json::from_slice(&forced.stdout).unwrap();
     let after: BTreeMap<String, String> =
         fingerprint(db).into_iter().map(|(k, v)| (k, v.0)).collect();
     let expected: BTreeMap<String, String> = before
@@ -207,6 +226,30 @@ fn check_restored_and_undo(
         after, expected,
         "undo did not restore the originals byte for byte"
     );
+    // What the application had written is kept, byte for byte, in the backup folder.
+    let set_aside = PathBuf::from(done["set_aside_dir"].as_str().unwrap());
+    assert!(set_aside.starts_with(&backup_dir), "{set_aside:?}");
+    let kept: BTreeMap<String, String> = fingerprint(&set_aside.join("app.db"))
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    let wrote: BTreeMap<String, String> = written.into_iter().map(|(k, v)| (k, v.0)).collect();
+    assert_eq!(kept, wrote, "--force lost a file that was in place");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup_dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["undone"]["forced"], true);
+    assert_eq!(manifest["undone"]["changed_since_restore"], true);
+    // Undone once: a second undo says so and changes nothing.
+    let again = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{undo} --force"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(4), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("undone already"));
+    let still: BTreeMap<String, String> =
+        fingerprint(db).into_iter().map(|(k, v)| (k, v.0)).collect();
+    assert_eq!(still, expected);
 }
 
 #[test]
@@ -253,7 +296,7 @@ fn without_an_incident_folder_the_backup_goes_beside_the_database() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("To undo"), "{text}");
-    assert!(text.contains("mv -f --"), "{text}");
+    assert!(text.contains(" undo "), "{text}");
     let backups: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .flatten()
@@ -525,7 +568,13 @@ fn the_restored_file_keeps_the_original_owner_when_run_as_root() {
     let meta = std::fs::metadata(&db).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
     assert_eq!(report["restored"]["uid"], 4321);
-    assert!(report["warnings"].as_array().unwrap().is_empty());
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("owner")),
+        "{warnings:?}"
+    );
 }
 
 #[test]

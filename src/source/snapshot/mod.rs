@@ -10,6 +10,13 @@ use crate::output::progress::Progress;
 use crate::output::report::{text_table, Outcome};
 use crate::source::pagefile::sidecar;
 use crate::util::paths::resolved;
+
+mod folder;
+mod sidecar_guard;
+
+pub use sidecar_guard::refuse_sidecar;
+
+use folder::{prepare_dir, DirGuard};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -182,6 +189,7 @@ fn take_reading(
     read_through: ReadThrough<'_>,
 ) -> Result<Manifest> {
     let source = resolved(db);
+    refuse_sidecar(db)?;
     check_source(db)?;
     let name = db
         .file_name()
@@ -511,233 +519,10 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Removes what a failed snapshot wrote: the files, and the folder if we created it.
-struct DirGuard {
-    dir: PathBuf,
-    created: Option<PathBuf>,
-    written: Vec<PathBuf>,
-    armed: bool,
-}
-
-impl DirGuard {
-    fn remove_written(&mut self) {
-        for p in self.written.drain(..) {
-            let _ = std::fs::remove_file(&p);
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        self.remove_written();
-        if let Some(top) = &self.created {
-            // Only folders we made, and only if they are empty now (remove_dir refuses otherwise).
-            let mut d = self.dir.clone();
-            loop {
-                if std::fs::remove_dir(&d).is_err() || d == *top {
-                    break;
-                }
-                match d.parent() {
-                    Some(p) => d = p.to_path_buf(),
-                    None => break,
-                }
-            }
-        }
-    }
-}
-
-/// DIR must not exist (it is created) or be an empty folder.
-fn prepare_dir(into: &Path) -> Result<DirGuard> {
-    match std::fs::symlink_metadata(into) {
-        Ok(meta) => {
-            if !meta.is_dir() {
-                return Err(Error::Refused(format!(
-                    "{} exists and is not a folder; give a new or empty folder to --into",
-                    into.display()
-                )));
-            }
-            let mut entries = std::fs::read_dir(into).map_err(|e| Error::io(into, e))?;
-            if entries.next().is_some() {
-                return Err(Error::Refused(format!(
-                    "{} is not empty; a snapshot goes into a new or empty folder so nothing is overwritten",
-                    into.display()
-                )));
-            }
-            Ok(DirGuard {
-                dir: into.to_path_buf(),
-                created: None,
-                written: Vec::new(),
-                armed: true,
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Remember the highest folder we create, to remove it again on failure.
-            let mut top = into.to_path_buf();
-            while let Some(parent) = top.parent() {
-                if parent.as_os_str().is_empty() || parent.exists() {
-                    break;
-                }
-                top = parent.to_path_buf();
-            }
-            std::fs::create_dir_all(into).map_err(|e| Error::io(into, e))?;
-            Ok(DirGuard {
-                dir: into.to_path_buf(),
-                created: Some(top),
-                written: Vec::new(),
-                armed: true,
-            })
-        }
-        Err(e) => Err(Error::io(into, e)),
-    }
-}
-
 /// RFC 3339 in UTC, to the microsecond.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_micros(t).to_string()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts() -> SnapshotOptions {
-        SnapshotOptions {
-            allow_changing: false,
-            progress: Progress::HIDDEN,
-        }
-    }
-
-    #[test]
-    fn copies_and_hashes_in_one_pass() {
-        let tmp = tempfile::tempdir().unwrap();
-        let db = tmp.path().join("a.db");
-        std::fs::write(&db, b"hello").unwrap();
-        std::fs::write(sidecar(&db, "-journal"), b"j").unwrap();
-        let into = tmp.path().join("x/y/snap");
-        let m = take(&db, &into, &opts()).unwrap();
-        assert_eq!(m.files.len(), 2);
-        assert_eq!(m.files[0].role, "db");
-        assert_eq!(m.files[1].name, "a.db-journal");
-        assert_eq!(
-            m.files[0].sha256,
-            hex::encode(Sha256::digest(b"hello").as_slice())
-        );
-        assert_eq!(m.db_path(), resolved(&into).join("a.db"));
-        assert!(into.join(MANIFEST_NAME).is_file());
-        let mode = std::fs::metadata(into.join("a.db"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o444);
-    }
-
-    /// Reads like the file it wraps until `left` bytes have gone by, then fails as a disk
-    /// with a bad sector would (EIO).
-    struct FailingReader<'f> {
-        inner: &'f File,
-        left: usize,
-    }
-
-    impl Read for FailingReader<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            if self.left == 0 {
-                return Err(std::io::Error::from_raw_os_error(libc::EIO));
-            }
-            let want = buf.len().min(self.left);
-            let n = self.inner.read(&mut buf[..want])?;
-            self.left -= n;
-            Ok(n)
-        }
-    }
-
-    /// Reads the file of `len` bytes through a reader that fails after `left` bytes, and
-    /// every other file as it is.
-    fn failing_after(left: usize, len: u64) -> impl for<'f> Fn(&'f File) -> Box<dyn Read + 'f> {
-        move |inner| {
-            let left = match inner.metadata() {
-                Ok(m) if m.len() == len => left,
-                _ => usize::MAX,
-            };
-            Box::new(FailingReader { inner, left })
-        }
-    }
-
-    #[test]
-    fn a_read_error_part_way_leaves_no_manifest_and_no_copies() {
-        let tmp = tempfile::tempdir().unwrap();
-        let db = tmp.path().join("a.db");
-        // Three chunks of database and a WAL; the failure is put in one or the other.
-        let body: Vec<u8> = (0..3 * CHUNK + 123).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&db, &body).unwrap();
-        std::fs::write(sidecar(&db, "-wal"), &body[..5000]).unwrap();
-        let before = std::fs::read(&db).unwrap();
-        let wal_before = std::fs::read(sidecar(&db, "-wal")).unwrap();
-        let wal_len = 5000u64;
-        let cases = [
-            (0, before.len() as u64),
-            (4096, before.len() as u64),
-            (CHUNK + 17, before.len() as u64),
-            (3 * CHUNK, before.len() as u64),
-            (0, wal_len),
-            (4999, wal_len),
-        ];
-        for (n, (fail_after, fail_len)) in cases.into_iter().enumerate() {
-            for (label, into) in [
-                ("new folder", tmp.path().join(format!("new-{n}/snap"))),
-                ("empty folder", tmp.path().join(format!("empty-{n}"))),
-            ] {
-                if label == "empty folder" {
-                    std::fs::create_dir(&into).unwrap();
-                }
-                let fail = failing_after(fail_after, fail_len);
-                let err = take_reading(&db, &into, &opts(), &fail).unwrap_err();
-                assert_eq!(err.exit_code(), crate::error::exit::FAILED, "{err}");
-                assert!(
-                    matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(libc::EIO)),
-                    "{err}"
-                );
-                match label {
-                    "new folder" => assert!(
-                        !tmp.path().join(format!("new-{n}")).exists(),
-                        "the folders made for the snapshot are removed again"
-                    ),
-                    _ => assert_eq!(
-                        std::fs::read_dir(&into).unwrap().count(),
-                        0,
-                        "{label}, failing after {fail_after} bytes: something was left"
-                    ),
-                }
-            }
-        }
-        assert_eq!(std::fs::read(&db).unwrap(), before);
-        assert_eq!(std::fs::read(sidecar(&db, "-wal")).unwrap(), wal_before);
-        // A reader that does not fail gives the same snapshot as `take`.
-        let pass = failing_after(0, u64::MAX);
-        let m = take_reading(&db, &tmp.path().join("ok"), &opts(), &pass).unwrap();
-        assert_eq!(m.files.len(), 2);
-        assert!(tmp.path().join("ok").join(MANIFEST_NAME).is_file());
-    }
-
-    #[test]
-    fn refuses_non_empty_dir_and_cleans_up_created_dirs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let db = tmp.path().join("a.db");
-        std::fs::write(&db, b"hello").unwrap();
-        let full = tmp.path().join("full");
-        std::fs::create_dir(&full).unwrap();
-        std::fs::write(full.join("x"), b"x").unwrap();
-        assert!(matches!(take(&db, &full, &opts()), Err(Error::Refused(_))));
-        // A symlinked sidecar is refused, and the folders made for it are removed again.
-        std::os::unix::fs::symlink(&full, sidecar(&db, "-wal")).unwrap();
-        let into = tmp.path().join("new/snap");
-        assert!(matches!(take(&db, &into, &opts()), Err(Error::Refused(_))));
-        assert!(!tmp.path().join("new").exists());
-    }
-}
+mod tests;

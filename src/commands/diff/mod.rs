@@ -1,6 +1,13 @@
 //! Row counts per table, source against recovered. The source is counted by SQLite on a
 //! private copy (never the file itself: opening a WAL database can checkpoint it); where
-//! SQLite cannot read a table, the engine's own page walk gives the count instead.
+//! SQLite cannot read a table, the engine's own page walk gives the count instead, and the
+//! rows the walk knows it could not reach (its lost ranges) are added to it. A count never
+//! hides a loss: `missing_rows` is at least the rows any evidence shows missing.
+
+mod evidence;
+
+pub use evidence::CountedBy;
+pub(crate) use evidence::{walk_evidence, WalkEvidence};
 
 use crate::error::{exit, Error, Result};
 use crate::output::report::{text_table, Outcome};
@@ -15,10 +22,14 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TableDiff {
     pub table: String,
-    /// Rows in the source as SQLite counts them, or as the page walk found them.
+    /// Rows the source held: SQLite's count, the page walk's, or (`bounds`) at least this
+    /// many. Null when nothing could count them (or the source has no such table).
     pub source_rows: Option<u64>,
-    /// "sqlite", or "page walk" when SQLite could not read the table in the source.
-    pub source_counted_by: String,
+    /// How `source_rows` was obtained; null when it was not.
+    pub source_counted_by: Option<CountedBy>,
+    /// At most this many rows in the source (equal to `source_rows` unless counted by
+    /// `bounds`; null when a lost range has no upper bound).
+    pub source_rows_max: Option<u64>,
     /// Why SQLite could not count the source table, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_error: Option<String>,
@@ -26,13 +37,25 @@ pub struct TableDiff {
     /// Rows of this table that are in the recovered database's lost_and_found (those whose
     /// root page names the table).
     pub lost_and_found_rows: u64,
-    /// recovered - source (negative: rows missing from the recovered table).
+    /// recovered - source; when rows are missing, `-missing_rows` (never 0 or more while a
+    /// row is known lost, even if other rows were added).
     pub difference: Option<i64>,
+    /// Rows of the source that are not in the recovered table, at least: the larger of what
+    /// the counts show and what the lost ranges hold. Never 0 when any evidence shows a row
+    /// lost.
+    pub missing_rows: u64,
+    /// At most this many rows are missing (null: unknown).
+    pub missing_rows_max: Option<u64>,
 }
 
 impl TableDiff {
+    /// Both sides provably hold the same rows: equal counts, nothing missing, nothing in
+    /// lost_and_found, and a count that is not a bound.
     pub(crate) fn is_equal(&self) -> bool {
-        self.difference == Some(0) && self.lost_and_found_rows == 0
+        self.difference == Some(0)
+            && self.missing_rows == 0
+            && self.lost_and_found_rows == 0
+            && self.source_counted_by != Some(CountedBy::Bounds)
     }
 }
 
@@ -45,6 +68,8 @@ pub struct DiffReport {
     pub lost_and_found_rows: u64,
     /// Rows in rescue_conflicts (refused by a constraint, kept aside).
     pub conflict_rows: u64,
+    /// `missing_rows` of every table added up: never 0 when any row is known lost.
+    pub missing_rows: u64,
 }
 
 impl DiffReport {
@@ -52,6 +77,7 @@ impl DiffReport {
         self.tables.iter().all(TableDiff::is_equal)
             && self.lost_and_found_rows == 0
             && self.conflict_rows == 0
+            && self.missing_rows == 0
     }
 
     /// The per-table table, as the terminal shows it.
@@ -62,7 +88,7 @@ impl DiffReport {
             .map(|t| {
                 vec![
                     t.table.clone(),
-                    source_cell(t.source_rows, &t.source_counted_by),
+                    source_cell(t),
                     opt(t.recovered_rows),
                     t.lost_and_found_rows.to_string(),
                     t.difference.map_or("?".into(), |d| {
@@ -72,6 +98,7 @@ impl DiffReport {
                             d.to_string()
                         }
                     }),
+                    missing_cell(t),
                 ]
             })
             .collect();
@@ -82,18 +109,36 @@ impl DiffReport {
                 "recovered",
                 "lost_and_found",
                 "difference",
+                "missing",
             ],
             &rows,
         )
     }
 }
 
-/// The "in source" cell: SQLite's count, or "unreadable" with what the page walk found.
-pub(crate) fn source_cell(rows: Option<u64>, counted_by: &str) -> String {
-    match (rows, counted_by) {
-        (Some(n), "sqlite") => n.to_string(),
-        (Some(n), _) => format!("unreadable ({n} found by page walk)"),
-        (None, _) => "unreadable".to_string(),
+/// The "in source" cell: the count and, unless SQLite made it, how it was made.
+pub(crate) fn source_cell(t: &TableDiff) -> String {
+    match (t.source_counted_by, t.source_rows) {
+        (Some(CountedBy::Sqlite), Some(n)) => n.to_string(),
+        (Some(CountedBy::Walk), Some(n)) => format!("{n} (walk)"),
+        (Some(CountedBy::Bounds), Some(n)) => match t.source_rows_max {
+            Some(max) if max == n => format!("{n} (bounds)"),
+            Some(max) => format!("{n}\u{2013}{max} (bounds)"),
+            None => format!("\u{2265} {n} (bounds)"),
+        },
+        (None, None) if t.source_error.is_none() => "absent".to_string(),
+        _ => "unreadable".to_string(),
+    }
+}
+
+/// The "missing" cell: how many rows of the source are not in the recovered table.
+pub(crate) fn missing_cell(t: &TableDiff) -> String {
+    let n = t.missing_rows;
+    match t.missing_rows_max {
+        Some(max) if max == n => n.to_string(),
+        Some(max) => format!("{n}\u{2013}{max}"),
+        None if n == 0 => "unknown".to_string(),
+        None => format!("\u{2265} {n}"),
     }
 }
 
@@ -117,6 +162,29 @@ impl Outcome for DiffReport {
                 self.conflict_rows
             ));
         }
+        if self.missing_rows > 0 {
+            out.push_str(&format!(
+                "\nAt least {} of the source missing from the recovered database.\n",
+                if self.missing_rows == 1 {
+                    "1 row is".to_string()
+                } else {
+                    format!("{} rows are", self.missing_rows)
+                }
+            ));
+        }
+        let unsure: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|t| t.source_counted_by == Some(CountedBy::Bounds) && t.missing_rows == 0)
+            .map(|t| t.table.as_str())
+            .collect();
+        if !unsure.is_empty() {
+            out.push_str(&format!(
+                "\nRows of {} may be missing: part of the tree could not be read, and how many \
+                 rows it held cannot be told.\n",
+                unsure.join(", ")
+            ));
+        }
         out.push_str(if self.all_equal() {
             "\nEvery table has the same number of rows on both sides.\n"
         } else {
@@ -133,9 +201,10 @@ impl Outcome for DiffReport {
         }
     }
 }
-
 /// Compares any two databases. The source may be damaged; it is read from a private copy.
 pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
+    crate::source::snapshot::refuse_sidecar(source)?;
+    crate::source::snapshot::refuse_sidecar(recovered)?;
     require_file(source)?;
     require_file(recovered)?;
     let work = crate::util::paths::temp_dir("sqlite-rescue-diff-")?;
@@ -144,14 +213,15 @@ pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
 }
 
 /// Compares a snapshot (already a private copy the caller owns, sidecars beside it) with a
-/// recovered database. `display_source` is the path to show. `walked` holds the engine's own
-/// row counts per table when the caller has just recovered the snapshot; they are used for
-/// tables SQLite cannot count (otherwise the engine walks the snapshot to count them).
+/// recovered database. `display_source` is the path to show. `walk` holds what the engine's
+/// walk knows of each table when the caller has just recovered the snapshot; it counts the
+/// tables SQLite cannot, and its lost ranges count in every table (without it, the engine
+/// walks the snapshot when SQLite cannot count a table).
 pub(crate) fn compare(
     snapshot: &Path,
     display_source: &Path,
     recovered: &Path,
-    walked: Option<BTreeMap<String, u64>>,
+    walk: Option<BTreeMap<String, WalkEvidence>>,
 ) -> Result<DiffReport> {
     let work = crate::util::paths::temp_dir("sqlite-rescue-diff-")?;
     // SQLite writes a -shm, checkpoints or rolls back when it opens a database with a -wal
@@ -176,13 +246,15 @@ pub(crate) fn compare(
             names.push(t.clone());
         }
     }
-    let walked = if source_counts
-        .as_ref()
-        .map_or(true, |c| c.values().any(|v| v.is_err()))
-    {
-        Some(walked.unwrap_or_else(|| count_by_walk(snapshot, work.path())))
-    } else {
-        None
+    let walk = match walk {
+        Some(w) => Some(w),
+        None if source_counts
+            .as_ref()
+            .map_or(true, |c| c.values().any(|v| v.is_err())) =>
+        {
+            Some(walk_snapshot(snapshot, work.path()))
+        }
+        None => None,
     };
     let laf = lost_and_found_by_table(&rec, snapshot);
     let mut tables = Vec::new();
@@ -194,46 +266,37 @@ pub(crate) fn compare(
             Ok(c) => c.get(&name).cloned(),
             Err(e) => Some(Err(e.clone())),
         };
-        let (source_rows, by, error) = match sqlite_count {
-            Some(Ok(n)) => (Some(n), "sqlite", None),
-            Some(Err(e)) => (
-                walked.as_ref().and_then(|w| w.get(&name).copied()),
-                "page walk",
-                Some(e),
-            ),
-            None => (None, "absent", None),
-        };
         let recovered_rows = if recovered_tables.contains(&name) {
             count(&rec, &name).ok()
         } else {
             None
         };
-        let difference = match (source_rows, recovered_rows) {
-            (Some(s), Some(r)) => Some(r as i64 - s as i64),
-            (Some(s), None) => Some(-(s as i64)),
-            (None, Some(r)) => Some(r as i64),
-            (None, None) => None,
-        };
-        tables.push(TableDiff {
-            lost_and_found_rows: laf.get(&name).copied().unwrap_or(0),
-            table: name,
-            source_rows,
-            source_counted_by: by.to_string(),
-            source_error: error,
+        let evidence = walk.as_ref().and_then(|w| w.get(&name));
+        let source = evidence::source_count(sqlite_count, evidence, recovered_rows);
+        let lost_and_found_rows = laf.get(&name).copied().unwrap_or(0);
+        tables.push(evidence::table_diff(
+            name,
+            source,
             recovered_rows,
-            difference,
-        });
+            evidence,
+            lost_and_found_rows,
+        ));
     }
+    let missing_rows = tables
+        .iter()
+        .map(|t| t.missing_rows)
+        .fold(0, u64::saturating_add);
     Ok(DiffReport {
         source: display_source.to_path_buf(),
         recovered: recovered.to_path_buf(),
         tables,
         lost_and_found_rows: count(&rec, "lost_and_found").unwrap_or(0),
         conflict_rows: count(&rec, "rescue_conflicts").unwrap_or(0),
+        missing_rows,
     })
 }
 
-fn is_rescue_table(name: &str) -> bool {
+pub(crate) fn is_rescue_table(name: &str) -> bool {
     matches!(
         name,
         "lost_and_found" | "rescue_conflicts" | "rescue_damaged_values" | "freelist_rows"
@@ -256,7 +319,7 @@ type Counts = BTreeMap<String, std::result::Result<u64, String>>;
 /// Opens RECOVERED read-only. Without a `-wal` beside it the file is the whole database and is
 /// read as immutable: a file in WAL mode would otherwise get a `-wal` and `-shm` created beside
 /// it (which `restore` then refuses). With one, SQLite must read it too.
-fn open_recovered(recovered: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open_recovered(recovered: &Path) -> rusqlite::Result<Connection> {
     if sidecar(recovered, "-wal").exists() {
         return Connection::open_with_flags(recovered, OpenFlags::SQLITE_OPEN_READ_ONLY);
     }
@@ -283,7 +346,7 @@ fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, 
         .collect())
 }
 
-fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
     )?;
@@ -291,15 +354,16 @@ fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     rows.collect()
 }
 
-fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
+pub(crate) fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
     conn.query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| {
         r.get::<_, i64>(0)
     })
     .map(|n| n as u64)
 }
 
-/// The engine's own count: recover into a scratch file and count what each table walk found.
-fn count_by_walk(snapshot: &Path, dir: &Path) -> BTreeMap<String, u64> {
+/// The engine's own evidence: recover into a scratch file and keep what each table walk
+/// found and lost.
+fn walk_snapshot(snapshot: &Path, dir: &Path) -> BTreeMap<String, WalkEvidence> {
     let out = dir.join("walk-count.sqlite3");
     // Only the counts are wanted: the private copy is not checked.
     let options = crate::engine::Options {
@@ -307,18 +371,9 @@ fn count_by_walk(snapshot: &Path, dir: &Path) -> BTreeMap<String, u64> {
         ..crate::engine::Options::default()
     };
     match crate::engine::recover(snapshot, &out, &options) {
-        Ok(report) => walked_counts(&report),
+        Ok(report) => walk_evidence(&report),
         Err(_) => BTreeMap::new(),
     }
-}
-
-/// Rows per table as the engine's walk found them (in the tree, or put back from orphans).
-pub(crate) fn walked_counts(report: &crate::engine::Report) -> BTreeMap<String, u64> {
-    report
-        .tables
-        .iter()
-        .map(|t| (t.name.clone(), t.walked_rows + t.attributed_rows))
-        .collect()
 }
 
 /// lost_and_found rows per source table, by the root page they name.

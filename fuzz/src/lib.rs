@@ -453,8 +453,8 @@ pub fn report(data: &[u8]) -> usize {
     }
     if let Ok(values) = serde_json::from_slice::<IndexedValues>(data) {
         took += 1;
-        let _ = values.describe("t", 5);
-        let _ = values.describe("t", 0);
+        let _ = values.describe("t", 5, "sqlite-rescue lost app.db");
+        let _ = values.describe("t", 0, "sqlite-rescue lost app.db");
     }
     if let Ok(manifest) = serde_json::from_slice::<Manifest>(data) {
         took += 1;

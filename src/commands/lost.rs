@@ -133,6 +133,11 @@ pub fn lost(db: &Path, opts: &LostOptions) -> Result<LostReport> {
             )));
         }
     }
+    let lost_command = format!(
+        "{} lost {}",
+        crate::util::quote::tool_command(),
+        crate::util::quote::shell(db)
+    );
     let tables: Vec<TableLost> = report
         .tables
         .iter()
@@ -153,7 +158,7 @@ pub fn lost(db: &Path, opts: &LostOptions) -> Result<LostReport> {
                 lost: t.lost.clone(),
                 lost_values: t.lost_values.clone(),
                 note,
-                lines: table_lines(t, MAX_TEXT_ROWS),
+                lines: table_lines(t, MAX_TEXT_ROWS, &lost_command),
             }
         })
         .collect();

@@ -84,6 +84,9 @@ pub struct IncidentReport {
     pub foreign_key_violations: u64,
     pub engine: Report,
     pub diff: DiffReport,
+    /// What the damage is consistent with, and how to prevent it (empty when nothing is
+    /// damaged); see docs/report-format.md.
+    pub causes: Vec<crate::engine::causes::Cause>,
 }
 
 impl IncidentReport {
@@ -220,7 +223,8 @@ impl Outcome for IncidentReport {
                 ));
             }
             // What the indexes hold of lost rows: one line here, the rows in `lost`.
-            for line in crate::engine::losses::table_lines(t, 0) {
+            let lost_command = format!("{} lost {}", tool_command(), shell(&self.source));
+            for line in crate::engine::losses::table_lines(t, 0, &lost_command) {
                 out.push_str(&line);
                 out.push('\n');
             }
@@ -318,6 +322,7 @@ impl Outcome for IncidentReport {
         };
         out.push_str(&verdict);
         out.push('\n');
+        out.push_str(&crate::output::report::causes_text(&self.causes));
         out.push_str(&self.next_text());
         out
     }
@@ -452,6 +457,7 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
         integrity_ok: engine.integrity_ok(),
         integrity: engine.integrity.clone(),
         foreign_key_violations: engine.foreign_key_violations,
+        causes: crate::engine::causes::likely_causes(&crate::engine::causes::evidence_of(&engine)),
         engine,
         diff,
     };

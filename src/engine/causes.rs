@@ -99,11 +99,7 @@ fn version(n: u32) -> String {
 }
 
 fn first_few(messages: &[String]) -> Vec<String> {
-    messages
-        .iter()
-        .take(3)
-        .map(|m| format!("integrity: {m}"))
-        .collect()
+    messages.iter().take(3).cloned().collect()
 }
 
 fn pages(list: &[u32]) -> String {
@@ -211,8 +207,13 @@ fn lost_writes(e: &Evidence, found: &[Cause]) -> Option<Cause> {
     }
     if e.stale_copies > 0 {
         evidence.push(format!(
-            "{} pages hold older copies of rows that are also elsewhere",
-            e.stale_copies
+            "{} {} older copies of rows that are also elsewhere",
+            e.stale_copies,
+            if e.stale_copies == 1 {
+                "page holds"
+            } else {
+                "pages hold"
+            }
         ));
     }
     Some(Cause {
@@ -253,6 +254,72 @@ fn unrecognised(e: &Evidence) -> Cause {
         prevention: "keep the incident folder: the snapshot is the evidence for whoever looks \
                      next"
             .to_string(),
+    }
+}
+
+/// The evidence an engine run holds: the header, the sidecars, and what the walks met
+/// (pages referenced twice or where another tree's belong, pages past the end, zeroed pages
+/// a tree points at, stray copies). Reads the hole pages again from the snapshot the run read.
+pub(crate) fn evidence_of(report: &crate::engine::Report) -> Evidence {
+    let g = &report.geometry;
+    let header = g.header.as_ref();
+    let vouched = header.is_some_and(|h| h.change_counter == h.version_valid_for);
+    let writer = header.map(|h| h.sqlite_version_number).filter(|n| *n != 0);
+    let holes = report.walk_damage.iter();
+    let structural: Vec<String> = holes
+        .clone()
+        .filter(|h| {
+            h.reason.contains("referenced a second time")
+                || h.reason.contains("not part of this tree")
+                || h.reason.contains("do not belong here")
+        })
+        .map(|h| format!("walk: page {}: {}", h.page, h.reason))
+        .collect();
+    let past_end: Vec<u32> = holes
+        .clone()
+        .filter(|h| h.reason.contains("past the end"))
+        .map(|h| h.page)
+        .collect();
+    let pf = crate::source::pagefile::PageFile::open(&report.source).ok();
+    let mut buf = Vec::new();
+    let zeroed_pages = holes
+        .filter(|h| h.page != 0 && h.page <= g.file_pages)
+        .map(|h| h.page)
+        .filter(|&p| {
+            pf.as_ref()
+                .is_some_and(|pf| pf.read(p, &mut buf).is_some() && buf.iter().all(|b| *b == 0))
+        })
+        .collect();
+    let truncated = header
+        .filter(|h| h.page_count_is_valid() && h.page_count > g.file_pages)
+        .map(|h| {
+            format!(
+                "the header says {} pages but the file holds {}",
+                h.page_count, g.file_pages
+            )
+        });
+    let lost = report.tables.iter().any(|t| t.rows_may_be_missing);
+    Evidence {
+        wal_mode: header.is_some_and(|h| h.write_version == 2 && h.read_version == 2),
+        last_writer: writer.filter(|_| vouched),
+        last_writer_unconfirmed: writer.filter(|_| !vouched),
+        structural,
+        truncated,
+        zeroed_pages,
+        stale_copies: report
+            .orphans
+            .iter()
+            .filter(|o| o.outcome == "duplicate")
+            .map(|o| o.pages as u64)
+            .sum(),
+        pages_past_end: past_end,
+        wal_present: report.wal.is_some(),
+        journal_present: report.journal.is_some(),
+        damaged: lost
+            || report.lost_and_found_rows > 0
+            || report.unexplained_pages > 0
+            || report.schema_damaged
+            || !report.walk_damage.is_empty(),
     }
 }
 

@@ -120,8 +120,9 @@ pub struct IndexedRow {
 impl IndexedValues {
     /// Lines for a person: which columns survive, then up to `max_rows` rows, each as
     /// "rowid 1042: kind 'login', created 1700000123.5". With `max_rows` 0, one line that
-    /// says where to find them.
-    pub fn describe(&self, table: &str, max_rows: usize) -> Vec<String> {
+    /// says where to find them: `lost_command` (`sqlite-rescue lost /srv/app.db`) with the
+    /// table named.
+    pub fn describe(&self, table: &str, max_rows: usize, lost_command: &str) -> Vec<String> {
         let total = self.rows.len() as u64 + self.not_listed;
         let rows = if total == 1 {
             "its lost row".to_string()
@@ -140,7 +141,7 @@ impl IndexedValues {
         if max_rows == 0 {
             let them = if total == 1 { "it" } else { "them" };
             return vec![format!(
-                "{head}: sqlite-rescue lost DB --table {table} lists {them}"
+                "{head}: {lost_command} --table {table} lists {them}"
             )];
         }
         let mut lines = vec![format!("{head}:")];
@@ -185,7 +186,7 @@ fn sql_literal(v: &serde_json::Value) -> String {
 /// Lines for the terminal under the per-table table: the lost ranges of one table and what
 /// its indexes still hold of those rows (up to `value_rows` of them, [`IndexedValues::describe`]),
 /// or that its unreadable pages cost no rows.
-pub(crate) fn table_lines(t: &TableReport, value_rows: usize) -> Vec<String> {
+pub(crate) fn table_lines(t: &TableReport, value_rows: usize, lost_command: &str) -> Vec<String> {
     if !t.lost.is_empty() {
         // Exact ranges first: they are the ones to act on; a long tail is summarized (the
         // full list is in report.json and `sqlite-rescue lost`).
@@ -198,14 +199,14 @@ pub(crate) fn table_lines(t: &TableReport, value_rows: usize) -> Vec<String> {
             .collect();
         if ranges.len() > MAX_TEXT_RANGES {
             lines.push(format!(
-                "{}: … and {} more ranges (all of them: sqlite-rescue lost DB --table {})",
+                "{}: … and {} more ranges (all of them: {lost_command} --table {})",
                 t.name,
                 ranges.len() - MAX_TEXT_RANGES,
                 t.name
             ));
         }
         if let Some(values) = &t.lost_values {
-            lines.extend(values.describe(&t.name, value_rows));
+            lines.extend(values.describe(&t.name, value_rows, lost_command));
         }
         return lines;
     }

@@ -141,6 +141,9 @@ pub struct Report {
     pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
     /// The schema (page 1's tree) had unreadable parts: some tables may be unknown.
     pub schema_damaged: bool,
+    /// Every part of a tree the walks could not read, with why, as first met (before orphan
+    /// pages filled any; at most 1000): the evidence `causes` reads.
+    pub walk_damage: Vec<Hole>,
     /// Pages that could not be read and are not the page of a hole that orphan pages filled
     /// (zeroed or garbage pages, pages past the end): rows may have been on them.
     pub unexplained_pages: u64,

@@ -11,7 +11,7 @@ use crate::engine::report::{
 use crate::engine::salvage::freelist::claim_ptrmap_pages;
 use crate::engine::salvage::orphans;
 use crate::engine::schema::{SchemaEntry, Table};
-use crate::engine::walk::{RowRef, TreeKind, Walker};
+use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
 use crate::engine::writer::{self, OutputSettings, Writer};
 use crate::engine::{losses, schema, Engine};
 use crate::error::{Error, Result};
@@ -20,6 +20,9 @@ use crate::source::pagefile::PageFile;
 use crate::util::interrupt::{interrupted, InterruptWatch};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+
+/// At most this many unreadable parts of trees are kept as evidence.
+const MAX_WALK_DAMAGE: usize = 1000;
 
 /// How the engine may take tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,9 @@ struct Copies {
 /// What the decode and salvage phases leave.
 struct Rows {
     reports: Vec<TableReport>,
+    /// Every part of a tree the walks could not read, as first met (before orphan pages
+    /// filled any): the evidence of how the damage came about.
+    walk_damage: Vec<Hole>,
     groups: Vec<OrphanGroup>,
     orphans: orphans::OrphanResult,
     freelist_rows: u64,
@@ -166,6 +172,7 @@ impl Engine<'_> {
             page_map: Some(std::sync::Arc::new(engine.page_map())),
             unexplained_pages: unexplained,
             schema_damaged: !catalog.whole,
+            walk_damage: rows.walk_damage,
             whole_database_copied: !by_vacuum.is_empty(),
             timings: clock.timings,
         })
@@ -274,6 +281,11 @@ impl Engine<'_> {
             self.walk_freelist(walker, &mut writer, options.include_freelist)?;
         // After the trees: a damaged header that claims auto-vacuum must not steal live pages.
         claim_ptrmap_pages(self.pf, &mut self.map);
+        let walk_damage: Vec<Hole> = reports
+            .iter()
+            .flat_map(|r| r.holes.iter().cloned())
+            .take(MAX_WALK_DAMAGE)
+            .collect();
         let mut orphans = orphans::recover_orphans(
             walker,
             &mut self.map,
@@ -291,6 +303,7 @@ impl Engine<'_> {
         writer.commit()?;
         Ok(Rows {
             reports,
+            walk_damage,
             groups,
             orphans,
             freelist_rows,

@@ -55,3 +55,27 @@ mod tests {
         assert_eq!(t, "table      rows\nevent_log  10\na          2\n");
     }
 }
+
+/// "Likely cause", for the end of `check` and `recover`: each cause with its likelihood, its
+/// evidence and how to prevent it; nothing when there is none.
+pub(crate) fn causes_text(causes: &[crate::engine::causes::Cause]) -> String {
+    use crate::engine::causes::Likelihood;
+    if causes.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from("Likely cause\n");
+    for c in causes {
+        let likelihood = match c.likelihood {
+            Likelihood::Likely => "likely",
+            Likelihood::Possible => "possible",
+            Likelihood::Unknown => "unknown",
+        };
+        o.push_str(&format!("  - ({likelihood}) {}\n", c.summary));
+        for e in &c.evidence {
+            o.push_str(&format!("      evidence: {e}\n"));
+        }
+        o.push_str(&format!("      to prevent it: {}\n", c.prevention));
+    }
+    o.push('\n');
+    o
+}

@@ -15,11 +15,22 @@ fn sample(name: &str) -> PathBuf {
 /// `check --json` on a private copy of a sample (a WAL-mode sample must never be opened in
 /// place), with the copy's files hashed before and after.
 fn causes_of(name: &str) -> Vec<Value> {
+    causes_from(name, &["check"])
+}
+
+/// The causes `args` (a command and its flags) name for a private copy of sample `name`.
+fn causes_from(name: &str, args: &[&str]) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db.sqlite3");
     std::fs::copy(sample(name), &db).unwrap();
     let guard = SourceGuard::new(&db);
-    let out = cmd().arg("check").arg(&db).arg("--json").output().unwrap();
+    let out = cmd()
+        .args(args)
+        .arg(&db)
+        .arg("--json")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     guard.assert_unchanged();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     report["causes"].as_array().cloned().unwrap_or_default()
@@ -107,5 +118,20 @@ fn no_cause_is_stated_as_certain_and_each_names_its_evidence() {
             );
             assert!(!evidence(&c).is_empty(), "{name}");
         }
+    }
+}
+
+#[test]
+fn recover_names_the_same_causes_from_its_own_walk() {
+    let recover = |name| causes_from(name, &["recover", "--dry-run", "-q"]);
+    let race = recover("wal-reset-race");
+    assert_eq!(ids(&race)[0], "wal-reset-race", "{race:?}");
+    assert!(evidence(&race[0]).contains("walk: page"), "{race:?}");
+    assert!(!ids(&recover("wal-reset-race-fixed")).contains(&"wal-reset-race"));
+    assert_eq!(ids(&recover("wal-missing"))[0], "separated-sidecar");
+    assert_eq!(ids(&recover("truncated")), vec!["truncation"]);
+    assert_eq!(ids(&recover("leaf-zeroed")), vec!["lost-writes"]);
+    for name in ["healthy-rollback", "healthy-wal"] {
+        assert!(recover(name).is_empty(), "{name}");
     }
 }

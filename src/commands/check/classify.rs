@@ -3,7 +3,7 @@
 
 use super::probe::Object;
 use super::{Finding, FindingKind, HeaderFacts, IntegrityFacts, WalFacts};
-use crate::util::quote::shell;
+use crate::util::quote::{shell, tool_command};
 use rusqlite::Connection;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -404,19 +404,23 @@ fn join(names: &BTreeSet<String>) -> String {
 }
 
 pub(super) fn next_step(source: &Path, findings: &[Finding]) -> String {
+    let tool = tool_command();
     let db = shell(source);
+    let mut evidence = source.as_os_str().to_owned();
+    evidence.push(".evidence");
+    let evidence = shell(Path::new(&evidence));
     let damaged: Vec<&Finding> = findings.iter().filter(|f| f.damage).collect();
     if damaged.is_empty() {
         return format!(
-            "nothing to repair. To keep a copy as evidence anyway: sqlite-rescue snapshot {db} --into DIR"
+            "nothing to repair. To keep a copy as evidence anyway: {tool} snapshot {db} --into {evidence}"
         );
     }
     if damaged.iter().all(|f| f.kind == FindingKind::IndexOnly) {
         return format!(
-            "stop the application, keep a copy (sqlite-rescue snapshot {db} --into DIR), then run REINDEX on it; or rehearse a full recovery: sqlite-rescue recover {db} --dry-run"
+            "stop the application, keep a copy ({tool} snapshot {db} --into {evidence}), then run REINDEX on it; or rehearse a full recovery: {tool} recover {db} --dry-run"
         );
     }
-    format!("sqlite-rescue recover {db} --dry-run")
+    format!("{tool} recover {db} --dry-run")
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub(super) fn gather(
             .messages
             .iter()
             .filter(|m| is_structural(m))
-            .cloned()
+            .map(|m| format!("integrity_check: {m}"))
             .collect(),
         truncated: findings
             .iter()

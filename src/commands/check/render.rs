@@ -1,7 +1,6 @@
 //! The check report as the on-call engineer reads it.
 
 use super::{CheckReport, HeaderFacts, IntegrityFacts, WalFacts};
-use crate::engine::causes::{Cause, Likelihood};
 use crate::output::report::Outcome;
 use crate::source::pagefile::JournalInfo;
 
@@ -22,7 +21,7 @@ impl Outcome for CheckReport {
             o.line(format!("warning: {w}"));
         }
         o.line(String::new());
-        causes_section(&mut o, &self.causes);
+        o.0.push_str(&crate::output::report::causes_text(&self.causes));
         o.line(format!("Next: {}", self.next_step));
         o.0
     }
@@ -32,33 +31,12 @@ impl Outcome for CheckReport {
     }
 }
 
-/// "Likely cause": each cause with its evidence and how to prevent it.
-pub(crate) fn causes_section(o: &mut Lines, causes: &[Cause]) {
-    if causes.is_empty() {
-        return;
-    }
-    o.line("Likely cause".into());
-    for c in causes {
-        let likelihood = match c.likelihood {
-            Likelihood::Likely => "likely",
-            Likelihood::Possible => "possible",
-            Likelihood::Unknown => "unknown",
-        };
-        o.line(format!("  - ({likelihood}) {}", c.summary));
-        for e in &c.evidence {
-            o.line(format!("      evidence: {e}"));
-        }
-        o.line(format!("      to prevent it: {}", c.prevention));
-    }
-    o.line(String::new());
-}
-
 /// Text built a line at a time.
 #[derive(Default)]
-pub(crate) struct Lines(pub(crate) String);
+struct Lines(String);
 
 impl Lines {
-    pub(crate) fn line(&mut self, s: String) {
+    fn line(&mut self, s: String) {
         self.0.push_str(&s);
         self.0.push('\n');
     }

@@ -47,7 +47,7 @@ fn remembered(rows: usize, not_listed: u64) -> IndexedValues {
 #[test]
 fn describes_what_the_indexes_hold() {
     assert_eq!(
-        remembered(3, 0).describe("users", 2),
+        remembered(3, 0).describe("users", 2, "sqlite-rescue lost DB"),
         [
             "users: indexes users_email, users_joined still hold email, joined of its 3 lost rows:",
             "  rowid 10: email 'o''neil0@example.com', joined NULL",
@@ -56,11 +56,14 @@ fn describes_what_the_indexes_hold() {
         ]
     );
     assert_eq!(
-        remembered(2, 5).describe("users", 20).last().unwrap(),
+        remembered(2, 5)
+            .describe("users", 20, "sqlite-rescue lost DB")
+            .last()
+            .unwrap(),
         "  \u{2026} and 5 more (--json lists 2 of the 7)"
     );
     assert_eq!(
-        remembered(1, 0).describe("users", 0),
+        remembered(1, 0).describe("users", 0, "sqlite-rescue lost DB"),
         [
             "users: indexes users_email, users_joined still hold email, joined of its lost row: \
           sqlite-rescue lost DB --table users lists it"

@@ -41,21 +41,6 @@ pub(crate) fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn table_columns_line_up() {
-        let t = super::text_table(
-            &["table", "rows"],
-            &[
-                vec!["event_log".into(), "10".into()],
-                vec!["a".into(), "2".into()],
-            ],
-        );
-        assert_eq!(t, "table      rows\nevent_log  10\na          2\n");
-    }
-}
-
 /// "Likely cause", for the end of `check` and `recover`: each cause with its likelihood, its
 /// evidence and how to prevent it; nothing when there is none.
 pub(crate) fn causes_text(causes: &[crate::engine::causes::Cause]) -> String {
@@ -78,4 +63,19 @@ pub(crate) fn causes_text(causes: &[crate::engine::causes::Cause]) -> String {
     }
     o.push('\n');
     o
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_columns_line_up() {
+        let t = super::text_table(
+            &["table", "rows"],
+            &[
+                vec!["event_log".into(), "10".into()],
+                vec!["a".into(), "2".into()],
+            ],
+        );
+        assert_eq!(t, "table      rows\nevent_log  10\na          2\n");
+    }
 }

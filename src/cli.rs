@@ -179,9 +179,6 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
                 max_errors,
                 progress,
             };
-            // check.rs takes a snapshot only after its own tests of the file (an empty
-            // -journal would be "empty"): refuse a sidecar first, as every command does.
-            sqlite_rescue::source::snapshot::refuse_sidecar(&db)?;
             let report = check::check(&db, &opts)?;
             if let Some(file) = map_file {
                 // check itself does not run the engine: the map comes from a run on its own

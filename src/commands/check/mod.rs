@@ -168,6 +168,8 @@ mod render;
 /// Checks `db` (with its sidecars) from a private snapshot. Unusable inputs are errors
 /// (exit 3); damage is a report with exit code 1.
 pub fn check(db: &Path, opts: &CheckOptions) -> Result<CheckReport> {
+    // Before the tests of the file itself: an empty -journal would otherwise be "empty".
+    snapshot::refuse_sidecar(db)?;
     let source = crate::util::paths::resolved(db);
     let meta = std::fs::metadata(db).map_err(|e| snapshot::unusable_from_io(db, &e))?;
     if meta.is_dir() {

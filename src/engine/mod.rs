@@ -31,6 +31,7 @@ use schema::{SchemaEntry, Table};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use walk::{Hole, RowRef, TreeKind, Walker};
+pub use writer::SideNames;
 use writer::{OutputSettings, Writer};
 
 /// Set by the binary's signal handler; the engine stops at the next page and removes its
@@ -186,6 +187,9 @@ pub struct Report {
     /// of the ones its unfinished transaction changed.
     pub journal: Option<crate::source::pagefile::JournalInfo>,
     pub schema_entries: usize,
+    /// The names of the tables the engine added beside the user's (lost_and_found, ...),
+    /// chosen free of the source's own names.
+    pub side_tables: writer::SideNames,
     pub tables: Vec<TableReport>,
     pub objects: Vec<ObjectReport>,
     pub orphans: Vec<OrphanGroup>,
@@ -465,7 +469,8 @@ impl Engine<'_> {
         }
         let decoded = || tables.iter().zip(&copied).filter(|(_, c)| c.is_none());
         writer::begin_load(&conn, tmp, decoded().map(|(t, _)| t))?;
-        let mut writer = Writer::new(&conn, tmp, encoding, &tables);
+        let side_tables = writer::SideNames::free_in(entries.iter().map(|e| e.name.as_str()));
+        let mut writer = Writer::new(&conn, tmp, encoding, &tables, &side_tables);
         let mut reports: Vec<TableReport> = Vec::new();
         let mut internal = InternalRows::default();
         for (t, (table, copy)) in tables.iter().zip(copied).enumerate() {
@@ -496,6 +501,16 @@ impl Engine<'_> {
         writer.flush_all(&tables)?;
         for (name, seq) in &internal.sequence {
             writer.merge_sequence(name, *seq)?;
+        }
+        // Copying an AUTOINCREMENT table adds a row to sqlite_sequence even when the source
+        // had none for it: a source whose sqlite_sequence read whole decides which rows it has.
+        if tables.iter().zip(&reports).any(|(t, r)| {
+            t.name == "sqlite_sequence"
+                && !r.copied_intact
+                && r.holes.is_empty()
+                && r.bad_cells == 0
+        }) {
+            writer.keep_sequences_of(internal.sequence.iter().map(|(n, _)| n.as_str()))?;
         }
         writer.commit()?;
         bar.finish_and_clear();
@@ -576,6 +591,7 @@ impl Engine<'_> {
             wal: pf.wal().cloned(),
             journal: pf.journal().cloned(),
             schema_entries: entries.len(),
+            side_tables,
             tables: reports,
             objects,
             orphans: groups,
@@ -1398,6 +1414,19 @@ fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
         |r| r.get::<_, i64>(0),
     )
     .unwrap_or(0) as u64
+}
+
+/// The names the engine gives its own tables when it recovers `db` (see
+/// [`writer::SideNames`]): decided by the source's schema alone.
+pub(crate) fn side_table_names(db: &Path) -> Result<writer::SideNames> {
+    let pf = PageFile::open(db)?;
+    let mut map = PageMap::new(pf.page_count());
+    let mut owners = Owners::default();
+    let (entries, _, _) =
+        read_schema(&pf, &mut map, &mut owners, indicatif::ProgressBar::hidden())?;
+    Ok(writer::SideNames::free_in(
+        entries.iter().map(|e| e.name.as_str()),
+    ))
 }
 
 /// Root page → table name, from the schema as the engine reads it (SQLite need not agree).

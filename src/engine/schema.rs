@@ -219,6 +219,9 @@ pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntr
             );
         }
     };
+    // A legacy table named `sqlite_*` (older SQLite let applications create them) is an
+    // ordinary table: SQLite creates one only with the schema writable.
+    let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
     for entry in entries.iter().filter(|e| e.kind == "table") {
         let Ok(root) = u32::try_from(entry.rootpage) else {
             refused.push((

@@ -73,10 +73,54 @@ fn text_converts(encoding: TextEncoding, payload: &[u8], fields: &[Field]) -> bo
         })
 }
 
+/// The names of the tables the engine adds to the output beside the user's: the usual name
+/// where the source has no object of that name, else the first free `name_N`. Recorded in the
+/// report; only tables so named are the tool's own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SideNames {
+    pub lost_and_found: String,
+    pub conflicts: String,
+    pub damaged_values: String,
+    pub freelist_rows: String,
+}
+
+impl SideNames {
+    /// Names free among `taken` (the source's schema objects, compared as SQLite compares
+    /// names: ASCII case folded).
+    pub(crate) fn free_in<'n>(taken: impl Iterator<Item = &'n str>) -> SideNames {
+        let taken: std::collections::HashSet<String> =
+            taken.map(|n| n.to_ascii_lowercase()).collect();
+        let free = |base: &str| {
+            std::iter::once(base.to_string())
+                .chain((1u32..).map(|i| format!("{base}_{i}")))
+                .find(|n| !taken.contains(&n.to_ascii_lowercase()))
+                .unwrap_or_else(|| base.to_string())
+        };
+        SideNames {
+            lost_and_found: free("lost_and_found"),
+            conflicts: free("rescue_conflicts"),
+            damaged_values: free("rescue_damaged_values"),
+            freelist_rows: free("freelist_rows"),
+        }
+    }
+
+    /// Whether `name` is one of these tables.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        [
+            &self.lost_and_found,
+            &self.conflicts,
+            &self.damaged_values,
+            &self.freelist_rows,
+        ]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
 /// A table of rows with a varying number of fields: fixed leading columns, then c0..cN,
 /// widened with ALTER TABLE when a wider row arrives.
 struct SideTable {
-    name: &'static str,
+    name: String,
     lead: &'static str,
     lead_count: usize,
     width: Option<usize>,
@@ -89,7 +133,7 @@ impl SideTable {
                 let cols: Vec<String> = (0..fields).map(|i| format!(", c{i}")).collect();
                 conn.execute_batch(&format!(
                     "CREATE TABLE {}({}{})",
-                    self.name,
+                    ident(&self.name),
                     self.lead,
                     cols.concat()
                 ))?;
@@ -97,7 +141,10 @@ impl SideTable {
             }
             Some(w) if w < fields => {
                 for i in w..fields {
-                    conn.execute_batch(&format!("ALTER TABLE {} ADD COLUMN c{i}", self.name))?;
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE {} ADD COLUMN c{i}",
+                        ident(&self.name)
+                    ))?;
                 }
                 self.width = Some(fields);
             }
@@ -126,7 +173,7 @@ impl SideTable {
             .collect();
         let sql = format!(
             "INSERT INTO {}({}{}) VALUES ({})",
-            self.name,
+            ident(&self.name),
             lead_names.join(", "),
             cols.concat(),
             params.join(", ")
@@ -339,11 +386,26 @@ pub(crate) fn begin_load<'t>(
     conn.execute_batch("BEGIN")
         .map_err(|e| Error::sqlite(path, e))?;
     for t in tables.filter(|t| !t.internal) {
-        let create = t.sql.as_deref().unwrap_or_default();
-        conn.execute_batch(create)
+        create_table(conn, t.sql.as_deref().unwrap_or_default(), &t.name)
             .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
     }
     Ok(())
+}
+
+/// Runs a table's CREATE statement. A legacy table named `sqlite_*` (older SQLite let
+/// applications create them) is created with the schema writable, the only way SQLite
+/// allows the name now.
+pub(crate) fn create_table(conn: &Connection, sql: &str, name: &str) -> rusqlite::Result<()> {
+    let reserved = name
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("sqlite_"));
+    if !reserved {
+        return conn.execute_batch(sql);
+    }
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    let created = conn.execute_batch(sql);
+    conn.execute_batch("PRAGMA writable_schema = OFF")?;
+    created
 }
 
 impl<'c> Writer<'c> {
@@ -353,6 +415,7 @@ impl<'c> Writer<'c> {
         path: &Path,
         encoding: TextEncoding,
         tables: &[Table],
+        side: &SideNames,
     ) -> Writer<'c> {
         Writer {
             conn,
@@ -369,25 +432,25 @@ impl<'c> Writer<'c> {
                 })
                 .collect(),
             lost_and_found: SideTable {
-                name: "lost_and_found",
+                name: side.lost_and_found.clone(),
                 lead: "rootpgno INTEGER, pgno INTEGER, nfield INTEGER, id INTEGER",
                 lead_count: 4,
                 width: None,
             },
             conflicts: SideTable {
-                name: "rescue_conflicts",
+                name: side.conflicts.clone(),
                 lead: "tbl TEXT, reason TEXT, pgno INTEGER, nfield INTEGER, id INTEGER",
                 lead_count: 5,
                 width: None,
             },
             damaged: SideTable {
-                name: "rescue_damaged_values",
+                name: side.damaged_values.clone(),
                 lead: "tbl TEXT, id INTEGER, field INTEGER, reason TEXT, pgno INTEGER, prefix BLOB",
                 lead_count: 6,
                 width: None,
             },
             freelist: SideTable {
-                name: "freelist_rows",
+                name: side.freelist_rows.clone(),
                 lead: "pgno INTEGER, nfield INTEGER, id INTEGER",
                 lead_count: 3,
                 width: None,
@@ -724,6 +787,25 @@ impl<'c> Writer<'c> {
                     "INSERT INTO sqlite_sequence(name, seq) VALUES (?1, ?2)",
                     rusqlite::params![name, seq],
                 )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the rows of `sqlite_sequence` for tables other than `names` (the source's).
+    pub(crate) fn keep_sequences_of<'n>(&self, names: impl Iterator<Item = &'n str>) -> Result<()> {
+        let keep: std::collections::HashSet<&str> = names.collect();
+        let have: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM sqlite_sequence")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .unwrap_or_default();
+        for name in have.iter().filter(|n| !keep.contains(n.as_str())) {
+            self.conn
+                .execute("DELETE FROM sqlite_sequence WHERE name = ?1", [name])
                 .map_err(|e| self.err(e))?;
         }
         Ok(())

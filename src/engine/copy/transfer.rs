@@ -379,7 +379,11 @@ fn start_copy(
     indexes: &[(String, String)],
 ) -> rusqlite::Result<u64> {
     conn.execute_batch("BEGIN")?;
-    conn.execute_batch(table.sql.as_deref().unwrap_or_default())?;
+    crate::engine::writer::create_table(
+        conn,
+        table.sql.as_deref().unwrap_or_default(),
+        &table.name,
+    )?;
     for (_, sql) in indexes {
         conn.execute_batch(sql)?;
     }

@@ -738,11 +738,13 @@ impl<'c> Writer<'c> {
                 }
             })
             .collect();
+        let Some(rowid_name) = rowid_name(table) else {
+            return Ok(false);
+        };
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?1",
+            "SELECT {} FROM {} WHERE {rowid_name} = ?1",
             cols.join(", "),
             ident(&table.name),
-            rowid_alias(table)
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([rowid]).map_err(|e| self.err(e))?;
@@ -846,7 +848,7 @@ fn is_inserted(table: &Table, i: usize) -> bool {
 
 /// Parameters one row of the first `n` record fields takes.
 fn params_per_row(table: &Table, n: usize) -> usize {
-    usize::from(!table.without_rowid) + (0..n).filter(|&i| is_inserted(table, i)).count()
+    usize::from(rowid_name(table).is_some()) + (0..n).filter(|&i| is_inserted(table, i)).count()
 }
 
 fn batch_rows(table: &Table, n: usize) -> usize {
@@ -856,9 +858,7 @@ fn batch_rows(table: &Table, n: usize) -> usize {
 /// The INSERT of `rows` rows of the first `n` record fields of `table`.
 fn insert_sql_rows(name: &str, table: &Table, n: usize, rows: usize) -> String {
     let mut cols = Vec::new();
-    if !table.without_rowid {
-        cols.push(rowid_alias(table).to_string());
-    }
+    cols.extend(rowid_name(table));
     for i in (0..n).filter(|&i| is_inserted(table, i)) {
         cols.push(ident(&table.columns[table.stored[i]].name));
     }
@@ -876,8 +876,8 @@ fn insert_sql_rows(name: &str, table: &Table, n: usize, rows: usize) -> String {
 fn insert_sql_raw(name: &str, table: &Table, n: usize, payload: &[u8], fields: &[Field]) -> String {
     let mut cols = Vec::new();
     let mut marks = Vec::new();
-    if !table.without_rowid {
-        cols.push(rowid_alias(table).to_string());
+    if let Some(rowid) = rowid_name(table) {
+        cols.push(rowid);
         marks.push("?");
     }
     for (i, f) in fields.iter().enumerate().take(n) {
@@ -909,7 +909,7 @@ fn bind_row(
     fields: &[Field],
     encoding: TextEncoding,
 ) -> rusqlite::Result<usize> {
-    if !table.without_rowid {
+    if rowid_name(table).is_some() {
         stmt.raw_bind_parameter(p, rowid)?;
         p += 1;
     }
@@ -922,12 +922,20 @@ fn bind_row(
     Ok(p)
 }
 
-/// A name for the rowid that no column of the table shadows.
-pub(crate) fn rowid_alias(table: &Table) -> &'static str {
+/// A name for the rowid that no column of the table shadows: `rowid`, `_rowid_` or `oid`,
+/// else the INTEGER PRIMARY KEY column. `None` for a WITHOUT ROWID table, and for a table
+/// whose columns are named all three and which has no INTEGER PRIMARY KEY: SQL cannot name
+/// its rowid, so its rows are inserted without one (numbered afresh, in the source's order)
+/// rather than one of its columns overwritten.
+pub(crate) fn rowid_name(table: &Table) -> Option<String> {
+    if table.without_rowid {
+        return None;
+    }
     ["rowid", "_rowid_", "oid"]
         .into_iter()
         .find(|a| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(a)))
-        .unwrap_or("rowid")
+        .map(str::to_string)
+        .or_else(|| table.ipk.map(|c| ident(&table.columns[c].name)))
 }
 
 fn same_value(have: ValueRef<'_>, want: Value<'_>, enc: TextEncoding) -> bool {

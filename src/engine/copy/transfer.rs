@@ -411,7 +411,10 @@ fn keeps_rowids(conn: &Connection, table: &Table) -> rusqlite::Result<bool> {
     if table.without_rowid || table.ipk.is_some() {
         return Ok(true);
     }
-    let rowid = crate::engine::writer::rowid_alias(table);
+    // A table that names no rowid at all cannot show it was kept: it is decoded.
+    let Some(rowid) = crate::engine::writer::rowid_name(table) else {
+        return Ok(false);
+    };
     let name = ident(&table.name);
     let ends = |schema: &str| {
         conn.query_row(

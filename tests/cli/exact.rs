@@ -903,3 +903,17 @@ fn columns_named_like_the_rowid_keep_their_values() {
     assert_round_trip(&src, dir.path());
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
 }
+
+/// The committed sample `corrupt-samples/healthy-unusual` comes back exactly, on both copy
+/// paths, and `recover` says so with exit 0.
+#[test]
+fn the_healthy_unusual_sample_comes_back_exactly() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("corrupt-samples/healthy-unusual");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    std::fs::copy(sample.join("db.sqlite3"), &src).unwrap();
+    let reports = assert_round_trip(&src, dir.path());
+    assert!(reports[0].whole_database_copied);
+    assert!(!reports[1].whole_database_copied);
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}

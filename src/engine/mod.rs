@@ -12,6 +12,7 @@ pub mod losses;
 pub mod pages;
 pub(crate) mod salvage;
 pub(crate) mod schema;
+pub(crate) mod stand_ins;
 pub(crate) mod verify;
 pub(crate) mod walk;
 pub(crate) mod writer;
@@ -190,6 +191,10 @@ pub struct Report {
     /// The names of the tables the engine added beside the user's (lost_and_found, ...),
     /// chosen free of the source's own names.
     pub side_tables: writer::SideNames,
+    /// Collations the schema names that only the application registers: stand-ins that kept
+    /// the source's order served during the recovery; the application must register them
+    /// again before it uses the file (see how-it-works.md §3).
+    pub app_collations: Vec<String>,
     pub tables: Vec<TableReport>,
     pub objects: Vec<ObjectReport>,
     pub orphans: Vec<OrphanGroup>,
@@ -411,6 +416,10 @@ impl Engine<'_> {
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
         let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
         let view = transfer.then(|| vfs::Registration::new(pf)).flatten();
+        let app_collations = stand_ins::needed_by(&entries);
+        if let Some(view) = &view {
+            stand_ins::learn(&view.uri(), &entries, &app_collations);
+        }
         let whole = match &view {
             Some(view) if whole_copy_possible(pf, schema_whole, &refused, &entries, options) => {
                 engine.copy_database(tmp, view, &walker, &tables, &entries, &mut copied)?
@@ -592,6 +601,7 @@ impl Engine<'_> {
             journal: pf.journal().cloned(),
             schema_entries: entries.len(),
             side_tables,
+            app_collations,
             tables: reports,
             objects,
             orphans: groups,

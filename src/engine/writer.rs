@@ -19,6 +19,11 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Quotes an SQL string literal.
+pub(crate) fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Settings carried over from the source file.
 #[derive(Debug, Clone)]
 pub(crate) struct OutputSettings {

@@ -170,6 +170,14 @@ pub(crate) fn assert_round_trip(src: &Path, dir: &Path) -> [Report; 2] {
             assert!(!t.rows_may_be_missing, "{path}: {} may miss rows", t.name);
             assert!(t.lost.is_empty(), "{path}: {} lost rows", t.name);
         }
+        // With the application's own collation, as the application will open it.
+        let check = Connection::open(&out).unwrap();
+        register_app_collation(&check);
+        let ok: String = check
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "{path}: integrity_check with the app's collation");
+        drop(check);
         let got = contents(&out);
         assert_same(&want, &got, path);
         report
@@ -915,5 +923,43 @@ fn the_healthy_unusual_sample_comes_back_exactly() {
     let reports = assert_round_trip(&src, dir.path());
     assert!(reports[0].whole_database_copied);
     assert!(!reports[1].whole_database_copied);
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// A collation only the application registers: a stand-in of the same name keeps the source's
+/// order while the tables are copied or decoded and their indexes built, the report names
+/// it, and nothing goes to lost_and_found.
+#[test]
+fn a_collation_only_the_application_registers_keeps_the_source_order() {
+    let (dir, src) = made_by(
+        "CREATE TABLE t(a TEXT COLLATE appcoll, b);
+         CREATE TABLE w(k TEXT COLLATE appcoll PRIMARY KEY, v) WITHOUT ROWID;
+         CREATE TABLE d(k TEXT, v, CHECK (v IS NOT 0));
+         CREATE INDEX d_k ON d(k COLLATE appcoll DESC);
+         CREATE INDEX t_a ON t(a);
+         CREATE VIRTUAL TABLE r USING rtree(id, x0, x1);",
+    );
+    let conn = Connection::open(&src).unwrap();
+    register_app_collation(&conn);
+    for i in 0..300 {
+        let word = format!("{}{}", (b'a' + (i * 7 % 26) as u8) as char, i * 37 % 101);
+        conn.execute("INSERT INTO t VALUES (?1, ?2)", rusqlite::params![word, i])
+            .unwrap();
+        conn.execute(
+            "INSERT OR IGNORE INTO w VALUES (?1, ?2)",
+            rusqlite::params![word, i],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO d VALUES (?1, ?2)",
+            rusqlite::params![word, i + 1],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    for r in assert_round_trip(&src, dir.path()) {
+        assert_eq!(r.app_collations, vec!["appcoll".to_string()]);
+        assert!(r.tables.iter().all(|t| t.refused.is_none()));
+    }
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
 }

@@ -195,6 +195,9 @@ pub struct Report {
     /// the source's order served during the recovery; the application must register them
     /// again before it uses the file (see how-it-works.md §3).
     pub app_collations: Vec<String>,
+    /// Header settings of the source that the recovered file does not have, each as
+    /// "setting: source X, recovered Y" (SQLite cannot write every one).
+    pub settings_not_kept: Vec<String>,
     pub tables: Vec<TableReport>,
     pub objects: Vec<ObjectReport>,
     pub orphans: Vec<OrphanGroup>,
@@ -602,6 +605,9 @@ impl Engine<'_> {
             schema_entries: entries.len(),
             side_tables,
             app_collations,
+            settings_not_kept: current_header(pf)
+                .map(|h| writer::settings_not_kept(&h, tmp))
+                .unwrap_or_default(),
             tables: reports,
             objects,
             orphans: groups,
@@ -1275,6 +1281,7 @@ fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {
         },
         user_version: h.map_or(0, |h| h.user_version),
         application_id: h.map_or(0, |h| h.application_id),
+        reserved_bytes: pf.geometry().reserved_bytes,
     }
 }
 

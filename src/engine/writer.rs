@@ -33,6 +33,8 @@ pub(crate) struct OutputSettings {
     pub auto_vacuum: u8,
     pub user_version: u32,
     pub application_id: u32,
+    /// Bytes at the end of every page kept for an extension (a checksum, say).
+    pub reserved_bytes: u8,
 }
 
 /// A field bound as an SQL parameter, text converted to UTF-8 when the source was UTF-16.
@@ -259,17 +261,92 @@ pub(crate) enum Landed {
 /// as [`open_for_load`] opens it.
 pub(crate) fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
     let conn = open_for_load(path)?;
+    let sql = |e| Error::sqlite(path, e);
     conn.execute_batch(&format!(
-        "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
-         PRAGMA user_version = {}; PRAGMA application_id = {};",
+        "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};",
         settings.page_size,
         settings.encoding.pragma_name(),
         settings.auto_vacuum,
-        settings.user_version as i32,
-        settings.application_id as i32,
     ))
-    .map_err(|e| Error::sqlite(path, e))?;
+    .map_err(sql)?;
+    // Before the first write: the reserve is fixed when page 1 is.
+    if settings.reserved_bytes > 0 {
+        set_reserved_bytes(&conn, settings.reserved_bytes).map_err(sql)?;
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {}; PRAGMA application_id = {};",
+        settings.user_version as i32, settings.application_id as i32,
+    ))
+    .map_err(sql)?;
     Ok(conn)
+}
+
+/// Sets the bytes reserved at the end of every page of a database not yet written.
+fn set_reserved_bytes(conn: &Connection, bytes: u8) -> rusqlite::Result<()> {
+    let mut value = std::ffi::c_int::from(bytes);
+    // SAFETY: the handle is this open connection's and is used only for this call; the schema
+    // name is a NUL-terminated literal; SQLITE_FCNTL_RESERVE_BYTES reads and writes one int
+    // through the pointer, which outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_RESERVE_BYTES,
+            (&mut value as *mut std::ffi::c_int).cast(),
+        )
+    };
+    match rc {
+        rusqlite::ffi::SQLITE_OK => Ok(()),
+        code => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            Some(format!("cannot reserve {bytes} bytes per page")),
+        )),
+    }
+}
+
+/// The header settings of the finished output at `out` that differ from the source's
+/// (`source`, page 1 as SQLite reads it), each as "setting: source X, recovered Y": what
+/// SQLite could not carry over (a schema format number it no longer writes, say).
+pub(crate) fn settings_not_kept(source: &crate::format::header::Header, out: &Path) -> Vec<String> {
+    use std::io::Read;
+    let mut head = [0u8; crate::format::header::HEADER_SIZE];
+    let read = std::fs::File::open(out).and_then(|mut f| f.read_exact(&mut head));
+    let Ok(()) = read else {
+        return Vec::new();
+    };
+    let Ok(o) = crate::format::header::Header::parse(&head) else {
+        return Vec::new();
+    };
+    let av = |h: &crate::format::header::Header| match (h.largest_root_page, h.incremental_vacuum) {
+        (0, _) => 0,
+        (_, 0) => 1,
+        _ => 2,
+    };
+    [
+        ("page size", source.page_size, o.page_size),
+        (
+            "text encoding",
+            source.text_encoding_code,
+            o.text_encoding_code,
+        ),
+        (
+            "reserved bytes per page",
+            source.reserved_bytes.into(),
+            o.reserved_bytes.into(),
+        ),
+        (
+            "schema format number",
+            source.schema_format,
+            o.schema_format,
+        ),
+        ("user_version", source.user_version, o.user_version),
+        ("application_id", source.application_id, o.application_id),
+        ("auto_vacuum", av(source), av(&o)),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .map(|(name, a, b)| format!("{name}: source {a}, recovered {b}"))
+    .collect()
 }
 
 /// Opens the output to load rows into: no journal on disk and no sync (the file is synced

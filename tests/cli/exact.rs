@@ -17,6 +17,22 @@ use std::path::Path;
 /// in the database's encoding).
 pub(crate) type Stored = (String, Vec<u8>);
 
+/// Reserves `bytes` at the end of every page of a database not yet written.
+pub(crate) fn reserve_bytes(conn: &Connection, bytes: u8) {
+    let mut reserve = std::ffi::c_int::from(bytes);
+    // SAFETY: the handle is this open connection's; the file control reads and writes one
+    // int through the pointer, which outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_RESERVE_BYTES,
+            (&mut reserve as *mut std::ffi::c_int).cast(),
+        )
+    };
+    assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+}
+
 /// A collation only the application registers: binary order, reversed.
 pub(crate) fn register_app_collation(conn: &Connection) {
     conn.create_collation("appcoll", |a: &str, b: &str| b.cmp(a))
@@ -165,6 +181,11 @@ pub(crate) fn assert_round_trip(src: &Path, dir: &Path) -> [Report; 2] {
         assert!(report.integrity_ok(), "{path}: {:?}", report.integrity);
         assert_eq!(report.lost_and_found_rows, 0, "{path}: lost_and_found");
         assert_eq!(report.conflict_rows, 0, "{path}: conflicts");
+        assert!(
+            report.settings_not_kept.is_empty(),
+            "{path}: {:?}",
+            report.settings_not_kept
+        );
         for t in &report.tables {
             assert!(t.refused.is_none(), "{path}: {} refused", t.name);
             assert!(!t.rows_may_be_missing, "{path}: {} may miss rows", t.name);
@@ -272,6 +293,8 @@ struct Case {
     user_version: i32,
     application_id: i32,
     auto_vacuum: u8,
+    /// Bytes reserved at the end of each page.
+    reserved: u8,
     tables: Vec<TableSpec>,
     fts5: bool,
     rtree: bool,
@@ -432,7 +455,7 @@ fn case() -> impl Strategy<Value = Case> {
         0u8..3,
         any::<i32>(),
         any::<i32>(),
-        0u8..3,
+        (0u8..3, proptest::sample::select(vec![0u8, 0, 0, 8, 32])),
         proptest::collection::vec(table_spec(), 1..4),
         proptest::bool::weighted(0.25),
         proptest::bool::weighted(0.25),
@@ -444,7 +467,7 @@ fn case() -> impl Strategy<Value = Case> {
                 wal,
                 user_version,
                 application_id,
-                auto_vacuum,
+                (auto_vacuum, reserved),
                 tables,
                 fts5,
                 rtree,
@@ -455,6 +478,7 @@ fn case() -> impl Strategy<Value = Case> {
                 user_version,
                 application_id,
                 auto_vacuum,
+                reserved,
                 tables,
                 fts5,
                 rtree,
@@ -616,6 +640,9 @@ fn build(case: &Case, path: &Path) -> Connection {
         case.page_size, case.encoding, case.auto_vacuum
     ))
     .unwrap();
+    if case.reserved > 0 {
+        reserve_bytes(&conn, case.reserved);
+    }
     if case.wal != 2 {
         conn.execute_batch(&settings).unwrap();
     }
@@ -962,4 +989,32 @@ fn a_collation_only_the_application_registers_keeps_the_source_order() {
         assert!(r.tables.iter().all(|t| t.refused.is_none()));
     }
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// Bytes reserved at the end of each page (for a checksum or encryption extension) are kept:
+/// the table-by-table output reserves as many.
+#[test]
+fn reserved_bytes_per_page_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    let conn = Connection::open(&src).unwrap();
+    reserve_bytes(&conn, 8);
+    conn.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500)
+         INSERT INTO t SELECT x, 'value ' || x FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(
+        std::fs::read(&src).unwrap()[20],
+        8,
+        "the source reserves 8 bytes"
+    );
+    for r in assert_round_trip(&src, dir.path()) {
+        assert!(!r.whole_database_copied);
+    }
+    for out in ["whole.db", "tables.db"] {
+        assert_eq!(std::fs::read(dir.path().join(out)).unwrap()[20], 8, "{out}");
+    }
 }

@@ -17,14 +17,16 @@ mod report;
 mod run;
 pub(crate) mod salvage;
 pub(crate) mod schema;
+pub(crate) mod stand_ins;
 pub(crate) mod verify;
 pub(crate) mod walk;
 pub(crate) mod writer;
 
 pub(crate) use decode::note_damaged_value;
 pub use report::{ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport};
-pub(crate) use run::schema_roots;
 use run::Strategy;
+pub(crate) use run::{schema_roots, side_table_names};
+pub use writer::SideNames;
 
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;

@@ -120,6 +120,16 @@ pub struct Report {
     /// of the ones its unfinished transaction changed.
     pub journal: Option<crate::source::pagefile::JournalInfo>,
     pub schema_entries: usize,
+    /// The names of the tables the engine added beside the user's (lost_and_found, ...),
+    /// chosen free of the source's own names.
+    pub side_tables: crate::engine::writer::SideNames,
+    /// Collations the schema names that only the application registers: stand-ins that kept
+    /// the source's order served during the recovery; the application must register them
+    /// again before it uses the file (see how-it-works.md §3).
+    pub app_collations: Vec<String>,
+    /// Header settings of the source that the recovered file does not have, each as
+    /// "setting: source X, recovered Y" (SQLite cannot write every one).
+    pub settings_not_kept: Vec<String>,
     pub tables: Vec<TableReport>,
     pub objects: Vec<ObjectReport>,
     pub orphans: Vec<OrphanGroup>,

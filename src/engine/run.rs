@@ -13,7 +13,7 @@ use crate::engine::salvage::orphans;
 use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
 use crate::engine::writer::{self, OutputSettings, Writer};
-use crate::engine::{losses, schema, Engine};
+use crate::engine::{losses, schema, stand_ins, Engine};
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
@@ -58,6 +58,7 @@ struct Copies {
 
 /// What the decode and salvage phases leave.
 struct Rows {
+    side_tables: writer::SideNames,
     reports: Vec<TableReport>,
     /// Every part of a tree the walks could not read, as first met (before orphan pages
     /// filled any): the evidence of how the damage came about.
@@ -118,6 +119,10 @@ impl Engine<'_> {
         let view = (strategy == Strategy::CopyWhatReadsWhole)
             .then(|| vfs::Registration::new(pf))
             .flatten();
+        let app_collations = stand_ins::needed_by(&catalog.entries);
+        if let Some(view) = &view {
+            stand_ins::learn(&view.uri(), &catalog.entries, &app_collations);
+        }
         let copies = engine.copy_phase(tmp, view.as_ref(), &mut walker, &catalog, options)?;
         let Copies {
             conn,
@@ -157,6 +162,11 @@ impl Engine<'_> {
             wal: pf.wal().cloned(),
             journal: pf.journal().cloned(),
             schema_entries: catalog.entries.len(),
+            side_tables: rows.side_tables,
+            app_collations,
+            settings_not_kept: current_header(pf)
+                .map(|h| writer::settings_not_kept(&h, tmp))
+                .unwrap_or_default(),
             conflict_rows: rows.reports.iter().map(|r| r.conflict_rows).sum(),
             tables: rows.reports,
             objects,
@@ -263,7 +273,9 @@ impl Engine<'_> {
         let tables = &catalog.tables;
         let decoded = tables.iter().zip(&slots).filter(|(_, c)| c.is_none());
         writer::begin_load(conn, tmp, decoded.map(|(t, _)| t))?;
-        let mut writer = Writer::new(conn, tmp, self.encoding, tables);
+        let side_tables =
+            writer::SideNames::free_in(catalog.entries.iter().map(|e| e.name.as_str()));
+        let mut writer = Writer::new(conn, tmp, self.encoding, tables, &side_tables);
         let mut reports: Vec<TableReport> = Vec::new();
         let mut internal = InternalRows::default();
         for (t, (table, copy)) in tables.iter().zip(slots).enumerate() {
@@ -300,8 +312,19 @@ impl Engine<'_> {
         for (name, seq) in &internal.sequence {
             writer.merge_sequence(name, *seq)?;
         }
+        // Copying an AUTOINCREMENT table adds a row to sqlite_sequence even when the source
+        // had none for it: a source whose sqlite_sequence read whole decides which rows it has.
+        if tables.iter().zip(&reports).any(|(t, r)| {
+            t.name == "sqlite_sequence"
+                && !r.copied_intact
+                && r.holes.is_empty()
+                && r.bad_cells == 0
+        }) {
+            writer.keep_sequences_of(internal.sequence.iter().map(|(n, _)| n.as_str()))?;
+        }
         writer.commit()?;
         Ok(Rows {
+            side_tables,
             reports,
             walk_damage,
             groups,
@@ -524,6 +547,7 @@ pub(crate) fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSe
         },
         user_version: h.map_or(0, |h| h.user_version),
         application_id: h.map_or(0, |h| h.application_id),
+        reserved_bytes: pf.geometry().reserved_bytes,
     }
 }
 
@@ -543,6 +567,17 @@ pub(crate) fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
         |r| r.get::<_, i64>(0),
     )
     .unwrap_or(0) as u64
+}
+
+/// The names the engine gives its own tables when it recovers `db` (see
+/// [`writer::SideNames`]): decided by the source's schema alone.
+pub(crate) fn side_table_names(db: &Path) -> Result<writer::SideNames> {
+    let pf = PageFile::open(db)?;
+    let mut map = Claims::new(pf.page_count());
+    let (entries, _, _) = read_schema(&pf, &mut map, indicatif::ProgressBar::hidden())?;
+    Ok(writer::SideNames::free_in(
+        entries.iter().map(|e| e.name.as_str()),
+    ))
 }
 
 /// Root page → table name, from the schema as the engine reads it (SQLite need not agree).

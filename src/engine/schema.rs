@@ -209,6 +209,8 @@ fn internal_columns(name: &str) -> Option<&'static [&'static str]> {
 pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntry, String)>) {
     let mut tables = Vec::new();
     let mut refused = Vec::new();
+    // Collations only the application has get stand-ins (see stand_ins).
+    crate::engine::stand_ins::install();
     let scratch = match Connection::open_in_memory() {
         Ok(c) => c,
         Err(e) => {
@@ -219,6 +221,9 @@ pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntr
             );
         }
     };
+    // A legacy table named `sqlite_*` (older SQLite let applications create them) is an
+    // ordinary table: SQLite creates one only with the schema writable.
+    let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
     for entry in entries.iter().filter(|e| e.kind == "table") {
         let Ok(root) = u32::try_from(entry.rootpage) else {
             refused.push((

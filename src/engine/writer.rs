@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use crate::util::quote::ident;
 
+/// Quotes an SQL string literal.
+pub(crate) fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Settings carried over from the source file.
 #[derive(Debug, Clone)]
 pub(crate) struct OutputSettings {
@@ -25,6 +30,8 @@ pub(crate) struct OutputSettings {
     pub auto_vacuum: u8,
     pub user_version: u32,
     pub application_id: u32,
+    /// Bytes at the end of every page kept for an extension (a checksum, say).
+    pub reserved_bytes: u8,
 }
 
 /// A field bound as an SQL parameter, text converted to UTF-8 when the source was UTF-16.
@@ -70,10 +77,54 @@ fn text_converts(encoding: TextEncoding, payload: &[u8], fields: &[Field]) -> bo
         })
 }
 
+/// The names of the tables the engine adds to the output beside the user's: the usual name
+/// where the source has no object of that name, else the first free `name_N`. Recorded in the
+/// report; only tables so named are the tool's own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SideNames {
+    pub lost_and_found: String,
+    pub conflicts: String,
+    pub damaged_values: String,
+    pub freelist_rows: String,
+}
+
+impl SideNames {
+    /// Names free among `taken` (the source's schema objects, compared as SQLite compares
+    /// names: ASCII case folded).
+    pub(crate) fn free_in<'n>(taken: impl Iterator<Item = &'n str>) -> SideNames {
+        let taken: std::collections::HashSet<String> =
+            taken.map(|n| n.to_ascii_lowercase()).collect();
+        let free = |base: &str| {
+            std::iter::once(base.to_string())
+                .chain((1u32..).map(|i| format!("{base}_{i}")))
+                .find(|n| !taken.contains(&n.to_ascii_lowercase()))
+                .unwrap_or_else(|| base.to_string())
+        };
+        SideNames {
+            lost_and_found: free("lost_and_found"),
+            conflicts: free("rescue_conflicts"),
+            damaged_values: free("rescue_damaged_values"),
+            freelist_rows: free("freelist_rows"),
+        }
+    }
+
+    /// Whether `name` is one of these tables.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        [
+            &self.lost_and_found,
+            &self.conflicts,
+            &self.damaged_values,
+            &self.freelist_rows,
+        ]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
 /// A table of rows with a varying number of fields: fixed leading columns, then c0..cN,
 /// widened with ALTER TABLE when a wider row arrives.
 struct SideTable {
-    name: &'static str,
+    name: String,
     lead: &'static str,
     lead_count: usize,
     width: Option<usize>,
@@ -86,7 +137,7 @@ impl SideTable {
                 let cols: Vec<String> = (0..fields).map(|i| format!(", c{i}")).collect();
                 conn.execute_batch(&format!(
                     "CREATE TABLE {}({}{})",
-                    self.name,
+                    ident(&self.name),
                     self.lead,
                     cols.concat()
                 ))?;
@@ -94,7 +145,10 @@ impl SideTable {
             }
             Some(w) if w < fields => {
                 for i in w..fields {
-                    conn.execute_batch(&format!("ALTER TABLE {} ADD COLUMN c{i}", self.name))?;
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE {} ADD COLUMN c{i}",
+                        ident(&self.name)
+                    ))?;
                 }
                 self.width = Some(fields);
             }
@@ -123,7 +177,7 @@ impl SideTable {
             .collect();
         let sql = format!(
             "INSERT INTO {}({}{}) VALUES ({})",
-            self.name,
+            ident(&self.name),
             lead_names.join(", "),
             cols.concat(),
             params.join(", ")
@@ -204,17 +258,92 @@ pub(crate) enum Landed {
 /// as [`open_for_load`] opens it.
 pub(crate) fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
     let conn = open_for_load(path)?;
+    let sql = |e| Error::sqlite(path, e);
     conn.execute_batch(&format!(
-        "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
-         PRAGMA user_version = {}; PRAGMA application_id = {};",
+        "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};",
         settings.page_size,
         settings.encoding.pragma_name(),
         settings.auto_vacuum,
-        settings.user_version as i32,
-        settings.application_id as i32,
     ))
-    .map_err(|e| Error::sqlite(path, e))?;
+    .map_err(sql)?;
+    // Before the first write: the reserve is fixed when page 1 is.
+    if settings.reserved_bytes > 0 {
+        set_reserved_bytes(&conn, settings.reserved_bytes).map_err(sql)?;
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {}; PRAGMA application_id = {};",
+        settings.user_version as i32, settings.application_id as i32,
+    ))
+    .map_err(sql)?;
     Ok(conn)
+}
+
+/// Sets the bytes reserved at the end of every page of a database not yet written.
+fn set_reserved_bytes(conn: &Connection, bytes: u8) -> rusqlite::Result<()> {
+    let mut value = std::ffi::c_int::from(bytes);
+    // SAFETY: the handle is this open connection's and is used only for this call; the schema
+    // name is a NUL-terminated literal; SQLITE_FCNTL_RESERVE_BYTES reads and writes one int
+    // through the pointer, which outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_RESERVE_BYTES,
+            (&mut value as *mut std::ffi::c_int).cast(),
+        )
+    };
+    match rc {
+        rusqlite::ffi::SQLITE_OK => Ok(()),
+        code => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            Some(format!("cannot reserve {bytes} bytes per page")),
+        )),
+    }
+}
+
+/// The header settings of the finished output at `out` that differ from the source's
+/// (`source`, page 1 as SQLite reads it), each as "setting: source X, recovered Y": what
+/// SQLite could not carry over (a schema format number it no longer writes, say).
+pub(crate) fn settings_not_kept(source: &crate::format::header::Header, out: &Path) -> Vec<String> {
+    use std::io::Read;
+    let mut head = [0u8; crate::format::header::HEADER_SIZE];
+    let read = std::fs::File::open(out).and_then(|mut f| f.read_exact(&mut head));
+    let Ok(()) = read else {
+        return Vec::new();
+    };
+    let Ok(o) = crate::format::header::Header::parse(&head) else {
+        return Vec::new();
+    };
+    let av = |h: &crate::format::header::Header| match (h.largest_root_page, h.incremental_vacuum) {
+        (0, _) => 0,
+        (_, 0) => 1,
+        _ => 2,
+    };
+    [
+        ("page size", source.page_size, o.page_size),
+        (
+            "text encoding",
+            source.text_encoding_code,
+            o.text_encoding_code,
+        ),
+        (
+            "reserved bytes per page",
+            source.reserved_bytes.into(),
+            o.reserved_bytes.into(),
+        ),
+        (
+            "schema format number",
+            source.schema_format,
+            o.schema_format,
+        ),
+        ("user_version", source.user_version, o.user_version),
+        ("application_id", source.application_id, o.application_id),
+        ("auto_vacuum", av(source), av(&o)),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .map(|(name, a, b)| format!("{name}: source {a}, recovered {b}"))
+    .collect()
 }
 
 /// Opens the output to load rows into: no journal on disk and no sync (the file is synced
@@ -336,11 +465,26 @@ pub(crate) fn begin_load<'t>(
     conn.execute_batch("BEGIN")
         .map_err(|e| Error::sqlite(path, e))?;
     for t in tables.filter(|t| !t.internal) {
-        let create = t.sql.as_deref().unwrap_or_default();
-        conn.execute_batch(create)
+        create_table(conn, t.sql.as_deref().unwrap_or_default(), &t.name)
             .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
     }
     Ok(())
+}
+
+/// Runs a table's CREATE statement. A legacy table named `sqlite_*` (older SQLite let
+/// applications create them) is created with the schema writable, the only way SQLite
+/// allows the name now.
+pub(crate) fn create_table(conn: &Connection, sql: &str, name: &str) -> rusqlite::Result<()> {
+    let reserved = name
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("sqlite_"));
+    if !reserved {
+        return conn.execute_batch(sql);
+    }
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    let created = conn.execute_batch(sql);
+    conn.execute_batch("PRAGMA writable_schema = OFF")?;
+    created
 }
 
 impl<'c> Writer<'c> {
@@ -350,6 +494,7 @@ impl<'c> Writer<'c> {
         path: &Path,
         encoding: TextEncoding,
         tables: &[Table],
+        side: &SideNames,
     ) -> Writer<'c> {
         Writer {
             conn,
@@ -366,25 +511,25 @@ impl<'c> Writer<'c> {
                 })
                 .collect(),
             lost_and_found: SideTable {
-                name: "lost_and_found",
+                name: side.lost_and_found.clone(),
                 lead: "rootpgno INTEGER, pgno INTEGER, nfield INTEGER, id INTEGER",
                 lead_count: 4,
                 width: None,
             },
             conflicts: SideTable {
-                name: "rescue_conflicts",
+                name: side.conflicts.clone(),
                 lead: "tbl TEXT, reason TEXT, pgno INTEGER, nfield INTEGER, id INTEGER",
                 lead_count: 5,
                 width: None,
             },
             damaged: SideTable {
-                name: "rescue_damaged_values",
+                name: side.damaged_values.clone(),
                 lead: "tbl TEXT, id INTEGER, field INTEGER, reason TEXT, pgno INTEGER, prefix BLOB",
                 lead_count: 6,
                 width: None,
             },
             freelist: SideTable {
-                name: "freelist_rows",
+                name: side.freelist_rows.clone(),
                 lead: "pgno INTEGER, nfield INTEGER, id INTEGER",
                 lead_count: 3,
                 width: None,
@@ -672,11 +817,13 @@ impl<'c> Writer<'c> {
                 }
             })
             .collect();
+        let Some(rowid_name) = rowid_name(table) else {
+            return Ok(false);
+        };
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?1",
+            "SELECT {} FROM {} WHERE {rowid_name} = ?1",
             cols.join(", "),
             ident(&table.name),
-            rowid_alias(table)
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query([rowid]).map_err(|e| self.err(e))?;
@@ -726,6 +873,25 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
+    /// Removes the rows of `sqlite_sequence` for tables other than `names` (the source's).
+    pub(crate) fn keep_sequences_of<'n>(&self, names: impl Iterator<Item = &'n str>) -> Result<()> {
+        let keep: std::collections::HashSet<&str> = names.collect();
+        let have: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM sqlite_sequence")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .unwrap_or_default();
+        for name in have.iter().filter(|n| !keep.contains(n.as_str())) {
+            self.conn
+                .execute("DELETE FROM sqlite_sequence WHERE name = ?1", [name])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Ends the load transaction.
     pub(crate) fn commit(&self) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
@@ -761,7 +927,7 @@ fn is_inserted(table: &Table, i: usize) -> bool {
 
 /// Parameters one row of the first `n` record fields takes.
 fn params_per_row(table: &Table, n: usize) -> usize {
-    usize::from(!table.without_rowid) + (0..n).filter(|&i| is_inserted(table, i)).count()
+    usize::from(rowid_name(table).is_some()) + (0..n).filter(|&i| is_inserted(table, i)).count()
 }
 
 fn batch_rows(table: &Table, n: usize) -> usize {
@@ -771,9 +937,7 @@ fn batch_rows(table: &Table, n: usize) -> usize {
 /// The INSERT of `rows` rows of the first `n` record fields of `table`.
 fn insert_sql_rows(name: &str, table: &Table, n: usize, rows: usize) -> String {
     let mut cols = Vec::new();
-    if !table.without_rowid {
-        cols.push(rowid_alias(table).to_string());
-    }
+    cols.extend(rowid_name(table));
     for i in (0..n).filter(|&i| is_inserted(table, i)) {
         cols.push(ident(&table.columns[table.stored[i]].name));
     }
@@ -791,8 +955,8 @@ fn insert_sql_rows(name: &str, table: &Table, n: usize, rows: usize) -> String {
 fn insert_sql_raw(name: &str, table: &Table, n: usize, payload: &[u8], fields: &[Field]) -> String {
     let mut cols = Vec::new();
     let mut marks = Vec::new();
-    if !table.without_rowid {
-        cols.push(rowid_alias(table).to_string());
+    if let Some(rowid) = rowid_name(table) {
+        cols.push(rowid);
         marks.push("?");
     }
     for (i, f) in fields.iter().enumerate().take(n) {
@@ -824,7 +988,7 @@ fn bind_row(
     fields: &[Field],
     encoding: TextEncoding,
 ) -> rusqlite::Result<usize> {
-    if !table.without_rowid {
+    if rowid_name(table).is_some() {
         stmt.raw_bind_parameter(p, rowid)?;
         p += 1;
     }
@@ -837,12 +1001,20 @@ fn bind_row(
     Ok(p)
 }
 
-/// A name for the rowid that no column of the table shadows.
-pub(crate) fn rowid_alias(table: &Table) -> &'static str {
+/// A name for the rowid that no column of the table shadows: `rowid`, `_rowid_` or `oid`,
+/// else the INTEGER PRIMARY KEY column. `None` for a WITHOUT ROWID table, and for a table
+/// whose columns are named all three and which has no INTEGER PRIMARY KEY: SQL cannot name
+/// its rowid, so its rows are inserted without one (numbered afresh, in the source's order)
+/// rather than one of its columns overwritten.
+pub(crate) fn rowid_name(table: &Table) -> Option<String> {
+    if table.without_rowid {
+        return None;
+    }
     ["rowid", "_rowid_", "oid"]
         .into_iter()
         .find(|a| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(a)))
-        .unwrap_or("rowid")
+        .map(str::to_string)
+        .or_else(|| table.ipk.map(|c| ident(&table.columns[c].name)))
 }
 
 fn same_value(have: ValueRef<'_>, want: Value<'_>, enc: TextEncoding) -> bool {

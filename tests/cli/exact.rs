@@ -17,6 +17,22 @@ use std::path::Path;
 /// in the database's encoding).
 pub(crate) type Stored = (String, Vec<u8>);
 
+/// Reserves `bytes` at the end of every page of a database not yet written.
+pub(crate) fn reserve_bytes(conn: &Connection, bytes: u8) {
+    let mut reserve = std::ffi::c_int::from(bytes);
+    // SAFETY: the handle is this open connection's; the file control reads and writes one
+    // int through the pointer, which outlives the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_RESERVE_BYTES,
+            (&mut reserve as *mut std::ffi::c_int).cast(),
+        )
+    };
+    assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+}
+
 /// A collation only the application registers: binary order, reversed.
 pub(crate) fn register_app_collation(conn: &Connection) {
     conn.create_collation("appcoll", |a: &str, b: &str| b.cmp(a))
@@ -82,7 +98,8 @@ fn table_rows(conn: &Connection, table: &str) -> Vec<Vec<Stored>> {
         )
         .unwrap();
     let mut select: Vec<String> = Vec::new();
-    if !without_rowid {
+    // sqlite_sequence's rowids are SQLite's bookkeeping, of no meaning to anyone.
+    if !without_rowid && table != "sqlite_sequence" {
         if let Some(alias) = ["rowid", "_rowid_", "oid"]
             .into_iter()
             .find(|a| !columns.iter().any(|c| c.eq_ignore_ascii_case(a)))
@@ -164,11 +181,24 @@ pub(crate) fn assert_round_trip(src: &Path, dir: &Path) -> [Report; 2] {
         assert!(report.integrity_ok(), "{path}: {:?}", report.integrity);
         assert_eq!(report.lost_and_found_rows, 0, "{path}: lost_and_found");
         assert_eq!(report.conflict_rows, 0, "{path}: conflicts");
+        assert!(
+            report.settings_not_kept.is_empty(),
+            "{path}: {:?}",
+            report.settings_not_kept
+        );
         for t in &report.tables {
             assert!(t.refused.is_none(), "{path}: {} refused", t.name);
             assert!(!t.rows_may_be_missing, "{path}: {} may miss rows", t.name);
             assert!(t.lost.is_empty(), "{path}: {} lost rows", t.name);
         }
+        // With the application's own collation, as the application will open it.
+        let check = Connection::open(&out).unwrap();
+        register_app_collation(&check);
+        let ok: String = check
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "{path}: integrity_check with the app's collation");
+        drop(check);
         let got = contents(&out);
         assert_same(&want, &got, path);
         report
@@ -201,6 +231,8 @@ enum Val {
     Real(f64),
     Text(String),
     Blob(Vec<u8>),
+    /// Bytes stored as TEXT as they are, valid in the database's encoding or not.
+    RawText(Vec<u8>),
 }
 
 impl rusqlite::ToSql for Val {
@@ -211,7 +243,7 @@ impl rusqlite::ToSql for Val {
             Val::Int(i) => Borrowed(ValueRef::Integer(*i)),
             Val::Real(r) => Borrowed(ValueRef::Real(*r)),
             Val::Text(t) => Borrowed(ValueRef::Text(t.as_bytes())),
-            Val::Blob(b) => Borrowed(ValueRef::Blob(b)),
+            Val::Blob(b) | Val::RawText(b) => Borrowed(ValueRef::Blob(b)),
         })
     }
 }
@@ -247,6 +279,8 @@ struct TableSpec {
     check: bool,
     index: u8,
     view_and_trigger: bool,
+    /// Named like one of the tool's own tables.
+    tool_name: bool,
     rows: Vec<(i64, Vec<Val>)>,
 }
 
@@ -259,6 +293,8 @@ struct Case {
     user_version: i32,
     application_id: i32,
     auto_vacuum: u8,
+    /// Bytes reserved at the end of each page.
+    reserved: u8,
     tables: Vec<TableSpec>,
     fts5: bool,
     rtree: bool,
@@ -313,6 +349,15 @@ fn val() -> impl Strategy<Value = Val> {
         ]
         .prop_map(Val::Text),
         proptest::collection::vec(any::<u8>(), 0..40).prop_map(Val::Blob),
+        prop_oneof![
+            Just(vec![0xff, 0xfe]),
+            Just(vec![0x61, 0xc3]),
+            Just(vec![0xc0, 0x80]),
+            Just(vec![0x00, 0xd8]),
+            Just(vec![0xd8, 0x00, 0x41, 0x00]),
+            Just(vec![0xed, 0xa0, 0x80, 0x41]),
+        ]
+        .prop_map(Val::RawText),
     ]
 }
 
@@ -362,21 +407,13 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                 proptest::option::of(any::<bool>()),
                 any::<bool>(),
                 0u8..5,
-                any::<bool>(),
-                proptest::collection::vec((rowid(), proptest::collection::vec(val(), n)), 0..14),
+                (any::<bool>(), proptest::bool::weighted(0.15)),
+                proptest::collection::vec((rowid(), proptest::collection::vec(val(), n)), 0..10),
             )
         })
         .prop_map(
-            |(names, types, key, wr, collate, generated, check, index, vt, rows)| {
-                let mut names = dedup(names);
-                if ["rowid", "oid", "_rowid_"]
-                    .iter()
-                    .all(|a| names.iter().any(|n| n == a))
-                {
-                    // TODO: a table that shadows every rowid name
-                    let i = names.iter().position(|n| n == "oid").unwrap_or(0);
-                    names[i] = format!("c{i}");
-                }
+            |(names, types, key, wr, collate, generated, check, index, (vt, tool_name), rows)| {
+                let names = dedup(names);
                 let mut spec = TableSpec {
                     names,
                     types,
@@ -387,6 +424,7 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                     check,
                     index,
                     view_and_trigger: vt,
+                    tool_name,
                     rows,
                 };
                 if matches!(spec.key, Key::Ipk { .. }) {
@@ -417,10 +455,10 @@ fn case() -> impl Strategy<Value = Case> {
         0u8..3,
         any::<i32>(),
         any::<i32>(),
-        0u8..3,
+        (0u8..3, proptest::sample::select(vec![0u8, 0, 0, 8, 32])),
         proptest::collection::vec(table_spec(), 1..4),
-        any::<bool>(),
-        any::<bool>(),
+        proptest::bool::weighted(0.25),
+        proptest::bool::weighted(0.25),
     )
         .prop_map(
             |(
@@ -429,7 +467,7 @@ fn case() -> impl Strategy<Value = Case> {
                 wal,
                 user_version,
                 application_id,
-                auto_vacuum,
+                (auto_vacuum, reserved),
                 tables,
                 fts5,
                 rtree,
@@ -440,6 +478,7 @@ fn case() -> impl Strategy<Value = Case> {
                 user_version,
                 application_id,
                 auto_vacuum,
+                reserved,
                 tables,
                 fts5,
                 rtree,
@@ -447,7 +486,22 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
+/// Names the tool gives its own tables; a user's table may have one too.
+const TOOL_NAMES: [&str; 4] = [
+    "lost_and_found",
+    "rescue_conflicts",
+    "rescue_damaged_values",
+    "freelist_rows",
+];
+
 impl TableSpec {
+    fn name(&self, i: usize) -> String {
+        match self.tool_name {
+            true => TOOL_NAMES[i % TOOL_NAMES.len()].to_string(),
+            false => format!("t{i}"),
+        }
+    }
+
     fn create(&self, name: &str) -> String {
         let q: Vec<String> = self.names.iter().map(|n| quote(n)).collect();
         let mut cols = Vec::new();
@@ -541,17 +595,12 @@ impl TableSpec {
         if with_rowid {
             cols.insert(0, alias.unwrap_or_default().to_string());
         }
-        let marks = vec!["?"; cols.len()].join(", ");
-        let sql = format!(
-            "INSERT OR IGNORE INTO {}({}) VALUES ({marks})",
-            quote(name),
-            cols.join(", ")
-        );
-        let mut stmt = conn.prepare(&sql).unwrap();
         for (rowid, values) in &self.rows {
             let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
+            let mut marks = Vec::new();
             if with_rowid {
                 params.push(rowid);
+                marks.push("?");
             }
             let ipk = Val::Int(*rowid);
             for (i, v) in values.iter().enumerate() {
@@ -560,7 +609,18 @@ impl TableSpec {
                 } else {
                     params.push(v);
                 }
+                marks.push(match v {
+                    Val::RawText(_) => "CAST(? AS TEXT)",
+                    _ => "?",
+                });
             }
+            let sql = format!(
+                "INSERT OR IGNORE INTO {}({}) VALUES ({})",
+                quote(name),
+                cols.join(", "),
+                marks.join(", ")
+            );
+            let mut stmt = conn.prepare_cached(&sql).unwrap();
             // A value the column's type or key cannot take is refused: that row is not part
             // of the source, which is all the test needs.
             let _ = stmt.execute(params.as_slice());
@@ -580,6 +640,9 @@ fn build(case: &Case, path: &Path) -> Connection {
         case.page_size, case.encoding, case.auto_vacuum
     ))
     .unwrap();
+    if case.reserved > 0 {
+        reserve_bytes(&conn, case.reserved);
+    }
     if case.wal != 2 {
         conn.execute_batch(&settings).unwrap();
     }
@@ -588,7 +651,7 @@ fn build(case: &Case, path: &Path) -> Connection {
             .unwrap();
     }
     for (i, t) in case.tables.iter().enumerate() {
-        let name = format!("t{i}");
+        let name = t.name(i);
         conn.execute_batch(&t.create(&name))
             .unwrap_or_else(|e| panic!("{e}: {}", t.create(&name)));
         t.insert(&conn, &name);
@@ -642,7 +705,8 @@ proptest! {
 
     #[test]
     fn healthy_databases_come_back_exactly(case in case()) {
-        let dir = tempfile::tempdir().unwrap();
+        // In memory where there is a tmpfs: each case syncs two outputs to disk.
+        let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
         let src = source(&case, dir.path());
         let result = std::panic::catch_unwind(|| assert_round_trip(&src, dir.path()));
         if let (Err(panic), Ok(keep)) = (result, std::env::var("EXACT_KEEP_FAILURE")) {
@@ -738,4 +802,219 @@ fn settings_written_only_in_the_wal_are_kept() {
     .unwrap();
     drop(conn);
     assert_round_trip(&src, dir.path());
+}
+
+/// Text not valid in the database's encoding is a value like any other: it comes back byte
+/// for byte, on a healthy file nothing is flagged, and `recover` exits 0.
+#[test]
+fn text_not_valid_in_its_encoding_comes_back_byte_for_byte() {
+    for (encoding, bytes) in [
+        ("UTF-8", "x'ff61c3'"),
+        ("UTF-16le", "x'00d84100'"),
+        ("UTF-16be", "x'dc000041'"),
+    ] {
+        let (dir, src) = made_by(&format!(
+            "PRAGMA encoding = '{encoding}';
+             CREATE TABLE t(a TEXT, b);
+             CREATE TABLE u(a TEXT, b CHECK (b IS NOT 0));
+             INSERT INTO t VALUES (CAST({bytes} AS TEXT), 1), ('plain', 2);
+             INSERT INTO u VALUES (CAST({bytes} AS TEXT), 1);"
+        ));
+        let reports = assert_round_trip(&src, dir.path());
+        for r in &reports {
+            assert!(r.tables.iter().all(|t| t.suspect_rows == 0), "{encoding}");
+        }
+        assert_eq!(recover_exit(&src, dir.path()), Some(0), "{encoding}");
+    }
+}
+
+/// A user's tables named like the tool's own are the user's: copied as they are, never read
+/// back as side tables; the tool's own take free names, recorded in the report.
+#[test]
+fn user_tables_named_like_the_tools_own_are_the_users() {
+    let (dir, src) = made_by(
+        "CREATE TABLE lost_and_found(id INTEGER PRIMARY KEY, what TEXT);
+         CREATE TABLE Rescue_Conflicts(a, b);
+         CREATE TABLE lost_and_found_1(x);
+         INSERT INTO lost_and_found VALUES (1, 'umbrella'), (2, 'keys');
+         INSERT INTO Rescue_Conflicts VALUES (1, 2);
+         CREATE VIEW freelist_rows AS SELECT * FROM lost_and_found;",
+    );
+    for r in assert_round_trip(&src, dir.path()) {
+        assert_eq!(r.side_tables.lost_and_found, "lost_and_found_2");
+        assert_eq!(r.side_tables.conflicts, "rescue_conflicts_1");
+        assert_eq!(r.side_tables.freelist_rows, "freelist_rows_1");
+        assert_eq!(r.side_tables.damaged_values, "rescue_damaged_values");
+    }
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("incident/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["engine"]["side_tables"]["lost_and_found"],
+        "lost_and_found_2"
+    );
+    // diff counts the user's lost_and_found as a table like any other.
+    let guard = common::SourceGuard::new(&src);
+    let out = common::cmd()
+        .args(["diff", "--json"])
+        .arg(&src)
+        .arg(dir.path().join("cli.db"))
+        .output()
+        .unwrap();
+    guard.assert_unchanged();
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables: Vec<&str> = diff["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert!(tables.contains(&"lost_and_found"), "{tables:?}");
+    assert_eq!(diff["lost_and_found_rows"], 0);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// Older SQLite let applications create tables named `sqlite_*`: they are ordinary tables.
+#[test]
+fn a_legacy_table_named_sqlite_something_is_an_ordinary_table() {
+    let (dir, src) = made_by(
+        "PRAGMA writable_schema = ON;
+         CREATE TABLE sqlite_legacy(id INTEGER PRIMARY KEY, v);
+         CREATE TABLE sqlite_plain(a, b CHECK (b IS NOT 0));
+         PRAGMA writable_schema = OFF;
+         INSERT INTO sqlite_legacy VALUES (1, 'a'), (5, 'b');
+         INSERT INTO sqlite_plain(rowid, a, b) VALUES (7, 'x', 1);",
+    );
+    assert_round_trip(&src, dir.path());
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// `EXACT_REPLAY=DIR cargo test exact::replay -- --ignored` runs the comparison on a kept
+/// failing case (`EXACT_KEEP_FAILURE=DIR` keeps the smallest one proptest finds).
+#[test]
+#[ignore]
+fn replay() {
+    let kept = std::path::PathBuf::from(std::env::var("EXACT_REPLAY").expect("EXACT_REPLAY"));
+    let dir = tempfile::tempdir().unwrap();
+    for f in common::source_files(&kept.join("src.db")) {
+        if f.exists() {
+            std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    assert_round_trip(&dir.path().join("src.db"), dir.path());
+}
+
+/// An AUTOINCREMENT table that never had a row has no sqlite_sequence row; copying it must
+/// not add one.
+#[test]
+fn an_empty_autoincrement_table_adds_no_sequence_row() {
+    let (dir, src) = made_by(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v);
+         CREATE TABLE u(id INTEGER PRIMARY KEY AUTOINCREMENT, v);
+         INSERT INTO u VALUES (41, 'x'); DELETE FROM u;",
+    );
+    assert_round_trip(&src, dir.path());
+}
+
+/// Columns named like the rowid are the user's: the rowid goes in under a name no column
+/// shadows, and when every name is shadowed the column `rowid` is renamed for the load.
+#[test]
+fn columns_named_like_the_rowid_keep_their_values() {
+    let (dir, src) = made_by(
+        "CREATE TABLE one(rowid TEXT, v);
+         CREATE TABLE every(oid INT, _rowid_ TEXT, \"ROWID\" BLOB, v CHECK (v IS NOT 0));
+         CREATE TABLE indexed(oid, _rowid_, rowid);
+         CREATE INDEX indexed_oid ON indexed(oid);
+         CREATE TABLE keyed(oid, _rowid_, rowid, id INTEGER PRIMARY KEY);
+         INSERT INTO one(_rowid_, rowid, v) VALUES (-4, 'mine', 1), (90, 'also', 2);
+         INSERT INTO every VALUES (1, 'a', x'00', 5), (2, 'b', x'01', 6);
+         INSERT INTO indexed VALUES (7, 8, 9), (10, 11, 12);
+         INSERT INTO keyed VALUES (1, 2, 3, -50);
+         DELETE FROM every WHERE oid = 1; DELETE FROM indexed WHERE oid = 7;
+         INSERT INTO every VALUES (3, 'c', x'02', 7);
+         INSERT INTO indexed VALUES (13, 14, 15);",
+    );
+    assert_round_trip(&src, dir.path());
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// The committed sample `corrupt-samples/healthy-unusual` comes back exactly, on both copy
+/// paths, and `recover` says so with exit 0.
+#[test]
+fn the_healthy_unusual_sample_comes_back_exactly() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("corrupt-samples/healthy-unusual");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    std::fs::copy(sample.join("db.sqlite3"), &src).unwrap();
+    let reports = assert_round_trip(&src, dir.path());
+    assert!(reports[0].whole_database_copied);
+    assert!(!reports[1].whole_database_copied);
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// A collation only the application registers: a stand-in of the same name keeps the source's
+/// order while the tables are copied or decoded and their indexes built, the report names
+/// it, and nothing goes to lost_and_found.
+#[test]
+fn a_collation_only_the_application_registers_keeps_the_source_order() {
+    let (dir, src) = made_by(
+        "CREATE TABLE t(a TEXT COLLATE appcoll, b);
+         CREATE TABLE w(k TEXT COLLATE appcoll PRIMARY KEY, v) WITHOUT ROWID;
+         CREATE TABLE d(k TEXT, v, CHECK (v IS NOT 0));
+         CREATE INDEX d_k ON d(k COLLATE appcoll DESC);
+         CREATE INDEX t_a ON t(a);
+         CREATE VIRTUAL TABLE r USING rtree(id, x0, x1);",
+    );
+    let conn = Connection::open(&src).unwrap();
+    register_app_collation(&conn);
+    for i in 0..300 {
+        let word = format!("{}{}", (b'a' + (i * 7 % 26) as u8) as char, i * 37 % 101);
+        conn.execute("INSERT INTO t VALUES (?1, ?2)", rusqlite::params![word, i])
+            .unwrap();
+        conn.execute(
+            "INSERT OR IGNORE INTO w VALUES (?1, ?2)",
+            rusqlite::params![word, i],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO d VALUES (?1, ?2)",
+            rusqlite::params![word, i + 1],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    for r in assert_round_trip(&src, dir.path()) {
+        assert_eq!(r.app_collations, vec!["appcoll".to_string()]);
+        assert!(r.tables.iter().all(|t| t.refused.is_none()));
+    }
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// Bytes reserved at the end of each page (for a checksum or encryption extension) are kept:
+/// the table-by-table output reserves as many.
+#[test]
+fn reserved_bytes_per_page_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    let conn = Connection::open(&src).unwrap();
+    reserve_bytes(&conn, 8);
+    conn.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500)
+         INSERT INTO t SELECT x, 'value ' || x FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(
+        std::fs::read(&src).unwrap()[20],
+        8,
+        "the source reserves 8 bytes"
+    );
+    for r in assert_round_trip(&src, dir.path()) {
+        assert!(!r.whole_database_copied);
+    }
+    for out in ["whole.db", "tables.db"] {
+        assert_eq!(std::fs::read(dir.path().join(out)).unwrap()[20], 8, "{out}");
+    }
 }

@@ -319,7 +319,19 @@ fn place_rows(conn: &Connection, bt: &BTree) -> Result<Vec<RowPlace>> {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         v
     } else {
-        let mut st = conn.prepare(&format!("SELECT rowid FROM {q} ORDER BY rowid"))?;
+        // A column may be named rowid (or oid): take a name of the rowid none shadows.
+        let columns: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_xinfo({})",
+                quote_literal(&bt.name)
+            ))?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        let rowid = ["rowid", "_rowid_", "oid"]
+            .into_iter()
+            .find(|a| !columns.iter().any(|c| c.eq_ignore_ascii_case(a)))
+            .ok_or_else(|| format!("{}: every name of the rowid is a column", bt.name))?;
+        let mut st = conn.prepare(&format!("SELECT {rowid} FROM {q} ORDER BY {rowid}"))?;
         let v = st
             .query_map([], |r| r.get::<_, i64>(0).map(Key::Rowid))?
             .collect::<std::result::Result<Vec<_>, _>>()?;

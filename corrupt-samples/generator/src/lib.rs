@@ -19,6 +19,7 @@ pub mod data;
 pub mod layout;
 mod samples;
 pub mod score;
+pub mod unusual;
 
 pub use data::{BaseSpec, Encoding, DEFAULT_SEED};
 pub use layout::{read_layout, Key, Layout};
@@ -30,9 +31,10 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Every sample, in the order they are generated.
-pub const SAMPLE_NAMES: [&str; 26] = [
+pub const SAMPLE_NAMES: [&str; 27] = [
     "healthy-rollback",
     "healthy-wal",
+    "healthy-unusual",
     "leaf-zeroed",
     "interior-zeroed",
     "root-zeroed",

@@ -156,6 +156,7 @@ fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
         "healthy-wal" | "wal-uncheckpointed" | "wal-healed" | "wal-torn-tail" => {
             return write_wal_sample(ctx, name, &dir)
         }
+        "healthy-unusual" => return write_unusual(ctx, name, &dir),
         _ => {}
     }
     let mut rng = ctx.rng(name);
@@ -766,6 +767,35 @@ fn write_wal_sample(ctx: &mut Ctx, name: &str, dir: &Path) -> Result<Sample> {
         Some(format!("../_truth/{}", truth.truth_file)),
         true,
         &BTreeSet::new(),
+    )
+}
+
+/// `healthy-unusual` ([`crate::unusual`]): nothing damaged; the truth is the file itself.
+fn write_unusual(ctx: &mut Ctx, name: &str, dir: &Path) -> Result<Sample> {
+    let path = ctx.tmp.path().join("healthy-unusual.sqlite3");
+    if !path.exists() {
+        crate::unusual::build(&path, ctx.seed)?;
+    }
+    let layout = read_layout(&path)?;
+    let bytes = std::fs::read(&path)?;
+    let truth = "healthy-unusual.sqlite3";
+    ctx.write_truth(truth, &bytes)?;
+    let d = Damaged::new(
+        "None: a healthy database whose schema and data are unusual but valid (INTEGER \
+         PRIMARY KEY DESC, repeated and collated WITHOUT ROWID keys, a CHECK table with \
+         extreme rowids, columns named rowid/oid, tables named like the tool's own, invalid \
+         UTF-8, generated columns): every row must come back exactly."
+            .into(),
+        bytes,
+    );
+    finish(
+        ctx,
+        name,
+        dir,
+        d,
+        &layout,
+        Some(format!("../_truth/{truth}")),
+        true,
     )
 }
 

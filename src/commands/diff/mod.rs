@@ -256,10 +256,12 @@ pub(crate) fn compare(
         }
         None => None,
     };
-    let laf = lost_and_found_by_table(&rec, snapshot);
+    let side = crate::engine::side_table_names(snapshot)
+        .unwrap_or_else(|_| crate::engine::SideNames::free_in(std::iter::empty()));
+    let laf = lost_and_found_by_table(&rec, snapshot, &side.lost_and_found);
     let mut tables = Vec::new();
     for name in names {
-        if is_rescue_table(&name) {
+        if side.contains(&name) {
             continue;
         }
         let sqlite_count = match &source_counts {
@@ -290,17 +292,10 @@ pub(crate) fn compare(
         source: display_source.to_path_buf(),
         recovered: recovered.to_path_buf(),
         tables,
-        lost_and_found_rows: count(&rec, "lost_and_found").unwrap_or(0),
-        conflict_rows: count(&rec, "rescue_conflicts").unwrap_or(0),
+        lost_and_found_rows: count(&rec, &side.lost_and_found).unwrap_or(0),
+        conflict_rows: count(&rec, &side.conflicts).unwrap_or(0),
         missing_rows,
     })
-}
-
-pub(crate) fn is_rescue_table(name: &str) -> bool {
-    matches!(
-        name,
-        "lost_and_found" | "rescue_conflicts" | "rescue_damaged_values" | "freelist_rows"
-    )
 }
 
 fn require_file(path: &Path) -> Result<()> {
@@ -377,11 +372,12 @@ fn walk_snapshot(snapshot: &Path, dir: &Path) -> BTreeMap<String, WalkEvidence> 
 }
 
 /// lost_and_found rows per source table, by the root page they name.
-fn lost_and_found_by_table(rec: &Connection, source: &Path) -> BTreeMap<String, u64> {
+fn lost_and_found_by_table(rec: &Connection, source: &Path, table: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    let Ok(mut stmt) = rec.prepare(
-        "SELECT rootpgno, count(*) FROM lost_and_found WHERE rootpgno IS NOT NULL GROUP BY 1",
-    ) else {
+    let Ok(mut stmt) = rec.prepare(&format!(
+        "SELECT rootpgno, count(*) FROM {} WHERE rootpgno IS NOT NULL GROUP BY 1",
+        ident(table)
+    )) else {
         return out;
     };
     let Ok(rows) = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))) else {

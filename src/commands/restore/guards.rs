@@ -215,10 +215,8 @@ pub(crate) fn shortfalls(from: &Path, view: &IncidentView) -> Result<Vec<Shortfa
     let conn = diff::open_recovered(from).map_err(|e| Error::unusable(from, e.to_string()))?;
     let tables = diff::user_tables(&conn).map_err(|e| Error::unusable(from, e.to_string()))?;
     let mut out = Vec::new();
+    // The report's tables are the user's: diff leaves the engine's side tables out.
     for t in &view.tables {
-        if diff::is_rescue_table(&t.table) {
-            continue;
-        }
         let copy_holds = if tables.contains(&t.table) {
             diff::count(&conn, &t.table).unwrap_or(0)
         } else {

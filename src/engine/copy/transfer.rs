@@ -373,7 +373,11 @@ fn start_copy(
     indexes: &[(String, String)],
 ) -> rusqlite::Result<u64> {
     conn.execute_batch("BEGIN")?;
-    conn.execute_batch(table.sql.as_deref().unwrap_or_default())?;
+    crate::engine::writer::create_table(
+        conn,
+        table.sql.as_deref().unwrap_or_default(),
+        &table.name,
+    )?;
     for (_, sql) in indexes {
         conn.execute_batch(sql)?;
     }
@@ -401,7 +405,10 @@ fn keeps_rowids(conn: &Connection, table: &Table) -> rusqlite::Result<bool> {
     if table.without_rowid || table.ipk.is_some() {
         return Ok(true);
     }
-    let rowid = crate::engine::writer::rowid_alias(table);
+    // A table that names no rowid at all cannot show it was kept: it is decoded.
+    let Some(rowid) = crate::engine::writer::rowid_name(table) else {
+        return Ok(false);
+    };
     let name = ident(&table.name);
     let ends = |schema: &str| {
         conn.query_row(

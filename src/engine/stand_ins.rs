@@ -1,0 +1,245 @@
+//! Collations only the application registers. SQLite will not create a table or index that
+//! names a collation it does not have, nor check or extend such an index. For the length of
+//! the process, every connection SQLite opens gets a stand-in of the same name whenever one
+//! is missing (an auto-extension installs SQLite's `collation_needed` hook). The stand-in
+//! keeps the source's order: before anything is copied, each index (and WITHOUT ROWID key)
+//! whose first column uses the collation is read in its order from the snapshot, and the
+//! values are ranked as they came. Rows copied as they are stay in that order, indexes built
+//! from decoded rows are sorted into it, and `integrity_check` finds the same order. Values
+//! the source's indexes never held compare as bytes. The report names every collation that
+//! needed a stand-in: the application must register it again before using the file.
+
+use crate::engine::schema::SchemaEntry;
+use crate::engine::writer::ident;
+use rusqlite::Connection;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, Once};
+
+/// Learned order of each stand-in (collation name in lower case → value → rank).
+static RANKS: Mutex<BTreeMap<String, HashMap<String, u64>>> = Mutex::new(BTreeMap::new());
+static INSTALL: Once = Once::new();
+
+/// Installs the hook on every connection opened from now on (once per process).
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: `init` only sets a callback on the connection it is given; it neither
+        // opens nor closes a database nor touches the list of auto-extensions.
+        let _ = unsafe { rusqlite::auto_extension::register_auto_extension(init) };
+    });
+}
+
+/// The auto-extension's entry point: SQLite calls it for every new connection.
+unsafe extern "C" fn init(
+    db: *mut rusqlite::ffi::sqlite3,
+    err: *mut *mut std::ffi::c_char,
+    _: *const rusqlite::ffi::sqlite3_api_routines,
+) -> std::ffi::c_int {
+    // SAFETY: SQLite hands a valid connection being opened; the Connection made from it does
+    // not own it (it is not closed when dropped).
+    unsafe { rusqlite::auto_extension::init_auto_extension(db, err, hook) }
+}
+
+fn hook(conn: Connection) -> rusqlite::Result<()> {
+    conn.collation_needed(make_stand_in)
+}
+
+/// Registers a stand-in for `name` on `conn` (SQLite asks only for collations it lacks).
+fn make_stand_in(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    let key = name.to_ascii_lowercase();
+    conn.create_collation(name, move |a: &str, b: &str| compare(&key, a, b))
+}
+
+fn compare(key: &str, a: &str, b: &str) -> Ordering {
+    let ranks = RANKS.lock().ok();
+    let ranked = ranks
+        .as_ref()
+        .and_then(|r| r.get(key))
+        .and_then(|r| Some((*r.get(a)?, *r.get(b)?)));
+    match ranked {
+        Some((x, y)) => x.cmp(&y),
+        None => a.as_bytes().cmp(b.as_bytes()),
+    }
+}
+
+/// The collations the schema's tables and indexes name that SQLite does not have: those a
+/// scratch database that ran every CREATE TABLE and CREATE INDEX had to be given stand-ins
+/// for.
+pub(crate) fn needed_by(entries: &[SchemaEntry]) -> Vec<String> {
+    install();
+    let list = |c: &Connection| -> BTreeSet<String> {
+        c.prepare("SELECT name FROM pragma_collation_list")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .unwrap_or_default()
+    };
+    let (Ok(scratch), Ok(fresh)) = (Connection::open_in_memory(), Connection::open_in_memory())
+    else {
+        return Vec::new();
+    };
+    let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
+    for kind in ["table", "index"] {
+        for e in entries.iter().filter(|e| e.kind == kind && e.rootpage > 0) {
+            if let Some(sql) = &e.sql {
+                let _ = scratch.execute_batch(sql);
+            }
+        }
+    }
+    let builtin = list(&fresh);
+    list(&scratch).difference(&builtin).cloned().collect()
+}
+
+/// Learns the source's order of every collation in `names` from the snapshot attached at
+/// `uri` (the engine's page view): each index or WITHOUT ROWID key whose first column uses
+/// it is scanned in its own order, which needs no comparison.
+pub(crate) fn learn(uri: &str, entries: &[SchemaEntry], names: &[String]) {
+    let wanted: BTreeSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let Ok(conn) = Connection::open_in_memory() else {
+        return;
+    };
+    if conn.execute("ATTACH ?1 AS src", [uri]).is_err() {
+        return;
+    }
+    let mut chains: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == "table" && e.rootpage > 0)
+    {
+        for (index, column, desc, coll) in key_columns(&conn, &e.name) {
+            let coll = coll.to_ascii_lowercase();
+            if !wanted.contains(&coll) {
+                continue;
+            }
+            let from = match &index {
+                Some(i) => format!("src.{} INDEXED BY {}", ident(&e.name), ident(i)),
+                None => format!("src.{} NOT INDEXED", ident(&e.name)),
+            };
+            let sql = format!("SELECT {} FROM {from}", ident(&column));
+            let Ok(mut values) = scan(&conn, &sql) else {
+                continue;
+            };
+            if desc {
+                values.reverse();
+            }
+            chains.entry(coll).or_default().push(values);
+        }
+    }
+    if let Ok(mut ranks) = RANKS.lock() {
+        for (coll, chains) in chains {
+            ranks.insert(coll, rank(&chains));
+        }
+    }
+}
+
+/// The first key column of each index of `table` (and of a WITHOUT ROWID table's key, index
+/// `None`): (index, column, descending, collation). Expressions are left out.
+fn key_columns(conn: &Connection, table: &str) -> Vec<(Option<String>, String, bool, String)> {
+    let list = format!(
+        "SELECT l.name, l.origin, x.name, x.desc, x.coll FROM pragma_index_list({0}, 'src') l,
+                pragma_index_xinfo(l.name, 'src') x
+         WHERE x.seqno = 0 AND x.name IS NOT NULL AND x.coll IS NOT NULL",
+        crate::engine::writer::literal(table)
+    );
+    let without_rowid = conn
+        .query_row(
+            "SELECT wr FROM pragma_table_list WHERE schema = 'src' AND name = ?1",
+            [table],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap_or(false);
+    let Ok(mut stmt) = conn.prepare(&list) else {
+        return Vec::new();
+    };
+    let rows = stmt.query_map([], |r| {
+        let origin: String = r.get(1)?;
+        let index: String = r.get(0)?;
+        Ok((
+            (!(without_rowid && origin == "pk")).then_some(index),
+            r.get::<_, String>(2)?,
+            r.get::<_, bool>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    });
+    rows.map(|r| r.flatten().collect()).unwrap_or_default()
+}
+
+fn scan(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    let mut out: Vec<String> = Vec::new();
+    while let Some(row) = rows.next()? {
+        if let rusqlite::types::ValueRef::Text(t) = row.get_ref(0)? {
+            let s = String::from_utf8_lossy(t).into_owned();
+            if out.last() != Some(&s) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One order of every value of `chains` (each in the source's order) that keeps each chain's
+/// order: values are taken as soon as nothing before them in a chain is left, the smallest
+/// (as bytes) first among those ready.
+fn rank(chains: &[Vec<String>]) -> HashMap<String, u64> {
+    let mut after: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut before: HashMap<&str, usize> = HashMap::new();
+    for chain in chains {
+        for v in chain {
+            before.entry(v.as_str()).or_insert(0);
+        }
+        for pair in chain.windows(2) {
+            after.entry(&pair[0]).or_default().push(&pair[1]);
+            *before.entry(&pair[1]).or_insert(0) += 1;
+        }
+    }
+    let mut ready: BTreeSet<&str> = before
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(v, _)| *v)
+        .collect();
+    let mut out = HashMap::new();
+    while out.len() < before.len() {
+        // A cycle (values the application's collation holds equal, met in both orders) is
+        // broken at its smallest value.
+        let next = match ready.pop_first() {
+            Some(v) => v,
+            None => match before.keys().filter(|v| !out.contains_key(**v)).min() {
+                Some(v) => v,
+                None => break,
+            },
+        };
+        if out.contains_key(next) {
+            continue;
+        }
+        out.insert(next.to_string(), out.len() as u64);
+        for &n in after.get(next).into_iter().flatten() {
+            if let Some(c) = before.get_mut(n) {
+                *c = c.saturating_sub(1);
+                if *c == 0 && !out.contains_key(n) {
+                    ready.insert(n);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_keep_every_chain_in_order() {
+        let chains = vec![
+            vec!["z".to_string(), "m".into(), "a".into()],
+            vec!["q".to_string(), "m".into(), "b".into()],
+        ];
+        let r = rank(&chains);
+        assert!(r["z"] < r["m"] && r["m"] < r["a"]);
+        assert!(r["q"] < r["m"] && r["m"] < r["b"]);
+        assert_eq!(r.len(), 5);
+    }
+}

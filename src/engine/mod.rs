@@ -25,6 +25,7 @@ pub(crate) use decode::note_damaged_value;
 pub use report::{ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport};
 pub(crate) use run::schema_roots;
 use run::Strategy;
+pub use verify::{verify, VerifyMode};
 
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;

@@ -21,4 +21,5 @@ mod recover_cli;
 mod restore;
 mod samples;
 mod snapshot;
+mod verify;
 mod whole_copy;

@@ -52,7 +52,11 @@ pub(crate) fn check(
     limit: usize,
 ) -> Result<Vec<String>> {
     let conn = super::open(path)?;
-    let plans = plan::plan(&conn).map_err(|e| Error::sqlite(path, e))?;
+    let plans = match plan::plan(&conn) {
+        Ok(plans) => plans,
+        // A schema SQLite cannot describe table by table is checked the slow way, whole.
+        Err(_) => return super::full::integrity_check(path, rows, limit),
+    };
     drop(conn);
     let jobs = jobs(&plans, rows);
     let workers = std::thread::available_parallelism()

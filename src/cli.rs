@@ -96,6 +96,11 @@ pub enum Command {
         /// Also draw the damage map (SVG: every page, by owning table and status) to this file.
         #[arg(long, value_name = "FILE.svg")]
         map: Option<PathBuf>,
+        /// How to prove the recovered database sound: `fast` (quick_check, and every index
+        /// matched against its table's rows in sequential scans) or `full` (SQLite's
+        /// integrity_check: every row looked up in every index; slower on large databases).
+        #[arg(long, value_name = "fast|full", default_value = "fast")]
+        verify: sqlite_rescue::engine::VerifyMode,
     },
     /// List the rows that cannot be recovered (rowid ranges per table, with the page they were
     /// on, and the values a surviving index still holds of them), ready to paste into a ticket.
@@ -208,9 +213,11 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             include_freelist,
             schema_from,
             map,
+            verify,
         } => {
             let opts = recover::RecoverCommand {
                 map,
+                verify,
                 db,
                 out,
                 incident_dir,

@@ -27,6 +27,8 @@ pub struct RecoverCommand {
     pub schema_from: Option<PathBuf>,
     /// Draw the damage map (SVG) to this file.
     pub map: Option<PathBuf>,
+    /// How the recovered database is proved sound.
+    pub verify: engine::VerifyMode,
     pub progress: Progress,
 }
 
@@ -411,6 +413,7 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
     let options = engine::Options {
         include_freelist: cmd.include_freelist,
         schema_from: cmd.schema_from.clone(),
+        verify: cmd.verify,
         progress: cmd.progress,
         ..engine::Options::default()
     };

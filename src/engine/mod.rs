@@ -26,6 +26,7 @@ pub(crate) use decode::note_damaged_value;
 pub use report::{ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport};
 use run::Strategy;
 pub(crate) use run::{schema_roots, side_table_names};
+pub use verify::{verify, VerifyMode};
 pub use writer::SideNames;
 
 use crate::error::{Error, Result};

@@ -427,7 +427,8 @@ fn read_catalog(
     Ok((catalog, encoding))
 }
 
-/// Verify phase: SQLite's own check of the result, with the foreign keys counted beside it.
+/// Verify phase: the proof that the result is sound (`options.verify`: the fast proof or
+/// SQLite's full `integrity_check`), with the foreign keys counted beside it.
 fn verify_phase(
     tmp: &Path,
     catalog: &Catalog,
@@ -448,7 +449,7 @@ fn verify_phase(
         let integrity = if options.skip_verify {
             Ok(vec!["not checked".to_string()])
         } else {
-            crate::engine::verify::integrity_check(tmp, &rows, 20)
+            crate::engine::verify::check(tmp, &rows, 20, options.verify)
         };
         (integrity, keys.join().unwrap_or(0))
     });

@@ -26,4 +26,5 @@ mod restore;
 mod samples;
 mod snapshot;
 mod soundness;
+mod verify;
 mod whole_copy;

@@ -1,4 +1,5 @@
-//! `PRAGMA integrity_check` of a database this tool wrote, split over the cores.
+//! `PRAGMA integrity_check` of a database this tool wrote, split over the cores
+//! (`--verify full`).
 //!
 //! SQLite checks a database on one core, and on a large table the check takes as long as
 //! writing it did. The same checks split cleanly: `quick_check` covers the whole file (every
@@ -10,7 +11,7 @@
 
 use crate::engine::writer::ident;
 use crate::error::{Error, Result};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,7 +31,7 @@ pub(crate) fn integrity_check(
     rows: &BTreeMap<String, u64>,
     limit: usize,
 ) -> Result<Vec<String>> {
-    let conn = open(path)?;
+    let conn = super::open(path)?;
     let jobs = jobs(&conn, rows).map_err(|e| Error::sqlite(path, e))?;
     drop(conn);
     let workers = std::thread::available_parallelism()
@@ -73,19 +74,6 @@ pub(crate) fn integrity_check(
     Ok(messages)
 }
 
-/// How many rows of the database at `path` name a parent that is not there
-/// (`PRAGMA foreign_key_check`); 0 if that cannot be read.
-pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
-    let Ok(conn) = open(path) else {
-        return 0;
-    };
-    let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
-    conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_or(0, |n| n.max(0) as u64)
-}
-
 /// `quick_check` for the whole file, then `integrity_check` of each table, largest first.
 fn jobs(conn: &Connection, rows: &BTreeMap<String, u64>) -> rusqlite::Result<Vec<Job>> {
     let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
@@ -115,7 +103,7 @@ fn work(
     results: &Mutex<Vec<Option<Vec<String>>>>,
     limit: usize,
 ) -> Result<()> {
-    let conn = open(path)?;
+    let conn = super::open(path)?;
     let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -135,20 +123,10 @@ fn run(conn: &Connection, sql: &str, limit: usize) -> rusqlite::Result<Vec<Strin
     rows.take(limit).collect()
 }
 
-/// Read-only and immutable: no lock is taken and no `-wal` or `-shm` is created beside it.
-fn open(path: &Path) -> Result<Connection> {
-    Connection::open_with_flags(
-        crate::source::pagefile::immutable_uri(path),
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .map_err(|e| Error::sqlite(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::verify::foreign_key_violations;
 
     fn db_with(dir: &Path, sql: &str) -> std::path::PathBuf {
         let path = dir.join("t.sqlite3");

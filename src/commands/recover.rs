@@ -58,6 +58,15 @@ pub struct TableSummary {
     pub lost_values: Option<crate::engine::losses::IndexedValues>,
 }
 
+/// Whether every row of the source came back in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum RecoveryOutcome {
+    #[serde(rename = "complete")]
+    Complete,
+    #[serde(rename = "rows lost")]
+    RowsLost,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IncidentReport {
     pub schema_version: u32,
@@ -73,7 +82,7 @@ pub struct IncidentReport {
     pub snapshot: Manifest,
     pub tables: Vec<TableSummary>,
     /// "complete" when every row the source holds came back in place, else "rows lost".
-    pub outcome: String,
+    pub outcome: RecoveryOutcome,
     pub exit_code: i32,
     /// Rows of the source missing from the recovered tables, at least: the sum of
     /// `tables[].missing_rows`, never 0 when any evidence shows a row lost.
@@ -163,7 +172,7 @@ impl IncidentReport {
         }
         if let Some(r) = &self.recovered {
             let restore = format!("{tool} restore {} --from {}", shell(&self.source), shell(r));
-            if self.outcome == "complete" {
+            if self.outcome == RecoveryOutcome::Complete {
                 out.push_str(&format!("Next: {restore}\n"));
             } else {
                 out.push_str(&format!(
@@ -239,7 +248,7 @@ impl Outcome for IncidentReport {
             .engine
             .orphans
             .iter()
-            .filter(|g| g.outcome == "lost_and_found")
+            .filter(|g| g.outcome == crate::engine::GroupOutcome::LostAndFound)
         {
             out.push_str(&format!(
                 "lost_and_found: {} rows from page {} ({})\n",
@@ -312,7 +321,7 @@ impl Outcome for IncidentReport {
             ));
         }
         out.push('\n');
-        let verdict = if self.outcome == "complete" {
+        let verdict = if self.outcome == RecoveryOutcome::Complete {
             "Every row the source holds came back in place.".to_string()
         } else if self.missing_rows > 0 {
             format!(
@@ -451,7 +460,11 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
         report_file: None,
         snapshot: manifest,
         tables: summarize(&engine, &diff),
-        outcome: if complete { "complete" } else { "rows lost" }.to_string(),
+        outcome: if complete {
+            RecoveryOutcome::Complete
+        } else {
+            RecoveryOutcome::RowsLost
+        },
         exit_code: if complete { exit::OK } else { exit::DAMAGE },
         missing_rows: diff.missing_rows,
         lost_and_found_rows: engine.lost_and_found_rows,

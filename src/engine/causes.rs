@@ -309,7 +309,7 @@ pub(crate) fn evidence_of(report: &crate::engine::Report) -> Evidence {
         stale_copies: report
             .orphans
             .iter()
-            .filter(|o| o.outcome == "duplicate")
+            .filter(|o| o.outcome == crate::engine::GroupOutcome::Duplicate)
             .map(|o| o.pages as u64)
             .sum(),
         pages_past_end: past_end,

@@ -348,7 +348,10 @@ fn rowid_ranges(
     let attributed: Vec<&OrphanGroup> = inputs
         .groups
         .iter()
-        .filter(|g| g.outcome == "attributed" && g.table.as_deref() == Some(table.name.as_str()))
+        .filter(|g| {
+            g.outcome == crate::engine::GroupOutcome::Attributed
+                && g.table.as_deref() == Some(table.name.as_str())
+        })
         .collect();
     let mut pieces = Vec::new();
     for h in holes {

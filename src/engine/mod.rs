@@ -23,7 +23,10 @@ pub(crate) mod walk;
 pub(crate) mod writer;
 
 pub(crate) use decode::note_damaged_value;
-pub use report::{ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport};
+pub use report::{
+    GroupOutcome, ObjectKind, ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report,
+    TableReport,
+};
 use run::Strategy;
 pub(crate) use run::{schema_roots, side_table_names};
 pub use verify::{verify, VerifyMode};

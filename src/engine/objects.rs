@@ -1,6 +1,6 @@
 //! Indexes, views, triggers and virtual tables, created after the rows are in.
 
-use crate::engine::report::ObjectReport;
+use crate::engine::report::{ObjectKind, ObjectReport};
 use crate::engine::schema::SchemaEntry;
 use crate::engine::writer::{self};
 use crate::error::{Error, Result};
@@ -16,8 +16,12 @@ pub(crate) fn create_objects(
     path: &Path,
 ) -> Result<Vec<ObjectReport>> {
     let mut out = Vec::new();
-    for kind in ["index", "view", "trigger"] {
-        for e in entries.iter().filter(|e| e.kind == kind) {
+    for (kind, name) in [
+        (ObjectKind::Index, "index"),
+        (ObjectKind::View, "view"),
+        (ObjectKind::Trigger, "trigger"),
+    ] {
+        for e in entries.iter().filter(|e| e.kind == name) {
             let Some(sql) = e.sql.as_deref() else {
                 continue; // automatic indexes come with their table
             };
@@ -33,7 +37,7 @@ pub(crate) fn create_objects(
                 }
             }
             out.push(ObjectReport {
-                kind: kind.to_string(),
+                kind,
                 name: e.name.clone(),
                 created: result.is_ok(),
                 error: result.err().map(|err| err.to_string()),
@@ -87,7 +91,7 @@ pub(crate) fn install_virtual_tables(
             }
         }
         out.push(ObjectReport {
-            kind: "virtual table".to_string(),
+            kind: ObjectKind::VirtualTable,
             name: e.name.clone(),
             created: problem.is_none(),
             error: problem.map(|why| {

@@ -84,6 +84,22 @@ pub struct TableReport {
     pub refused: Option<String>,
 }
 
+/// What became of an orphan group's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupOutcome {
+    /// Put back in their own table.
+    Attributed,
+    /// Kept in lost_and_found: no table could be told.
+    LostAndFound,
+    /// In lost_and_found, but not live: every tree read whole (deleted rows, old copies).
+    Stale,
+    /// Every row already recovered: a stray copy.
+    Duplicate,
+    /// Nothing to recover (index pages, no rows).
+    Ignored,
+}
+
 /// A group of pages no tree reached, and what became of its rows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OrphanGroup {
@@ -92,8 +108,7 @@ pub struct OrphanGroup {
     pub rows: u64,
     pub first_rowid: Option<i64>,
     pub last_rowid: Option<i64>,
-    /// "attributed", "lost_and_found", "duplicate" or "ignored".
-    pub outcome: String,
+    pub outcome: GroupOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     pub reason: String,
@@ -103,9 +118,31 @@ pub struct OrphanGroup {
     pub evidence: Option<String>,
 }
 
+/// The kinds of schema object created after the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    Index,
+    View,
+    Trigger,
+    #[serde(rename = "virtual table")]
+    VirtualTable,
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Index => "index",
+            ObjectKind::View => "view",
+            ObjectKind::Trigger => "trigger",
+            ObjectKind::VirtualTable => "virtual table",
+        })
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ObjectReport {
-    pub kind: String,
+    pub kind: ObjectKind,
     pub name: String,
     pub created: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

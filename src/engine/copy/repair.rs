@@ -304,7 +304,7 @@ pub(crate) fn repaired(
                 rows,
                 first_rowid: Some(s.first),
                 last_rowid: Some(s.last),
-                outcome: "attributed".into(),
+                outcome: crate::engine::GroupOutcome::Attributed,
                 table: Some(table.name.clone()),
                 reason: format!(
                     "rowids {}..{} lie in the part of {} under lost page {}, which was rebuilt \

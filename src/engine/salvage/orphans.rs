@@ -11,7 +11,7 @@ use crate::engine::salvage::membership::{testify, RowPrint, Testimony, MAX_PRINT
 use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
 use crate::engine::writer::Writer;
-use crate::engine::{note_damaged_value, OrphanGroup, TableReport};
+use crate::engine::{note_damaged_value, GroupOutcome, OrphanGroup, TableReport};
 use crate::format::page::{BtreePage, PageKind};
 use crate::format::record::Field;
 use crate::source::pagefile::{looks_like_btree_page, PageFile};
@@ -384,7 +384,7 @@ fn apply(
         rows: ev.rows,
         first_rowid: ev.first,
         last_rowid: ev.last,
-        outcome: String::new(),
+        outcome: GroupOutcome::LostAndFound,
         table: None,
         reason: String::new(),
         evidence: None,
@@ -400,7 +400,7 @@ fn apply(
                 PageStatus::Unused,
                 &mut |_| Ok(()),
             )?;
-            group.outcome = "ignored".into();
+            group.outcome = GroupOutcome::Ignored;
             group.reason = reason;
         }
         Decision::Attribute {
@@ -445,7 +445,7 @@ fn apply(
             rep.conflict_rows += after.conflicts - before.conflicts;
             result.lost_and_found_rows += lost;
             shrink_hole(&mut rep.holes, hole, ev.first, ev.last);
-            group.outcome = "attributed".into();
+            group.outcome = GroupOutcome::Attributed;
             group.table = Some(table.name.clone());
             group.reason = match (ev.first, ev.last) {
                 (Some(a), Some(b)) => format!(
@@ -492,7 +492,7 @@ fn apply(
                 for p in claimed {
                     map.set(p, PageStatus::OrphanDuplicate, None);
                 }
-                group.outcome = "duplicate".into();
+                group.outcome = GroupOutcome::Duplicate;
                 group.reason = format!(
                     "every row is already in {}: a stray copy",
                     names(tables, &ts)
@@ -547,14 +547,14 @@ fn unplaced(
 ) {
     if trees_whole {
         result.stale_rows += rows;
-        group.outcome = "stale".into();
+        group.outcome = GroupOutcome::Stale;
         group.reason = format!(
             "{reason}; every table's tree read whole, so these are not live rows \
              (deleted rows on a page the freelist lost, or an old copy)"
         );
     } else {
         result.lost_and_found_rows += rows;
-        group.outcome = "lost_and_found".into();
+        group.outcome = GroupOutcome::LostAndFound;
         group.reason = reason;
     }
 }

@@ -1,3 +1,4 @@
+use super::keys::key_text;
 use super::*;
 
 fn range(first: Option<i64>, last: Option<i64>, exact: bool, rows: Option<u64>) -> LostRange {

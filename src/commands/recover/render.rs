@@ -1,0 +1,275 @@
+//! The recovery report as the on-call engineer reads it: the table of counts, what each table
+//! lost and why, the likely cause, and what to run next.
+
+use super::*;
+
+impl IncidentReport {
+    /// The per-table table: what the source held, what came back, and what is missing.
+    fn table_text(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .diff
+            .tables
+            .iter()
+            .map(|d| {
+                let t = self.tables.iter().find(|t| t.table == d.table);
+                vec![
+                    d.table.clone(),
+                    diff::source_cell(d),
+                    d.recovered_rows.map_or("-".into(), |n| n.to_string()),
+                    t.map_or(0, |t| t.attributed_rows).to_string(),
+                    d.lost_and_found_rows.to_string(),
+                    diff::missing_cell(d),
+                ]
+            })
+            .collect();
+        crate::output::report::text_table(
+            &[
+                "table",
+                "in source",
+                "recovered",
+                "put back",
+                "lost_and_found",
+                "missing",
+            ],
+            &rows,
+        )
+    }
+
+    /// The lines after the summary: what to run next, and where the incident is. The very
+    /// last line is the incident folder's path alone, for scripts (`tail -n 1`).
+    fn next_text(&self) -> String {
+        let mut out = String::new();
+        let tool = tool_command();
+        if self.dry_run {
+            out.push_str("Dry run: nothing was written; the temporary folder is gone.\n");
+            out.push_str(&format!(
+                "Next: stop the application, then run: {tool} recover {}\n",
+                shell(&self.source)
+            ));
+            return out;
+        }
+        if let Some(r) = &self.recovered {
+            out.push_str(&format!("recovered database: {}\n", r.display()));
+        }
+        if let Some(f) = &self.report_file {
+            out.push_str(&format!("report: {}\n", f.display()));
+        }
+        if let Some(r) = &self.recovered {
+            let restore = format!("{tool} restore {} --from {}", shell(&self.source), shell(r));
+            if self.outcome == RecoveryOutcome::Complete {
+                out.push_str(&format!("Next: {restore}\n"));
+            } else {
+                out.push_str(&format!(
+                    "Next: read what was lost above; to put the recovered copy in place \
+                     knowing those rows are gone: {restore} --accept-loss\n"
+                ));
+            }
+        }
+        if let Some(dir) = &self.incident_dir {
+            out.push_str(&format!("incident folder:\n{}\n", dir.display()));
+        }
+        out
+    }
+
+    /// What each table lost or got back, and what its indexes still hold.
+    fn table_notes(&self) -> String {
+        let mut out = String::new();
+        if self.engine.schema_damaged && self.lost_and_found_rows > 0 {
+            out.push_str(
+                "The schema itself is damaged: rows of tables whose schema rows were lost are in \
+                 lost_and_found, grouped by page.\nWith a healthy copy of the schema (a fresh \
+                 database your application migrated, or a backup), run again with \
+                 --schema-from FILE to put them back in their tables.\n",
+            );
+        }
+        for t in &self.engine.tables {
+            if let Some(why) = &t.refused {
+                out.push_str(&format!("{}: {why}\n", t.name));
+            }
+            if t.attributed_rows > 0 {
+                out.push_str(&format!(
+                    "{}: {} rows were on pages its tree no longer reached and were put back in place\n",
+                    t.name, t.attributed_rows
+                ));
+            }
+            if t.damaged_rows > 0 {
+                out.push_str(&format!(
+                    "{}: {} rows had a value that could not be read whole (NULL now; see rescue_damaged_values)\n",
+                    t.name, t.damaged_rows
+                ));
+            }
+            let nothing_missing = self
+                .tables
+                .iter()
+                .find(|s| s.table == t.name)
+                .is_some_and(|s| s.missing_rows == 0 && s.missing_rows_max == Some(0));
+            if t.rows_may_be_missing && !t.holes.is_empty() && !nothing_missing {
+                let mut pages: Vec<u32> = t.holes.iter().map(|h| h.page).collect();
+                pages.sort_unstable();
+                pages.dedup();
+                let pages: Vec<String> = pages.iter().map(|p| p.to_string()).collect();
+                out.push_str(&format!(
+                    "{}: part of its tree was unreadable (page {})\n",
+                    t.name,
+                    pages.join(", ")
+                ));
+            }
+            // What the indexes hold of lost rows: one line here, the rows in `lost`.
+            let lost_command = format!("{} lost {}", tool_command(), shell(&self.source));
+            for line in crate::engine::losses::table_lines(t, 0, &lost_command) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        for line in crate::engine::losses::index_lines(&self.engine) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Rows kept apart: lost_and_found, conflicts, stray copies.
+    fn row_notes(&self) -> String {
+        let mut out = String::new();
+        for g in self
+            .engine
+            .orphans
+            .iter()
+            .filter(|g| g.outcome == crate::engine::GroupOutcome::LostAndFound)
+        {
+            out.push_str(&format!(
+                "lost_and_found: {} rows from page {} ({})\n",
+                g.rows, g.top_page, g.reason
+            ));
+        }
+        if self.conflict_rows > 0 {
+            out.push_str(&format!(
+                "{} rows were refused by a constraint and kept in rescue_conflicts\n",
+                self.conflict_rows
+            ));
+        }
+        if self.duplicate_rows > 0 {
+            out.push_str(&format!(
+                "{} rows found twice (stray copies of pages) were recovered once\n",
+                self.duplicate_rows
+            ));
+        }
+        out
+    }
+
+    /// The WAL and the journal, and what the application must do again.
+    fn file_notes(&self) -> String {
+        let mut out = String::new();
+        if let Some(note) = crate::source::pagefile::missing_wal_note(
+            &self.engine.geometry,
+            self.engine.wal.as_ref(),
+        ) {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        match &self.engine.journal {
+            Some(j) if j.unusable.is_none() => out.push_str(&format!(
+                "hot journal: a transaction that never committed was rolled back \
+                 ({} pages read as they were before it)\n",
+                j.pages
+            )),
+            Some(j) => out.push_str(&format!(
+                "hot journal ignored: {}\n",
+                j.unusable.as_deref().unwrap_or_default()
+            )),
+            None => {}
+        }
+        if !self.engine.app_collations.is_empty() {
+            out.push_str(&format!(
+                "collations only the application registers: {} (kept in the source's order here; \
+                 the application must register them again before it uses the recovered file)\n",
+                self.engine.app_collations.join(", ")
+            ));
+        }
+        for s in &self.engine.settings_not_kept {
+            out.push_str(&format!("setting not kept: {s}\n"));
+        }
+        out
+    }
+
+    /// Indexes, views and triggers, and the checks of the result.
+    fn object_notes(&self) -> String {
+        let mut out = String::new();
+        let failed: Vec<&engine::ObjectReport> =
+            self.engine.objects.iter().filter(|o| !o.created).collect();
+        let built = self.engine.objects.len() - failed.len();
+        out.push_str(&format!(
+            "indexes, views and triggers: {built} recreated, {} failed\n",
+            failed.len()
+        ));
+        for o in failed {
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                o.kind,
+                o.name,
+                o.error.as_deref().unwrap_or("failed")
+            ));
+        }
+        out.push_str(&format!(
+            "integrity_check of the result: {}\n",
+            if self.integrity_ok {
+                "ok".to_string()
+            } else {
+                self.integrity.join("; ")
+            }
+        ));
+        if self.foreign_key_violations > 0 {
+            let n = self.foreign_key_violations;
+            let (rows, name) = if n == 1 {
+                ("row", "names")
+            } else {
+                ("rows", "name")
+            };
+            out.push_str(&format!(
+                "foreign_key_check: {n} {rows} {name} a parent row that is not there (kept in \
+                 place; `PRAGMA foreign_key_check` lists them)\n"
+            ));
+        }
+        out
+    }
+}
+
+impl Outcome for IncidentReport {
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&self.table_text());
+        out.push('\n');
+        out.push_str(&self.table_notes());
+        out.push_str(&self.row_notes());
+        out.push_str(&self.file_notes());
+        out.push_str(&self.object_notes());
+        out.push('\n');
+        let verdict = if self.outcome == RecoveryOutcome::Complete {
+            "Every row the source holds came back in place.".to_string()
+        } else if self.missing_rows > 0 {
+            format!(
+                "Some rows did not come back in place: at least {} missing (see above).",
+                rows_count(self.missing_rows)
+            )
+        } else {
+            "Some rows did not come back in place: see above.".to_string()
+        };
+        out.push_str(&verdict);
+        out.push('\n');
+        out.push_str(&crate::output::report::causes_text(&self.causes));
+        out.push_str(&self.next_text());
+        out
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.exit_code
+    }
+}
+
+/// "1 row is" / "n rows are".
+fn rows_count(n: u64) -> String {
+    if n == 1 {
+        "1 row is".to_string()
+    } else {
+        format!("{n} rows are")
+    }
+}

@@ -363,6 +363,43 @@ fn names(tables: &[Table], ts: &[usize]) -> String {
         .join(", ")
 }
 
+/// One orphan group being placed: where its tree starts, and the walker and ledger that
+/// claim its pages.
+struct GroupWalk<'w, 'a> {
+    walker: &'w mut Walker<'a>,
+    map: &'w mut Claims,
+    top: u32,
+    tree: TreeKind,
+}
+
+impl GroupWalk<'_, '_> {
+    fn walk(
+        &mut self,
+        owner: Option<u32>,
+        status: PageStatus,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        walk_group(
+            self.walker,
+            self.map,
+            owner,
+            self.top,
+            self.tree,
+            status,
+            sink,
+        )
+    }
+}
+
+/// Where placed rows go, and the totals they add to.
+struct Destination<'d, 'c> {
+    tables: &'d [Table],
+    reports: &'d mut [TableReport],
+    writer: &'d mut Writer<'c>,
+    result: &'d mut OrphanResult,
+    trees_whole: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn apply(
     walker: &mut Walker<'_>,
@@ -389,137 +426,136 @@ fn apply(
         reason: String::new(),
         evidence: None,
     };
+    let mut g = GroupWalk {
+        walker,
+        map,
+        top,
+        tree,
+    };
+    let mut to = Destination {
+        tables,
+        reports,
+        writer,
+        result,
+        trees_whole,
+    };
     match decision {
         Decision::Ignore(reason) => {
-            walk_group(
-                walker,
-                map,
-                None,
-                top,
-                tree,
-                PageStatus::Unused,
-                &mut |_| Ok(()),
-            )?;
+            g.walk(None, PageStatus::Unused, &mut |_| Ok(()))?;
             group.outcome = GroupOutcome::Ignored;
             group.reason = reason;
         }
         Decision::Attribute {
-            table: t,
+            table,
             hole,
             witness,
         } => {
-            let table = &tables[t];
-            let owner = reports[t].owner;
-            let rep = &mut reports[t];
-            let mut lost = 0;
-            let before = writer.counts(t);
-            walk_group(
-                walker,
-                map,
-                Some(owner),
-                top,
-                tree,
-                PageStatus::OrphanAttributed,
-                &mut |row: &RowRef<'_>| {
-                    if row.fields.len() > table.stored.len() {
-                        lost += 1;
-                        return writer.lost_and_found(
-                            None,
-                            row.page,
-                            row.rowid,
-                            row.payload,
-                            row.fields,
-                        );
-                    }
-                    if !row.complete {
-                        note_damaged_value(writer, table, row)?;
-                        rep.damaged_rows += 1;
-                    }
-                    writer.insert_row(t, table, row.rowid, row.payload, row.fields, row.page)?;
-                    Ok(())
-                },
-            )?;
-            writer.flush(t, table)?;
-            let after = writer.counts(t);
-            rep.attributed_rows += after.in_place - before.in_place;
-            rep.conflict_rows += after.conflicts - before.conflicts;
-            result.lost_and_found_rows += lost;
-            shrink_hole(&mut rep.holes, hole, ev.first, ev.last);
-            group.outcome = GroupOutcome::Attributed;
-            group.table = Some(table.name.clone());
-            group.reason = match (ev.first, ev.last) {
-                (Some(a), Some(b)) => format!(
-                    "records fit {} and rowids {a}..{b} lie in the part of its tree that was lost",
-                    table.name
-                ),
-                _ => format!("records fit {} and its tree lost pages", table.name),
-            };
+            attribute(&mut g, &mut to, ev, table, hole, &mut group)?;
             group.evidence = witness;
         }
         Decision::CheckDuplicates { tables: ts, reason } => {
-            let mut dup = 0u64;
-            let mut lost = 0u64;
-            let cp = map.checkpoint();
-            walk_group(
-                walker,
-                map,
-                None,
-                top,
-                tree,
-                PageStatus::OrphanLostAndFound,
-                &mut |row: &RowRef<'_>| {
-                    if let Some(rowid) = row.rowid {
-                        for &t in &ts {
-                            if writer.has_identical_row(
-                                &tables[t],
-                                rowid,
-                                row.payload,
-                                row.fields,
-                            )? {
-                                dup += 1;
-                                return Ok(());
-                            }
-                        }
-                    }
-                    lost += 1;
-                    writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
-                },
-            )?;
-            result.duplicate_rows += dup;
-            let claimed = map.changed_since(&cp);
-            map.keep(cp);
-            if lost == 0 {
-                for p in claimed {
-                    map.set(p, PageStatus::OrphanDuplicate, None);
-                }
-                group.outcome = GroupOutcome::Duplicate;
-                group.reason = format!(
-                    "every row is already in {}: a stray copy",
-                    names(tables, &ts)
-                );
-            } else {
-                let reason = format!("{reason}; {dup} rows were identical copies");
-                unplaced(&mut group, result, lost, reason, trees_whole);
-            }
+            check_duplicates(&mut g, &mut to, &ts, reason, &mut group)?;
         }
         Decision::LostAndFound(reason) => {
             let mut lost = 0u64;
-            walk_group(
-                walker,
-                map,
-                None,
-                top,
-                tree,
-                PageStatus::OrphanLostAndFound,
-                &mut |row: &RowRef<'_>| {
-                    lost += 1;
-                    writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
-                },
-            )?;
-            unplaced(&mut group, result, lost, reason, trees_whole);
+            let writer = &mut *to.writer;
+            g.walk(None, PageStatus::OrphanLostAndFound, &mut |row| {
+                lost += 1;
+                writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
+            })?;
+            unplaced(&mut group, to.result, lost, reason, to.trees_whole);
         }
     }
     Ok(group)
+}
+
+/// Puts a group's rows back in table `t`, filling the hole they came from.
+fn attribute(
+    g: &mut GroupWalk<'_, '_>,
+    to: &mut Destination<'_, '_>,
+    ev: &Evidence,
+    t: usize,
+    hole: usize,
+    group: &mut OrphanGroup,
+) -> Result<()> {
+    let table = &to.tables[t];
+    let owner = to.reports[t].owner;
+    let rep = &mut to.reports[t];
+    let writer = &mut *to.writer;
+    let mut lost = 0;
+    let before = writer.counts(t);
+    g.walk(Some(owner), PageStatus::OrphanAttributed, &mut |row| {
+        if row.fields.len() > table.stored.len() {
+            lost += 1;
+            return writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields);
+        }
+        if !row.complete {
+            note_damaged_value(writer, table, row)?;
+            rep.damaged_rows += 1;
+        }
+        writer.insert_row(t, table, row.rowid, row.payload, row.fields, row.page)?;
+        Ok(())
+    })?;
+    writer.flush(t, table)?;
+    let after = writer.counts(t);
+    rep.attributed_rows += after.in_place - before.in_place;
+    rep.conflict_rows += after.conflicts - before.conflicts;
+    to.result.lost_and_found_rows += lost;
+    shrink_hole(&mut rep.holes, hole, ev.first, ev.last);
+    group.outcome = GroupOutcome::Attributed;
+    group.table = Some(table.name.clone());
+    group.reason = match (ev.first, ev.last) {
+        (Some(a), Some(b)) => format!(
+            "records fit {} and rowids {a}..{b} lie in the part of its tree that was lost",
+            table.name
+        ),
+        _ => format!("records fit {} and its tree lost pages", table.name),
+    };
+    Ok(())
+}
+
+/// A group that fits tables with no hole for it: rows identical to ones already recovered
+/// are a stray copy; the others go to lost_and_found.
+fn check_duplicates(
+    g: &mut GroupWalk<'_, '_>,
+    to: &mut Destination<'_, '_>,
+    ts: &[usize],
+    reason: String,
+    group: &mut OrphanGroup,
+) -> Result<()> {
+    let (tables, writer) = (to.tables, &mut *to.writer);
+    let mut dup = 0u64;
+    let mut lost = 0u64;
+    let cp = g.map.checkpoint();
+    g.walk(None, PageStatus::OrphanLostAndFound, &mut |row| {
+        if let Some(rowid) = row.rowid {
+            for &t in ts {
+                if writer.has_identical_row(&tables[t], rowid, row.payload, row.fields)? {
+                    dup += 1;
+                    return Ok(());
+                }
+            }
+        }
+        lost += 1;
+        writer.lost_and_found(None, row.page, row.rowid, row.payload, row.fields)
+    })?;
+    to.result.duplicate_rows += dup;
+    let claimed = g.map.changed_since(&cp);
+    g.map.keep(cp);
+    if lost == 0 {
+        for p in claimed {
+            g.map.set(p, PageStatus::OrphanDuplicate, None);
+        }
+        group.outcome = GroupOutcome::Duplicate;
+        group.reason = format!(
+            "every row is already in {}: a stray copy",
+            names(tables, ts)
+        );
+    } else {
+        let reason = format!("{reason}; {dup} rows were identical copies");
+        unplaced(group, to.result, lost, reason, to.trees_whole);
+    }
+    Ok(())
 }
 
 /// Walks an orphan group as it is: no parent gives bounds, and any record shape is read

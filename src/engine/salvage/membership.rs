@@ -36,6 +36,57 @@ impl RowPrint {
     }
 }
 
+/// What can testify for an orphan group's rows: the indexes of the tables it may belong to.
+pub(crate) struct Witnesses<'a> {
+    pub pf: &'a PageFile,
+    pub entries: &'a [SchemaEntry],
+}
+
+impl Witnesses<'_> {
+    /// Among look-alike tables, the one whose indexes list the group's rows while no other's
+    /// list any, with the evidence in words. `None` when no index separates them.
+    pub(crate) fn separate(
+        &self,
+        prints: &[RowPrint],
+        rowids: (Option<i64>, Option<i64>),
+        tables: &[Table],
+        ts: &[usize],
+    ) -> Option<(usize, String)> {
+        let (Some(lo), Some(hi)) = rowids else {
+            return None;
+        };
+        let said = testify(self.pf, self.entries, tables, ts, prints, (lo, hi));
+        let listing: Vec<(usize, &Testimony)> = ts
+            .iter()
+            .zip(&said)
+            .filter_map(|(&t, s)| s.as_ref().filter(|s| s.rows > 0).map(|s| (t, s)))
+            .collect();
+        let [(t, s)] = listing.as_slice() else {
+            return None;
+        };
+        // Most of the rows must be listed: a few chance matches prove nothing.
+        if s.rows * 2 < prints.len() as u64 {
+            return None;
+        }
+        let others: Vec<&str> = ts
+            .iter()
+            .filter(|o| *o != t)
+            .map(|&o| tables[o].name.as_str())
+            .collect();
+        let others = others.join(", ");
+        Some((
+            *t,
+            format!(
+                "index {} of {} lists {} of the {} rows looked up; no index of {others} lists any",
+                s.index,
+                tables[*t].name,
+                s.rows,
+                prints.len()
+            ),
+        ))
+    }
+}
+
 /// Where an index key column's value is in a table's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KeySource {

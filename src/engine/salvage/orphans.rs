@@ -7,14 +7,15 @@
 //! else goes to `lost_and_found`, with the reason in the report. A row lands once.
 
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::salvage::membership::{testify, RowPrint, Testimony, MAX_PRINTS};
+use crate::engine::salvage::holes::{find_hole, shrink_hole, sort_holes};
+use crate::engine::salvage::membership::{RowPrint, Witnesses, MAX_PRINTS};
 use crate::engine::schema::{SchemaEntry, Table};
-use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
+use crate::engine::walk::{RowRef, TreeKind, Walker};
 use crate::engine::writer::Writer;
 use crate::engine::{note_damaged_value, GroupOutcome, OrphanGroup, TableReport};
 use crate::format::page::{BtreePage, PageKind};
 use crate::format::record::Field;
-use crate::source::pagefile::{looks_like_btree_page, PageFile};
+use crate::source::pagefile::looks_like_btree_page;
 use crate::Result;
 use std::collections::HashSet;
 
@@ -244,49 +245,6 @@ fn mostly(part: u64, whole: u64) -> bool {
     whole > 0 && part * 10 >= whole * 9
 }
 
-/// What can testify for an orphan group's rows: the indexes of the tables it may belong to.
-struct Witnesses<'a> {
-    pf: &'a PageFile,
-    entries: &'a [SchemaEntry],
-}
-
-impl Witnesses<'_> {
-    /// Among look-alike tables, the one whose indexes list the group's rows while no other's
-    /// list any, with the evidence in words. `None` when no index separates them.
-    fn separate(&self, ev: &Evidence, tables: &[Table], ts: &[usize]) -> Option<(usize, String)> {
-        let (Some(lo), Some(hi)) = (ev.first, ev.last) else {
-            return None;
-        };
-        let said = testify(self.pf, self.entries, tables, ts, &ev.prints, (lo, hi));
-        let listing: Vec<(usize, &Testimony)> = ts
-            .iter()
-            .zip(&said)
-            .filter_map(|(&t, s)| s.as_ref().filter(|s| s.rows > 0).map(|s| (t, s)))
-            .collect();
-        let [(t, s)] = listing.as_slice() else {
-            return None;
-        };
-        // Most of the rows must be listed: a few chance matches prove nothing.
-        if s.rows * 2 < ev.prints.len() as u64 {
-            return None;
-        }
-        let others = names(
-            tables,
-            &ts.iter().copied().filter(|o| o != t).collect::<Vec<_>>(),
-        );
-        Some((
-            *t,
-            format!(
-                "index {} of {} lists {} of the {} rows looked up; no index of {others} lists any",
-                s.index,
-                tables[*t].name,
-                s.rows,
-                ev.prints.len()
-            ),
-        ))
-    }
-}
-
 fn decide(
     ev: &Evidence,
     tree: TreeKind,
@@ -338,7 +296,7 @@ fn decide(
         },
         many => {
             let ts: Vec<usize> = many.iter().map(|(t, _)| *t).collect();
-            match witnesses.separate(ev, tables, &ts) {
+            match witnesses.separate(&ev.prints, (ev.first, ev.last), tables, &ts) {
                 Some((table, why)) => Decision::Attribute {
                     table,
                     hole: many
@@ -592,54 +550,5 @@ fn unplaced(
         result.lost_and_found_rows += rows;
         group.outcome = GroupOutcome::LostAndFound;
         group.reason = reason;
-    }
-}
-
-fn low_key(h: &Hole) -> i64 {
-    h.lo.unwrap_or(i64::MIN)
-}
-
-/// The hole of one tree that holds the keys `[first, last]`. A tree's holes are disjoint key
-/// ranges; kept sorted by their low bound, the one to try is found by binary search, so the
-/// orphan pass stays O(groups × log holes).
-fn find_hole(holes: &[Hole], first: Option<i64>, last: Option<i64>) -> Option<usize> {
-    let (Some(first), Some(last)) = (first, last) else {
-        return (!holes.is_empty()).then_some(0);
-    };
-    let after = holes.partition_point(|h| h.lo.is_none_or(|lo| lo < first));
-    let candidate = after.checked_sub(1)?;
-    holes[candidate].covers(first, last).then_some(candidate)
-}
-
-/// Sorts a tree's holes by their low bound (see [`find_hole`]).
-pub(crate) fn sort_holes(holes: &mut [Hole]) {
-    holes.sort_by_key(low_key);
-}
-
-/// Removes the keys `[first, last]` from a hole, keeping what is left on either side, in order.
-fn shrink_hole(holes: &mut Vec<Hole>, index: usize, first: Option<i64>, last: Option<i64>) {
-    let (Some(first), Some(last)) = (first, last) else {
-        holes.remove(index);
-        return;
-    };
-    let h = holes.remove(index);
-    // Nothing lies below i64::MIN: no left piece then.
-    let left = first.checked_sub(1).map(|hi| Hole {
-        hi: Some(hi),
-        filled: true,
-        ..h.clone()
-    });
-    let right = Hole {
-        lo: Some(last),
-        filled: true,
-        ..h
-    };
-    let mut at = index;
-    for piece in left.into_iter().chain([right]) {
-        let empty = matches!((piece.lo, piece.hi), (Some(lo), Some(hi)) if hi <= lo);
-        if !empty {
-            holes.insert(at, piece);
-            at += 1;
-        }
     }
 }

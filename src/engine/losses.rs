@@ -16,7 +16,7 @@ use crate::engine::walk::Hole;
 use crate::engine::{writer, OrphanGroup, TableReport};
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
-use evidence::read_indexes;
+use evidence::{read_indexes, IndexEvidence};
 use keys::without_rowid_range;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -352,55 +352,11 @@ fn rowid_ranges(
                 && g.table.as_deref() == Some(table.name.as_str())
         })
         .collect();
-    let mut pieces = Vec::new();
-    for h in holes {
-        let lo_shrunk =
-            h.lo.is_some_and(|lo| attributed.iter().any(|g| g.last_rowid == Some(lo)));
-        let hi_shrunk = h.hi.is_some_and(|hi| {
-            attributed
-                .iter()
-                .any(|g| g.first_rowid.is_some() && g.first_rowid == hi.checked_add(1))
-        });
-        let first = match h.lo {
-            Some(lo) => match lo.checked_add(1) {
-                Some(f) => Some(f),
-                None => continue, // (MAX, ...]: nothing can be in it
-            },
-            None => None,
-        };
-        let mut piece = Piece {
-            first,
-            last: h.hi,
-            first_exact: h.lo.is_some() && !lo_shrunk,
-            last_exact: h.hi.is_some() && !hi_shrunk,
-            filled: h.filled || lo_shrunk || hi_shrunk,
-            page: h.page,
-        };
-        if let (Some(a), Some(b)) = (piece.first, piece.last) {
-            if a > b {
-                continue;
-            }
-        }
-        // An open side is bounded by the nearest recovered row beyond it.
-        if piece.first.is_none() {
-            if let Some(r) = q.max_at_or_below(piece.last) {
-                piece.first = r.checked_add(1);
-                if piece.first.is_none() {
-                    continue;
-                }
-            }
-        }
-        if piece.last.is_none() {
-            if let Some(r) = q.min_at_or_above(piece.first) {
-                // Nothing lies below i64::MIN: bounded by a row there, the piece is empty.
-                let Some(last) = r.checked_sub(1) else {
-                    continue;
-                };
-                piece.last = Some(last);
-            }
-        }
-        pieces.extend(subtract_recovered(&q, piece));
-    }
+    let mut pieces: Vec<Piece> = holes
+        .iter()
+        .filter_map(|h| piece_of(&q, h, &attributed))
+        .flat_map(|piece| subtract_recovered(&q, piece))
+        .collect();
     // A hole that orphan pages partly filled was an interior page; its other children can
     // only be lost if some page of the file is unaccounted for. With none, no index need be
     // read (a whole walk of it, on a large table) to know that nothing is lost there.
@@ -411,44 +367,93 @@ fn rowid_ranges(
     let mut out = Vec::new();
     let mut lost_rowids = Vec::new();
     for p in pieces {
-        let exact = p.first_exact && p.last_exact;
-        match &index {
-            Some(evidence) => {
-                let inside: Vec<i64> = evidence
-                    .rowids
-                    .iter()
-                    .copied()
-                    .filter(|r| p.first.is_none_or(|a| *r >= a) && p.last.is_none_or(|b| *r <= b))
-                    .filter(|r| !q.has(*r))
-                    .collect();
-                let (Some(&a), Some(&b)) = (inside.first(), inside.last()) else {
-                    continue; // the index says no row of this range is missing
-                };
-                lost_rowids.extend_from_slice(&inside);
-                out.push(LostRange {
-                    first_rowid: Some(a),
-                    last_rowid: Some(b),
-                    page: p.page,
-                    exact: true,
-                    rows: Some(inside.len() as u64),
-                    keys: None,
-                });
-            }
-            None => {
-                out.push(LostRange {
-                    first_rowid: p.first,
-                    last_rowid: p.last,
-                    page: p.page,
-                    exact,
-                    rows: None,
-                    keys: None,
-                });
-            }
-        }
+        let Some(range) = lost_range(&q, &p, index.as_ref(), &mut lost_rowids) else {
+            continue; // the index says no row of this range is missing
+        };
+        out.push(range);
     }
     out.sort_by_key(|r| (r.first_rowid.is_some(), r.first_rowid, r.page));
     let values = index.and_then(|evidence| evidence.values_of(&lost_rowids));
     (out, values)
+}
+
+/// The rowids a hole may have held, each open side bounded by the nearest recovered row
+/// beyond it; `None` when it can hold none.
+fn piece_of(q: &Queries<'_>, h: &Hole, attributed: &[&OrphanGroup]) -> Option<Piece> {
+    let lo_shrunk =
+        h.lo.is_some_and(|lo| attributed.iter().any(|g| g.last_rowid == Some(lo)));
+    let hi_shrunk = h.hi.is_some_and(|hi| {
+        attributed
+            .iter()
+            .any(|g| g.first_rowid.is_some() && g.first_rowid == hi.checked_add(1))
+    });
+    let first = match h.lo {
+        // (MAX, ...]: nothing can be in it
+        Some(lo) => Some(lo.checked_add(1)?),
+        None => None,
+    };
+    let mut piece = Piece {
+        first,
+        last: h.hi,
+        first_exact: h.lo.is_some() && !lo_shrunk,
+        last_exact: h.hi.is_some() && !hi_shrunk,
+        filled: h.filled || lo_shrunk || hi_shrunk,
+        page: h.page,
+    };
+    if let (Some(a), Some(b)) = (piece.first, piece.last) {
+        if a > b {
+            return None;
+        }
+    }
+    if piece.first.is_none() {
+        if let Some(r) = q.max_at_or_below(piece.last) {
+            piece.first = Some(r.checked_add(1)?);
+        }
+    }
+    if piece.last.is_none() {
+        if let Some(r) = q.min_at_or_above(piece.first) {
+            // Nothing lies below i64::MIN: bounded by a row there, the piece is empty.
+            piece.last = Some(r.checked_sub(1)?);
+        }
+    }
+    Some(piece)
+}
+
+/// What a piece says is lost: with an index, exactly the rowids it lists there that did not
+/// come back (added to `lost_rowids`; `None` when there are none); without, the piece itself.
+fn lost_range(
+    q: &Queries<'_>,
+    p: &Piece,
+    index: Option<&IndexEvidence>,
+    lost_rowids: &mut Vec<i64>,
+) -> Option<LostRange> {
+    let Some(evidence) = index else {
+        return Some(LostRange {
+            first_rowid: p.first,
+            last_rowid: p.last,
+            page: p.page,
+            exact: p.first_exact && p.last_exact,
+            rows: None,
+            keys: None,
+        });
+    };
+    let inside: Vec<i64> = evidence
+        .rowids
+        .iter()
+        .copied()
+        .filter(|r| p.first.is_none_or(|a| *r >= a) && p.last.is_none_or(|b| *r <= b))
+        .filter(|r| !q.has(*r))
+        .collect();
+    let (&a, &b) = (inside.first()?, inside.last()?);
+    lost_rowids.extend_from_slice(&inside);
+    Some(LostRange {
+        first_rowid: Some(a),
+        last_rowid: Some(b),
+        page: p.page,
+        exact: true,
+        rows: Some(inside.len() as u64),
+        keys: None,
+    })
 }
 
 /// Splits a piece around recovered rows that lie inside it (rows that came back from the

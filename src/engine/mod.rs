@@ -7,6 +7,7 @@
 //! proportional to the database's size is kept in memory except one status byte and one
 //! owner number per page.
 
+pub mod altered;
 pub mod causes;
 pub(crate) mod copy;
 mod decode;

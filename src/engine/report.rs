@@ -62,6 +62,11 @@ pub struct TableReport {
     /// been altered (a flipped bit, say). Listed so they can be checked by hand.
     pub suspect_rows: u64,
     pub suspect_pages: Vec<u32>,
+    /// Rows whose indexed values disagree with what an index of the source holds for their
+    /// rowid: back, but not as written. The first of them are described in `altered`.
+    pub altered_rows: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub altered: Vec<crate::engine::altered::AlteredRow>,
     /// Rows that are in the recovered table now.
     pub recovered_rows: u64,
     /// Parts of the tree that could not be read and were not filled from orphan pages.

@@ -376,6 +376,18 @@ impl Engine<'_> {
             if !table.internal {
                 reports[t].recovered_rows = count_rows(conn, &table.name);
             }
+            // A table copied whole brought its indexes: the proof of the result compares them.
+            if !table.internal && !reports[t].copied_intact {
+                let (n, rows) = crate::engine::altered::altered_rows(
+                    conn,
+                    self.pf,
+                    &catalog.entries,
+                    table,
+                    self.encoding,
+                );
+                reports[t].altered_rows = n;
+                reports[t].altered = rows;
+            }
         }
         losses::fill(
             &losses::Inputs {

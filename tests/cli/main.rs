@@ -6,6 +6,7 @@ mod common;
 #[path = "../../fuzz/src/lib.rs"]
 mod harness;
 
+mod altered;
 mod causes;
 mod check;
 mod edges;

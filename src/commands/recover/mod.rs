@@ -114,10 +114,12 @@ impl IncidentReport {
             && diff.lost_and_found_rows <= engine.stale_rows
             && diff.conflict_rows == 0
             && engine.lost_and_found_rows == 0
-            && engine
-                .tables
-                .iter()
-                .all(|t| t.damaged_rows == 0 && t.suspect_rows == 0 && t.refused.is_none())
+            && engine.tables.iter().all(|t| {
+                t.damaged_rows == 0
+                    && t.suspect_rows == 0
+                    && t.altered_rows == 0
+                    && t.refused.is_none()
+            })
     }
 }
 

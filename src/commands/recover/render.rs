@@ -114,6 +114,21 @@ impl IncidentReport {
                     pages.join(", ")
                 ));
             }
+            if t.altered_rows > 0 {
+                out.push_str(&format!(
+                    "{}: {} rows disagree with what an index holds for their rowid: back, but \
+                     altered (report.json lists them under altered)\n",
+                    t.name, t.altered_rows
+                ));
+                for a in t.altered.iter().take(5) {
+                    for c in &a.columns {
+                        out.push_str(&format!(
+                            "  rowid {}: {} is {} in the row, {} in index {}\n",
+                            a.rowid, c.column, c.row_value, c.index_value, a.index
+                        ));
+                    }
+                }
+            }
             // What the indexes hold of lost rows: one line here, the rows in `lost`.
             let lost_command = format!("{} lost {}", tool_command(), shell(&self.source));
             for line in crate::engine::losses::table_lines(t, 0, &lost_command) {

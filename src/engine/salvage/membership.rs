@@ -89,7 +89,7 @@ impl Witnesses<'_> {
 
 /// Where an index key column's value is in a table's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeySource {
+pub(crate) enum KeySource {
     Field(usize),
     Rowid,
 }
@@ -134,7 +134,10 @@ pub(crate) fn testify(
 
 /// The indexes of `table` an entry of which names one row: not partial, every key column a
 /// column of the table. Each with its root page and where its key columns are in a record.
-fn indexes_of(entries: &[SchemaEntry], table: &Table) -> Vec<(String, u32, Vec<KeySource>)> {
+pub(crate) fn indexes_of(
+    entries: &[SchemaEntry],
+    table: &Table,
+) -> Vec<(String, u32, Vec<KeySource>)> {
     let Some(table_sql) = table.sql.as_deref() else {
         return Vec::new();
     };

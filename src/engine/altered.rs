@@ -1,0 +1,326 @@
+//! Altered values: a row whose indexed columns disagree with what the source's indexes hold
+//! for its rowid. An index entry is a copy of the indexed columns and the rowid, written in
+//! the same transaction as the row; when they disagree, one of them was altered after it was
+//! written (a changed serial-type byte shifts every value after it, and the record still
+//! decodes). Such a row came back, but not as the application wrote it: it is reported, and
+//! the recovery is not called complete.
+//!
+//! Only tables whose rows were decoded one by one are compared: a table SQLite copied whole
+//! brought its indexes along, and the proof of the result already matched every index
+//! against its rows.
+
+use crate::engine::pages::{Claims, PageStatus};
+use crate::engine::salvage::membership::{indexes_of, KeySource};
+use crate::engine::schema::{SchemaEntry, Table};
+use crate::engine::walk::{RowRef, TreeKind, Walker};
+use crate::format::record::{Field, Value};
+use crate::format::TextEncoding;
+use crate::source::pagefile::PageFile;
+use crate::util::quote::ident;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+
+/// Index entries read for one comparison, at most: beyond it the index is not compared (its
+/// entries would cost more memory than a recovery should take).
+const MAX_ENTRIES: usize = 4_000_000;
+/// Altered rows described in full, at most, per table.
+const MAX_DESCRIBED: usize = 100;
+
+/// One row whose values disagree with an index of its table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlteredRow {
+    pub rowid: i64,
+    pub index: String,
+    /// The columns that disagree: what the row holds, what the index holds.
+    pub columns: Vec<AlteredColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlteredColumn {
+    pub column: String,
+    pub row_value: serde_json::Value,
+    pub index_value: serde_json::Value,
+}
+
+/// What the indexes of `table` say of the rows now in the output (`conn`): the rows whose
+/// indexed values differ from the entry an index holds for their rowid (at most
+/// [`MAX_DESCRIBED`] described), and how many such rows there are in all.
+pub(crate) fn altered_rows(
+    conn: &rusqlite::Connection,
+    pf: &PageFile,
+    entries: &[SchemaEntry],
+    table: &Table,
+    encoding: TextEncoding,
+) -> (u64, Vec<AlteredRow>) {
+    if table.without_rowid || table.internal {
+        return (0, Vec::new());
+    }
+    let mut altered: BTreeMap<i64, String> = BTreeMap::new();
+    let mut indexes = Vec::new();
+    for (name, root, keys) in indexes_of(entries, table) {
+        let Some(listed) = index_keys(pf, root, keys.len(), encoding) else {
+            continue;
+        };
+        let names = key_names(table, &keys);
+        let Some(rows) = row_keys(conn, table, &names) else {
+            continue;
+        };
+        for (rowid, key) in &listed {
+            if rows.get(rowid).is_some_and(|k| k != key) {
+                altered.entry(*rowid).or_insert_with(|| name.clone());
+            }
+        }
+        indexes.push((name, root, names));
+    }
+    let total = altered.len() as u64;
+    let described = altered
+        .into_iter()
+        .take(MAX_DESCRIBED)
+        .filter_map(|(rowid, index)| {
+            let (_, root, names) = indexes.iter().find(|(n, _, _)| *n == index)?;
+            describe(conn, pf, table, rowid, &index, *root, names, encoding)
+        })
+        .collect();
+    (total, described)
+}
+
+/// The column names of an index's key, in order (`rowid` for the INTEGER PRIMARY KEY).
+fn key_names(table: &Table, keys: &[KeySource]) -> Vec<Option<String>> {
+    keys.iter()
+        .map(|k| match k {
+            KeySource::Rowid => None,
+            KeySource::Field(i) => table.stored_column(*i).map(|c| c.name.clone()),
+        })
+        .collect()
+}
+
+/// rowid → hash of the key columns, for every readable entry of the index at `root` (read
+/// under a private ledger); `None` when the index has more entries than are compared.
+fn index_keys(
+    pf: &PageFile,
+    root: u32,
+    keys: usize,
+    encoding: TextEncoding,
+) -> Option<HashMap<i64, u64>> {
+    let mut out = HashMap::new();
+    let mut too_many = false;
+    walk_index(pf, root, &mut |row: &RowRef<'_>| {
+        let Some((rowid, values)) = entry(row, keys) else {
+            return;
+        };
+        if out.len() >= MAX_ENTRIES {
+            too_many = true;
+            return;
+        }
+        out.insert(
+            rowid,
+            key_hash(values.iter().map(|v| Norm::of(*v, encoding))),
+        );
+    });
+    (!too_many).then_some(out)
+}
+
+/// Walks every readable entry of the index at `root`, claiming nothing.
+fn walk_index(pf: &PageFile, root: u32, sink: &mut dyn FnMut(&RowRef<'_>)) {
+    let mut claims = Claims::new(pf.page_count());
+    let mut walker = Walker::new(
+        pf,
+        indicatif::ProgressBar::hidden(),
+        &crate::util::interrupt::interrupted,
+    );
+    let _ = walker.walk(
+        &mut claims,
+        None,
+        root,
+        TreeKind::Index,
+        PageStatus::Tree,
+        &|_, _| true,
+        &mut |row: &RowRef<'_>| {
+            sink(row);
+            Ok(())
+        },
+    );
+}
+
+/// An index entry's rowid and key values, when the entry is whole.
+fn entry<'r>(row: &RowRef<'r>, keys: usize) -> Option<(i64, Vec<Value<'r>>)> {
+    if !row.complete || row.fields.len() != keys + 1 {
+        return None;
+    }
+    let Some(Field::Integer(rowid)) = row.fields.last() else {
+        return None;
+    };
+    let values = row.fields[..keys]
+        .iter()
+        .map(|f| f.value(row.payload))
+        .collect();
+    Some((*rowid, values))
+}
+
+/// rowid → hash of the named columns, for every row of `table` in the output.
+fn row_keys(
+    conn: &rusqlite::Connection,
+    table: &Table,
+    names: &[Option<String>],
+) -> Option<HashMap<i64, u64>> {
+    let sql = select_sql(table, names, false);
+    let mut stmt = conn.prepare(&sql).ok()?;
+    let mut rows = stmt.query([]).ok()?;
+    let mut out = HashMap::new();
+    while let Ok(Some(r)) = rows.next() {
+        let rowid: i64 = r.get(0).ok()?;
+        let values = (1..=names.len()).map(|i| Norm::sql(r.get_ref(i).ok()));
+        out.insert(rowid, key_hash(values));
+        if out.len() > MAX_ENTRIES {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// `SELECT rowid, <key columns> FROM table [WHERE rowid = ?1]`, the rowid named by a name no
+/// column shadows.
+fn select_sql(table: &Table, names: &[Option<String>], one_row: bool) -> String {
+    let rowid = ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|n| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(n)))
+        .unwrap_or("rowid");
+    let cols: Vec<String> = names
+        .iter()
+        .map(|n| n.as_deref().map_or(rowid.to_string(), ident))
+        .collect();
+    format!(
+        "SELECT {rowid}, {} FROM {}{}",
+        cols.join(", "),
+        ident(&table.name),
+        if one_row {
+            format!(" WHERE {rowid} = ?1")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The row's and the index's values for one altered row, the differing columns only.
+#[allow(clippy::too_many_arguments)]
+fn describe(
+    conn: &rusqlite::Connection,
+    pf: &PageFile,
+    table: &Table,
+    rowid: i64,
+    index: &str,
+    root: u32,
+    names: &[Option<String>],
+    encoding: TextEncoding,
+) -> Option<AlteredRow> {
+    let mut in_index: Option<Vec<serde_json::Value>> = None;
+    walk_index(pf, root, &mut |row: &RowRef<'_>| {
+        if in_index.is_some() {
+            return;
+        }
+        if let Some((r, values)) = entry(row, names.len()) {
+            if r == rowid {
+                in_index = Some(values.iter().map(|v| json(*v, encoding)).collect());
+            }
+        }
+    });
+    let in_index = in_index?;
+    let sql = select_sql(table, names, true);
+    let in_row: Vec<serde_json::Value> = conn
+        .query_row(&sql, [rowid], |r| {
+            Ok((1..=names.len())
+                .map(|i| sql_json(r.get_ref(i).ok()))
+                .collect())
+        })
+        .ok()?;
+    let columns = names
+        .iter()
+        .zip(in_row.into_iter().zip(in_index))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(n, (row_value, index_value))| AlteredColumn {
+            column: n.clone().unwrap_or_else(|| "rowid".to_string()),
+            row_value,
+            index_value,
+        })
+        .collect();
+    Some(AlteredRow {
+        rowid,
+        index: index.to_string(),
+        columns,
+    })
+}
+
+/// A value as both sides can be compared: text as UTF-8, a whole REAL as the integer it is.
+#[derive(Hash)]
+enum Norm {
+    Null,
+    Integer(i64),
+    Real(u64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl Norm {
+    fn of(v: Value<'_>, encoding: TextEncoding) -> Norm {
+        match v {
+            Value::Null => Norm::Null,
+            Value::Integer(i) => Norm::Integer(i),
+            Value::Real(r) => Norm::real(r),
+            Value::Text(t) => Norm::Text(encoding.to_utf8(t).into_owned()),
+            Value::Blob(b) => Norm::Blob(b.to_vec()),
+        }
+    }
+
+    fn sql(v: Option<rusqlite::types::ValueRef<'_>>) -> Norm {
+        use rusqlite::types::ValueRef;
+        match v {
+            None | Some(ValueRef::Null) => Norm::Null,
+            Some(ValueRef::Integer(i)) => Norm::Integer(i),
+            Some(ValueRef::Real(r)) => Norm::real(r),
+            Some(ValueRef::Text(t)) => Norm::Text(t.to_vec()),
+            Some(ValueRef::Blob(b)) => Norm::Blob(b.to_vec()),
+        }
+    }
+
+    fn real(r: f64) -> Norm {
+        // 2^63 as f64: every whole f64 below it in magnitude converts exactly.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if r.fract() == 0.0 && r.abs() < LIMIT {
+            #[allow(clippy::cast_possible_truncation)] // whole and within i64, checked above
+            Norm::Integer(r as i64)
+        } else {
+            Norm::Real(r.to_bits())
+        }
+    }
+}
+
+fn key_hash(values: impl Iterator<Item = Norm>) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for v in values {
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn json(v: Value<'_>, encoding: TextEncoding) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => i.into(),
+        Value::Real(r) => r.into(),
+        Value::Text(t) => String::from_utf8_lossy(&encoding.to_utf8(t))
+            .into_owned()
+            .into(),
+        Value::Blob(b) => serde_json::json!({ "blob": hex::encode(b) }),
+    }
+}
+
+fn sql_json(v: Option<rusqlite::types::ValueRef<'_>>) -> serde_json::Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        None | Some(ValueRef::Null) => serde_json::Value::Null,
+        Some(ValueRef::Integer(i)) => i.into(),
+        Some(ValueRef::Real(r)) => r.into(),
+        Some(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned().into(),
+        Some(ValueRef::Blob(b)) => serde_json::json!({ "blob": hex::encode(b) }),
+    }
+}

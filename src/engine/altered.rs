@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 
 /// Index entries read for one comparison, at most: beyond it the index is not compared (its
 /// entries would cost more memory than a recovery should take).
-const MAX_ENTRIES: usize = 4_000_000;
+const MAX_ENTRIES: usize = 2_000_000;
 /// Altered rows described in full, at most, per table.
 const MAX_DESCRIBED: usize = 100;
 
@@ -62,13 +62,8 @@ pub(crate) fn altered_rows(
             continue;
         };
         let names = key_names(table, &keys);
-        let Some(rows) = row_keys(conn, table, &names) else {
-            continue;
-        };
-        for (rowid, key) in &listed {
-            if rows.get(rowid).is_some_and(|k| k != key) {
-                altered.entry(*rowid).or_insert_with(|| name.clone());
-            }
+        for rowid in disagreeing(conn, table, &names, &listed) {
+            altered.entry(rowid).or_insert_with(|| name.clone());
         }
         indexes.push((name, root, names));
     }
@@ -157,25 +152,35 @@ fn entry<'r>(row: &RowRef<'r>, keys: usize) -> Option<(i64, Vec<Value<'r>>)> {
     Some((*rowid, values))
 }
 
-/// rowid → hash of the named columns, for every row of `table` in the output.
-fn row_keys(
+/// The rowids of the rows of `table` in the output whose named columns hash otherwise than
+/// `listed` says the index holds for them (rows the index does not list are not judged).
+fn disagreeing(
     conn: &rusqlite::Connection,
     table: &Table,
     names: &[Option<String>],
-) -> Option<HashMap<i64, u64>> {
+    listed: &HashMap<i64, u64>,
+) -> Vec<i64> {
     let sql = select_sql(table, names, false);
-    let mut stmt = conn.prepare(&sql).ok()?;
-    let mut rows = stmt.query([]).ok()?;
-    let mut out = HashMap::new();
+    let Ok(mut stmt) = conn.prepare(&sql) else {
+        return Vec::new();
+    };
+    let Ok(mut rows) = stmt.query([]) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
     while let Ok(Some(r)) = rows.next() {
-        let rowid: i64 = r.get(0).ok()?;
+        let Ok(rowid) = r.get::<_, i64>(0) else {
+            continue;
+        };
+        let Some(expected) = listed.get(&rowid) else {
+            continue;
+        };
         let values = (1..=names.len()).map(|i| Norm::sql(r.get_ref(i).ok()));
-        out.insert(rowid, key_hash(values));
-        if out.len() > MAX_ENTRIES {
-            return None;
+        if key_hash(values) != *expected {
+            out.push(rowid);
         }
     }
-    Some(out)
+    out
 }
 
 /// `SELECT rowid, <key columns> FROM table [WHERE rowid = ?1]`, the rowid named by a name no

@@ -68,6 +68,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// The run was interrupted once its snapshot was complete: the snapshot stays (it is the
+    /// evidence, whole with its manifest); nothing else was written.
+    #[error("interrupted: no recovered database or report was written; the snapshot, complete with its manifest, is kept in {}", snapshot.display())]
+    InterruptedAfterSnapshot { snapshot: PathBuf },
+
     /// Putting this copy in place would lose rows the source held (restore without
     /// --accept-loss).
     #[error("refused: {0}")]
@@ -85,7 +90,8 @@ impl Error {
             | Error::Refused(_)
             | Error::StillChanging { .. }
             | Error::Page { .. }
-            | Error::Interrupted { .. } => exit::FAILED,
+            | Error::Interrupted { .. }
+            | Error::InterruptedAfterSnapshot { .. } => exit::FAILED,
         }
     }
 

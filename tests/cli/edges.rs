@@ -663,3 +663,77 @@ fn the_runbook_uses_the_incident_path_and_missing_rows() {
         "the runbook undoes with undo"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 5. Interrupts say what is left
+// ---------------------------------------------------------------------------------------
+
+/// SIGINT once the snapshot is complete: exit 4, and the one line says the snapshot is kept
+/// (whole, with its manifest) and where; nothing else is in the incident folder, and no
+/// partial file is anywhere.
+#[test]
+fn an_interrupt_after_the_snapshot_says_the_snapshot_is_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("app.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 300000)
+             INSERT INTO t SELECT x, printf('name-%07d', (x * 7919) % 1000003), x * 0.5 FROM c;
+             CREATE INDEX t_name ON t(name);",
+        )
+        .unwrap();
+    let incident = root.path().join("incident");
+    let err_path = root.path().join("stderr");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqlite-rescue"))
+        .args(["recover", "-q", "--incident-dir"])
+        .arg(&incident)
+        .arg(&db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let manifest = incident.join("snapshot").join("manifest.json");
+    let start = std::time::Instant::now();
+    while !manifest.exists() && child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed().as_secs() < 60, "no snapshot after a minute");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    if child.try_wait().unwrap().is_some() {
+        eprintln!("skipped: the recovery ended before the signal could be sent");
+        return;
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) takes plain integers; the pid is our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&err_path).unwrap();
+    if status.code() == Some(0) {
+        eprintln!("skipped: the recovery finished before it saw the signal");
+        return;
+    }
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the snapshot, complete with its manifest, is kept in {}",
+            incident.join("snapshot").display()
+        )),
+        "{stderr}"
+    );
+    let names: Vec<String> = std::fs::read_dir(&incident)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["snapshot"], "{stderr}");
+    let partial: Vec<PathBuf> = tree(root.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".partial"))
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
+    assert_eq!(
+        sha256_file(&incident.join("snapshot").join("app.db")),
+        sha256_file(&db)
+    );
+}

@@ -234,7 +234,21 @@ pub(crate) fn compare(
     } else {
         count_with_sqlite(snapshot, true)
     };
+    // SIGINT/SIGTERM: a count SQLite was stopped in says nothing; stop here, and again
+    // before a report made of such counts could be returned.
+    let stopped = || {
+        crate::engine::INTERRUPTED
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then(|| Error::Interrupted {
+                path: work.path().to_path_buf(),
+            })
+    };
+    if let Some(e) = stopped() {
+        return Err(e);
+    }
     let rec = open_recovered(recovered).map_err(|e| Error::unusable(recovered, e.to_string()))?;
+    // A long count stops within a fraction of a second of SIGINT/SIGTERM.
+    let _watch = crate::engine::InterruptWatch::start(rec.get_interrupt_handle());
     let recovered_tables =
         user_tables(&rec).map_err(|e| Error::unusable(recovered, e.to_string()))?;
     let mut names: Vec<String> = match &source_counts {
@@ -284,6 +298,9 @@ pub(crate) fn compare(
             lost_and_found_rows,
         ));
     }
+    if let Some(e) = stopped() {
+        return Err(e);
+    }
     let missing_rows = tables
         .iter()
         .map(|t| t.missing_rows)
@@ -331,6 +348,7 @@ fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, 
         Connection::open(db)
     }
     .map_err(|e| e.to_string())?;
+    let _watch = crate::engine::InterruptWatch::start(conn.get_interrupt_handle());
     let tables = user_tables(&conn).map_err(|e| e.to_string())?;
     Ok(tables
         .into_iter()

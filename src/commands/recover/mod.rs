@@ -197,13 +197,21 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
         progress: cmd.progress,
         ..engine::Options::default()
     };
+    // Stopped once the snapshot is complete: it stays, and the error says so (a dry run's
+    // folder goes with it, so nothing is left there).
+    let interrupted = |e: Error| match e {
+        Error::Interrupted { .. } if !cmd.dry_run => Error::InterruptedAfterSnapshot {
+            snapshot: absolute(&snapshot_dir),
+        },
+        other => other,
+    };
     let engine = engine::recover(&snap_db, &out, &options).map_err(|e| match e {
         // Name the user's file, not our copy of it.
         Error::Unusable { reason, .. } => Error::Unusable {
             path: cmd.db.clone(),
             reason,
         },
-        other => other,
+        other => interrupted(other),
     })?;
     if let Some(map) = &cmd.map {
         crate::output::map::write(&engine, &snap_db, map)?;
@@ -211,14 +219,15 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
     let spinner = cmd
         .progress
         .spinner("counting rows, source against recovered");
-    let diff = diff::compare(&snap_db, source, &out, Some(diff::walk_evidence(&engine)))?;
+    let diff = diff::compare(&snap_db, source, &out, Some(diff::walk_evidence(&engine)));
     spinner.finish_and_clear();
     if crate::util::interrupt::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         // Stopped before the report: the recovered file goes too, so nothing in the incident
         // folder looks finished (the snapshot, with its manifest, is complete and stays).
         let _ = std::fs::remove_file(&out);
-        return Err(Error::Interrupted { path: out });
+        return Err(interrupted(Error::Interrupted { path: out }));
     }
+    let diff = diff?;
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,

@@ -237,7 +237,7 @@ pub(crate) fn compare(
     // SIGINT/SIGTERM: a count SQLite was stopped in says nothing; stop here, and again
     // before a report made of such counts could be returned.
     let stopped = || {
-        crate::engine::INTERRUPTED
+        crate::util::interrupt::INTERRUPTED
             .load(std::sync::atomic::Ordering::SeqCst)
             .then(|| Error::Interrupted {
                 path: work.path().to_path_buf(),
@@ -248,7 +248,7 @@ pub(crate) fn compare(
     }
     let rec = open_recovered(recovered).map_err(|e| Error::unusable(recovered, e.to_string()))?;
     // A long count stops within a fraction of a second of SIGINT/SIGTERM.
-    let _watch = crate::engine::InterruptWatch::start(rec.get_interrupt_handle());
+    let _watch = crate::util::interrupt::InterruptWatch::start(rec.get_interrupt_handle());
     let recovered_tables =
         user_tables(&rec).map_err(|e| Error::unusable(recovered, e.to_string()))?;
     let mut names: Vec<String> = match &source_counts {
@@ -348,7 +348,7 @@ fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, 
         Connection::open(db)
     }
     .map_err(|e| e.to_string())?;
-    let _watch = crate::engine::InterruptWatch::start(conn.get_interrupt_handle());
+    let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
     let tables = user_tables(&conn).map_err(|e| e.to_string())?;
     Ok(tables
         .into_iter()

@@ -427,7 +427,15 @@ fn lost_range(
     index: Option<&IndexEvidence>,
     lost_rowids: &mut Vec<i64>,
 ) -> Option<LostRange> {
-    let Some(evidence) = index else {
+    let whole = index.filter(|e| !e.partial);
+    if let Some(partial) = index.filter(|e| e.partial) {
+        // Some of the rows a damaged index lists here: their values can be named, the range
+        // stays what the hole gives.
+        lost_rowids.extend(partial.rowids.iter().copied().filter(|r| {
+            p.first.is_none_or(|a| *r >= a) && p.last.is_none_or(|b| *r <= b) && !q.has(*r)
+        }));
+    }
+    let Some(evidence) = whole else {
         return Some(LostRange {
             first_rowid: p.first,
             last_rowid: p.last,

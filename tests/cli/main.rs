@@ -21,6 +21,7 @@ mod look_alike;
 mod lost;
 mod map;
 mod pagefile;
+mod partial_index;
 mod rebuilt_interior;
 mod recover_cli;
 mod restore;

@@ -18,6 +18,9 @@ pub(super) struct IndexEvidence {
     columns: Vec<String>,
     /// Values by rowid (at most [`MAX_LISTED`] rowids), one slot per column.
     values: std::collections::BTreeMap<i64, Vec<serde_json::Value>>,
+    /// No index read whole: these come from one that did not, so `rowids` lists some of the
+    /// rows that existed, not all. Its values are still the rows' own.
+    pub(super) partial: bool,
 }
 
 impl IndexEvidence {
@@ -92,6 +95,23 @@ pub(super) fn read_indexes(
     if pieces.is_empty() {
         return None;
     }
+    // An index with a damaged page still lists, on its good pages, rows and their values.
+    read_some(inputs, table, pieces, false).or_else(|| {
+        read_some(inputs, table, pieces, true).map(|mut e| {
+            e.partial = true;
+            e
+        })
+    })
+}
+
+/// [`read_indexes`] over the indexes that read whole, or with `damaged_too` over every
+/// readable index.
+fn read_some(
+    inputs: &Inputs<'_>,
+    table: &Table,
+    pieces: &[Piece],
+    damaged_too: bool,
+) -> Option<IndexEvidence> {
     let wanted = |r: i64| -> bool {
         pieces
             .iter()
@@ -163,7 +183,9 @@ pub(super) fn read_indexes(
         let Ok(stats) = stats else {
             continue;
         };
-        if !stats.holes.is_empty() || stats.bad_cells > 0 || odd > 0 || stats.suspect_rows > 0 {
+        let damaged =
+            !stats.holes.is_empty() || stats.bad_cells > 0 || odd > 0 || stats.suspect_rows > 0;
+        if damaged && !damaged_too {
             continue;
         }
         evidence
@@ -175,6 +197,7 @@ pub(super) fn read_indexes(
                     indexes: Vec::new(),
                     columns: Vec::new(),
                     values: found.iter().map(|(r, _)| (*r, Vec::new())).collect(),
+                    partial: false,
                 }
             })
             .merge(&e.name, &named, found);

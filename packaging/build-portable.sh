@@ -11,6 +11,6 @@ if ! command -v zig >/dev/null && ! python3 -c 'import ziglang' 2>/dev/null; the
     python3 -m pip install --quiet ziglang
 fi
 cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.17 --bin sqlite-rescue
-bin=target/x86_64-unknown-linux-gnu/release/sqlite-rescue
+bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/sqlite-rescue
 packaging/glibc-check.sh "$bin" 2.17
 "$bin" --version

@@ -38,6 +38,8 @@ pub struct TableLost {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LostReport {
+    /// The version of this document's format (docs/report-format.md).
+    pub schema_version: u32,
     pub source: PathBuf,
     pub tables: Vec<TableLost>,
     pub exit_code: i32,
@@ -166,6 +168,7 @@ pub fn lost(db: &Path, opts: &LostOptions) -> Result<LostReport> {
         .iter()
         .any(|t| !t.lost.is_empty() || t.note.is_some());
     Ok(LostReport {
+        schema_version: crate::commands::recover::REPORT_SCHEMA_VERSION,
         source: report.source.clone(),
         tables,
         exit_code: if damaged { exit::DAMAGE } else { exit::OK },

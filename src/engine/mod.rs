@@ -1342,6 +1342,10 @@ fn install_virtual_tables(path: &Path, entries: &[SchemaEntry]) -> Result<Vec<Ob
         .filter(|e| e.kind == "table" && e.rootpage == 0 && !e.from_reference && e.sql.is_some())
     {
         let inserted = set_schema_row(&open()?, e).map_err(|err| err.to_string());
+        if let (Ok(()), Some(why)) = (&inserted, stand_ins::module_missing(&open()?, &e.name)) {
+            out.push(stand_ins::kept_verbatim(&e.name, &why));
+            continue;
+        }
         let mut problem = match &inserted {
             Err(err) => Some(err.clone()),
             Ok(()) => virtual_table_problem(&open()?, &e.name),

@@ -11,6 +11,7 @@
 
 use crate::engine::schema::SchemaEntry;
 use crate::engine::writer::ident;
+use crate::engine::ObjectReport;
 use rusqlite::Connection;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -225,6 +226,34 @@ fn rank(chains: &[Vec<String>]) -> HashMap<String, u64> {
         }
     }
     out
+}
+
+/// Why this SQLite cannot load virtual table `name` at all, if that is the trouble: its
+/// module is one only the application registers. SQLite then answers with a plain error,
+/// where a damaged table answers that its file is corrupt. (An FTS5 table whose tokenizer is
+/// the application's reads, but fails SQLite's integrity check: it is not kept.)
+pub(crate) fn module_missing(conn: &Connection, name: &str) -> Option<String> {
+    let plain = |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::Unknown);
+    let probe = format!("SELECT count(*) FROM {}", ident(name));
+    if let Err(e) = conn.query_row(&probe, [], |r| r.get::<_, i64>(0)) {
+        return plain(&e).then(|| e.to_string());
+    }
+    None
+}
+
+/// The report of a virtual table whose schema row is kept as the source has it although this
+/// SQLite cannot load it: its rows are in its shadow tables, and the application that
+/// registers its module opens it as before.
+pub(crate) fn kept_verbatim(name: &str, why: &str) -> ObjectReport {
+    ObjectReport {
+        kind: "virtual table".to_string(),
+        name: name.to_string(),
+        created: true,
+        error: Some(format!(
+            "kept as the source has it, but this SQLite cannot load it ({why}): the \
+             application must register its module again"
+        )),
+    }
 }
 
 #[cfg(test)]

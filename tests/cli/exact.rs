@@ -519,3 +519,28 @@ fn reserved_bytes_per_page_are_kept() {
         assert_eq!(std::fs::read(dir.path().join(out)).unwrap()[20], 8, "{out}");
     }
 }
+
+/// A virtual table whose module only the application registers keeps its schema row as the
+/// source has it (its rows live in ordinary tables, which come back as any other), and the
+/// report says the application must register the module again.
+#[test]
+fn a_virtual_table_of_the_applications_own_module_is_kept() {
+    let (dir, src) = made_by(
+        "CREATE TABLE things_data(k INTEGER PRIMARY KEY, v);
+         INSERT INTO things_data VALUES (1, 'one'), (2, 'two');
+         PRAGMA writable_schema = ON;
+         INSERT INTO sqlite_schema VALUES ('table', 'things', 'things', 0,
+           'CREATE VIRTUAL TABLE things USING appmod(a, b)');",
+    );
+    for r in assert_round_trip(&src, dir.path()) {
+        let things = r.objects.iter().find(|o| o.name == "things").unwrap();
+        assert!(things.created, "{things:?}");
+        assert!(
+            things
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("appmod")),
+            "{things:?}"
+        );
+    }
+}

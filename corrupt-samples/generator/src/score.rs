@@ -240,17 +240,17 @@ fn read_rows(conn: &Connection, t: &TableInfo, mut f: impl FnMut(Row)) -> Result
 }
 
 /// `lost_and_found` rows as encodings of (id, c0..c(nfield-1)), with a count each.
-fn read_lost_and_found(conn: &Connection) -> Result<HashMap<Vec<u8>, u64>> {
+fn read_lost_and_found(conn: &Connection, name: &str) -> Result<HashMap<Vec<u8>, u64>> {
     let mut out = HashMap::new();
     let exists: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'lost_and_found'",
-        [],
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
         |r| r.get(0),
     )?;
     if !exists {
         return Ok(out);
     }
-    let mut st = conn.prepare("SELECT * FROM lost_and_found")?;
+    let mut st = conn.prepare(&format!("SELECT * FROM {}", quote_ident(name)))?;
     let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
     let col = |n: &str| names.iter().position(|c| c.eq_ignore_ascii_case(n));
     let nfield_col = col("nfield").ok_or("lost_and_found has no nfield column")?;
@@ -320,11 +320,17 @@ pub fn score(truth: &Path, recovered: &Path) -> Result<Score> {
     let tconn = open_ro(truth)?;
     let rconn = open_ro(recovered)?;
     let truth_tables = user_tables(&tconn)?;
+    // The recovery's own table takes a name the truth does not use (lost_and_found_1 when the
+    // truth has a lost_and_found of its own).
+    let side = std::iter::once("lost_and_found".to_string())
+        .chain((1..).map(|i| format!("lost_and_found_{i}")))
+        .find(|n| !truth_tables.iter().any(|t| t.name.eq_ignore_ascii_case(n)))
+        .unwrap_or_default();
     let rec_tables: Vec<TableInfo> = user_tables(&rconn)?
         .into_iter()
-        .filter(|t| t.name != "lost_and_found")
+        .filter(|t| t.name != side)
         .collect();
-    let mut lost = read_lost_and_found(&rconn)?;
+    let mut lost = read_lost_and_found(&rconn, &side)?;
     let lost_total: u64 = lost.values().sum();
 
     // Truth rows not in place, per table, kept for the later buckets.

@@ -195,6 +195,10 @@ pub struct Report {
     /// the source's order served during the recovery; the application must register them
     /// again before it uses the file (see how-it-works.md §3).
     pub app_collations: Vec<String>,
+    /// SQL functions only the application registers, used by the schema where no stored
+    /// value depends on them (CHECK, DEFAULT, virtual generated columns): stand-ins that
+    /// return NULL served during the recovery; the application must register them again.
+    pub app_functions: Vec<String>,
     /// Header settings of the source that the recovered file does not have, each as
     /// "setting: source X, recovered Y" (SQLite cannot write every one).
     pub settings_not_kept: Vec<String>,
@@ -415,6 +419,7 @@ impl Engine<'_> {
             indexes_walked: HashSet::new(),
             present: HashSet::new(),
         };
+        let app_functions = stand_ins::functions_for(&entries);
         let (tables, refused) = schema::interpret(&entries);
         let mut walker = Walker::new(pf, bar.clone(), &interrupted);
         let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
@@ -605,6 +610,7 @@ impl Engine<'_> {
             schema_entries: entries.len(),
             side_tables,
             app_collations,
+            app_functions,
             settings_not_kept: current_header(pf)
                 .map(|h| writer::settings_not_kept(&h, tmp))
                 .unwrap_or_default(),

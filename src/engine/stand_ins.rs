@@ -19,6 +19,8 @@ use std::sync::{Mutex, Once};
 
 /// Learned order of each stand-in (collation name in lower case → value → rank).
 static RANKS: Mutex<BTreeMap<String, HashMap<String, u64>>> = Mutex::new(BTreeMap::new());
+/// SQL functions given stand-ins that return NULL (lower case names).
+static FUNCTIONS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
 
 /// Installs the hook on every connection opened from now on (once per process).
@@ -42,7 +44,101 @@ unsafe extern "C" fn init(
 }
 
 fn hook(conn: Connection) -> rusqlite::Result<()> {
+    let functions: Vec<String> = FUNCTIONS
+        .lock()
+        .map(|f| f.iter().cloned().collect())
+        .unwrap_or_default();
+    for name in functions {
+        null_function(&conn, &name)?;
+    }
     conn.collation_needed(make_stand_in)
+}
+
+/// A function of any number of arguments that returns NULL: a CHECK it appears in passes
+/// (SQLite fails a CHECK only on false), a virtual generated column reads NULL.
+fn null_function(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        name,
+        -1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |_| Ok(rusqlite::types::Null),
+    )
+}
+
+/// The function a "no such function: NAME" error names.
+fn missing_function(e: &rusqlite::Error) -> Option<String> {
+    let text = e.to_string();
+    let rest = text.split("no such function: ").nth(1)?;
+    rest.split_whitespace().next().map(str::to_string)
+}
+
+/// Runs `sql` on `conn`, giving each function it lacks a stand-in there; returns the names.
+fn run_with_stand_ins(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    while let Err(e) = conn.execute_batch(sql) {
+        match missing_function(&e) {
+            Some(name) if !names.contains(&name) && null_function(conn, &name).is_ok() => {
+                names.push(name)
+            }
+            _ => break,
+        }
+    }
+    names
+}
+
+/// Finds the SQL functions the schema's tables name that only the application registers,
+/// and gives every connection opened from now on a stand-in for those no row depends on:
+/// used in CHECK constraints, DEFAULT values and virtual generated columns only. A function
+/// an index (its expression or WHERE) or a table with stored generated columns uses gets
+/// none: rows and index entries would hold the stand-in's result. Returns the functions
+/// given stand-ins.
+pub(crate) fn functions_for(entries: &[SchemaEntry]) -> Vec<String> {
+    install();
+    let Ok(scratch) = Connection::open_in_memory() else {
+        return Vec::new();
+    };
+    let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
+    // Stand-ins made for an earlier database of this process are not this schema's findings.
+    for name in FUNCTIONS.lock().map(|f| f.clone()).unwrap_or_default() {
+        let _ = scratch.remove_function(name.as_str(), -1);
+    }
+    let mut safe: BTreeSet<String> = BTreeSet::new();
+    let mut unsafe_: BTreeSet<String> = BTreeSet::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == "table" && e.rootpage > 0)
+    {
+        let Some(sql) = &e.sql else { continue };
+        let names = run_with_stand_ins(&scratch, sql);
+        let stored: bool = scratch
+            .query_row(
+                "SELECT count(*) FROM pragma_table_xinfo(?1) WHERE hidden = 3",
+                [&e.name],
+                |r| r.get::<_, i64>(0),
+            )
+            .is_ok_and(|n| n > 0);
+        for n in names {
+            match stored {
+                true => unsafe_.insert(n.to_ascii_lowercase()),
+                false => safe.insert(n.to_ascii_lowercase()),
+            };
+        }
+    }
+    for e in entries.iter().filter(|e| e.kind == "index") {
+        if let Some(sql) = &e.sql {
+            unsafe_.extend(
+                run_with_stand_ins(&scratch, sql)
+                    .iter()
+                    .map(|n| n.to_ascii_lowercase()),
+            );
+        }
+    }
+    let given: Vec<String> = safe.difference(&unsafe_).cloned().collect();
+    if let Ok(mut f) = FUNCTIONS.lock() {
+        f.extend(given.iter().cloned());
+    }
+    given
 }
 
 /// Registers a stand-in for `name` on `conn` (SQLite asks only for collations it lacks).

@@ -509,13 +509,15 @@ proptest! {
         let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
         let src = source(&case, dir.path());
         let result = std::panic::catch_unwind(|| assert_round_trip(&src, dir.path()));
-        if let (Err(panic), Ok(keep)) = (result, std::env::var("EXACT_KEEP_FAILURE")) {
-            // The last case kept is the smallest failing one proptest found.
-            let keep = Path::new(&keep);
-            let _ = std::fs::remove_dir_all(keep);
-            std::fs::create_dir_all(keep).unwrap();
-            for f in common::source_files(&src).into_iter().filter(|f| f.exists()) {
-                std::fs::copy(&f, keep.join(f.file_name().unwrap())).unwrap();
+        if let Err(panic) = result {
+            if let Ok(keep) = std::env::var("EXACT_KEEP_FAILURE") {
+                // The last case kept is the smallest failing one proptest found.
+                let keep = Path::new(&keep);
+                let _ = std::fs::remove_dir_all(keep);
+                std::fs::create_dir_all(keep).unwrap();
+                for f in common::source_files(&src).into_iter().filter(|f| f.exists()) {
+                    std::fs::copy(&f, keep.join(f.file_name().unwrap())).unwrap();
+                }
             }
             std::panic::resume_unwind(panic);
         }

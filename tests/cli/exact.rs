@@ -255,7 +255,7 @@ fn made_by(sql: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 /// `recover` through the binary: its exit code.
-fn recover_exit(src: &Path, dir: &Path) -> Option<i32> {
+pub(crate) fn recover_exit(src: &Path, dir: &Path) -> Option<i32> {
     let guard = common::SourceGuard::new(src);
     let out = common::cmd()
         .args(["recover", "-q", "--out"])

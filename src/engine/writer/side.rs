@@ -39,7 +39,7 @@ impl SideNames {
     }
 
     /// Whether `name` is one of these tables.
-    pub(crate) fn contains(&self, name: &str) -> bool {
+    pub fn contains(&self, name: &str) -> bool {
         [
             &self.lost_and_found,
             &self.conflicts,

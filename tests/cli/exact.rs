@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use sqlite_rescue::engine::{recover, Options, Report};
 use std::path::Path;
 
+mod damaged;
 mod generate;
 
 /// One value as it is stored: storage class and bytes (a REAL by its bits, TEXT by its bytes

@@ -519,7 +519,10 @@ fn reserved_bytes_per_page_are_kept() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.db");
     let conn = Connection::open(&src).unwrap();
+    // Set before anything reads page 1 (PRAGMA auto_vacuum does): the reserve then holds.
+    conn.execute_batch("PRAGMA page_size = 512;").unwrap();
     reserve_bytes(&conn, 8);
+    conn.execute_batch("PRAGMA auto_vacuum = FULL;").unwrap();
     conn.execute_batch(
         "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500)

@@ -26,20 +26,19 @@ pub(crate) struct OutputSettings {
 pub(crate) fn create_database(path: &Path, settings: &OutputSettings) -> Result<Connection> {
     let conn = open_for_load(path)?;
     let sql = |e| Error::sqlite(path, e);
-    conn.execute_batch(&format!(
-        "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};",
-        settings.page_size,
-        settings.encoding.pragma_name(),
-        settings.auto_vacuum,
-    ))
-    .map_err(sql)?;
-    // Before the first write: the reserve is fixed when page 1 is.
+    conn.execute_batch(&format!("PRAGMA page_size = {};", settings.page_size))
+        .map_err(sql)?;
+    // Before anything reads page 1 (PRAGMA auto_vacuum does): the reserve is fixed with it.
     if settings.reserved_bytes > 0 {
         set_reserved_bytes(&conn, settings.reserved_bytes).map_err(sql)?;
     }
     conn.execute_batch(&format!(
-        "PRAGMA user_version = {}; PRAGMA application_id = {};",
-        settings.user_version as i32, settings.application_id as i32,
+        "PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};
+         PRAGMA user_version = {}; PRAGMA application_id = {};",
+        settings.encoding.pragma_name(),
+        settings.auto_vacuum,
+        settings.user_version as i32,
+        settings.application_id as i32,
     ))
     .map_err(sql)?;
     Ok(conn)

@@ -436,14 +436,19 @@ pub(super) fn build(case: &Case, path: &Path) -> Connection {
         "PRAGMA user_version = {}; PRAGMA application_id = {};",
         case.user_version, case.application_id
     );
-    conn.execute_batch(&format!(
-        "PRAGMA page_size = {}; PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};",
-        case.page_size, case.encoding, case.auto_vacuum
-    ))
-    .unwrap();
+    // The reserve first: PRAGMA auto_vacuum reads page 1, which fixes the page's layout.
+    conn.execute_batch(&format!("PRAGMA page_size = {};", case.page_size))
+        .unwrap();
     if case.reserved > 0 {
         reserve_bytes(&conn, case.reserved);
     }
+    conn.execute_batch(&format!(
+        "PRAGMA encoding = '{}'; PRAGMA auto_vacuum = {};",
+        case.encoding,
+        // With the settings only in the -wal, auto_vacuum too is changed after the checkpoint.
+        if case.wal == 2 { 0 } else { case.auto_vacuum }
+    ))
+    .unwrap();
     if case.wal != 2 {
         conn.execute_batch(&settings).unwrap();
     }
@@ -476,6 +481,13 @@ pub(super) fn build(case: &Case, path: &Path) -> Connection {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
         conn.execute_batch(&settings).unwrap();
+        if case.auto_vacuum > 0 {
+            conn.execute_batch(&format!(
+                "PRAGMA auto_vacuum = {}; VACUUM;",
+                case.auto_vacuum
+            ))
+            .unwrap();
+        }
     }
     conn
 }

@@ -425,8 +425,12 @@ impl Engine<'_> {
         let mut copied: Vec<Option<TableReport>> = vec![None; tables.len()];
         let view = transfer.then(|| vfs::Registration::new(pf)).flatten();
         let app_collations = stand_ins::needed_by(&entries);
-        if let Some(view) = &view {
-            stand_ins::learn(&view.uri(), &entries, &app_collations);
+        if !app_collations.is_empty() {
+            // Decoding every table builds every index: the order is needed all the same.
+            let own = view.is_none().then(|| vfs::Registration::new(pf)).flatten();
+            if let Some(v) = view.as_ref().or(own.as_ref()) {
+                stand_ins::learn(&v.uri(), &entries, &app_collations);
+            }
         }
         let whole = match &view {
             Some(view) if whole_copy_possible(pf, schema_whole, &refused, &entries, options) => {

@@ -19,6 +19,11 @@ use std::sync::{Mutex, Once};
 
 /// Learned order of each stand-in (collation name in lower case → value → rank).
 static RANKS: Mutex<BTreeMap<String, HashMap<String, u64>>> = Mutex::new(BTreeMap::new());
+/// Every chain of values learned so far, by collation. A later database of the process adds
+/// its chains to those before: the orders of one real collation agree, and the values of
+/// any one index stay in their order, so ranks already in use keep their meaning.
+type Chains = BTreeMap<String, Vec<Vec<String>>>;
+static CHAINS: Mutex<Chains> = Mutex::new(BTreeMap::new());
 /// SQL functions given stand-ins that return NULL (lower case names).
 static FUNCTIONS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
@@ -223,10 +228,13 @@ pub(crate) fn learn(uri: &str, entries: &[SchemaEntry], names: &[String]) {
             chains.entry(coll).or_default().push(values);
         }
     }
-    if let Ok(mut ranks) = RANKS.lock() {
-        for (coll, chains) in chains {
-            ranks.insert(coll, rank(&chains));
-        }
+    let (Ok(mut all), Ok(mut ranks)) = (CHAINS.lock(), RANKS.lock()) else {
+        return;
+    };
+    for (coll, chains) in chains {
+        let known = all.entry(coll.clone()).or_default();
+        known.extend(chains);
+        ranks.insert(coll, rank(known));
     }
 }
 

@@ -1,4 +1,6 @@
-//! Collations only the application registers. SQLite will not create a table or index that
+//! What only the application registers: collations, SQL functions, virtual-table modules.
+//!
+//! Collations. SQLite will not create a table or index that
 //! names a collation it does not have, nor check or extend such an index. For the length of
 //! the process, every connection SQLite opens gets a stand-in of the same name whenever one
 //! is missing (an auto-extension installs SQLite's `collation_needed` hook). The stand-in
@@ -8,6 +10,10 @@
 //! from decoded rows are sorted into it, and `integrity_check` finds the same order. Values
 //! the source's indexes never held compare as bytes. The report names every collation that
 //! needed a stand-in: the application must register it again before using the file.
+//!
+//! SQL functions only the application registers get a stand-in returning NULL where no
+//! stored value depends on them (CHECK, DEFAULT, virtual generated columns), and a virtual
+//! table whose module is the application's keeps its schema row as the source has it.
 
 use crate::engine::schema::SchemaEntry;
 use crate::engine::writer::ident;

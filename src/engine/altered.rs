@@ -58,7 +58,7 @@ pub(crate) fn altered_rows(
     let mut altered: BTreeMap<i64, String> = BTreeMap::new();
     let mut indexes = Vec::new();
     for (name, root, keys) in indexes_of(entries, table) {
-        let Some(listed) = index_keys(pf, root, keys.len(), encoding) else {
+        let Some(listed) = index_keys(pf, root, keys.len()) else {
             continue;
         };
         let names = key_names(table, &keys);
@@ -91,12 +91,7 @@ fn key_names(table: &Table, keys: &[KeySource]) -> Vec<Option<String>> {
 
 /// rowid → hash of the key columns, for every readable entry of the index at `root` (read
 /// under a private ledger); `None` when the index has more entries than are compared.
-fn index_keys(
-    pf: &PageFile,
-    root: u32,
-    keys: usize,
-    encoding: TextEncoding,
-) -> Option<HashMap<i64, u64>> {
+fn index_keys(pf: &PageFile, root: u32, keys: usize) -> Option<HashMap<i64, u64>> {
     let mut out = HashMap::new();
     let mut too_many = false;
     walk_index(pf, root, &mut |row: &RowRef<'_>| {
@@ -107,10 +102,7 @@ fn index_keys(
             too_many = true;
             return;
         }
-        out.insert(
-            rowid,
-            key_hash(values.iter().map(|v| Norm::of(*v, encoding))),
-        );
+        out.insert(rowid, key_hash(values.iter().map(|v| Norm::of(*v))));
     });
     (!too_many).then_some(out)
 }
@@ -175,7 +167,8 @@ fn disagreeing(
         let Some(expected) = listed.get(&rowid) else {
             continue;
         };
-        let values = (1..=names.len()).map(|i| Norm::sql(r.get_ref(i).ok()));
+        let values = (0..names.len())
+            .map(|i| Norm::sql(r.get_ref(1 + 2 * i).ok(), r.get_ref(2 + 2 * i).ok()));
         if key_hash(values) != *expected {
             out.push(rowid);
         }
@@ -190,9 +183,12 @@ fn select_sql(table: &Table, names: &[Option<String>], one_row: bool) -> String 
         .into_iter()
         .find(|n| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(n)))
         .unwrap_or("rowid");
+    // Each column twice: as SQLite returns it, and its bytes as stored (text in the
+    // database's own encoding, which the index entries hold too).
     let cols: Vec<String> = names
         .iter()
         .map(|n| n.as_deref().map_or(rowid.to_string(), ident))
+        .map(|c| format!("{c}, CAST({c} AS BLOB)"))
         .collect();
     format!(
         "SELECT {rowid}, {} FROM {}{}",
@@ -233,8 +229,8 @@ fn describe(
     let sql = select_sql(table, names, true);
     let in_row: Vec<serde_json::Value> = conn
         .query_row(&sql, [rowid], |r| {
-            Ok((1..=names.len())
-                .map(|i| sql_json(r.get_ref(i).ok()))
+            Ok((0..names.len())
+                .map(|i| sql_json(r.get_ref(1 + 2 * i).ok()))
                 .collect())
         })
         .ok()?;
@@ -266,24 +262,31 @@ enum Norm {
 }
 
 impl Norm {
-    fn of(v: Value<'_>, encoding: TextEncoding) -> Norm {
+    /// A value of a record: text as its stored bytes.
+    fn of(v: Value<'_>) -> Norm {
         match v {
             Value::Null => Norm::Null,
             Value::Integer(i) => Norm::Integer(i),
             Value::Real(r) => Norm::real(r),
-            Value::Text(t) => Norm::Text(encoding.to_utf8(t).into_owned()),
+            Value::Text(t) => Norm::Text(t.to_vec()),
             Value::Blob(b) => Norm::Blob(b.to_vec()),
         }
     }
 
-    fn sql(v: Option<rusqlite::types::ValueRef<'_>>) -> Norm {
+    /// A value SQLite returned, with `stored` the same value cast to a blob: for text, its
+    /// bytes in the database's encoding, as a record holds them.
+    fn sql(
+        v: Option<rusqlite::types::ValueRef<'_>>,
+        stored: Option<rusqlite::types::ValueRef<'_>>,
+    ) -> Norm {
         use rusqlite::types::ValueRef;
-        match v {
-            None | Some(ValueRef::Null) => Norm::Null,
-            Some(ValueRef::Integer(i)) => Norm::Integer(i),
-            Some(ValueRef::Real(r)) => Norm::real(r),
-            Some(ValueRef::Text(t)) => Norm::Text(t.to_vec()),
-            Some(ValueRef::Blob(b)) => Norm::Blob(b.to_vec()),
+        match (v, stored) {
+            (None | Some(ValueRef::Null), _) => Norm::Null,
+            (Some(ValueRef::Integer(i)), _) => Norm::Integer(i),
+            (Some(ValueRef::Real(r)), _) => Norm::real(r),
+            (Some(ValueRef::Text(_)), Some(ValueRef::Blob(b))) => Norm::Text(b.to_vec()),
+            (Some(ValueRef::Text(t)), _) => Norm::Text(t.to_vec()),
+            (Some(ValueRef::Blob(b)), _) => Norm::Blob(b.to_vec()),
         }
     }
 

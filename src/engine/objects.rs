@@ -2,6 +2,7 @@
 
 use crate::engine::report::{ObjectKind, ObjectReport};
 use crate::engine::schema::SchemaEntry;
+use crate::engine::stand_ins;
 use crate::engine::writer::{self};
 use crate::error::{Error, Result};
 use std::collections::HashSet;
@@ -62,6 +63,10 @@ pub(crate) fn install_virtual_tables(
         .filter(|e| e.kind == "table" && e.rootpage == 0 && !e.from_reference && e.sql.is_some())
     {
         let inserted = set_schema_row(&open()?, e).map_err(|err| err.to_string());
+        if let (Ok(()), Some(why)) = (&inserted, stand_ins::module_missing(&open()?, &e.name)) {
+            out.push(stand_ins::kept_verbatim(&e.name, &why));
+            continue;
+        }
         let mut problem = match &inserted {
             Err(err) => Some(err.clone()),
             Ok(()) => virtual_table_problem(&open()?, &e.name),

@@ -106,7 +106,7 @@ impl Engine<'_> {
         let bar = options
             .progress
             .pages("recovering", u64::from(pf.page_count()));
-        let (catalog, encoding) = read_catalog(pf, &mut map, options, &bar)?;
+        let (catalog, encoding, app_functions) = read_catalog(pf, &mut map, options, &bar)?;
         let pf: &PageFile = pf;
         let mut engine = Engine {
             pf,
@@ -120,8 +120,12 @@ impl Engine<'_> {
             .then(|| vfs::Registration::new(pf))
             .flatten();
         let app_collations = stand_ins::needed_by(&catalog.entries);
-        if let Some(view) = &view {
-            stand_ins::learn(&view.uri(), &catalog.entries, &app_collations);
+        if !app_collations.is_empty() {
+            // Decoding every table builds every index: the order is needed all the same.
+            let own = view.is_none().then(|| vfs::Registration::new(pf)).flatten();
+            if let Some(v) = view.as_ref().or(own.as_ref()) {
+                stand_ins::learn(&v.uri(), &catalog.entries, &app_collations);
+            }
         }
         let copies = engine.copy_phase(tmp, view.as_ref(), &mut walker, &catalog, options)?;
         let Copies {
@@ -164,6 +168,7 @@ impl Engine<'_> {
             schema_entries: catalog.entries.len(),
             side_tables: rows.side_tables,
             app_collations,
+            app_functions,
             settings_not_kept: current_header(pf)
                 .map(|h| writer::settings_not_kept(&h, tmp))
                 .unwrap_or_default(),
@@ -419,7 +424,7 @@ fn read_catalog(
     map: &mut Claims,
     options: &Options,
     bar: &indicatif::ProgressBar,
-) -> Result<(Catalog, TextEncoding)> {
+) -> Result<(Catalog, TextEncoding, Vec<String>)> {
     let (mut entries, encoding, whole) = read_schema(pf, map, bar.clone())?;
     if let Some(reference) = &options.schema_from {
         let extra = schema::reference_entries(reference, &entries)
@@ -429,6 +434,8 @@ fn read_catalog(
     if pf.geometry().encoding.is_none() {
         pf.set_encoding(encoding, true);
     }
+    // Stand-ins for the application's functions before SQLite reads the tables' SQL.
+    let app_functions = stand_ins::functions_for(&entries);
     let (tables, refused) = schema::interpret(&entries);
     let catalog = Catalog {
         entries,
@@ -436,7 +443,7 @@ fn read_catalog(
         refused,
         whole,
     };
-    Ok((catalog, encoding))
+    Ok((catalog, encoding, app_functions))
 }
 
 /// Verify phase: the proof that the result is sound (`options.verify`: the fast proof or

@@ -1,4 +1,6 @@
-//! Collations only the application registers. SQLite will not create a table or index that
+//! What only the application registers: collations, SQL functions, virtual-table modules.
+//!
+//! Collations. SQLite will not create a table or index that
 //! names a collation it does not have, nor check or extend such an index. For the length of
 //! the process, every connection SQLite opens gets a stand-in of the same name whenever one
 //! is missing (an auto-extension installs SQLite's `collation_needed` hook). The stand-in
@@ -8,9 +10,14 @@
 //! from decoded rows are sorted into it, and `integrity_check` finds the same order. Values
 //! the source's indexes never held compare as bytes. The report names every collation that
 //! needed a stand-in: the application must register it again before using the file.
+//!
+//! SQL functions only the application registers get a stand-in returning NULL where no
+//! stored value depends on them (CHECK, DEFAULT, virtual generated columns), and a virtual
+//! table whose module is the application's keeps its schema row as the source has it.
 
 use crate::engine::schema::SchemaEntry;
 use crate::engine::writer::ident;
+use crate::engine::ObjectReport;
 use rusqlite::Connection;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,6 +25,13 @@ use std::sync::{Mutex, Once};
 
 /// Learned order of each stand-in (collation name in lower case → value → rank).
 static RANKS: Mutex<BTreeMap<String, HashMap<String, u64>>> = Mutex::new(BTreeMap::new());
+/// Every chain of values learned so far, by collation. A later database of the process adds
+/// its chains to those before: the orders of one real collation agree, and the values of
+/// any one index stay in their order, so ranks already in use keep their meaning.
+type Chains = BTreeMap<String, Vec<Vec<String>>>;
+static CHAINS: Mutex<Chains> = Mutex::new(BTreeMap::new());
+/// SQL functions given stand-ins that return NULL (lower case names).
+static FUNCTIONS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
 
 /// Installs the hook on every connection opened from now on (once per process).
@@ -41,7 +55,101 @@ unsafe extern "C" fn init(
 }
 
 fn hook(conn: Connection) -> rusqlite::Result<()> {
+    let functions: Vec<String> = FUNCTIONS
+        .lock()
+        .map(|f| f.iter().cloned().collect())
+        .unwrap_or_default();
+    for name in functions {
+        null_function(&conn, &name)?;
+    }
     conn.collation_needed(make_stand_in)
+}
+
+/// A function of any number of arguments that returns NULL: a CHECK it appears in passes
+/// (SQLite fails a CHECK only on false), a virtual generated column reads NULL.
+fn null_function(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        name,
+        -1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |_| Ok(rusqlite::types::Null),
+    )
+}
+
+/// The function a "no such function: NAME" error names.
+fn missing_function(e: &rusqlite::Error) -> Option<String> {
+    let text = e.to_string();
+    let rest = text.split("no such function: ").nth(1)?;
+    rest.split_whitespace().next().map(str::to_string)
+}
+
+/// Runs `sql` on `conn`, giving each function it lacks a stand-in there; returns the names.
+fn run_with_stand_ins(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    while let Err(e) = conn.execute_batch(sql) {
+        match missing_function(&e) {
+            Some(name) if !names.contains(&name) && null_function(conn, &name).is_ok() => {
+                names.push(name)
+            }
+            _ => break,
+        }
+    }
+    names
+}
+
+/// Finds the SQL functions the schema's tables name that only the application registers,
+/// and gives every connection opened from now on a stand-in for those no row depends on:
+/// used in CHECK constraints, DEFAULT values and virtual generated columns only. A function
+/// an index (its expression or WHERE) or a table with stored generated columns uses gets
+/// none: rows and index entries would hold the stand-in's result. Returns the functions
+/// given stand-ins.
+pub(crate) fn functions_for(entries: &[SchemaEntry]) -> Vec<String> {
+    install();
+    let Ok(scratch) = Connection::open_in_memory() else {
+        return Vec::new();
+    };
+    let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
+    // Stand-ins made for an earlier database of this process are not this schema's findings.
+    for name in FUNCTIONS.lock().map(|f| f.clone()).unwrap_or_default() {
+        let _ = scratch.remove_function(name.as_str(), -1);
+    }
+    let mut safe: BTreeSet<String> = BTreeSet::new();
+    let mut unsafe_: BTreeSet<String> = BTreeSet::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == "table" && e.rootpage > 0)
+    {
+        let Some(sql) = &e.sql else { continue };
+        let names = run_with_stand_ins(&scratch, sql);
+        let stored: bool = scratch
+            .query_row(
+                "SELECT count(*) FROM pragma_table_xinfo(?1) WHERE hidden = 3",
+                [&e.name],
+                |r| r.get::<_, i64>(0),
+            )
+            .is_ok_and(|n| n > 0);
+        for n in names {
+            match stored {
+                true => unsafe_.insert(n.to_ascii_lowercase()),
+                false => safe.insert(n.to_ascii_lowercase()),
+            };
+        }
+    }
+    for e in entries.iter().filter(|e| e.kind == "index") {
+        if let Some(sql) = &e.sql {
+            unsafe_.extend(
+                run_with_stand_ins(&scratch, sql)
+                    .iter()
+                    .map(|n| n.to_ascii_lowercase()),
+            );
+        }
+    }
+    let given: Vec<String> = safe.difference(&unsafe_).cloned().collect();
+    if let Ok(mut f) = FUNCTIONS.lock() {
+        f.extend(given.iter().cloned());
+    }
+    given
 }
 
 /// Registers a stand-in for `name` on `conn` (SQLite asks only for collations it lacks).
@@ -126,10 +234,13 @@ pub(crate) fn learn(uri: &str, entries: &[SchemaEntry], names: &[String]) {
             chains.entry(coll).or_default().push(values);
         }
     }
-    if let Ok(mut ranks) = RANKS.lock() {
-        for (coll, chains) in chains {
-            ranks.insert(coll, rank(&chains));
-        }
+    let (Ok(mut all), Ok(mut ranks)) = (CHAINS.lock(), RANKS.lock()) else {
+        return;
+    };
+    for (coll, chains) in chains {
+        let known = all.entry(coll.clone()).or_default();
+        known.extend(chains);
+        ranks.insert(coll, rank(known));
     }
 }
 
@@ -225,6 +336,34 @@ fn rank(chains: &[Vec<String>]) -> HashMap<String, u64> {
         }
     }
     out
+}
+
+/// Why this SQLite cannot load virtual table `name` at all, if that is the trouble: its
+/// module is one only the application registers. SQLite then answers with a plain error,
+/// where a damaged table answers that its file is corrupt. (An FTS5 table whose tokenizer is
+/// the application's reads, but fails SQLite's integrity check: it is not kept.)
+pub(crate) fn module_missing(conn: &Connection, name: &str) -> Option<String> {
+    let plain = |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::Unknown);
+    let probe = format!("SELECT count(*) FROM {}", ident(name));
+    if let Err(e) = conn.query_row(&probe, [], |r| r.get::<_, i64>(0)) {
+        return plain(&e).then(|| e.to_string());
+    }
+    None
+}
+
+/// The report of a virtual table whose schema row is kept as the source has it although this
+/// SQLite cannot load it: its rows are in its shadow tables, and the application that
+/// registers its module opens it as before.
+pub(crate) fn kept_verbatim(name: &str, why: &str) -> ObjectReport {
+    ObjectReport {
+        kind: crate::engine::ObjectKind::VirtualTable,
+        name: name.to_string(),
+        created: true,
+        error: Some(format!(
+            "kept as the source has it, but this SQLite cannot load it ({why}): the \
+             application must register its module again"
+        )),
+    }
 }
 
 #[cfg(test)]

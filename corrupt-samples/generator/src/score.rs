@@ -239,28 +239,18 @@ fn read_rows(conn: &Connection, t: &TableInfo, mut f: impl FnMut(Row)) -> Result
     Ok(true)
 }
 
-/// The name of the recovery's `lost_and_found` table: `lost_and_found`, or `lost_and_found_N`
-/// when the source has a table of that name (the truth's own tables are the user's).
-fn lost_and_found_name(conn: &Connection, truth: &[TableInfo]) -> Result<Option<String>> {
-    let mut st = conn.prepare(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' AND (name = 'lost_and_found' \
-         OR name GLOB 'lost_and_found_[0-9]*') ORDER BY length(name), name",
-    )?;
-    let names: Vec<String> = st
-        .query_map([], |r| r.get(0))?
-        .collect::<std::result::Result<_, _>>()?;
-    Ok(names
-        .into_iter()
-        .find(|n| !truth.iter().any(|t| &t.name == n)))
-}
-
 /// `lost_and_found` rows as encodings of (id, c0..c(nfield-1)), with a count each.
-fn read_lost_and_found(conn: &Connection, name: Option<&str>) -> Result<HashMap<Vec<u8>, u64>> {
+fn read_lost_and_found(conn: &Connection, name: &str) -> Result<HashMap<Vec<u8>, u64>> {
     let mut out = HashMap::new();
-    let Some(name) = name else {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )?;
+    if !exists {
         return Ok(out);
-    };
-    let mut st = conn.prepare(&format!("SELECT * FROM \"{}\"", name.replace('"', "\"\"")))?;
+    }
+    let mut st = conn.prepare(&format!("SELECT * FROM {}", quote_ident(name)))?;
     let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
     let col = |n: &str| names.iter().position(|c| c.eq_ignore_ascii_case(n));
     let nfield_col = col("nfield").ok_or("lost_and_found has no nfield column")?;
@@ -330,12 +320,17 @@ pub fn score(truth: &Path, recovered: &Path) -> Result<Score> {
     let tconn = open_ro(truth)?;
     let rconn = open_ro(recovered)?;
     let truth_tables = user_tables(&tconn)?;
-    let laf = lost_and_found_name(&rconn, &truth_tables)?;
+    // The recovery's own table takes a name the truth does not use (lost_and_found_1 when the
+    // truth has a lost_and_found of its own).
+    let side = std::iter::once("lost_and_found".to_string())
+        .chain((1..).map(|i| format!("lost_and_found_{i}")))
+        .find(|n| !truth_tables.iter().any(|t| t.name.eq_ignore_ascii_case(n)))
+        .unwrap_or_default();
     let rec_tables: Vec<TableInfo> = user_tables(&rconn)?
         .into_iter()
-        .filter(|t| Some(&t.name) != laf.as_ref())
+        .filter(|t| t.name != side)
         .collect();
-    let mut lost = read_lost_and_found(&rconn, laf.as_deref())?;
+    let mut lost = read_lost_and_found(&rconn, &side)?;
     let lost_total: u64 = lost.values().sum();
 
     // Truth rows not in place, per table, kept for the later buckets.

@@ -6,6 +6,8 @@
 
 use crate::common::{cmd, query_rows, SourceGuard};
 use rusqlite::Connection;
+use sqlite_rescue::format::varint;
+use sqlite_rescue::format::wal::checksum;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -118,18 +120,6 @@ fn a_512_byte_journal_claiming_four_billion_pages_is_bounded_by_the_files() {
     );
 }
 
-/// The WAL's running checksum over `data` from `seed` (little-endian words: magic 0x377f0682).
-fn wal_sum(seed: (u32, u32), data: &[u8]) -> (u32, u32) {
-    let (mut a, mut b) = seed;
-    for w in data.chunks_exact(8) {
-        let x = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        let y = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
-        a = a.wrapping_add(x).wrapping_add(b);
-        b = b.wrapping_add(y).wrapping_add(a);
-    }
-    (a, b)
-}
-
 #[test]
 fn a_wal_whose_commit_claims_four_billion_pages_is_bounded_by_the_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,14 +144,14 @@ fn a_wal_whose_commit_claims_four_billion_pages_is_bounded_by_the_files() {
     // Every frame's commit size becomes HUGE where it is set, the checksums made right, so
     // the frames are valid and their stated size is what must be bounded.
     let frame = 24 + 1024;
-    let mut sum = wal_sum((0, 0), &wal[..24]);
+    let mut sum = checksum(false, (0, 0), &wal[..24]);
     let mut commits = 0;
     for f in wal[32..].chunks_exact_mut(frame) {
         if f[4..8] != [0; 4] {
             f[4..8].copy_from_slice(&HUGE.to_be_bytes());
             commits += 1;
         }
-        sum = wal_sum(wal_sum(sum, &f[..8]), &f[24..]);
+        sum = checksum(false, checksum(false, sum, &f[..8]), &f[24..]);
         f[16..20].copy_from_slice(&sum.0.to_be_bytes());
         f[20..24].copy_from_slice(&sum.1.to_be_bytes());
     }
@@ -243,29 +233,14 @@ fn extreme_rowids(dir: &Path, index: bool) -> (PathBuf, Vec<(u32, Vec<i64>)>) {
             let rowids = (0..cells)
                 .map(|i| {
                     let at = u16::from_be_bytes([p[8 + 2 * i], p[9 + 2 * i]]) as usize;
-                    let (_, n) = varint(&p[at..]);
-                    varint(&p[at + n..]).0 as i64
+                    let (_, n) = varint::read(&p[at..]).unwrap();
+                    varint::read(&p[at + n..]).unwrap().0 as i64
                 })
                 .collect();
             (leaf, rowids)
         })
         .collect();
     (db, leaves)
-}
-
-/// A SQLite varint: its value and length.
-fn varint(b: &[u8]) -> (u64, usize) {
-    let mut v = 0u64;
-    for (i, &byte) in b.iter().enumerate().take(9) {
-        if i == 8 {
-            return ((v << 8) | u64::from(byte), 9);
-        }
-        v = (v << 7) | u64::from(byte & 0x7f);
-        if byte & 0x80 == 0 {
-            return (v, i + 1);
-        }
-    }
-    (v, b.len())
 }
 
 fn zero_pages(db: &Path, pages: &[u32]) {

@@ -139,7 +139,8 @@ impl PageFile {
         }
         let file = File::open(path).map_err(|e| open_error(path, e))?;
         let file_len = meta.len();
-        let mut head = vec![0u8; HEADER_SIZE.min(file_len as usize)];
+        let mut head =
+            vec![0u8; usize::try_from(file_len).map_or(HEADER_SIZE, |n| n.min(HEADER_SIZE))];
         file.read_exact_at(&mut head, 0)
             .map_err(|e| Error::io(path, e))?;
         let wal_path = sidecar(path, "-wal");
@@ -296,7 +297,8 @@ impl PageFile {
             }
             Origin::MainFile => {
                 let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
-                let avail = (self.file_len - start).min(buf.len() as u64) as usize;
+                let avail =
+                    usize::try_from(self.file_len - start).map_or(buf.len(), |n| n.min(buf.len()));
                 self.file.read_exact_at(&mut buf[..avail], start).ok()?;
                 buf[avail..].fill(0);
                 avail

@@ -242,9 +242,9 @@ impl IgnoreSignals {
             unsafe {
                 let mut ignore: libc::sigaction = std::mem::zeroed();
                 ignore.sa_sigaction = libc::SIG_IGN;
-                libc::sigemptyset(&mut ignore.sa_mask);
+                libc::sigemptyset(&raw mut ignore.sa_mask);
                 let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &ignore, &mut old) == 0 {
+                if libc::sigaction(sig, &raw const ignore, &raw mut old) == 0 {
                     saved.push((sig, old));
                 }
             }

@@ -32,7 +32,7 @@ fn remembered(rows: usize, not_listed: u64) -> IndexedValues {
     IndexedValues {
         indexes: vec!["users_email".into(), "users_joined".into()],
         columns: vec!["email".into(), "joined".into()],
-        rows: (0..rows as i64)
+        rows: (0..i64::try_from(rows).unwrap())
             .map(|r| IndexedRow {
                 rowid: 10 + r,
                 values: vec![

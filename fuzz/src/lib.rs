@@ -247,7 +247,7 @@ pub fn split_engine_input(data: &[u8]) -> (&[u8], Option<&[u8]>) {
 /// Encodes a main file and optional WAL as an `engine` input (the inverse of
 /// [`split_engine_input`]).
 pub fn join_engine_input(db: &[u8], wal: Option<&[u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(db.len() + wal.map_or(0, |w| w.len()) + 5);
+    let mut out = Vec::with_capacity(db.len() + wal.map_or(0, <[u8]>::len) + 5);
     match wal {
         None => {
             out.push(0);

@@ -534,7 +534,7 @@ impl Queries<'_> {
         let Ok(rows) = stmt.query_map(args, |r| r.get::<_, i64>(0)) else {
             return Vec::new();
         };
-        rows.filter_map(|r| r.ok()).collect()
+        rows.filter_map(Result::ok).collect()
     }
 }
 

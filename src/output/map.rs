@@ -349,8 +349,7 @@ fn page_cell(snapshot: &PageMapSnapshot, c: &Cell, bin: usize, x: u32, y: u32) -
     let owner_name = c
         .owner
         .and_then(|o| snapshot.owners.get(o as usize))
-        .map(String::as_str)
-        .unwrap_or("no owner");
+        .map_or("no owner", String::as_str);
     let what = if c.healed {
         format!("{} (healed from the WAL)", status_label(c.status))
     } else {
@@ -397,11 +396,7 @@ fn legend(
     legend = legend.add(bold("Fill: the tree that owns the page", y));
     y += 18;
     for o in owners_used {
-        let name = snapshot
-            .owners
-            .get(*o as usize)
-            .map(String::as_str)
-            .unwrap_or("?");
+        let name = snapshot.owners.get(*o as usize).map_or("?", String::as_str);
         legend = legend
             .add(
                 Rectangle::new()
@@ -488,11 +483,10 @@ pub fn write(report: &Report, snapshot_db: &Path, out: &Path) -> Result<()> {
         Ok(pf) => healed_pages(&pf, snapshot),
         Err(_) => BTreeSet::new(),
     };
-    let title = report
-        .source
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| snapshot_db.display().to_string());
+    let title = report.source.file_name().map_or_else(
+        || snapshot_db.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let doc = render(snapshot, &healed, &title);
     write_file(out, doc.to_string().as_bytes())
 }

@@ -349,7 +349,7 @@ fn geometry_from_header(head: &[u8], wal: Option<&WalHeader>) -> Geometry {
     let magic_ok = head.len() >= HEADER_SIZE && &head[..16] == MAGIC;
     let header = magic_ok.then(|| Header::parse_fields(head));
     let mut inferred = Vec::new();
-    let header_page_size = header.as_ref().map(|h| h.page_size).unwrap_or(0);
+    let header_page_size = header.as_ref().map_or(0, |h| h.page_size);
     let page_size = match (header_page_size, wal) {
         (n, _) if n != 0 => n,
         (_, Some(w)) => {
@@ -366,7 +366,7 @@ fn geometry_from_header(head: &[u8], wal: Option<&WalHeader>) -> Geometry {
         }
         _ => 0,
     };
-    let encoding = header.as_ref().and_then(|h| h.text_encoding());
+    let encoding = header.as_ref().and_then(Header::text_encoding);
     Geometry {
         page_size,
         reserved_bytes,

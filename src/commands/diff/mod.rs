@@ -250,7 +250,7 @@ pub(crate) fn compare(
         Some(w) => Some(w),
         None if source_counts
             .as_ref()
-            .map_or(true, |c| c.values().any(|v| v.is_err())) =>
+            .map_or(true, |c| c.values().any(Result::is_err)) =>
         {
             Some(walk_snapshot(snapshot, work.path()))
         }

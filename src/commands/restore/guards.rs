@@ -184,7 +184,9 @@ fn snapshot_difference(db: &Path, snapshot: &Manifest, progress: &Progress) -> O
         ("journal", sidecar(db, "-journal")),
     ] {
         let then = snapshot.file(role);
-        let now = std::fs::metadata(&path).ok().filter(|m| m.is_file());
+        let now = std::fs::metadata(&path)
+            .ok()
+            .filter(std::fs::Metadata::is_file);
         match (then, now) {
             (Some(f), Some(m)) => {
                 let same = m.len() == f.size

@@ -395,6 +395,5 @@ pub(crate) fn parent_of(path: &Path) -> PathBuf {
 
 pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "db".to_string())
+        .map_or_else(|| "db".to_string(), |n| n.to_string_lossy().into_owned())
 }

@@ -167,12 +167,12 @@ fn children_of_orphan_interiors(
         };
         debug_assert_eq!(page.kind, kind);
         for (_, cell) in crate::format::cell::cells(&page) {
-            match cell {
-                Ok(crate::format::cell::Cell::TableInterior { left_child, .. })
-                | Ok(crate::format::cell::Cell::IndexInterior { left_child, .. }) => {
-                    children.insert(left_child);
-                }
-                _ => {}
+            if let Ok(
+                crate::format::cell::Cell::TableInterior { left_child, .. }
+                | crate::format::cell::Cell::IndexInterior { left_child, .. },
+            ) = cell
+            {
+                children.insert(left_child);
             }
         }
         if let Some(r) = page.right_child {

@@ -133,11 +133,11 @@ pub struct PageFile {
 impl PageFile {
     /// Opens a database file (read-only) and, if it exists beside it, its `-wal`.
     pub fn open(path: &Path) -> Result<PageFile> {
-        let meta = std::fs::metadata(path).map_err(|e| open_error(path, e))?;
+        let meta = std::fs::metadata(path).map_err(|e| open_error(path, &e))?;
         if meta.is_dir() {
             return Err(Error::unusable(path, "is a directory, not a database file"));
         }
-        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        let file = File::open(path).map_err(|e| open_error(path, &e))?;
         let file_len = meta.len();
         let mut head =
             vec![0u8; usize::try_from(file_len).map_or(HEADER_SIZE, |n| n.min(HEADER_SIZE))];
@@ -308,7 +308,7 @@ impl PageFile {
     }
 }
 
-fn open_error(path: &Path, e: std::io::Error) -> Error {
+fn open_error(path: &Path, e: &std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::unusable(path, "no such file"),
         std::io::ErrorKind::PermissionDenied => {

@@ -132,7 +132,7 @@ pub(crate) fn swap_in(
     let mut moved: Vec<Moved> = Vec::new();
     for orig in leaving_order(outgoing) {
         let target = keep_dir.join(&orig.name);
-        match move_file(&orig.path, &target, orig.mode, opts.progress) {
+        match move_file(&orig.path, &target, orig.mode, *opts.progress) {
             Ok((method, hash)) => moved.push(Moved {
                 original: orig.clone(),
                 backup: target,
@@ -187,7 +187,7 @@ fn roll_back(err: Error, placed: &[&Staged], moved: &[Moved]) -> Error {
             &m.backup,
             &m.original.path,
             m.original.mode,
-            &Progress::HIDDEN,
+            Progress::HIDDEN,
         ) {
             failed.push(format!(
                 "{} is still at {} ({e})",
@@ -271,7 +271,7 @@ pub(crate) fn move_file(
     src: &Path,
     dst: &Path,
     mode: u32,
-    progress: &Progress,
+    progress: Progress,
 ) -> Result<(MoveMethod, Option<(u64, String)>)> {
     if std::fs::symlink_metadata(dst).is_ok() {
         return Err(Error::Refused(format!(

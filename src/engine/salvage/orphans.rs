@@ -412,7 +412,7 @@ fn apply(
             group.evidence = witness;
         }
         Decision::CheckDuplicates { tables: ts, reason } => {
-            check_duplicates(&mut g, &mut to, &ts, reason, &mut group)?;
+            check_duplicates(&mut g, &mut to, &ts, &reason, &mut group)?;
         }
         Decision::LostAndFound(reason) => {
             let mut lost = 0u64;
@@ -478,7 +478,7 @@ fn check_duplicates(
     g: &mut GroupWalk<'_, '_>,
     to: &mut Destination<'_, '_>,
     ts: &[usize],
-    reason: String,
+    reason: &str,
     group: &mut OrphanGroup,
 ) -> Result<()> {
     let (tables, writer) = (to.tables, &mut *to.writer);

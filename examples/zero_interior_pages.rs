@@ -28,7 +28,10 @@ fn main() {
         };
         let mut stmt = conn.prepare(sql).expect("dbstat");
         let pages: Vec<i64> = stmt
-            .query_map(rusqlite::params![args[2], n as i64], |r| r.get(0))
+            .query_map(
+                rusqlite::params![args[2], i64::try_from(n).expect("count")],
+                |r| r.get(0),
+            )
             .expect("query")
             .map(|r| r.expect("row"))
             .collect();
@@ -40,9 +43,9 @@ fn main() {
         .open(&args[1])
         .expect("open for writing");
     for p in &pages {
-        file.seek(SeekFrom::Start(((p - 1) * page_size) as u64))
-            .expect("seek");
-        file.write_all(&vec![0u8; page_size as usize])
+        let offset = u64::try_from((p - 1) * page_size).expect("page offset");
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.write_all(&vec![0u8; usize::try_from(page_size).expect("page size")])
             .expect("write");
     }
     println!("zeroed pages {pages:?}");

@@ -71,9 +71,11 @@ pub fn decode_page(data: &[u8]) {
         let _ = p.freeblocks_are_sane();
         for (_, c) in cell::cells(&p) {
             match c {
-                Ok(Cell::TableLeaf { payload, .. })
-                | Ok(Cell::IndexLeaf { payload })
-                | Ok(Cell::IndexInterior { payload, .. }) => {
+                Ok(
+                    Cell::TableLeaf { payload, .. }
+                    | Cell::IndexLeaf { payload }
+                    | Cell::IndexInterior { payload, .. },
+                ) => {
                     assert!(payload.local.len() as u64 <= payload.total);
                     decode_payload(payload.local, &mut fields, &mut types);
                     let local = payload.local.len();
@@ -159,7 +161,8 @@ pub fn wal(data: &[u8]) {
     assert!(header.frame_size() > FRAME_HEADER_SIZE as u64);
     let mut sum = header.checksum;
     let frames = data.get(WAL_HEADER_SIZE..).unwrap_or(&[]);
-    for frame in frames.chunks(header.frame_size() as usize) {
+    let frame_size = usize::try_from(header.frame_size()).expect("a parsed frame size fits");
+    for frame in frames.chunks(frame_size) {
         let (fh, page) = frame.split_at(frame.len().min(FRAME_HEADER_SIZE));
         let _ = wal::FrameHeader::parse(fh);
         // Also check the frame from a running checksum that is certainly wrong.
@@ -190,7 +193,8 @@ pub fn journal(data: &[u8]) {
         return;
     };
     let start = (header.sector_size as usize).min(data.len());
-    for record in data[start..].chunks(header.record_size() as usize) {
+    let record_size = usize::try_from(header.record_size()).expect("a parsed record size fits");
+    for record in data[start..].chunks(record_size) {
         if let Some((pgno, page)) = check_record(&header, record) {
             assert_ne!(pgno, 0);
             assert_eq!(page.len(), header.page_size as usize);
@@ -243,7 +247,7 @@ pub fn split_engine_input(data: &[u8]) -> (&[u8], Option<&[u8]>) {
 /// Encodes a main file and optional WAL as an `engine` input (the inverse of
 /// [`split_engine_input`]).
 pub fn join_engine_input(db: &[u8], wal: Option<&[u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(db.len() + wal.map_or(0, |w| w.len()) + 5);
+    let mut out = Vec::with_capacity(db.len() + wal.map_or(0, <[u8]>::len) + 5);
     match wal {
         None => {
             out.push(0);
@@ -251,7 +255,8 @@ pub fn join_engine_input(db: &[u8], wal: Option<&[u8]>) -> Vec<u8> {
         }
         Some(w) => {
             out.push(1);
-            out.extend_from_slice(&(w.len() as u32).to_be_bytes());
+            let len = u32::try_from(w.len()).expect("a WAL input under 4 GiB");
+            out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(db);
             out.extend_from_slice(w);
         }
@@ -294,7 +299,7 @@ pub fn empty_database(page_size: u32) -> Vec<u8> {
     let stored = if page_size == 65536 {
         1
     } else {
-        page_size as u16
+        u16::try_from(page_size).expect("a page size of at most 65536")
     };
     page[16..18].copy_from_slice(&stored.to_be_bytes());
     page[18..24].copy_from_slice(&[1, 1, 0, 64, 32, 32]);
@@ -305,7 +310,7 @@ pub fn empty_database(page_size: u32) -> Vec<u8> {
     let start = if page_size == 65536 {
         0
     } else {
-        page_size as u16
+        u16::try_from(page_size).expect("a page size of at most 65536")
     };
     page[105..107].copy_from_slice(&start.to_be_bytes());
     page
@@ -391,7 +396,7 @@ pub fn journal_on_disk(data: &[u8]) -> Option<u32> {
     bytes[20..24].copy_from_slice(&sector.to_be_bytes());
     bytes[24..28].copy_from_slice(&page_size.to_be_bytes());
     let header = JournalHeader::parse(&bytes).expect("a repaired journal header parses");
-    let record = header.record_size() as usize;
+    let record = usize::try_from(header.record_size()).expect("a parsed record size fits");
     let start = (sector as usize).min(bytes.len());
     for r in bytes[start..].chunks_exact_mut(record) {
         let sum = checksum(header.nonce, &r[4..record - 4]);

@@ -121,7 +121,7 @@ pub fn undo(target: &Path, opts: &UndoOptions) -> Result<UndoReport> {
     if !locks.is_empty() && !opts.force {
         return Err(refuse_locked(&db, &locks, "undo"));
     }
-    let changes = changes_since_restore(&db, &manifest, &opts.progress);
+    let changes = changes_since_restore(&db, &manifest, opts.progress);
     if !changes.is_empty() && !opts.force {
         return Err(Error::Refused(format!(
             "{} changed since it was restored at {}: {}. Something (the application?) wrote to \
@@ -136,8 +136,8 @@ pub fn undo(target: &Path, opts: &UndoOptions) -> Result<UndoReport> {
         )));
     }
 
-    refuse_damaged_backup(&backup_dir, &manifest, &opts.progress)?;
-    let staged = stage_originals(&backup_dir, &manifest, &opts.progress)?;
+    refuse_damaged_backup(&backup_dir, &manifest, opts.progress)?;
+    let staged = stage_originals(&backup_dir, &manifest, opts.progress)?;
     let set_aside_dir = backup_unused(backup_dir.join(format!("undone-{}", utc_stamp())));
     let result = std::fs::create_dir(&set_aside_dir)
         .map_err(|e| Error::io(&set_aside_dir, e))
@@ -159,7 +159,7 @@ pub fn undo(target: &Path, opts: &UndoOptions) -> Result<UndoReport> {
     };
     let done_note = "the undo itself is complete";
     let set_aside =
-        moved_files(&moved, &opts.progress).map_err(|e| swap::with_context(e, done_note))?;
+        moved_files(&moved, opts.progress).map_err(|e| swap::with_context(e, done_note))?;
     let mut manifest = manifest;
     manifest.undone = Some(UndoRecord {
         at: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
@@ -230,7 +230,7 @@ fn find_backup_dir(target: &Path) -> Result<PathBuf> {
 fn refuse_damaged_backup(
     backup_dir: &Path,
     manifest: &RestoreManifest,
-    progress: &Progress,
+    progress: Progress,
 ) -> Result<()> {
     let bar = progress.bytes("checking", manifest.files.iter().map(|f| f.size).sum());
     let damaged = manifest.files.iter().find(|f| {
@@ -252,11 +252,7 @@ fn refuse_damaged_backup(
 
 /// How the files at the database path differ from what restore left there: the database's
 /// hash, and a -wal or -journal holding anything (commits not yet in the database).
-fn changes_since_restore(
-    db: &Path,
-    manifest: &RestoreManifest,
-    progress: &Progress,
-) -> Vec<String> {
+fn changes_since_restore(db: &Path, manifest: &RestoreManifest, progress: Progress) -> Vec<String> {
     let mut changes = Vec::new();
     let bar = progress.bytes("checking", manifest.restored.size);
     let hashed = hash_file(db, Some(&bar));
@@ -287,7 +283,7 @@ fn changes_since_restore(
 fn stage_originals(
     backup_dir: &Path,
     manifest: &RestoreManifest,
-    progress: &Progress,
+    progress: Progress,
 ) -> Result<Vec<Staged>> {
     let dir = parent_of(&manifest.db);
     let (db_file, sides): (Vec<&MovedFile>, Vec<&MovedFile>) =
@@ -322,7 +318,7 @@ fn unstage(err: Error, staged: &[Staged], backup_dir: &Path) -> Error {
         let mode = std::fs::metadata(&s.tmp).map_or(0o600, |m| {
             std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
         });
-        if let Err(e) = move_file(&s.tmp, &back, mode, &Progress::HIDDEN) {
+        if let Err(e) = move_file(&s.tmp, &back, mode, Progress::HIDDEN) {
             failed.push(format!(
                 "{} is at {} ({e})",
                 back.display(),

@@ -183,10 +183,7 @@ pub(crate) fn note_damaged_value(
         .first_missing
         .unwrap_or((row.fields.len(), row.payload.len()));
     let prefix = row.payload.get(offset..).unwrap_or(&[]);
-    let column = table
-        .stored_column(field)
-        .map(|c| c.name.as_str())
-        .unwrap_or("?");
+    let column = table.stored_column(field).map_or("?", |c| c.name.as_str());
     let reason = match row.broken_overflow {
         Some(p) => format!("column {column}: overflow page {p} unreadable; value set to NULL"),
         None => format!("column {column}: payload cut short; value set to NULL"),

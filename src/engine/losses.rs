@@ -229,6 +229,9 @@ pub(crate) fn index_lines(report: &crate::engine::Report) -> Vec<String> {
     };
     let mut per_index: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
     for (i, (status, owner)) in map.pages.iter().enumerate() {
+        let Ok(pgno) = u32::try_from(i + 1) else {
+            break;
+        };
         if *status != PageStatus::Lost {
             continue;
         }
@@ -239,10 +242,7 @@ pub(crate) fn index_lines(report: &crate::engine::Report) -> Vec<String> {
         if is_table || name.starts_with('(') || name == "sqlite_schema" {
             continue;
         }
-        per_index
-            .entry(name.as_str())
-            .or_default()
-            .push(i as u32 + 1);
+        per_index.entry(name.as_str()).or_default().push(pgno);
     }
     per_index
         .into_iter()
@@ -542,7 +542,7 @@ impl Queries<'_> {
         let Ok(rows) = stmt.query_map(args, |r| r.get::<_, i64>(0)) else {
             return Vec::new();
         };
-        rows.filter_map(|r| r.ok()).collect()
+        rows.filter_map(Result::ok).collect()
     }
 }
 

@@ -194,6 +194,8 @@ impl Claims {
         }
     }
 
+    // Takes the checkpoint by value so that ending it (keep or rollback) uses it up.
+    #[allow(clippy::needless_pass_by_value)]
     fn close(&mut self, cp: Checkpoint) {
         self.open = self.open.saturating_sub(1);
         if self.open == 0 {

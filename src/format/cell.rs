@@ -67,16 +67,19 @@ pub(crate) fn local_payload_len(kind: PageKind, usable: usize, total: u64) -> us
     } else {
         ((u.saturating_sub(12)) * 64 / 255).saturating_sub(23)
     };
+    // Every length returned below is at most `max_local`, itself at most `usable`: it fits in
+    // a usize. Were it not to, usize::MAX makes the caller's bounds check fail.
+    let fits = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     if total <= max_local {
-        return total as usize;
+        return fits(total);
     }
     let min_local = ((u.saturating_sub(12)) * 32 / 255).saturating_sub(23);
     let per_overflow = u.saturating_sub(4).max(1);
     let k = min_local + (total - min_local) % per_overflow;
     if k <= max_local {
-        k as usize
+        fits(k)
     } else {
-        min_local as usize
+        fits(min_local)
     }
 }
 
@@ -116,7 +119,7 @@ pub fn parse<'a>(page: &BtreePage<'a>, offset: usize) -> Result<Cell<'a>, CellEr
             let (rowid, at) = varint::read_at(data, at).ok_or(CellError::Truncated)?;
             let payload = read_payload(page, total, at)?;
             Ok(Cell::TableLeaf {
-                rowid: rowid as i64,
+                rowid: varint::to_i64(rowid),
                 payload,
             })
         }
@@ -128,7 +131,7 @@ pub fn parse<'a>(page: &BtreePage<'a>, offset: usize) -> Result<Cell<'a>, CellEr
             let (rowid, _) = varint::read_at(data, offset + 4).ok_or(CellError::Truncated)?;
             Ok(Cell::TableInterior {
                 left_child,
-                rowid: rowid as i64,
+                rowid: varint::to_i64(rowid),
             })
         }
         PageKind::IndexLeaf => {
@@ -253,9 +256,11 @@ fn freeblocks(page: &BtreePage<'_>) -> Vec<(usize, usize)> {
 fn plausible_cell(page: &BtreePage<'_>, at: usize, fields: &mut Vec<super::record::Field>) -> bool {
     let payload = match parse(page, at) {
         Ok(Cell::TableInterior { .. }) => return true,
-        Ok(Cell::TableLeaf { payload, .. })
-        | Ok(Cell::IndexLeaf { payload })
-        | Ok(Cell::IndexInterior { payload, .. }) => payload,
+        Ok(
+            Cell::TableLeaf { payload, .. }
+            | Cell::IndexLeaf { payload }
+            | Cell::IndexInterior { payload, .. },
+        ) => payload,
         Err(_) => return false,
     };
     if payload.overflow.is_some() {

@@ -25,7 +25,7 @@ pub fn locate(pgno: u32, usable: usize) -> Option<(u32, usize)> {
     }
     let per_map = (usable / 5) as u64 + 1;
     let map = (u64::from(pgno) - 2) / per_map * per_map + 2;
-    let index = (u64::from(pgno) - map - 1) as usize;
+    let index = usize::try_from(u64::from(pgno) - map - 1).ok()?;
     Some((u32::try_from(map).ok()?, index))
 }
 

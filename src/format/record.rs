@@ -19,6 +19,8 @@ pub enum RecordError {
     BadHeader,
     /// A serial type of 10 or 11 (reserved) appears.
     ReservedSerialType,
+    /// A field lies beyond 4 GiB into the payload (SQLite's own limit is 2 GiB).
+    TooLarge,
 }
 
 impl std::fmt::Display for RecordError {
@@ -26,6 +28,7 @@ impl std::fmt::Display for RecordError {
         match self {
             RecordError::BadHeader => write!(f, "record header is damaged"),
             RecordError::ReservedSerialType => write!(f, "record uses a reserved serial type"),
+            RecordError::TooLarge => write!(f, "record is larger than SQLite allows"),
         }
     }
 }
@@ -123,9 +126,12 @@ impl Field {
     }
 }
 
-fn field_of(serial: u64, start: usize, body: &[u8]) -> Field {
-    let span = (start as u32, body.len() as u32);
-    match value_of(serial, body) {
+fn field_of(serial: u64, start: usize, body: &[u8]) -> Result<Field, RecordError> {
+    let span = (
+        u32::try_from(start).map_err(|_| RecordError::TooLarge)?,
+        u32::try_from(body.len()).map_err(|_| RecordError::TooLarge)?,
+    );
+    Ok(match value_of(serial, body) {
         Value::Null => Field::Null,
         Value::Integer(i) => Field::Integer(i),
         Value::Real(r) => Field::Real(r),
@@ -137,7 +143,7 @@ fn field_of(serial: u64, start: usize, body: &[u8]) -> Field {
             start: span.0,
             len: span.1,
         },
-    }
+    })
 }
 
 /// Decodes `payload` into `out` (cleared first). A payload shorter than its header promises
@@ -165,7 +171,7 @@ pub fn decode_fields(payload: &[u8], out: &mut Vec<Field>) -> Result<Decoded, Re
         let end = usize::try_from(end).unwrap_or(usize::MAX);
         match payload.get(body..end) {
             Some(bytes) if first_missing.is_none() => {
-                out.push(field_of(serial, body, bytes));
+                out.push(field_of(serial, body, bytes)?);
                 body = end;
             }
             _ => {

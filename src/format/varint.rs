@@ -24,6 +24,12 @@ pub fn read_at(bytes: &[u8], offset: usize) -> Option<(u64, usize)> {
     Some((value, offset + len))
 }
 
+/// The signed integer a varint stands for: rowids are stored as the 64 bits of an `i64` in
+/// two's complement, so a value above `i64::MAX` is a negative rowid (not damage).
+pub fn to_i64(value: u64) -> i64 {
+    i64::from_be_bytes(value.to_be_bytes())
+}
+
 /// Encodes `value` as a varint (used by tests and fixtures that build pages by hand).
 pub fn encode(value: u64) -> Vec<u8> {
     if value > 0x00ff_ffff_ffff_ffff {
@@ -32,7 +38,7 @@ pub fn encode(value: u64) -> Vec<u8> {
         for shift in (0..8).rev() {
             out.push((((high >> (shift * 7)) & 0x7f) as u8) | 0x80);
         }
-        out.push(value as u8);
+        out.push((value & 0xff) as u8);
         return out;
     }
     let mut groups = Vec::with_capacity(8);

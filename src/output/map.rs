@@ -186,7 +186,9 @@ pub(crate) fn healed_pages(pf: &PageFile, snapshot: &PageMapSnapshot) -> BTreeSe
     let mut main = vec![0u8; size];
     let mut wal = Vec::new();
     for (i, (status, _)) in snapshot.pages.iter().enumerate() {
-        let pgno = i as u32 + 1;
+        let Ok(pgno) = u32::try_from(i + 1) else {
+            break;
+        };
         if pf.origin(pgno) != Some(Origin::Wal) {
             continue;
         }
@@ -212,6 +214,12 @@ pub(crate) fn healed_pages(pf: &PageFile, snapshot: &PageMapSnapshot) -> BTreeSe
     healed
 }
 
+/// A page number, count or position on the grid as a u32. The list holds one entry per page
+/// and page numbers are u32, so it fits; were it not to, the drawing saturates.
+fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// One cell of the grid: a page, or a bin of pages.
 struct Cell {
     first: u32,
@@ -226,10 +234,11 @@ fn cells(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>) -> (Vec<Cell>, usiz
     let bin = n.div_ceil(MAX_CELLS).max(1);
     let mut out = Vec::with_capacity(n.div_ceil(bin));
     for (b, chunk) in snapshot.pages.chunks(bin).enumerate() {
-        let first = (b * bin) as u32 + 1;
+        let start = b * bin;
+        let first = count_u32(start + 1);
         let mut worst: Option<(u8, usize)> = None;
         for (k, (status, _)) in chunk.iter().enumerate() {
-            let sev = severity(*status, healed.contains(&(first + k as u32)));
+            let sev = severity(*status, healed.contains(&count_u32(start + k + 1)));
             if worst.is_none_or(|(s, _)| sev > s) {
                 worst = Some((sev, k));
             }
@@ -238,10 +247,10 @@ fn cells(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>) -> (Vec<Cell>, usiz
         let (status, owner) = chunk[k];
         out.push(Cell {
             first,
-            last: first + chunk.len() as u32 - 1,
+            last: count_u32(start + chunk.len()),
             status,
             owner,
-            healed: healed.contains(&(first + k as u32)),
+            healed: healed.contains(&count_u32(start + k + 1)),
         });
     }
     (out, bin)
@@ -258,14 +267,14 @@ struct Layout {
 pub fn render(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>, title: &str) -> Document {
     let (cells, bin) = cells(snapshot, healed);
     let columns: u32 = if cells.len() <= 1024 { 40 } else { 100 };
-    let rows = (cells.len() as u32).div_ceil(columns).max(1);
+    let rows = count_u32(cells.len()).div_ceil(columns).max(1);
     let layout = Layout {
         columns,
         bin,
         grid_h: rows * (CELL + GAP),
     };
     let owners_used: BTreeSet<u32> = cells.iter().filter_map(|c| c.owner).collect();
-    let legend_rows = owners_used.len() as u32 + LEGEND_ORDER.len() as u32 + 3;
+    let legend_rows = count_u32(owners_used.len() + LEGEND_ORDER.len() + 3);
     let width = (columns * (CELL + GAP) + 2 * MARGIN).max(520);
     let height = HEADER + layout.grid_h + MARGIN * 2 + legend_rows * 18;
     let (grid, marks) = grid(snapshot, &cells, &layout);
@@ -323,8 +332,9 @@ fn grid(snapshot: &PageMapSnapshot, cells: &[Cell], layout: &Layout) -> (Group, 
     let mut grid = Group::new().set("id", "pages");
     let mut marks = Group::new().set("id", "marks");
     for (i, c) in cells.iter().enumerate() {
-        let x = MARGIN + (i as u32 % layout.columns) * pitch;
-        let y = HEADER + MARGIN / 2 + (i as u32 / layout.columns) * pitch;
+        let i = count_u32(i);
+        let x = MARGIN + (i % layout.columns) * pitch;
+        let y = HEADER + MARGIN / 2 + (i / layout.columns) * pitch;
         grid = grid.add(page_cell(snapshot, c, layout.bin, x, y));
         if let Some(g) = glyph(c.status, c.healed, x, y) {
             marks = marks.add(g);
@@ -339,8 +349,7 @@ fn page_cell(snapshot: &PageMapSnapshot, c: &Cell, bin: usize, x: u32, y: u32) -
     let owner_name = c
         .owner
         .and_then(|o| snapshot.owners.get(o as usize))
-        .map(String::as_str)
-        .unwrap_or("no owner");
+        .map_or("no owner", String::as_str);
     let what = if c.healed {
         format!("{} (healed from the WAL)", status_label(c.status))
     } else {
@@ -387,11 +396,7 @@ fn legend(
     legend = legend.add(bold("Fill: the tree that owns the page", y));
     y += 18;
     for o in owners_used {
-        let name = snapshot
-            .owners
-            .get(*o as usize)
-            .map(String::as_str)
-            .unwrap_or("?");
+        let name = snapshot.owners.get(*o as usize).map_or("?", String::as_str);
         legend = legend
             .add(
                 Rectangle::new()
@@ -478,11 +483,10 @@ pub fn write(report: &Report, snapshot_db: &Path, out: &Path) -> Result<()> {
         Ok(pf) => healed_pages(&pf, snapshot),
         Err(_) => BTreeSet::new(),
     };
-    let title = report
-        .source
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| snapshot_db.display().to_string());
+    let title = report.source.file_name().map_or_else(
+        || snapshot_db.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let doc = render(snapshot, &healed, &title);
     write_file(out, doc.to_string().as_bytes())
 }
@@ -513,7 +517,7 @@ mod tests {
                 .map(|i| match i % 7 {
                     3 => (PageStatus::Lost, Some(0)),
                     5 => (PageStatus::Free, None),
-                    _ => (PageStatus::Tree, Some((i % 2) as u32)),
+                    _ => (PageStatus::Tree, Some(count_u32(i % 2))),
                 })
                 .collect(),
         }

@@ -22,7 +22,7 @@ impl Progress {
     }
 
     /// A bar counting bytes, with rate and ETA.
-    pub(crate) fn bytes(&self, label: &str, total: u64) -> ProgressBar {
+    pub(crate) fn bytes(self, label: &str, total: u64) -> ProgressBar {
         self.bar(
             total,
             label,
@@ -32,7 +32,7 @@ impl Progress {
 
     /// A spinner with elapsed time, for steps whose length is not known in advance
     /// (building indexes, integrity_check, counting rows).
-    pub(crate) fn spinner(&self, label: &str) -> ProgressBar {
+    pub(crate) fn spinner(self, label: &str) -> ProgressBar {
         if !self.enabled {
             return ProgressBar::hidden();
         }
@@ -46,7 +46,7 @@ impl Progress {
     }
 
     /// A bar counting pages, with ETA.
-    pub(crate) fn pages(&self, label: &str, total: u64) -> ProgressBar {
+    pub(crate) fn pages(self, label: &str, total: u64) -> ProgressBar {
         self.bar(
             total,
             label,
@@ -54,7 +54,7 @@ impl Progress {
         )
     }
 
-    fn bar(&self, total: u64, label: &str, template: &str) -> ProgressBar {
+    fn bar(self, total: u64, label: &str, template: &str) -> ProgressBar {
         if !self.enabled {
             return ProgressBar::hidden();
         }

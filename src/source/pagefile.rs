@@ -133,13 +133,14 @@ pub struct PageFile {
 impl PageFile {
     /// Opens a database file (read-only) and, if it exists beside it, its `-wal`.
     pub fn open(path: &Path) -> Result<PageFile> {
-        let meta = std::fs::metadata(path).map_err(|e| open_error(path, e))?;
+        let meta = std::fs::metadata(path).map_err(|e| open_error(path, &e))?;
         if meta.is_dir() {
             return Err(Error::unusable(path, "is a directory, not a database file"));
         }
-        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        let file = File::open(path).map_err(|e| open_error(path, &e))?;
         let file_len = meta.len();
-        let mut head = vec![0u8; HEADER_SIZE.min(file_len as usize)];
+        let mut head =
+            vec![0u8; usize::try_from(file_len).map_or(HEADER_SIZE, |n| n.min(HEADER_SIZE))];
         file.read_exact_at(&mut head, 0)
             .map_err(|e| Error::io(path, e))?;
         let wal_path = sidecar(path, "-wal");
@@ -296,7 +297,8 @@ impl PageFile {
             }
             Origin::MainFile => {
                 let start = u64::from(pgno - 1) * u64::from(self.geometry.page_size);
-                let avail = (self.file_len - start).min(buf.len() as u64) as usize;
+                let avail =
+                    usize::try_from(self.file_len - start).map_or(buf.len(), |n| n.min(buf.len()));
                 self.file.read_exact_at(&mut buf[..avail], start).ok()?;
                 buf[avail..].fill(0);
                 avail
@@ -306,7 +308,7 @@ impl PageFile {
     }
 }
 
-fn open_error(path: &Path, e: std::io::Error) -> Error {
+fn open_error(path: &Path, e: &std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => Error::unusable(path, "no such file"),
         std::io::ErrorKind::PermissionDenied => {
@@ -347,7 +349,7 @@ fn geometry_from_header(head: &[u8], wal: Option<&WalHeader>) -> Geometry {
     let magic_ok = head.len() >= HEADER_SIZE && &head[..16] == MAGIC;
     let header = magic_ok.then(|| Header::parse_fields(head));
     let mut inferred = Vec::new();
-    let header_page_size = header.as_ref().map(|h| h.page_size).unwrap_or(0);
+    let header_page_size = header.as_ref().map_or(0, |h| h.page_size);
     let page_size = match (header_page_size, wal) {
         (n, _) if n != 0 => n,
         (_, Some(w)) => {
@@ -364,7 +366,7 @@ fn geometry_from_header(head: &[u8], wal: Option<&WalHeader>) -> Geometry {
         }
         _ => 0,
     };
-    let encoding = header.as_ref().and_then(|h| h.text_encoding());
+    let encoding = header.as_ref().and_then(Header::text_encoding);
     Geometry {
         page_size,
         reserved_bytes,

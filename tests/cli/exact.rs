@@ -41,7 +41,7 @@ pub(crate) fn reserve_bytes(conn: &Connection, bytes: u8) {
             conn.handle(),
             c"main".as_ptr(),
             rusqlite::ffi::SQLITE_FCNTL_RESERVE_BYTES,
-            (&mut reserve as *mut std::ffi::c_int).cast(),
+            (&raw mut reserve).cast(),
         )
     };
     assert_eq!(rc, rusqlite::ffi::SQLITE_OK);

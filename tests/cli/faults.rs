@@ -171,7 +171,7 @@ fn with_file_size_limit(cmd: &mut Command, limit: u64) -> &mut Command {
                 rlim_cur: limit as libc::rlim_t,
                 rlim_max: limit as libc::rlim_t,
             };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &raw const rl) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {

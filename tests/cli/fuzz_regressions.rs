@@ -249,7 +249,7 @@ fn reports_read_back_from_a_real_recovery() {
     for doc in [&report, &manifest] {
         for at in (0..doc.len()).step_by(7) {
             for b in [b'"', b'9', b'-', b'{', 0xff] {
-                let mut bad = doc.to_vec();
+                let mut bad = doc.clone();
                 bad[at] = b;
                 harness::report(&bad);
             }

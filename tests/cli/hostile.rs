@@ -106,7 +106,12 @@ fn recover_watched(
     });
     match rx.recv_timeout(limit) {
         Ok(r) => r,
-        Err(_) => panic!("recovering {} took more than {limit:?}", db.display()),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("recovering {} took more than {limit:?}", db.display())
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("recovering {} ended without an answer", db.display())
+        }
     }
 }
 

@@ -480,7 +480,7 @@ fn surviving_indexes_name_the_lost_rows_by_their_values() {
     let conn = rusqlite::Connection::open(&truth).unwrap();
     let list = lost
         .iter()
-        .map(|r| r.to_string())
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
     let expected: Vec<(i64, Vec<serde_json::Value>)> = common::query_rows(

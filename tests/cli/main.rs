@@ -1,5 +1,13 @@
 //! The integration tests: one binary, one module per area, as the tree reads.
 
+// The tests build fixtures from known small values, and some tests are long scripts.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::too_many_lines
+)]
+
 #[allow(dead_code)]
 mod common;
 #[allow(dead_code)]

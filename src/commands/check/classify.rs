@@ -28,10 +28,7 @@ enum Concern {
 /// The number right after `word` in `msg`, if there is one.
 fn number_after(msg: &str, word: &str) -> Option<u32> {
     let at = msg.find(word)? + word.len();
-    let digits: String = msg[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
+    let digits: String = msg[at..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 

@@ -6,6 +6,7 @@
 //! temporary folder is removed when the check ends, however it ends.
 
 use crate::error::{exit, Error, Result};
+use crate::format::header::Header;
 use crate::output::progress::Progress;
 use crate::source::pagefile::{looks_like_btree_page, Geometry, PageFile, WalInfo};
 use crate::source::snapshot::{self, SnapshotOptions};
@@ -322,7 +323,7 @@ fn header_facts(geo: &Geometry, magic_ok: bool, file_size: u64) -> HeaderFacts {
         file_pages: geo.file_pages,
         whole_pages: page_size != 0 && file_size % u64::from(page_size) == 0,
         header_page_count: header.as_ref().map(|h| h.page_count),
-        header_page_count_valid: header.as_ref().is_some_and(|h| h.page_count_is_valid()),
+        header_page_count_valid: header.as_ref().is_some_and(Header::page_count_is_valid),
         pages_with_wal: geo.page_count,
         encoding: geo.encoding.map(|e| e.pragma_name().to_string()),
         journal_mode: header.as_ref().map(|h| h.journal_mode().to_string()),
@@ -334,8 +335,8 @@ fn header_facts(geo: &Geometry, magic_ok: bool, file_size: u64) -> HeaderFacts {
         last_written_by: header
             .as_ref()
             .filter(|h| h.sqlite_version_number != 0)
-            .map(|h| h.sqlite_version()),
-        problems: header.as_ref().map(|h| h.problems()).unwrap_or_default(),
+            .map(Header::sqlite_version),
+        problems: header.as_ref().map(Header::problems).unwrap_or_default(),
         inferred: geo.inferred.clone(),
     }
 }

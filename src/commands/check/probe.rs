@@ -179,7 +179,8 @@ fn per_table_check(conn: &Connection, objects: &[Object], limit: u32, facts: &mu
         .iter()
         .filter(|o| o.kind == "table" && o.name != "sqlite_schema")
     {
-        let room = limit.saturating_sub(facts.messages.len() as u32).max(1);
+        let found = u32::try_from(facts.messages.len()).unwrap_or(u32::MAX);
+        let room = limit.saturating_sub(found).max(1);
         let sql = format!("PRAGMA integrity_check({})", ident(&t.name));
         let (rows, stopped) = collect_rows(conn, &sql, room);
         for r in rows.into_iter().filter(|r| r != "ok").take(room as usize) {

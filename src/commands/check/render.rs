@@ -7,22 +7,22 @@ use crate::source::pagefile::JournalInfo;
 impl Outcome for CheckReport {
     fn render_text(&self) -> String {
         let mut o = Lines::default();
-        o.line(format!("Check of {}", self.source.display()));
-        o.line(String::new());
+        o.line(&format!("Check of {}", self.source.display()));
+        o.line("");
         header_section(&mut o, &self.header);
         journal_section(&mut o, self.journal.as_ref());
         wal_section(&mut o, self.wal.as_ref());
         integrity_section(&mut o, &self.integrity);
-        o.line(format!("Verdict: {}", self.status));
+        o.line(&format!("Verdict: {}", self.status));
         for c in &self.classification {
-            o.line(format!("  - {c}"));
+            o.line(&format!("  - {c}"));
         }
         for w in &self.warnings {
-            o.line(format!("warning: {w}"));
+            o.line(&format!("warning: {w}"));
         }
-        o.line(String::new());
+        o.line("");
         o.0.push_str(&crate::output::report::causes_text(&self.causes));
-        o.line(format!("Next: {}", self.next_step));
+        o.line(&format!("Next: {}", self.next_step));
         o.0
     }
 
@@ -36,14 +36,14 @@ impl Outcome for CheckReport {
 struct Lines(String);
 
 impl Lines {
-    fn line(&mut self, s: String) {
-        self.0.push_str(&s);
+    fn line(&mut self, s: &str) {
+        self.0.push_str(s);
         self.0.push('\n');
     }
 }
 
 fn header_section(o: &mut Lines, h: &HeaderFacts) {
-    let mut line = |s: String| o.line(s);
+    let mut line = |s: String| o.line(&s);
     line("Header".into());
     line(format!(
         "  magic                {}",
@@ -97,7 +97,7 @@ fn header_section(o: &mut Lines, h: &HeaderFacts) {
 }
 
 fn journal_section(o: &mut Lines, journal: Option<&JournalInfo>) {
-    let mut line = |s: String| o.line(s);
+    let mut line = |s: String| o.line(&s);
     if let Some(j) = journal {
         line(format!("Hot journal ({} bytes)", j.bytes));
         match &j.unusable {
@@ -114,7 +114,7 @@ fn journal_section(o: &mut Lines, journal: Option<&JournalInfo>) {
 }
 
 fn wal_section(o: &mut Lines, wal: Option<&WalFacts>) {
-    let mut line = |s: String| o.line(s);
+    let mut line = |s: String| o.line(&s);
     match wal {
         None => line("WAL: none".into()),
         Some(w) => {
@@ -146,7 +146,7 @@ fn wal_section(o: &mut Lines, wal: Option<&WalFacts>) {
 }
 
 fn integrity_section(o: &mut Lines, i: &IntegrityFacts) {
-    let mut line = |s: String| o.line(s);
+    let mut line = |s: String| o.line(&s);
     line(format!("integrity_check (at most {} messages)", i.limit));
     if let Some(e) = &i.error {
         line(format!("  SQLite: {e}"));

@@ -327,7 +327,8 @@ mod tests {
             let source = source_count(Some(Ok(n)), None, Some(recovered));
             prop_assert_eq!(source.by, Some(CountedBy::Sqlite));
             let t = table_diff("t".into(), source, Some(recovered), None, 0);
-            prop_assert_eq!(t.difference, Some(recovered as i64 - n as i64));
+            let signed = |v: u64| i64::try_from(v).unwrap();
+            prop_assert_eq!(t.difference, Some(signed(recovered) - signed(n)));
             prop_assert_eq!(t.missing_rows, n.saturating_sub(recovered));
             prop_assert_eq!(t.is_equal(), n == recovered);
         }

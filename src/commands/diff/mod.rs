@@ -264,7 +264,7 @@ pub(crate) fn compare(
         Some(w) => Some(w),
         None if source_counts
             .as_ref()
-            .map_or(true, |c| c.values().any(|v| v.is_err())) =>
+            .map_or(true, |c| c.values().any(Result::is_err)) =>
         {
             Some(walk_snapshot(snapshot, work.path()))
         }
@@ -368,10 +368,10 @@ pub(crate) fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 }
 
 pub(crate) fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
-    conn.query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| {
+    let n = conn.query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| {
         r.get::<_, i64>(0)
-    })
-    .map(|n| n as u64)
+    })?;
+    u64::try_from(n).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, n))
 }
 
 /// The engine's own evidence: recover into a scratch file and keep what each table walk
@@ -404,7 +404,8 @@ fn lost_and_found_by_table(rec: &Connection, source: &Path, table: &str) -> BTre
     let roots = crate::engine::schema_roots(source).unwrap_or_default();
     for (root, n) in rows.flatten() {
         if let Some(name) = roots.get(&root) {
-            *out.entry(name.clone()).or_insert(0) += n as u64;
+            // A group's count(*) is at least 1: the fallback is never taken.
+            *out.entry(name.clone()).or_insert(0) += u64::try_from(n).unwrap_or(0);
         }
     }
     out

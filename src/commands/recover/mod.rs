@@ -309,8 +309,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 fn create_default_incident_dir(source: &Path) -> Result<PathBuf> {
     let name = source
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "db".to_string());
+        .map_or_else(|| "db".to_string(), |n| n.to_string_lossy().into_owned());
     let stamp = humantime::format_rfc3339_micros(std::time::SystemTime::now())
         .to_string()
         .replace([':', '-'], "");

@@ -107,7 +107,7 @@ impl IncidentReport {
                 let mut pages: Vec<u32> = t.holes.iter().map(|h| h.page).collect();
                 pages.sort_unstable();
                 pages.dedup();
-                let pages: Vec<String> = pages.iter().map(|p| p.to_string()).collect();
+                let pages: Vec<String> = pages.iter().map(ToString::to_string).collect();
                 out.push_str(&format!(
                     "{}: part of its tree was unreadable (page {})\n",
                     t.name,

@@ -129,7 +129,7 @@ pub(crate) fn refuse_changed_database(
     from: &Path,
     incident: Option<&Incident>,
     force: bool,
-    progress: &Progress,
+    progress: Progress,
 ) -> Result<Vec<String>> {
     let tool = tool_command();
     let earlier: Vec<(PathBuf, RestoreManifest)> = incident
@@ -174,7 +174,7 @@ pub(crate) fn refuse_changed_database(
 
 /// What differs between the database's files now and the snapshot's manifest (the -shm
 /// aside: SQLite rewrites it on every open). None when each file has the hash it had.
-fn snapshot_difference(db: &Path, snapshot: &Manifest, progress: &Progress) -> Option<String> {
+fn snapshot_difference(db: &Path, snapshot: &Manifest, progress: Progress) -> Option<String> {
     let total = snapshot.files.iter().map(|f| f.size).sum();
     let bar = progress.bytes("checking", total);
     let mut changes = Vec::new();
@@ -184,7 +184,9 @@ fn snapshot_difference(db: &Path, snapshot: &Manifest, progress: &Progress) -> O
         ("journal", sidecar(db, "-journal")),
     ] {
         let then = snapshot.file(role);
-        let now = std::fs::metadata(&path).ok().filter(|m| m.is_file());
+        let now = std::fs::metadata(&path)
+            .ok()
+            .filter(std::fs::Metadata::is_file);
         match (then, now) {
             (Some(f), Some(m)) => {
                 let same = m.len() == f.size

@@ -144,8 +144,12 @@ struct TestedLock {
 fn test_lock(file: &File, start: i64, len: i64) -> std::io::Result<Option<TestedLock>> {
     // SAFETY: `libc::flock` is a plain C struct of integers, for which all-zero is valid.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // cast: F_WRLCK and SEEK_SET are small constants (at most 2) that fit a c_short
+    #[allow(clippy::cast_possible_truncation)]
+    {
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+    }
     fl.l_start = start as libc::off_t;
     fl.l_len = len as libc::off_t;
     // SAFETY: the descriptor belongs to `file`, which outlives the call; F_GETLK reads and
@@ -154,10 +158,10 @@ fn test_lock(file: &File, start: i64, len: i64) -> std::io::Result<Option<Tested
     if rc == -1 {
         return Err(std::io::Error::last_os_error());
     }
-    if fl.l_type == libc::F_UNLCK as libc::c_short {
+    if libc::c_int::from(fl.l_type) == libc::F_UNLCK {
         return Ok(None);
     }
-    let kind = if fl.l_type == libc::F_RDLCK as libc::c_short {
+    let kind = if libc::c_int::from(fl.l_type) == libc::F_RDLCK {
         "read"
     } else {
         "write"

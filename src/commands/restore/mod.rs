@@ -168,7 +168,7 @@ pub fn restore(db: &Path, from: &Path, opts: &RestoreOptions) -> Result<RestoreR
         }
     }
     let (moved, restored, warnings) = result?;
-    finish(checked, restored, opts, moved, warnings)
+    finish(checked, restored, opts, &moved, warnings)
 }
 
 /// What `restore` would do, after every check it makes; changes nothing.
@@ -288,7 +288,7 @@ fn check(db: &Path, from: &Path, opts: &RestoreOptions) -> Result<Checked> {
         &from,
         incident.as_ref(),
         opts.force,
-        &opts.progress,
+        opts.progress,
     )?);
 
     let integrity = guards::integrity_check(&from);
@@ -424,13 +424,12 @@ fn finish(
     c: Checked,
     restored: RestoredFile,
     opts: &RestoreOptions,
-    moved: Vec<Moved>,
+    moved: &[Moved],
     mut warnings: Vec<String>,
 ) -> Result<RestoreReport> {
     let undo = undo_command(&c.backup_dir);
     let complete = format!("the restore itself is complete; undo with: {undo}");
-    let files =
-        moved_files(&moved, &opts.progress).map_err(|e| swap::with_context(e, &complete))?;
+    let files = moved_files(moved, opts.progress).map_err(|e| swap::with_context(e, &complete))?;
     let manifest_path = c.backup_dir.join(MANIFEST);
     let manifest = RestoreManifest {
         tool: format!("sqlite-rescue {}", crate::VERSION),
@@ -466,7 +465,7 @@ fn finish(
 }
 
 /// The moved files as the manifest lists them, hashing those a rename moved.
-pub(crate) fn moved_files(moved: &[Moved], progress: &Progress) -> Result<Vec<MovedFile>> {
+pub(crate) fn moved_files(moved: &[Moved], progress: Progress) -> Result<Vec<MovedFile>> {
     let total: u64 = moved
         .iter()
         .filter(|m| m.hash.is_none())

@@ -132,7 +132,7 @@ pub(crate) fn swap_in(
     let mut moved: Vec<Moved> = Vec::new();
     for orig in leaving_order(outgoing) {
         let target = keep_dir.join(&orig.name);
-        match move_file(&orig.path, &target, orig.mode, opts.progress) {
+        match move_file(&orig.path, &target, orig.mode, *opts.progress) {
             Ok((method, hash)) => moved.push(Moved {
                 original: orig.clone(),
                 backup: target,
@@ -187,7 +187,7 @@ fn roll_back(err: Error, placed: &[&Staged], moved: &[Moved]) -> Error {
             &m.backup,
             &m.original.path,
             m.original.mode,
-            &Progress::HIDDEN,
+            Progress::HIDDEN,
         ) {
             failed.push(format!(
                 "{} is still at {} ({e})",
@@ -242,9 +242,9 @@ impl IgnoreSignals {
             unsafe {
                 let mut ignore: libc::sigaction = std::mem::zeroed();
                 ignore.sa_sigaction = libc::SIG_IGN;
-                libc::sigemptyset(&mut ignore.sa_mask);
+                libc::sigemptyset(&raw mut ignore.sa_mask);
                 let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &ignore, &mut old) == 0 {
+                if libc::sigaction(sig, &raw const ignore, &raw mut old) == 0 {
                     saved.push((sig, old));
                 }
             }
@@ -271,7 +271,7 @@ pub(crate) fn move_file(
     src: &Path,
     dst: &Path,
     mode: u32,
-    progress: &Progress,
+    progress: Progress,
 ) -> Result<(MoveMethod, Option<(u64, String)>)> {
     if std::fs::symlink_metadata(dst).is_ok() {
         return Err(Error::Refused(format!(
@@ -395,6 +395,5 @@ pub(crate) fn parent_of(path: &Path) -> PathBuf {
 
 pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "db".to_string())
+        .map_or_else(|| "db".to_string(), |n| n.to_string_lossy().into_owned())
 }

@@ -226,7 +226,7 @@ fn index_columns(conn: &Connection, name: &str, table: &Table) -> Vec<IndexColum
     else {
         return Vec::new();
     };
-    rows.filter_map(|r| r.ok())
+    rows.filter_map(Result::ok)
         .filter_map(|(seqno, cid)| {
             let column = table.columns.get(usize::try_from(cid).ok()?)?;
             Some(IndexColumn {

@@ -12,8 +12,7 @@ use crate::source::pagefile::PageFile;
 pub(super) fn without_rowid_range(pf: &PageFile, h: &Hole, encoding: TextEncoding) -> LostRange {
     let (after, before) = h
         .parent
-        .map(|p| dividers(pf, p, h.page, encoding))
-        .unwrap_or((None, None));
+        .map_or((None, None), |p| dividers(pf, p, h.page, encoding));
     let exact = after.is_some() && before.is_some();
     let keys = match (after, before) {
         (Some(a), Some(b)) => format!("after {a} and before {b}"),

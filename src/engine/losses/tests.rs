@@ -32,7 +32,7 @@ fn remembered(rows: usize, not_listed: u64) -> IndexedValues {
     IndexedValues {
         indexes: vec!["users_email".into(), "users_joined".into()],
         columns: vec!["email".into(), "joined".into()],
-        rows: (0..rows as i64)
+        rows: (0..i64::try_from(rows).unwrap())
             .map(|r| IndexedRow {
                 rowid: 10 + r,
                 values: vec![
@@ -112,7 +112,7 @@ fn a_piece_whose_bounds_crossed_holds_nothing() {
 #[test]
 fn serializes_with_the_documented_names() {
     let v = serde_json::to_value(range(Some(1), Some(2), true, None)).unwrap();
-    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["exact", "first_rowid", "last_rowid", "page", "rows"]);
 }

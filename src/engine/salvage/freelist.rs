@@ -106,7 +106,8 @@ pub(crate) fn claim_ptrmap_pages(pf: &PageFile, map: &mut Claims) {
     let owner = map.owner_named("(pointer map)");
     let usable = pf.usable();
     let mut p = 2u32;
-    let step = (usable / 5) as u32 + 1;
+    // A usable size is at most 65536, so the step fits; were it not to, the loop stops at once.
+    let step = u32::try_from(usable / 5 + 1).unwrap_or(u32::MAX);
     while p <= pf.page_count() {
         if ptrmap::is_ptrmap_page(p, usable) {
             map.claim(p, PageStatus::Ptrmap, Some(owner));

@@ -278,7 +278,10 @@ fn value_hash(v: Value<'_>) -> u64 {
 fn whole(r: f64) -> Option<i64> {
     // 2^63 as f64: every whole f64 below it in magnitude converts exactly.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (r.fract() == 0.0 && r.abs() < LIMIT).then_some(r as i64)
+    // cast: whole and below 2^63 in magnitude (checked first), so exact
+    #[allow(clippy::cast_possible_truncation)]
+    let exact = (r.fract() == 0.0 && r.abs() < LIMIT).then_some(r as i64);
+    exact
 }
 
 fn combine(values: impl Iterator<Item = u64>, rowid: i64) -> u64 {

@@ -167,12 +167,12 @@ fn children_of_orphan_interiors(
         };
         debug_assert_eq!(page.kind, kind);
         for (_, cell) in crate::format::cell::cells(&page) {
-            match cell {
-                Ok(crate::format::cell::Cell::TableInterior { left_child, .. })
-                | Ok(crate::format::cell::Cell::IndexInterior { left_child, .. }) => {
-                    children.insert(left_child);
-                }
-                _ => {}
+            if let Ok(
+                crate::format::cell::Cell::TableInterior { left_child, .. }
+                | crate::format::cell::Cell::IndexInterior { left_child, .. },
+            ) = cell
+            {
+                children.insert(left_child);
             }
         }
         if let Some(r) = page.right_child {
@@ -412,7 +412,7 @@ fn apply(
             group.evidence = witness;
         }
         Decision::CheckDuplicates { tables: ts, reason } => {
-            check_duplicates(&mut g, &mut to, &ts, reason, &mut group)?;
+            check_duplicates(&mut g, &mut to, &ts, &reason, &mut group)?;
         }
         Decision::LostAndFound(reason) => {
             let mut lost = 0u64;
@@ -478,7 +478,7 @@ fn check_duplicates(
     g: &mut GroupWalk<'_, '_>,
     to: &mut Destination<'_, '_>,
     ts: &[usize],
-    reason: String,
+    reason: &str,
     group: &mut OrphanGroup,
 ) -> Result<()> {
     let (tables, writer) = (to.tables, &mut *to.writer);

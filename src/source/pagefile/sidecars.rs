@@ -46,6 +46,8 @@ impl PageFile {
         }
         let mut header = first;
         let mut offset = u64::from(header.sector_size);
+        // cast: a parsed header's page size is at most 65536, so a record at most 65544 bytes
+        #[allow(clippy::cast_possible_truncation)]
         let mut record = vec![0u8; header.record_size() as usize];
         let mut pages: HashMap<u32, u64> = HashMap::new();
         'segments: loop {

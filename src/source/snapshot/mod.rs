@@ -90,8 +90,7 @@ impl Manifest {
             .files
             .iter()
             .find(|f| f.role == "db")
-            .map(|f| f.name.as_str())
-            .unwrap_or("db");
+            .map_or("db", |f| f.name.as_str());
         self.dir.join(name)
     }
 

@@ -72,7 +72,9 @@ fn a_read_error_part_way_leaves_no_manifest_and_no_copies() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("a.db");
     // Three chunks of database and a WAL; the failure is put in one or the other.
-    let body: Vec<u8> = (0..3 * CHUNK + 123).map(|i| (i % 251) as u8).collect();
+    let body: Vec<u8> = (0..3 * CHUNK + 123)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
     std::fs::write(&db, &body).unwrap();
     std::fs::write(sidecar(&db, "-wal"), &body[..5000]).unwrap();
     let before = std::fs::read(&db).unwrap();

@@ -140,7 +140,7 @@ impl Engine<'_> {
         bar.finish_and_clear();
         clock.lap("rows");
         let unexplained = unexplained_pages(&engine.map, &rows.reports, catalog.tables.len());
-        for rep in rows.reports.iter_mut() {
+        for rep in &mut rows.reports {
             rep.rows_may_be_missing = rep.refused.is_some()
                 || rep.holes.iter().any(|h| !h.filled)
                 || (!rep.holes.is_empty() && unexplained > 0);
@@ -586,7 +586,9 @@ pub(crate) fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
         [],
         |r| r.get::<_, i64>(0),
     )
-    .unwrap_or(0) as u64
+    .ok()
+    .and_then(|n| u64::try_from(n).ok())
+    .unwrap_or(0)
 }
 
 /// The names the engine gives its own tables when it recovers `db` (see

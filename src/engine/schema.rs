@@ -352,7 +352,7 @@ fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>
             affinity: Affinity::of(&decl_type),
             decl_type,
             not_null: r.get::<_, i64>(2)? != 0,
-            pk: r.get::<_, i64>(3)?.clamp(0, i64::from(u32::MAX)) as u32,
+            pk: u32::try_from(r.get::<_, i64>(3)?.clamp(0, i64::from(u32::MAX))).unwrap_or(0),
             hidden: r.get(4)?,
         })
     })?;

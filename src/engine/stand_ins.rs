@@ -54,6 +54,7 @@ unsafe extern "C" fn init(
     unsafe { rusqlite::auto_extension::init_auto_extension(db, err, hook) }
 }
 
+#[allow(clippy::needless_pass_by_value)] // the signature rusqlite's connection hook takes
 fn hook(conn: Connection) -> rusqlite::Result<()> {
     let functions: Vec<String> = FUNCTIONS
         .lock()

@@ -160,6 +160,7 @@ impl Unusable {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Frame {
     pgno: u32,
     parent: Option<u32>,
@@ -422,7 +423,7 @@ impl<'a> Walker<'a> {
                 Ok(Cell::TableLeaf { rowid, payload }) => {
                     in_bounds(rowid) && self.shape_fits(Some(rowid), &payload, shape)
                 }
-                Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {
+                Ok(Cell::IndexLeaf { payload } | Cell::IndexInterior { payload, .. }) => {
                     self.shape_fits(None, &payload, shape)
                 }
                 Err(_) => continue,
@@ -463,7 +464,8 @@ impl<'a> Walker<'a> {
             .filter(|i| page.cell_offset(*i).is_none())
             .count();
         stats.bad_cells += bad_pointers.saturating_sub(carved.len()) as u64;
-        self.anomalies += (bad_pointers + carved.len()) as u32;
+        // At most a page's cells: far below u32::MAX.
+        self.anomalies += u32::try_from(bad_pointers + carved.len()).unwrap_or(u32::MAX);
         let mut last_rowid: Option<i64> = None;
         let listed = (0..page.cell_count)
             .filter_map(|i| page.cell_offset(i).map(|off| cell::parse(page, off)));
@@ -471,7 +473,7 @@ impl<'a> Walker<'a> {
         for cell in listed.chain(extra) {
             let (rowid, payload) = match cell {
                 Ok(Cell::TableLeaf { rowid, payload }) => (Some(rowid), payload),
-                Ok(Cell::IndexLeaf { payload }) | Ok(Cell::IndexInterior { payload, .. }) => {
+                Ok(Cell::IndexLeaf { payload } | Cell::IndexInterior { payload, .. }) => {
                     (None, payload)
                 }
                 Ok(Cell::TableInterior { .. }) => continue,
@@ -492,12 +494,9 @@ impl<'a> Walker<'a> {
             } else {
                 payload.local
             };
-            let decoded = match record::decode_fields(payload_bytes, &mut self.fields) {
-                Ok(d) => d,
-                Err(_) => {
-                    stats.bad_cells += 1;
-                    continue;
-                }
+            let Ok(decoded) = record::decode_fields(payload_bytes, &mut self.fields) else {
+                stats.bad_cells += 1;
+                continue;
             };
             if !decoded.exact_length && broken.is_none() && decoded.complete {
                 self.anomalies += 1;
@@ -562,7 +561,9 @@ impl<'a> Walker<'a> {
                 broken = Some(next);
                 break;
             };
-            let want = (payload.total as usize).saturating_sub(self.payload.len());
+            let want = usize::try_from(payload.total)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(self.payload.len());
             self.payload
                 .extend_from_slice(&content[..content.len().min(want)]);
             next = after;
@@ -698,6 +699,6 @@ mod tests {
         let (skimmed, _) = walk(&db, root, true);
         assert!(skimmed.is_damaged());
         assert_eq!(skimmed.holes.len(), 1);
-        assert_eq!(skimmed.holes[0].page, last as u32);
+        assert_eq!(skimmed.holes[0].page, u32::try_from(last).unwrap());
     }
 }

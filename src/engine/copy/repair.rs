@@ -300,7 +300,7 @@ pub(crate) fn repaired(
             let (rows, pages) = read.next().unwrap_or_default();
             groups.push(OrphanGroup {
                 top_page: s.top,
-                pages: pages as usize,
+                pages: usize::try_from(pages).unwrap_or(usize::MAX),
                 rows,
                 first_rowid: Some(s.first),
                 last_rowid: Some(s.last),
@@ -490,7 +490,8 @@ fn interior_page(children: &[(u32, i64)], usable: usize, page_size: usize) -> Op
     let mut pointers = Vec::with_capacity(cells.len());
     for (child, key) in cells {
         let mut cell = child.to_be_bytes().to_vec();
-        cell.extend(varint::encode(*key as u64));
+        // A rowid is stored as the varint of its two's-complement bits.
+        cell.extend(varint::encode(u64::from_le_bytes(key.to_le_bytes())));
         content = content.checked_sub(cell.len())?;
         page.get_mut(content..content + cell.len())?
             .copy_from_slice(&cell);
@@ -501,7 +502,8 @@ fn interior_page(children: &[(u32, i64)], usable: usize, page_size: usize) -> Op
     }
     page[0] = 0x05;
     page[3..5].copy_from_slice(&u16::try_from(cells.len()).ok()?.to_be_bytes());
-    let start = if content == 65536 { 0 } else { content as u16 };
+    // 65536 is stored as 0.
+    let start = u16::try_from(content).unwrap_or(0);
     page[5..7].copy_from_slice(&start.to_be_bytes());
     page[8..12].copy_from_slice(&last.to_be_bytes());
     for (i, p) in pointers.iter().enumerate() {

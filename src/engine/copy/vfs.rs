@@ -96,7 +96,7 @@ impl<'a> Registration<'a> {
 
     /// A page number past the end of the view, for a page to add with [`Self::rebuild`].
     pub(crate) fn add_page(&self) -> u32 {
-        let page_size = self.view.pf.page_size() as u32;
+        let page_size = u32::try_from(self.view.pf.page_size()).unwrap_or(65536);
         // The page holding byte 2^30 is SQLite's lock page and never part of a tree.
         let lock_page = (1u32 << 30) / page_size.max(512) + 1;
         loop {
@@ -177,7 +177,7 @@ fn register_vfs() -> Option<()> {
         // SAFETY: `default` is a valid VFS (checked non-null above).
         let mut vfs: ffi::sqlite3_vfs = unsafe { std::ptr::read(default) };
         vfs.iVersion = vfs.iVersion.min(2);
-        vfs.szOsFile = std::mem::size_of::<ViewFile>() as c_int;
+        vfs.szOsFile = c_int::try_from(std::mem::size_of::<ViewFile>()).unwrap_or(c_int::MAX);
         vfs.pNext = std::ptr::null_mut();
         vfs.zName = VFS_NAME.as_ptr();
         vfs.pAppData = std::ptr::null_mut();
@@ -214,13 +214,13 @@ unsafe extern "C" fn x_open(
     let Some(view_data) = lookup(&name) else {
         return ffi::SQLITE_CANTOPEN;
     };
-    let view = file as *mut ViewFile;
+    let view = file.cast::<ViewFile>();
     // SAFETY: `file` has room for a ViewFile (szOsFile bytes, aligned by SQLite's allocator
     // for any pointer-sized field). The strong reference stored here keeps the view alive
     // until x_close gives it back; with pMethods set, SQLite calls x_close exactly once.
     unsafe {
         (*view).view = Arc::into_raw(view_data);
-        (*view).base.pMethods = &METHODS;
+        (*view).base.pMethods = &raw const METHODS;
         if !out_flags.is_null() {
             *out_flags = ffi::SQLITE_OPEN_READONLY;
         }
@@ -259,8 +259,9 @@ unsafe extern "C" fn x_full_pathname(
     // copied before the terminating NUL.
     unsafe {
         let bytes = CStr::from_ptr(name).to_bytes();
-        let n = bytes.len().min(n_out as usize - 1);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out as *mut u8, n);
+        // `n_out` > 0, checked above.
+        let n = bytes.len().min(usize::try_from(n_out).unwrap_or(1) - 1);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.cast::<u8>(), n);
         *out.add(n) = 0;
     }
     ffi::SQLITE_OK
@@ -271,7 +272,7 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     // reference in `view`), once each. The reference is taken out before it is given back,
     // so a second close would find null and give back nothing.
     unsafe {
-        let file = file as *mut ViewFile;
+        let file = file.cast::<ViewFile>();
         let view = std::mem::replace(&mut (*file).view, std::ptr::null());
         (*file).base.pMethods = std::ptr::null();
         if !view.is_null() {
@@ -289,12 +290,12 @@ unsafe extern "C" fn x_read(
 ) -> c_int {
     // SAFETY: SQLite reads only files x_open opened and x_close has not closed: a ViewFile
     // whose `view` holds a strong reference, so the view lives at least until this returns.
-    let view = unsafe { &*(*(file as *mut ViewFile)).view };
+    let view = unsafe { &*(*file.cast::<ViewFile>()).view };
     let (Ok(amount), Ok(offset)) = (usize::try_from(amount), u64::try_from(offset)) else {
         return ffi::SQLITE_IOERR_READ;
     };
     // SAFETY: SQLite provides `amount` writable bytes at `buf`.
-    let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, amount) };
+    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), amount) };
     if read_view(view, offset, out) {
         ffi::SQLITE_OK
     } else {
@@ -314,7 +315,8 @@ fn file_pages(pf: &PageFile) -> u32 {
 fn read_view(view: &View, offset: u64, out: &mut [u8]) -> bool {
     let pf = &view.pf;
     let rebuilt = view.rebuilt.lock().ok();
-    let page_size = pf.page_size() as u64;
+    let page_bytes = pf.page_size();
+    let page_size = page_bytes as u64;
     let end = u64::from(view.pages.load(Ordering::Relaxed)) * page_size;
     let mut page = Vec::new();
     let mut done = 0usize;
@@ -324,18 +326,22 @@ fn read_view(view: &View, offset: u64, out: &mut [u8]) -> bool {
             out[done..].fill(0);
             return false;
         }
-        let pgno = (at / page_size + 1) as u32;
-        let within = (at % page_size) as usize;
+        let Ok(pgno) = u32::try_from(at / page_size + 1) else {
+            out[done..].fill(0);
+            return false;
+        };
+        // Below the page size, which is at most 65536.
+        let within = usize::try_from(at % page_size).unwrap_or(0);
         match rebuilt.as_ref().and_then(|r| r.get(&pgno)) {
             Some(image) => {
                 page.clear();
                 page.extend_from_slice(image);
-                page.resize(page_size as usize, 0);
+                page.resize(page_bytes, 0);
             }
             None => {
                 if pf.read(pgno, &mut page).is_none() {
                     page.clear();
-                    page.resize(page_size as usize, 0);
+                    page.resize(page_bytes, 0);
                 }
             }
         }
@@ -357,11 +363,8 @@ fn present_header(pf: &PageFile, pages: u32, page: &mut [u8]) {
     }
     let g = pf.geometry();
     page[..16].copy_from_slice(b"SQLite format 3\0");
-    let size = if g.page_size == 65536 {
-        1u16
-    } else {
-        g.page_size as u16
-    };
+    // The header stores 65536 as 1.
+    let size = u16::try_from(g.page_size).unwrap_or(1);
     page[16..18].copy_from_slice(&size.to_be_bytes());
     page[18] = 1;
     page[19] = 1;
@@ -409,8 +412,9 @@ unsafe extern "C" fn x_file_size(
     // SAFETY: `file` is a ViewFile x_open opened and x_close has not closed, whose `view`
     // holds a strong reference; `size` is a valid out pointer.
     unsafe {
-        let view = &*(*(file as *mut ViewFile)).view;
-        *size = i64::from(view.pages.load(Ordering::Relaxed)) * view.pf.page_size() as i64;
+        let view = &*(*file.cast::<ViewFile>()).view;
+        let page_size = i64::try_from(view.pf.page_size()).unwrap_or(0);
+        *size = i64::from(view.pages.load(Ordering::Relaxed)) * page_size;
     }
     ffi::SQLITE_OK
 }

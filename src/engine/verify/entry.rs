@@ -111,7 +111,10 @@ fn decode(mut buf: &[u8]) -> impl Iterator<Item = Value<'_>> {
         };
         let (value, used) = match tag {
             NULL => (Value::Null, 0),
-            INTEGER => (Value::Integer(word(rest)? as i64), 8),
+            INTEGER => (
+                Value::Integer(i64::from_le_bytes(word(rest)?.to_le_bytes())),
+                8,
+            ),
             REAL => (Value::Real(f64::from_bits(word(rest)?)), 8),
             TEXT | BLOB => {
                 let len = usize::try_from(word(rest)?).ok()?;
@@ -186,6 +189,7 @@ fn int_real(i: i64, r: f64) -> Ordering {
     }
     let whole = r.trunc();
     // In range and integral, so exactly representable as an i64.
+    #[allow(clippy::cast_possible_truncation)]
     let y = whole as i64;
     i.cmp(&y).then_with(|| {
         let frac = r - whole;

@@ -52,15 +52,14 @@ pub(crate) fn check(
     limit: usize,
 ) -> Result<Vec<String>> {
     let conn = super::open(path)?;
-    let plans = match plan::plan(&conn) {
-        Ok(plans) => plans,
-        // A schema SQLite cannot describe table by table is checked the slow way, whole.
-        Err(_) => return super::full::integrity_check(path, rows, limit),
+    // A schema SQLite cannot describe table by table is checked the slow way, whole.
+    let Ok(plans) = plan::plan(&conn) else {
+        return super::full::integrity_check(path, rows, limit);
     };
     drop(conn);
     let jobs = jobs(&plans, rows);
     let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(jobs.len())
         .max(1);
     let keys = Keys::new();
@@ -84,10 +83,15 @@ pub(crate) fn check(
             });
         }
     });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(e) = first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
         return Err(e);
     }
-    let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    let found = found
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok(messages(&plans, found, limit))
 }
 
@@ -99,7 +103,7 @@ struct Context<'a> {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Every job, the longest first so that the last to finish is a short one.

@@ -35,7 +35,7 @@ pub(crate) fn integrity_check(
     let jobs = jobs(&conn, rows).map_err(|e| Error::sqlite(path, e))?;
     drop(conn);
     let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, std::num::NonZero::get)
         .min(jobs.len());
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Vec<String>>>> = Mutex::new(vec![None; jobs.len()]);
@@ -46,7 +46,7 @@ pub(crate) fn integrity_check(
                 if let Err(e) = work(path, &jobs, &next, &results, limit) {
                     first_error
                         .lock()
-                        .unwrap_or_else(|p| p.into_inner())
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .get_or_insert(e);
                     // The others stop at their next job: the check has failed already.
                     next.store(jobs.len(), Ordering::Relaxed);
@@ -54,10 +54,15 @@ pub(crate) fn integrity_check(
             });
         }
     });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    if let Some(e) = first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
         return Err(e);
     }
-    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let results = results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut messages: Vec<String> = results
         .into_iter()
         .flatten()
@@ -111,7 +116,11 @@ fn work(
             return Ok(());
         };
         let messages = run(&conn, &job.sql, limit).map_err(|e| Error::sqlite(path, e))?;
-        if let Some(slot) = results.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+        if let Some(slot) = results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(i)
+        {
             *slot = Some(messages);
         }
     }

@@ -91,7 +91,7 @@ pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
     conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
         r.get::<_, i64>(0)
     })
-    .map_or(0, |n| n.max(0) as u64)
+    .map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
 
 /// Read-only and immutable: no lock is taken and no `-wal` or `-shm` is created beside it.

@@ -292,8 +292,13 @@ impl<'c> Writer<'c> {
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
                 let reason = msg.unwrap_or_else(|| e.to_string());
-                let lead: [&dyn ToSql; 5] =
-                    [&table.name, &reason, &page, &(fields.len() as i64), &rowid];
+                let lead: [&dyn ToSql; 5] = [
+                    &table.name,
+                    &reason,
+                    &page,
+                    &i64::try_from(fields.len()).unwrap_or(i64::MAX),
+                    &rowid,
+                ];
                 side_insert(
                     self.conn,
                     &self.path,
@@ -348,7 +353,12 @@ impl<'c> Writer<'c> {
         payload: &[u8],
         fields: &[Field],
     ) -> Result<()> {
-        let lead: [&dyn ToSql; 4] = [&rootpgno, &page, &(fields.len() as i64), &rowid];
+        let lead: [&dyn ToSql; 4] = [
+            &rootpgno,
+            &page,
+            &i64::try_from(fields.len()).unwrap_or(i64::MAX),
+            &rowid,
+        ];
         side_insert(
             self.conn,
             &self.path,
@@ -368,7 +378,11 @@ impl<'c> Writer<'c> {
         payload: &[u8],
         fields: &[Field],
     ) -> Result<()> {
-        let lead: [&dyn ToSql; 3] = [&page, &(fields.len() as i64), &rowid];
+        let lead: [&dyn ToSql; 3] = [
+            &page,
+            &i64::try_from(fields.len()).unwrap_or(i64::MAX),
+            &rowid,
+        ];
         side_insert(
             self.conn,
             &self.path,
@@ -391,7 +405,14 @@ impl<'c> Writer<'c> {
         page: Option<u32>,
         prefix: &[u8],
     ) -> Result<()> {
-        let lead: [&dyn ToSql; 6] = [&table, &rowid, &(field as i64), &reason, &page, &prefix];
+        let lead: [&dyn ToSql; 6] = [
+            &table,
+            &rowid,
+            &i64::try_from(field).unwrap_or(i64::MAX),
+            &reason,
+            &page,
+            &prefix,
+        ];
         side_insert(
             self.conn,
             &self.path,

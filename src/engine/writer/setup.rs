@@ -37,8 +37,9 @@ pub(crate) fn create_database(path: &Path, settings: &OutputSettings) -> Result<
          PRAGMA user_version = {}; PRAGMA application_id = {};",
         settings.encoding.pragma_name(),
         settings.auto_vacuum,
-        settings.user_version as i32,
-        settings.application_id as i32,
+        // The pragmas take the header's 32 bits as a signed number.
+        i32::from_be_bytes(settings.user_version.to_be_bytes()),
+        i32::from_be_bytes(settings.application_id.to_be_bytes()),
     ))
     .map_err(sql)?;
     Ok(conn)
@@ -55,7 +56,7 @@ fn set_reserved_bytes(conn: &Connection, bytes: u8) -> rusqlite::Result<()> {
             conn.handle(),
             c"main".as_ptr(),
             rusqlite::ffi::SQLITE_FCNTL_RESERVE_BYTES,
-            (&mut value as *mut std::ffi::c_int).cast(),
+            (&raw mut value).cast(),
         )
     };
     match rc {

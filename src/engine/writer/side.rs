@@ -22,8 +22,7 @@ impl SideNames {
     /// Names free among `taken` (the source's schema objects, compared as SQLite compares
     /// names: ASCII case folded).
     pub(crate) fn free_in<'n>(taken: impl Iterator<Item = &'n str>) -> SideNames {
-        let taken: std::collections::HashSet<String> =
-            taken.map(|n| n.to_ascii_lowercase()).collect();
+        let taken: std::collections::HashSet<String> = taken.map(str::to_ascii_lowercase).collect();
         let free = |base: &str| {
             std::iter::once(base.to_string())
                 .chain((1u32..).map(|i| format!("{base}_{i}")))

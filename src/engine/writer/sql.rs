@@ -168,6 +168,7 @@ pub(super) fn same_value(have: ValueRef<'_>, want: Value<'_>, enc: TextEncoding)
         (ValueRef::Integer(a), Value::Integer(b)) => a == b,
         (ValueRef::Real(a), Value::Real(b)) => a.to_bits() == b.to_bits(),
         // REAL columns store integral values as integers on disk.
+        #[allow(clippy::cast_precision_loss, clippy::float_cmp)] // exact: compared as stored
         (ValueRef::Real(a), Value::Integer(b)) => a == b as f64,
         (ValueRef::Text(a), Value::Text(b)) => a == enc.to_utf8(b).as_ref(),
         (ValueRef::Blob(a), Value::Blob(b)) => a == b,

@@ -330,3 +330,54 @@ fn messages(plans: &[TablePlan], mut found: Found, limit: usize) -> Vec<String> 
     }
     messages
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page SQLite cannot read in the middle of a scan is a finding, not a failed run.
+    #[test]
+    fn an_unreadable_page_is_reported_not_raised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 4096;
+             CREATE TABLE a(x TEXT); CREATE INDEX ax ON a(x);
+             WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c WHERE v < 400)
+             INSERT INTO a SELECT printf('%0300d', v) FROM c;",
+        )
+        .unwrap();
+        let leaf: i64 = conn
+            .query_row(
+                "SELECT max(pageno) FROM dbstat WHERE name = 'a' AND pagetype = 'leaf'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        drop(conn);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = (leaf as usize - 1) * 4096;
+        bytes[at..at + 4096].fill(0xA5);
+        std::fs::write(&path, &bytes).unwrap();
+        let messages = check(&path, &BTreeMap::new(), 20).unwrap();
+        assert_ne!(messages, vec!["ok"]);
+        assert!(messages.len() <= 20);
+    }
+
+    #[test]
+    fn a_healthy_database_is_ok_and_limits_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE a(x, y UNIQUE); CREATE INDEX ax ON a(x DESC, y);
+                 WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c WHERE v < 300)
+                 INSERT INTO a SELECT v % 7, v FROM c;",
+            )
+            .unwrap();
+        let rows = BTreeMap::from([("a".to_string(), 300)]);
+        assert_eq!(check(&path, &rows, 20).unwrap(), vec!["ok"]);
+    }
+}

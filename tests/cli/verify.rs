@@ -52,7 +52,13 @@ fn exchanged_indexes(dir: &Path, b_rows: &str) -> PathBuf {
              INSERT INTO b(rowid, x, y) {b_rows};"
         ),
     );
-    let conn = Connection::open(&path).unwrap();
+    exchange_roots(&path, "ax", "bx");
+    path
+}
+
+/// Gives index `a` the tree of index `b` and `b` that of `a`, in the schema.
+fn exchange_roots(path: &Path, a: &str, b: &str) {
+    let conn = Connection::open(path).unwrap();
     let root = |name: &str| -> i64 {
         conn.query_row(
             "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
@@ -61,16 +67,14 @@ fn exchanged_indexes(dir: &Path, b_rows: &str) -> PathBuf {
         )
         .unwrap()
     };
-    let (ax, bx) = (root("ax"), root("bx"));
+    let (root_a, root_b) = (root(a), root(b));
     conn.execute_batch(&format!(
         "PRAGMA writable_schema = ON;
-         UPDATE sqlite_schema SET rootpage = {bx} WHERE name = 'ax';
-         UPDATE sqlite_schema SET rootpage = {ax} WHERE name = 'bx';
+         UPDATE sqlite_schema SET rootpage = {root_b} WHERE name = '{a}';
+         UPDATE sqlite_schema SET rootpage = {root_a} WHERE name = '{b}';
          PRAGMA writable_schema = OFF;"
     ))
     .unwrap();
-    drop(conn);
-    path
 }
 
 fn assert_found(path: &Path, what: &str, names: &str) {
@@ -249,24 +253,7 @@ fn a_value_differing_only_in_case_is_found_under_nocase() {
          INSERT INTO b SELECT CASE value WHEN 17 THEN 'Value 17' ELSE 'value ' || value END
            FROM n;",
     );
-    let conn = Connection::open(&path).unwrap();
-    let root = |name: &str| -> i64 {
-        conn.query_row(
-            "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
-    let (ax, bx) = (root("ax"), root("bx"));
-    conn.execute_batch(&format!(
-        "PRAGMA writable_schema = ON;
-         UPDATE sqlite_schema SET rootpage = {bx} WHERE name = 'ax';
-         UPDATE sqlite_schema SET rootpage = {ax} WHERE name = 'bx';
-         PRAGMA writable_schema = OFF;"
-    ))
-    .unwrap();
-    drop(conn);
+    exchange_roots(&path, "ax", "bx");
     let (fast, _) = both(&path);
     assert!(fast.iter().any(|m| m.contains("index ax")), "{fast:?}");
 }

@@ -22,7 +22,7 @@ command -v sqlite3 >/dev/null || { echo "bench: needs the sqlite3 shell (apt-get
 [ -x /usr/bin/time ] || { echo "bench: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
 cargo build --release --quiet --bin sqlite-rescue --example recover_only --example vacuum_into \
-    --example zero_interior_pages --example transfer_only --example sha256_only
+    --example zero_interior_pages --example transfer_only --example sha256_only --example verify_only
 bin=target/release/sqlite-rescue
 ex=target/release/examples
 
@@ -70,6 +70,17 @@ print("  phases (s): " + ", ".join("%s %.2f" % kv for kv in sorted(t.items())) +
 work="$dir/work"
 prep() { rm -rf "$work"; mkdir -p "$work"; }
 
+# proofs DB: the proof of a recovered copy of DB alone, fast and full (`examples/verify_only`),
+# on an output kept outside $work for the two measures.
+proofs() {
+    local out="$dir/proof-out.sqlite3"
+    rm -f "$out"
+    "$ex/recover_only" "$1" "$out" >/dev/null
+    results+=("$(measure "proof_fast" "$ex/verify_only" "$out" fast)")
+    results+=("$(measure "proof_full" "$ex/verify_only" "$out" full)")
+    rm -f "$out"
+}
+
 # django M: the Django-shaped database, healthy and with one interior page of its largest
 # table zeroed (the damaged copy has its -wal applied first, by the zeroing tool's SQLite).
 django() {
@@ -92,6 +103,7 @@ django() {
     results+=("$(measure "snapshot" "$bin" snapshot -q "$db" --into "$work/snap")")
     results+=("$(measure "recovery_step" "$ex/recover_only" "$db" "$work/out.sqlite3")")
     results+=("$(measure "recovery_step_damaged" "$ex/recover_only" "$damaged" "$work/out.sqlite3")")
+    proofs "$db"
     results+=("$(measure "recover_pipeline" "$bin" recover -q "$db" --incident-dir "$work/incident")")
     results+=("$(measure "recover_pipeline_verify_full" "$bin" recover -q "$db" --incident-dir "$work/incident" --verify full)")
     results+=("$(measure "recover_pipeline_damaged" "$bin" recover -q "$damaged" --incident-dir "$work/incident")")
@@ -143,6 +155,7 @@ bench() {
     # Every table decoded row by row (no copy of whole tables): the damaged run against this
     # one shows what the orphan scan itself costs.
     results+=("$(measure "recovery_step_decode_all" "$ex/recover_only" "$db" "$work/out.sqlite3" --decode-all)")
+    proofs "$db"
     results+=("$(measure "recover_pipeline" "$bin" recover -q "$db" --incident-dir "$work/incident")")
     results+=("$(measure "recover_pipeline_verify_full" "$bin" recover -q "$db" --incident-dir "$work/incident" --verify full)")
     results+=("$(measure "recover_pipeline_damaged" "$bin" recover -q "$damaged" --incident-dir "$work/incident")")

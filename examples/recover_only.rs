@@ -4,9 +4,9 @@
 //! by SQLite); `--table-by-table` copies whole tables one by one, as for a damaged database,
 //! even when the whole database could be copied at once.
 //!
-//! Without `--verify` the result is not checked with `integrity_check`, so an index copied
-//! from a source whose index disagrees with its rows is not caught and rebuilt here as it is
-//! by `sqlite-rescue recover`: use this for timing only.
+//! Without `--verify` the result is not proved sound (`quick_check` and the index digests), so
+//! an index copied from a source whose index disagrees with its rows is not caught and rebuilt
+//! here as it is by `sqlite-rescue recover`: use this for timing only.
 
 use sqlite_rescue::engine::{recover, Options};
 use std::path::Path;

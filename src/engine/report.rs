@@ -15,7 +15,7 @@ pub struct Options {
     pub include_freelist: bool,
     /// A healthy database with the same schema, for tables whose schema rows were lost.
     pub schema_from: Option<PathBuf>,
-    /// Leave out `PRAGMA integrity_check` of the result (the caller checks it, or a benchmark
+    /// Leave out the proof that the result is sound (the caller checks it, or a benchmark
     /// times the recovery step alone). The report's `integrity` then says "not checked", and
     /// a copied index that disagrees with its rows is not found and rebuilt: a caller that
     /// skips the check and finds a problem later recovers again with the check on.

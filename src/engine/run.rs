@@ -153,7 +153,7 @@ impl Engine<'_> {
         let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         clock.lap("indexes");
         engine.count_phase(&conn, &catalog, &rows.groups, &mut rows.reports);
-        spinner.set_message("checking the recovered database (integrity_check)");
+        spinner.set_message("proving the recovered database sound");
         let (integrity, foreign_key_violations) =
             verify_phase(tmp, &catalog, &rows.reports, options)?;
         spinner.finish_and_clear();

@@ -14,6 +14,7 @@
 //! application's) is checked with `integrity_check(TABLE)` instead.
 
 use super::entry::{compare, encode, Digest, Keys};
+use super::lock;
 use super::plan::{self, IndexPlan, TableCheck, TablePlan};
 use crate::error::{Error, Result};
 use crate::util::quote::ident;
@@ -21,7 +22,6 @@ use rusqlite::Connection;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 
 /// One piece of the proof, run on one connection.
@@ -58,37 +58,17 @@ pub(crate) fn check(
     };
     drop(conn);
     let jobs = jobs(&plans, rows);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(jobs.len())
-        .max(1);
     let keys = Keys::new();
-    let next = AtomicUsize::new(0);
     let found = Mutex::new(Found::default());
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let ctx = Context {
         path,
         plans: &plans,
         keys: &keys,
         limit,
     };
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                if let Err(e) = work(&ctx, &jobs, &next, &found) {
-                    lock(&first_error).get_or_insert(e);
-                    // The others stop at their next job: the check has failed already.
-                    next.store(jobs.len(), AtomicOrdering::Relaxed);
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-    {
-        return Err(e);
-    }
+    super::on_every_core(path, jobs.len(), |conn, n| {
+        work(&ctx, conn, jobs[n].1, n, &found)
+    })?;
     let found = found
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -100,10 +80,6 @@ struct Context<'a> {
     plans: &'a [TablePlan],
     keys: &'a Keys,
     limit: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Every job, the longest first so that the last to finish is a short one.
@@ -130,35 +106,27 @@ fn jobs(plans: &[TablePlan], rows: &BTreeMap<String, u64>) -> Vec<(u64, Job)> {
     jobs
 }
 
-/// Takes jobs until none is left, each on this worker's own connection.
+/// Runs job `n`; a tree SQLite cannot read is a finding, as integrity_check reports it.
 fn work(
     ctx: &Context<'_>,
-    jobs: &[(u64, Job)],
-    next: &AtomicUsize,
+    conn: &Connection,
+    job: Job,
+    n: usize,
     found: &Mutex<Found>,
 ) -> Result<()> {
-    let conn = super::open(ctx.path)?;
-    let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
-    loop {
-        let n = next.fetch_add(1, AtomicOrdering::Relaxed);
-        let Some(&(_, job)) = jobs.get(n) else {
-            return Ok(());
-        };
-        run(ctx, &conn, job, n, found).or_else(|e| match e.sqlite_error_code() {
-            // A tree SQLite cannot read is a finding, as integrity_check reports it.
-            Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-                let what = match job {
-                    Job::QuickCheck => "quick_check".to_string(),
-                    Job::Table(t) | Job::Full(t) => format!("table {}", ctx.plans[t].name),
-                    Job::Index(t, i) => index_plan(ctx.plans, t, i)
-                        .map_or_else(String::new, |p| format!("index {}", p.name)),
-                };
-                lock(found).messages.push((n, format!("{what}: {e}")));
-                Ok(())
-            }
-            _ => Err(Error::sqlite(ctx.path, e)),
-        })?;
-    }
+    run(ctx, conn, job, n, found).or_else(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            let what = match job {
+                Job::QuickCheck => "quick_check".to_string(),
+                Job::Table(t) | Job::Full(t) => format!("table {}", ctx.plans[t].name),
+                Job::Index(t, i) => index_plan(ctx.plans, t, i)
+                    .map_or_else(String::new, |p| format!("index {}", p.name)),
+            };
+            lock(found).messages.push((n, format!("{what}: {e}")));
+            Ok(())
+        }
+        _ => Err(Error::sqlite(ctx.path, e)),
+    })
 }
 
 fn index_plan(plans: &[TablePlan], t: usize, i: usize) -> Option<&IndexPlan> {
@@ -333,4 +301,55 @@ fn messages(plans: &[TablePlan], mut found: Found, limit: usize) -> Vec<String> 
         messages.push("ok".to_string());
     }
     messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page SQLite cannot read in the middle of a scan is a finding, not a failed run.
+    #[test]
+    fn an_unreadable_page_is_reported_not_raised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 4096;
+             CREATE TABLE a(x TEXT); CREATE INDEX ax ON a(x);
+             WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c WHERE v < 400)
+             INSERT INTO a SELECT printf('%0300d', v) FROM c;",
+        )
+        .unwrap();
+        let leaf: i64 = conn
+            .query_row(
+                "SELECT max(pageno) FROM dbstat WHERE name = 'a' AND pagetype = 'leaf'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        drop(conn);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = (usize::try_from(leaf).unwrap() - 1) * 4096;
+        bytes[at..at + 4096].fill(0xA5);
+        std::fs::write(&path, &bytes).unwrap();
+        let messages = check(&path, &BTreeMap::new(), 20).unwrap();
+        assert_ne!(messages, vec!["ok"]);
+        assert!(messages.len() <= 20);
+    }
+
+    #[test]
+    fn a_healthy_database_is_ok_and_limits_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE a(x, y UNIQUE); CREATE INDEX ax ON a(x DESC, y);
+                 WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c WHERE v < 300)
+                 INSERT INTO a SELECT v % 7, v FROM c;",
+            )
+            .unwrap();
+        let rows = BTreeMap::from([("a".to_string(), 300)]);
+        assert_eq!(check(&path, &rows, 20).unwrap(), vec!["ok"]);
+    }
 }

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// One piece of the check: the SQL and how much work it is expected to be.
@@ -34,32 +33,14 @@ pub(crate) fn integrity_check(
     let conn = super::open(path)?;
     let jobs = jobs(&conn, rows).map_err(|e| Error::sqlite(path, e))?;
     drop(conn);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(jobs.len());
-    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Vec<String>>>> = Mutex::new(vec![None; jobs.len()]);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                if let Err(e) = work(path, &jobs, &next, &results, limit) {
-                    first_error
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_or_insert(e);
-                    // The others stop at their next job: the check has failed already.
-                    next.store(jobs.len(), Ordering::Relaxed);
-                }
-            });
+    super::on_every_core(path, jobs.len(), |conn, n| {
+        let messages = run(conn, &jobs[n].sql, limit).map_err(|e| Error::sqlite(path, e))?;
+        if let Some(slot) = super::lock(&results).get_mut(n) {
+            *slot = Some(messages);
         }
-    });
-    if let Some(e) = first_error
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-    {
-        return Err(e);
-    }
+        Ok(())
+    })?;
     let results = results
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -98,32 +79,6 @@ fn jobs(conn: &Connection, rows: &BTreeMap<String, u64>) -> rusqlite::Result<Vec
     // Longest first, so the last job to finish is a short one.
     jobs.sort_by_key(|j| std::cmp::Reverse(j.weight));
     Ok(jobs)
-}
-
-/// Takes jobs until none is left, each on this worker's own connection.
-fn work(
-    path: &Path,
-    jobs: &[Job],
-    next: &AtomicUsize,
-    results: &Mutex<Vec<Option<Vec<String>>>>,
-    limit: usize,
-) -> Result<()> {
-    let conn = super::open(path)?;
-    let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
-    loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(job) = jobs.get(i) else {
-            return Ok(());
-        };
-        let messages = run(&conn, &job.sql, limit).map_err(|e| Error::sqlite(path, e))?;
-        if let Some(slot) = results
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(i)
-        {
-            *slot = Some(messages);
-        }
-    }
 }
 
 fn run(conn: &Connection, sql: &str, limit: usize) -> rusqlite::Result<Vec<String>> {

@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// How the recovered database is proved sound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,6 +94,54 @@ pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
         r.get::<_, i64>(0)
     })
     .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Runs `run(connection, n)` for every job `n` in `0..jobs`, in that order, on every core:
+/// each worker takes the next job on its own read-only connection (which a signal
+/// interrupts). The first error stops the others at their next job and is returned.
+fn on_every_core(
+    path: &Path,
+    jobs: usize,
+    run: impl Fn(&Connection, usize) -> Result<()> + Sync,
+) -> Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(jobs)
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let work = || -> Result<()> {
+        let conn = open(path)?;
+        let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
+        loop {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            if n >= jobs {
+                return Ok(());
+            }
+            run(&conn, n)?;
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                if let Err(e) = work() {
+                    lock(&first_error).get_or_insert(e);
+                    next.store(jobs, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    match first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Read-only and immutable: no lock is taken and no `-wal` or `-shm` is created beside it.

@@ -100,6 +100,9 @@ pub(crate) fn plan(conn: &Connection) -> rusqlite::Result<Vec<TablePlan>> {
     Ok(plans)
 }
 
+/// One row of `index_list`: name, UNIQUE, origin ("c", "u" or "pk"), partial.
+type IndexRow = (String, bool, String, bool);
+
 fn table_check(
     conn: &Connection,
     table: &str,
@@ -109,14 +112,9 @@ fn table_check(
         conn.prepare("SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1)")?;
     let indexes = stmt
         .query_map([table], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, bool>(3)?,
-            ))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<rusqlite::Result<Vec<IndexRow>>>()?;
     if indexes.is_empty() {
         return Ok(TableCheck::Nothing);
     }
@@ -130,73 +128,20 @@ fn table_check(
         Some(pk) => format!("{} INDEXED BY {}", ident(table), ident(&pk.0)),
         None => format!("{} NOT INDEXED", ident(table)),
     };
+    let table_side = TableSide {
+        table,
+        rowid: &rowid,
+        scan: &scan,
+        without_rowid,
+    };
     // The table's scan: every value any index holds, each once.
     let mut selected: Vec<String> = Vec::new();
     let mut plans = Vec::new();
-    for (index, unique, origin, partial) in indexes {
-        if partial {
-            return Ok(TableCheck::Fallback(Fallback::Partial(index)));
+    for index in indexes {
+        match index_plan(conn, &table_side, index, &mut selected)? {
+            Ok(plan) => plans.push(plan),
+            Err(fallback) => return Ok(TableCheck::Fallback(fallback)),
         }
-        let own_tree = without_rowid && origin == "pk";
-        let mut xinfo = xinfo(conn, &index)?;
-        if own_tree {
-            // The rest of the row follows the key in the table's own tree: only the key orders.
-            xinfo.retain(|x| x.key);
-        }
-        let mut exprs = Vec::with_capacity(xinfo.len());
-        let mut order = Vec::with_capacity(xinfo.len());
-        for x in &xinfo {
-            let expr = match (x.cid, &x.name) {
-                (-1, _) => rowid.clone(),
-                (cid, Some(name)) if cid >= 0 => ident(name),
-                _ => return Ok(TableCheck::Fallback(Fallback::Expression(index))),
-            };
-            let Some(collation) = Collation::named(&x.collation) else {
-                return Ok(TableCheck::Fallback(Fallback::Collation(index)));
-            };
-            order.push(KeyColumn {
-                collation,
-                descending: x.descending,
-            });
-            exprs.push(expr);
-        }
-        let columns = exprs
-            .iter()
-            .map(|e| match selected.iter().position(|s| s == e) {
-                Some(p) => p,
-                None => {
-                    selected.push(e.clone());
-                    selected.len() - 1
-                }
-            })
-            .collect();
-        let select = if own_tree {
-            let select = format!("SELECT {} FROM {scan}", exprs.join(", "));
-            if !table_scan(conn, &select)? {
-                return Ok(TableCheck::Fallback(Fallback::NotTableScan));
-            }
-            select
-        } else {
-            let select = format!(
-                "SELECT {} FROM {} INDEXED BY {}",
-                exprs.join(", "),
-                ident(table),
-                ident(&index)
-            );
-            if !covering(conn, &select)? {
-                return Ok(TableCheck::Fallback(Fallback::NotCovering(index)));
-            }
-            select
-        };
-        let keys = xinfo.iter().filter(|x| x.key).count();
-        plans.push(IndexPlan {
-            name: index,
-            select,
-            columns,
-            order,
-            unique_prefix: unique.then_some(keys),
-            own_tree,
-        });
     }
     if selected.is_empty() {
         selected.push("NULL".to_string());
@@ -209,6 +154,88 @@ fn table_check(
         select,
         indexes: plans,
     })
+}
+
+/// What an index's plan needs to know of its table.
+struct TableSide<'a> {
+    table: &'a str,
+    /// A name that reads the rowid.
+    rowid: &'a str,
+    /// The table's own tree, as a FROM clause.
+    scan: &'a str,
+    without_rowid: bool,
+}
+
+/// The plan for one index, adding the values it needs to the table's scan (`selected`).
+fn index_plan(
+    conn: &Connection,
+    t: &TableSide<'_>,
+    (index, unique, origin, partial): IndexRow,
+    selected: &mut Vec<String>,
+) -> rusqlite::Result<Result<IndexPlan, Fallback>> {
+    if partial {
+        return Ok(Err(Fallback::Partial(index)));
+    }
+    let own_tree = t.without_rowid && origin == "pk";
+    let mut xinfo = xinfo(conn, &index)?;
+    if own_tree {
+        // The rest of the row follows the key in the table's own tree: only the key orders.
+        xinfo.retain(|x| x.key);
+    }
+    let mut exprs = Vec::with_capacity(xinfo.len());
+    let mut order = Vec::with_capacity(xinfo.len());
+    for x in &xinfo {
+        let expr = match (x.cid, &x.name) {
+            (-1, _) => t.rowid.to_string(),
+            (cid, Some(name)) if cid >= 0 => ident(name),
+            _ => return Ok(Err(Fallback::Expression(index))),
+        };
+        let Some(collation) = Collation::named(&x.collation) else {
+            return Ok(Err(Fallback::Collation(index)));
+        };
+        order.push(KeyColumn {
+            collation,
+            descending: x.descending,
+        });
+        exprs.push(expr);
+    }
+    let columns = exprs
+        .iter()
+        .map(|e| match selected.iter().position(|s| s == e) {
+            Some(p) => p,
+            None => {
+                selected.push(e.clone());
+                selected.len() - 1
+            }
+        })
+        .collect();
+    let select = if own_tree {
+        let select = format!("SELECT {} FROM {}", exprs.join(", "), t.scan);
+        if !table_scan(conn, &select)? {
+            return Ok(Err(Fallback::NotTableScan));
+        }
+        select
+    } else {
+        let select = format!(
+            "SELECT {} FROM {} INDEXED BY {}",
+            exprs.join(", "),
+            ident(t.table),
+            ident(&index)
+        );
+        if !covering(conn, &select)? {
+            return Ok(Err(Fallback::NotCovering(index)));
+        }
+        select
+    };
+    let keys = xinfo.iter().filter(|x| x.key).count();
+    Ok(Ok(IndexPlan {
+        name: index,
+        select,
+        columns,
+        order,
+        unique_prefix: unique.then_some(keys),
+        own_tree,
+    }))
 }
 
 fn xinfo(conn: &Connection, index: &str) -> rusqlite::Result<Vec<XInfo>> {

@@ -8,6 +8,7 @@
 //! owner number per page.
 
 pub mod altered;
+mod catalog;
 pub mod causes;
 pub(crate) mod copy;
 mod decode;
@@ -23,13 +24,13 @@ pub(crate) mod verify;
 pub(crate) mod walk;
 pub(crate) mod writer;
 
+pub(crate) use catalog::{schema_roots, side_table_names};
 pub(crate) use decode::note_damaged_value;
 pub use report::{
     GroupOutcome, ObjectKind, ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report,
     TableReport,
 };
 use run::Strategy;
-pub(crate) use run::{schema_roots, side_table_names};
 pub use verify::{verify, VerifyMode};
 pub use writer::SideNames;
 

@@ -1,6 +1,7 @@
 //! One recovery, run in phases: schema, copy, decode, salvage, objects, counts and losses,
 //! verify.
 
+use crate::engine::catalog::{read_catalog, Catalog};
 use crate::engine::copy::{transfer, vfs};
 use crate::engine::decode::{InternalRows, PLANNER_TABLES};
 use crate::engine::objects::{create_objects, install_virtual_tables};
@@ -10,10 +11,9 @@ use crate::engine::report::{
 };
 use crate::engine::salvage::freelist::claim_ptrmap_pages;
 use crate::engine::salvage::orphans;
-use crate::engine::schema::{SchemaEntry, Table};
-use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
+use crate::engine::walk::{Hole, Walker};
 use crate::engine::writer::{self, OutputSettings, Writer};
-use crate::engine::{losses, schema, stand_ins, Engine};
+use crate::engine::{losses, stand_ins, Engine};
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
@@ -32,16 +32,6 @@ pub(crate) enum Strategy {
     CopyWhatReadsWhole,
     /// Decode every table row by row: every index is then built from the rows.
     DecodeEveryRow,
-}
-
-/// The schema as read from page 1's tree (and `--schema-from`), and what it means.
-struct Catalog {
-    entries: Vec<SchemaEntry>,
-    tables: Vec<Table>,
-    /// Tables whose CREATE TABLE SQLite refuses, with why.
-    refused: Vec<(SchemaEntry, String)>,
-    /// The schema's tree read whole.
-    whole: bool,
 }
 
 /// What the copy phase leaves: the output's connection, and the tables it copied.
@@ -417,35 +407,6 @@ impl Engine<'_> {
     }
 }
 
-/// Schema phase: `sqlite_schema` read from page 1's tree, entries from `--schema-from` added
-/// for tables whose rows were lost, and the text encoding settled.
-fn read_catalog(
-    pf: &mut PageFile,
-    map: &mut Claims,
-    options: &Options,
-    bar: &indicatif::ProgressBar,
-) -> Result<(Catalog, TextEncoding, Vec<String>)> {
-    let (mut entries, encoding, whole) = read_schema(pf, map, bar.clone())?;
-    if let Some(reference) = &options.schema_from {
-        let extra = schema::reference_entries(reference, &entries)
-            .map_err(|e| Error::unusable(reference, format!("cannot read its schema: {e}")))?;
-        entries.extend(extra);
-    }
-    if pf.geometry().encoding.is_none() {
-        pf.set_encoding(encoding, true);
-    }
-    // Stand-ins for the application's functions before SQLite reads the tables' SQL.
-    let app_functions = stand_ins::functions_for(&entries);
-    let (tables, refused) = schema::interpret(&entries);
-    let catalog = Catalog {
-        entries,
-        tables,
-        refused,
-        whole,
-    };
-    Ok((catalog, encoding, app_functions))
-}
-
 /// Verify phase: the proof that the result is sound (`options.verify`: the fast proof or
 /// SQLite's full `integrity_check`), with the foreign keys counted beside it.
 fn verify_phase(
@@ -496,44 +457,6 @@ pub(crate) fn unexplained_pages(map: &Claims, reports: &[TableReport], tables: u
             _ => false,
         })
         .count() as u64
-}
-
-/// Reads `sqlite_schema` from page 1's tree, skipping cells that do not decode.
-pub(crate) fn read_schema(
-    pf: &PageFile,
-    map: &mut Claims,
-    bar: indicatif::ProgressBar,
-) -> Result<(Vec<SchemaEntry>, TextEncoding, bool)> {
-    let owner = map.owner_named("sqlite_schema");
-    let mut encoding = pf.geometry().encoding;
-    let mut entries = Vec::new();
-    let mut walker = Walker::new(pf, bar, &interrupted);
-    let fits = |_: Option<i64>, types: &[u64]| types.len() == 5;
-    let mut undecoded = 0u64;
-    let stats = walker.walk(
-        map,
-        owner,
-        1,
-        TreeKind::Table,
-        PageStatus::Tree,
-        &fits,
-        &mut |row: &RowRef<'_>| {
-            let enc = *encoding.get_or_insert_with(|| match row.fields.first() {
-                Some(f) => match f.value(row.payload) {
-                    crate::format::record::Value::Text(t) => schema::sniff_encoding(t),
-                    _ => TextEncoding::Utf8,
-                },
-                None => TextEncoding::Utf8,
-            });
-            match schema::entry_from_record(row.payload, row.fields, enc) {
-                Some(e) => entries.push(e),
-                None => undecoded += 1,
-            }
-            Ok(())
-        },
-    )?;
-    let whole = stats.holes.is_empty() && stats.bad_cells == 0 && undecoded == 0;
-    Ok((entries, encoding.unwrap_or(TextEncoding::Utf8), whole))
 }
 
 /// Whether `VACUUM INTO` can make the output the engine would make: the schema read whole and
@@ -589,27 +512,4 @@ pub(crate) fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
     .ok()
     .and_then(|n| u64::try_from(n).ok())
     .unwrap_or(0)
-}
-
-/// The names the engine gives its own tables when it recovers `db` (see
-/// [`writer::SideNames`]): decided by the source's schema alone.
-pub(crate) fn side_table_names(db: &Path) -> Result<writer::SideNames> {
-    let pf = PageFile::open(db)?;
-    let mut map = Claims::new(pf.page_count());
-    let (entries, _, _) = read_schema(&pf, &mut map, indicatif::ProgressBar::hidden())?;
-    Ok(writer::SideNames::free_in(
-        entries.iter().map(|e| e.name.as_str()),
-    ))
-}
-
-/// Root page → table name, from the schema as the engine reads it (SQLite need not agree).
-pub(crate) fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
-    let pf = PageFile::open(db)?;
-    let mut map = Claims::new(pf.page_count());
-    let (entries, _, _) = read_schema(&pf, &mut map, indicatif::ProgressBar::hidden())?;
-    Ok(entries
-        .into_iter()
-        .filter(|e| e.kind == "table")
-        .map(|e| (e.rootpage, e.name))
-        .collect())
 }

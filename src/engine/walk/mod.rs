@@ -13,108 +13,15 @@ use crate::source::pagefile::PageFile;
 use crate::Result;
 use indicatif::ProgressBar;
 
+mod found;
+pub use found::Hole;
+pub(crate) use found::{RowRef, TreeKind, WalkStats};
+
 /// Deeper than any real SQLite b-tree (a 512-byte-page tree of 2^64 rows is about 30 deep).
 pub(crate) const MAX_DEPTH: usize = 40;
 
 /// At most this many pages are listed by number in a report (counts stay exact).
 pub(crate) const MAX_LISTED_PAGES: usize = 1000;
-
-/// Whether a tree stores rows by rowid (table b-tree) or by key (index b-tree, which is also
-/// how WITHOUT ROWID tables are stored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TreeKind {
-    Table,
-    Index,
-}
-
-impl TreeKind {
-    /// The kind of tree a table's rows are stored in.
-    pub(crate) fn of(table: &crate::engine::schema::Table) -> TreeKind {
-        if table.without_rowid {
-            TreeKind::Index
-        } else {
-            TreeKind::Table
-        }
-    }
-
-    fn accepts(self, kind: PageKind) -> bool {
-        kind.is_table() == (self == TreeKind::Table)
-    }
-}
-
-/// A place in a tree whose rows could not be read: the key range it covered (exclusive low,
-/// inclusive high, `None` for unbounded) and the page that should have held them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Hole {
-    pub lo: Option<i64>,
-    pub hi: Option<i64>,
-    pub page: u32,
-    pub parent: Option<u32>,
-    pub reason: String,
-    /// Orphan pages were put back into this part of the tree; what is left of it is the gaps
-    /// between them (which hold rows only if some page of the file could not be read).
-    pub filled: bool,
-}
-
-impl Hole {
-    /// Whether every key in `[first, last]` lies inside this hole.
-    pub(crate) fn covers(&self, first: i64, last: i64) -> bool {
-        self.lo.is_none_or(|lo| first > lo) && self.hi.is_none_or(|hi| last <= hi)
-    }
-}
-
-/// One row as the walk found it: fields index into `payload`.
-pub(crate) struct RowRef<'a> {
-    pub rowid: Option<i64>,
-    pub payload: &'a [u8],
-    pub fields: &'a [Field],
-    /// False when part of the payload (an overflow page) could not be read.
-    pub complete: bool,
-    /// The overflow page where the chain broke, when it did.
-    pub broken_overflow: Option<u32>,
-    /// The first field not wholly read, and the byte offset in `payload` where it starts.
-    pub first_missing: Option<(usize, usize)>,
-    pub page: u32,
-}
-
-impl RowRef<'_> {
-    /// Whether the row reads whole as a row of `table`: every value there, and no more
-    /// fields than it has columns (what a copy of its record would carry as it is).
-    pub(crate) fn whole_for(&self, table: &crate::engine::schema::Table) -> bool {
-        self.complete && self.fields.len() <= table.stored.len()
-    }
-}
-
-/// What one walk saw.
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub(crate) struct WalkStats {
-    pub pages: u64,
-    pub rows: u64,
-    /// Cells that could not be decoded (their rows are lost).
-    pub bad_cells: u64,
-    /// Rows whose payload was cut short by a broken overflow chain.
-    pub incomplete_rows: u64,
-    pub holes: Vec<Hole>,
-    /// Pages whose rows were read despite signs of damage (bad cells, keys out of order,
-    /// records of the wrong length): their values may not be what was written.
-    pub suspect_pages: Vec<u32>,
-    /// Rows read from those pages.
-    pub suspect_rows: u64,
-    /// Smallest and largest rowid emitted (table trees).
-    pub min_rowid: Option<i64>,
-    pub max_rowid: Option<i64>,
-}
-
-impl WalkStats {
-    /// Whether anything in the walk was less than whole: a hole, a cell that would not
-    /// decode, a page with signs of damage, a value cut short.
-    pub(crate) fn is_damaged(&self) -> bool {
-        !self.holes.is_empty()
-            || self.bad_cells > 0
-            || self.suspect_rows > 0
-            || self.incomplete_rows > 0
-    }
-}
 
 /// Checks a record's serial types against what a table can hold.
 pub(crate) type ShapeCheck<'s> = &'s dyn Fn(Option<i64>, &[u64]) -> bool;
@@ -630,75 +537,4 @@ fn frame_pgno(frame: &Frame) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::pages::Claims;
-
-    /// A table of `rows` rows over several pages; its root page.
-    fn table_db(path: &std::path::Path, rows: i64) -> u32 {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.execute_batch(&format!(
-            "PRAGMA page_size = 1024; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows})
-             INSERT INTO t SELECT x, printf('%040d', x) FROM n;"
-        ))
-        .unwrap();
-        conn.query_row("SELECT rootpage FROM sqlite_schema", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    fn walk(path: &std::path::Path, root: u32, skim: bool) -> (WalkStats, u64) {
-        let pf = PageFile::open(path).unwrap();
-        let never = || false;
-        let mut walker = Walker::new(&pf, ProgressBar::hidden(), &never);
-        walker.skim(skim);
-        let mut map = Claims::new(pf.page_count());
-        let any = |_: Option<i64>, _: &[u64]| true;
-        let mut sunk = 0;
-        let stats = walker
-            .walk(
-                &mut map,
-                0,
-                root,
-                TreeKind::Table,
-                PageStatus::Tree,
-                &any,
-                &mut |_| {
-                    sunk += 1;
-                    Ok(())
-                },
-            )
-            .unwrap();
-        (stats, sunk)
-    }
-
-    #[test]
-    fn a_skim_counts_the_rows_a_walk_reads_without_decoding_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let root = table_db(&db, 2000);
-        let (walked, sunk) = walk(&db, root, false);
-        let (skimmed, skim_sunk) = walk(&db, root, true);
-        assert_eq!((walked.rows, sunk), (2000, 2000));
-        assert_eq!(
-            (skimmed.rows, skimmed.pages, skim_sunk),
-            (2000, walked.pages, 0)
-        );
-        assert!(!skimmed.is_damaged());
-    }
-
-    #[test]
-    fn a_skim_finds_a_zeroed_leaf() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let root = table_db(&db, 2000);
-        let mut bytes = std::fs::read(&db).unwrap();
-        let last = bytes.len() / 1024;
-        bytes[(last - 1) * 1024..].fill(0);
-        std::fs::write(&db, &bytes).unwrap();
-        let (skimmed, _) = walk(&db, root, true);
-        assert!(skimmed.is_damaged());
-        assert_eq!(skimmed.holes.len(), 1);
-        assert_eq!(skimmed.holes[0].page, u32::try_from(last).unwrap());
-    }
-}
+mod tests;

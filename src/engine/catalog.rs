@@ -3,7 +3,7 @@
 
 use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::report::Options;
-use crate::engine::schema::{self, SchemaEntry, Table};
+use crate::engine::schema::{self, SchemaEntry, SchemaKind, Table};
 use crate::engine::stand_ins;
 use crate::engine::walk::{RowRef, TreeKind, Walker};
 use crate::engine::writer;
@@ -109,7 +109,7 @@ pub(crate) fn schema_roots(db: &Path) -> Result<BTreeMap<i64, String>> {
     let (entries, _, _) = read_schema(&pf, &mut map, indicatif::ProgressBar::hidden())?;
     Ok(entries
         .into_iter()
-        .filter(|e| e.kind == "table")
+        .filter(|e| e.kind == SchemaKind::Table)
         .map(|e| (e.rootpage, e.name))
         .collect())
 }

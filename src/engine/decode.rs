@@ -3,7 +3,7 @@
 
 use crate::engine::pages::PageStatus;
 use crate::engine::report::TableReport;
-use crate::engine::schema::{SchemaEntry, Table};
+use crate::engine::schema::{SchemaEntry, SchemaKind, Table};
 use crate::engine::walk::{Hole, RowRef, TreeKind, Walker};
 use crate::engine::writer::Writer;
 use crate::engine::Engine;
@@ -126,7 +126,7 @@ impl Engine<'_> {
     ) -> Result<()> {
         for e in entries
             .iter()
-            .filter(|e| e.kind == "index" && !self.indexes_walked.contains(&e.name))
+            .filter(|e| e.kind == SchemaKind::Index && !self.indexes_walked.contains(&e.name))
         {
             let Ok(root) = u32::try_from(e.rootpage) else {
                 continue;

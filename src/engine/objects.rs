@@ -1,7 +1,7 @@
 //! Indexes, views, triggers and virtual tables, created after the rows are in.
 
 use crate::engine::report::{ObjectKind, ObjectReport};
-use crate::engine::schema::SchemaEntry;
+use crate::engine::schema::{SchemaEntry, SchemaKind};
 use crate::engine::stand_ins;
 use crate::engine::writer::{self};
 use crate::error::{Error, Result};
@@ -17,12 +17,12 @@ pub(crate) fn create_objects(
     path: &Path,
 ) -> Result<Vec<ObjectReport>> {
     let mut out = Vec::new();
-    for (kind, name) in [
-        (ObjectKind::Index, "index"),
-        (ObjectKind::View, "view"),
-        (ObjectKind::Trigger, "trigger"),
+    for (kind, schema_kind) in [
+        (ObjectKind::Index, SchemaKind::Index),
+        (ObjectKind::View, SchemaKind::View),
+        (ObjectKind::Trigger, SchemaKind::Trigger),
     ] {
-        for e in entries.iter().filter(|e| e.kind == name) {
+        for e in entries.iter().filter(|e| e.kind == schema_kind) {
             let Some(sql) = e.sql.as_deref() else {
                 continue; // automatic indexes come with their table
             };
@@ -58,10 +58,9 @@ pub(crate) fn install_virtual_tables(
 ) -> Result<Vec<ObjectReport>> {
     let open = || rusqlite::Connection::open(path).map_err(|e| Error::sqlite(path, e));
     let mut out = Vec::new();
-    for e in entries
-        .iter()
-        .filter(|e| e.kind == "table" && e.rootpage == 0 && !e.from_reference && e.sql.is_some())
-    {
+    for e in entries.iter().filter(|e| {
+        e.kind == SchemaKind::Table && e.rootpage == 0 && !e.from_reference && e.sql.is_some()
+    }) {
         let inserted = set_schema_row(&open()?, e).map_err(|err| err.to_string());
         if let (Ok(()), Some(why)) = (&inserted, stand_ins::module_missing(&open()?, &e.name)) {
             out.push(stand_ins::kept_verbatim(&e.name, &why));

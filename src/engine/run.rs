@@ -474,7 +474,7 @@ fn whole_copy_possible(pf: &PageFile, catalog: &Catalog, options: &Options) -> b
         && !catalog
             .entries
             .iter()
-            .any(|e| e.kind == "table" && e.rootpage <= 0)
+            .any(|e| e.kind == crate::engine::schema::SchemaKind::Table && e.rootpage <= 0)
 }
 
 pub(crate) fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSettings {

@@ -7,10 +7,33 @@ use crate::format::record::Field;
 use crate::format::TextEncoding;
 use rusqlite::Connection;
 
+/// The type of a `sqlite_schema` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SchemaKind {
+    Table,
+    Index,
+    View,
+    Trigger,
+}
+
+impl SchemaKind {
+    /// The kind `sqlite_schema.type` names; `None` for anything else (a damaged row).
+    pub(crate) fn parse(s: &str) -> Option<SchemaKind> {
+        match s {
+            "table" => Some(SchemaKind::Table),
+            "index" => Some(SchemaKind::Index),
+            "view" => Some(SchemaKind::View),
+            "trigger" => Some(SchemaKind::Trigger),
+            _ => None,
+        }
+    }
+}
+
 /// One row of `sqlite_schema`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct SchemaEntry {
-    pub kind: String,
+    pub kind: SchemaKind,
     pub name: String,
     pub tbl_name: String,
     pub rootpage: i64,
@@ -24,7 +47,7 @@ pub(crate) struct SchemaEntry {
 impl SchemaEntry {
     /// Whether this row is an index (automatic ones included) of table `table`.
     pub(crate) fn is_index_of(&self, table: &str) -> bool {
-        self.kind == "index" && self.tbl_name.eq_ignore_ascii_case(table)
+        self.kind == SchemaKind::Index && self.tbl_name.eq_ignore_ascii_case(table)
     }
 }
 
@@ -132,10 +155,7 @@ pub(crate) fn entry_from_record(
         Field::Null => 0,
         _ => return None,
     };
-    let kind = text(&fields[0])?;
-    if !matches!(kind.as_str(), "table" | "index" | "view" | "trigger") {
-        return None;
-    }
+    let kind = SchemaKind::parse(&text(&fields[0])?)?;
     Some(SchemaEntry {
         kind,
         name: text(&fields[1])?,
@@ -171,19 +191,23 @@ pub(crate) fn reference_entries(
         "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(SchemaEntry {
-            kind: r.get(0)?,
-            name: r.get(1)?,
-            tbl_name: r.get(2)?,
+        let kind: String = r.get(0)?;
+        let (name, tbl_name, sql) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        Ok(SchemaKind::parse(&kind).map(|kind| SchemaEntry {
+            kind,
+            name,
+            tbl_name,
             rootpage: 0,
-            sql: r.get(3)?,
+            sql,
             from_reference: true,
-        })
+        }))
     })?;
     let mut out = Vec::new();
     for e in rows {
-        let e = e?;
-        let is_virtual = e.kind == "table"
+        let Some(e) = e? else {
+            continue;
+        };
+        let is_virtual = e.kind == SchemaKind::Table
             && e.sql
                 .as_deref()
                 .is_some_and(|s| s.to_ascii_uppercase().starts_with("CREATE VIRTUAL"));
@@ -224,7 +248,7 @@ pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntr
     // A legacy table named `sqlite_*` (older SQLite let applications create them) is an
     // ordinary table: SQLite creates one only with the schema writable.
     let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
-    for entry in entries.iter().filter(|e| e.kind == "table") {
+    for entry in entries.iter().filter(|e| e.kind == SchemaKind::Table) {
         let Ok(root) = u32::try_from(entry.rootpage) else {
             refused.push((
                 entry.clone(),
@@ -365,7 +389,7 @@ mod tests {
 
     fn entry(name: &str, sql: &str) -> SchemaEntry {
         SchemaEntry {
-            kind: "table".into(),
+            kind: SchemaKind::Table,
             name: name.into(),
             tbl_name: name.into(),
             rootpage: 2,

@@ -15,7 +15,7 @@
 //! stored value depends on them (CHECK, DEFAULT, virtual generated columns), and a virtual
 //! table whose module is the application's keeps its schema row as the source has it.
 
-use crate::engine::schema::SchemaEntry;
+use crate::engine::schema::{SchemaEntry, SchemaKind};
 use crate::engine::writer::ident;
 use crate::engine::ObjectReport;
 use rusqlite::Connection;
@@ -119,7 +119,7 @@ pub(crate) fn functions_for(entries: &[SchemaEntry]) -> Vec<String> {
     let mut unsafe_: BTreeSet<String> = BTreeSet::new();
     for e in entries
         .iter()
-        .filter(|e| e.kind == "table" && e.rootpage > 0)
+        .filter(|e| e.kind == SchemaKind::Table && e.rootpage > 0)
     {
         let Some(sql) = &e.sql else { continue };
         let names = run_with_stand_ins(&scratch, sql);
@@ -137,7 +137,7 @@ pub(crate) fn functions_for(entries: &[SchemaEntry]) -> Vec<String> {
             };
         }
     }
-    for e in entries.iter().filter(|e| e.kind == "index") {
+    for e in entries.iter().filter(|e| e.kind == SchemaKind::Index) {
         if let Some(sql) = &e.sql {
             unsafe_.extend(
                 run_with_stand_ins(&scratch, sql)
@@ -186,7 +186,7 @@ pub(crate) fn needed_by(entries: &[SchemaEntry]) -> Vec<String> {
         return Vec::new();
     };
     let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
-    for kind in ["table", "index"] {
+    for kind in [SchemaKind::Table, SchemaKind::Index] {
         for e in entries.iter().filter(|e| e.kind == kind && e.rootpage > 0) {
             if let Some(sql) = &e.sql {
                 let _ = scratch.execute_batch(sql);
@@ -214,7 +214,7 @@ pub(crate) fn learn(uri: &str, entries: &[SchemaEntry], names: &[String]) {
     let mut chains: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
     for e in entries
         .iter()
-        .filter(|e| e.kind == "table" && e.rootpage > 0)
+        .filter(|e| e.kind == SchemaKind::Table && e.rootpage > 0)
     {
         for (index, column, desc, coll) in key_columns(&conn, &e.name) {
             let coll = coll.to_ascii_lowercase();

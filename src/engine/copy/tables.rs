@@ -5,7 +5,7 @@
 use crate::engine::copy::{repair, transfer, vacuum, vfs};
 use crate::engine::pages::PageStatus;
 use crate::engine::report::{OrphanGroup, TableReport};
-use crate::engine::schema::{SchemaEntry, Table};
+use crate::engine::schema::{SchemaEntry, SchemaKind, Table};
 use crate::engine::walk::Walker;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -107,7 +107,7 @@ impl Engine<'_> {
         self.present.extend(
             entries
                 .iter()
-                .filter(|e| e.kind == "view")
+                .filter(|e| e.kind == SchemaKind::View)
                 .map(|e| e.name.clone()),
         );
         Ok(Some(whole))

@@ -3,7 +3,7 @@
 
 use super::{IndexedRow, IndexedValues, Inputs, Piece, MAX_LISTED};
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::schema::{Affinity, Table};
+use crate::engine::schema::{Affinity, SchemaKind, Table};
 use crate::engine::walk::{RowRef, TreeKind, Walker};
 use crate::format::record::{Field, Value};
 use crate::format::TextEncoding;
@@ -119,7 +119,7 @@ fn read_some(
     };
     let mut evidence: Option<IndexEvidence> = None;
     for e in inputs.entries.iter().filter(|e| {
-        e.kind == "index"
+        e.kind == SchemaKind::Index
             && e.tbl_name == table.name
             && e.rootpage > 0
             && !e

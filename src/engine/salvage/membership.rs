@@ -4,7 +4,7 @@
 //! with a damaged page still testifies for the rows its good pages list.
 
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::schema::{SchemaEntry, Table};
+use crate::engine::schema::{SchemaEntry, SchemaKind, Table};
 use crate::engine::walk::{RowRef, TreeKind, Walker};
 use crate::format::record::{Field, Value};
 use crate::source::pagefile::PageFile;
@@ -149,7 +149,7 @@ pub(crate) fn indexes_of(
     }
     entries
         .iter()
-        .filter(|e| e.kind == "index" && e.tbl_name == table.name && e.rootpage > 0)
+        .filter(|e| e.kind == SchemaKind::Index && e.tbl_name == table.name && e.rootpage > 0)
         .filter_map(|e| {
             let root = u32::try_from(e.rootpage).ok()?;
             if let Some(sql) = e.sql.as_deref() {

@@ -6,4 +6,5 @@ pub mod diff;
 pub mod lost;
 pub mod recover;
 pub mod restore;
+pub mod snapshot;
 pub mod undo;

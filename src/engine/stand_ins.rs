@@ -252,7 +252,7 @@ fn key_columns(conn: &Connection, table: &str) -> Vec<(Option<String>, String, b
         "SELECT l.name, l.origin, x.name, x.desc, x.coll FROM pragma_index_list({0}, 'src') l,
                 pragma_index_xinfo(l.name, 'src') x
          WHERE x.seqno = 0 AND x.name IS NOT NULL AND x.coll IS NOT NULL",
-        crate::engine::writer::literal(table)
+        crate::util::quote::text(table)
     );
     let without_rowid = conn
         .query_row(

@@ -319,11 +319,7 @@ fn open_error(path: &Path, e: &std::io::Error) -> Error {
 }
 
 /// `DB-wal`, `DB-shm`, `DB-journal`: SQLite's names for the files beside a database.
-pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
+pub use crate::util::paths::sidecar;
 
 /// `file:` URI that opens `db` read-only and immutable (no locks, no journal, no -shm).
 pub(crate) fn immutable_uri(db: &Path) -> String {

@@ -3,6 +3,13 @@
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
+/// The path of a database's sidecar: `db` with `suffix` ("-wal", "-shm", "-journal") added.
+pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// `path` made absolute against the current folder, without resolving links: what the user
 /// named, as it will be shown back.
 pub(crate) fn absolute(path: &Path) -> PathBuf {
@@ -36,11 +43,11 @@ pub(crate) fn working_copy(db: &Path, dir: &Path) -> Result<PathBuf> {
         return Ok(copy);
     }
     for suffix in ["", "-wal", "-journal"] {
-        let from = crate::source::pagefile::sidecar(db, suffix);
+        let from = sidecar(db, suffix);
         if !from.is_file() {
             continue;
         }
-        let to = crate::source::pagefile::sidecar(&copy, suffix);
+        let to = sidecar(&copy, suffix);
         std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io(&to, e))?;

@@ -22,15 +22,7 @@ use side::SideTable;
 pub(crate) use sql::rowid_name;
 use sql::*;
 
-/// Quotes an SQL identifier.
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes an SQL string literal.
-pub(crate) fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub(crate) use crate::util::quote::ident;
 
 /// Insert statements of one table, one per number of record fields (a record written before
 /// an ALTER TABLE ADD COLUMN has fewer fields; the missing ones take their defaults).

@@ -3,9 +3,9 @@
 use clap::{Args, Parser, Subcommand};
 use sqlite_rescue::commands::{check, diff, lost, recover, restore, undo};
 use sqlite_rescue::output::map;
-use sqlite_rescue::output::progress::Progress;
 use sqlite_rescue::output::report::Outcome;
 use sqlite_rescue::source::snapshot;
+use sqlite_rescue::util::progress::Progress;
 use sqlite_rescue::Result;
 use std::path::PathBuf;
 

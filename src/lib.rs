@@ -10,7 +10,7 @@ pub mod error;
 pub mod format;
 pub mod output;
 pub mod source;
-pub(crate) mod util;
+pub mod util;
 
 /// The page view SQLite reads through, driven over any file (for the fuzz targets).
 #[doc(hidden)]

@@ -5,9 +5,9 @@
 use crate::engine::losses::{table_lines, IndexedValues, LostRange};
 use crate::engine::{self, Report};
 use crate::error::{exit, Error, Result};
-use crate::output::progress::Progress;
 use crate::output::report::Outcome;
 use crate::source::snapshot::{self, SnapshotOptions};
+use crate::util::progress::Progress;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default)]

@@ -22,9 +22,9 @@ use crate::commands::restore::{
     RestoreManifest, UndoRecord, MANIFEST,
 };
 use crate::error::{Error, Result};
-use crate::output::progress::Progress;
 use crate::output::report::Outcome;
 use crate::source::pagefile::sidecar;
+use crate::util::progress::Progress;
 use crate::util::quote::{shell, tool_command};
 use std::path::{Path, PathBuf};
 

@@ -41,7 +41,9 @@ pub(crate) fn read_catalog(
     if pf.geometry().encoding.is_none() {
         pf.set_encoding(encoding, true);
     }
-    // Stand-ins for the application's functions before SQLite reads the tables' SQL.
+    // Stand-ins for the application's collations and functions before SQLite reads the
+    // tables' SQL (see stand_ins).
+    stand_ins::install();
     let app_functions = stand_ins::functions_for(&entries);
     let (tables, refused) = schema::interpret(&entries);
     let catalog = Catalog {

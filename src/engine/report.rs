@@ -4,8 +4,8 @@
 use crate::engine::losses;
 use crate::engine::pages::PageStatus;
 use crate::engine::walk::Hole;
-use crate::output::progress::Progress;
 use crate::source::pagefile::{Geometry, WalInfo};
+use crate::util::progress::Progress;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

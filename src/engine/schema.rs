@@ -233,8 +233,6 @@ fn internal_columns(name: &str) -> Option<&'static [&'static str]> {
 pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntry, String)>) {
     let mut tables = Vec::new();
     let mut refused = Vec::new();
-    // Collations and functions only the application has get stand-ins (see stand_ins).
-    crate::engine::stand_ins::install();
     let scratch = match Connection::open_in_memory() {
         Ok(c) => c,
         Err(e) => {

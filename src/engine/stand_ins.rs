@@ -16,8 +16,8 @@
 //! table whose module is the application's keeps its schema row as the source has it.
 
 use crate::engine::schema::{SchemaEntry, SchemaKind};
-use crate::engine::writer::ident;
 use crate::engine::ObjectReport;
+use crate::util::quote::ident;
 use rusqlite::Connection;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,5 +1,4 @@
-//! What the user sees: outcomes as text, JSON and an exit code, the damage map, progress.
+//! What the user sees: outcomes as text, JSON and an exit code, and the damage map.
 
 pub mod map;
-pub mod progress;
 pub mod report;

@@ -1,6 +1,7 @@
 //! Helpers every layer uses, each written once: paths, quoting, working copies, the interrupt
-//! flag.
+//! flag, progress bars.
 
 pub(crate) mod interrupt;
 pub(crate) mod paths;
+pub mod progress;
 pub(crate) mod quote;

@@ -7,10 +7,10 @@
 
 use crate::error::{exit, Error, Result};
 use crate::format::header::Header;
-use crate::output::progress::Progress;
 use crate::source::pagefile::{looks_like_btree_page, Geometry, PageFile, WalInfo};
 use crate::source::snapshot::{self, SnapshotOptions};
 use crate::util::paths::working_copy;
+use crate::util::progress::Progress;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]

@@ -4,11 +4,11 @@
 use crate::commands::diff::{self, CountedBy, DiffReport};
 use crate::engine::{self, Report};
 use crate::error::{exit, Error, Result};
-use crate::output::progress::Progress;
 use crate::output::report::Outcome;
 use crate::source::pagefile::sidecar;
 use crate::source::snapshot::{self, Manifest, SnapshotOptions};
 use crate::util::paths::{absolute, resolved};
+use crate::util::progress::Progress;
 use crate::util::quote::{shell, tool_command};
 use std::path::{Path, PathBuf};
 

@@ -36,8 +36,8 @@ pub(crate) use backup::{
 pub(crate) use locks::{probe_locks, refuse_locked};
 
 use crate::error::{Error, Result};
-use crate::output::progress::Progress;
 use crate::source::pagefile::sidecar;
+use crate::util::progress::Progress;
 use crate::util::quote::shell;
 use guards::Incident;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -5,8 +5,8 @@
 
 use super::locks::{probe_locks, refuse_locked};
 use crate::error::{Error, Result};
-use crate::output::progress::Progress;
 use crate::source::pagefile::sidecar;
+use crate::util::progress::Progress;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

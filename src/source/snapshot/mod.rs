@@ -6,9 +6,9 @@
 //! before and after the copy, and the whole set is taken again if anything moved.
 
 use crate::error::{Error, Result};
-use crate::output::progress::Progress;
 use crate::source::pagefile::sidecar;
 use crate::util::paths::resolved;
+use crate::util::progress::Progress;
 
 mod folder;
 mod sidecar_guard;

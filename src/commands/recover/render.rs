@@ -225,7 +225,7 @@ impl IncidentReport {
             ));
         }
         out.push_str(&format!(
-            "integrity_check of the result: {}\n",
+            "proof of the result (b-trees whole, every index matching its table): {}\n",
             if self.integrity_ok {
                 "ok".to_string()
             } else {

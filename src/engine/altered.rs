@@ -10,7 +10,7 @@
 //! against its rows.
 
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::salvage::membership::{indexes_of, KeySource};
+use crate::engine::salvage::membership::{indexes_of, whole, KeySource};
 use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::{RowRef, TreeKind, Walker};
 use crate::format::record::{Field, Value};
@@ -291,13 +291,9 @@ impl Norm {
     }
 
     fn real(r: f64) -> Norm {
-        // 2^63 as f64: every whole f64 below it in magnitude converts exactly.
-        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-        if r.fract() == 0.0 && r.abs() < LIMIT {
-            #[allow(clippy::cast_possible_truncation)] // whole and within i64, checked above
-            Norm::Integer(r as i64)
-        } else {
-            Norm::Real(r.to_bits())
+        match whole(r) {
+            Some(i) => Norm::Integer(i),
+            None => Norm::Real(r.to_bits()),
         }
     }
 }

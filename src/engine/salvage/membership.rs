@@ -275,7 +275,7 @@ fn value_hash(v: Value<'_>) -> u64 {
 }
 
 /// `r` as an integer when it is one exactly.
-fn whole(r: f64) -> Option<i64> {
+pub(crate) fn whole(r: f64) -> Option<i64> {
     // 2^63 as f64: every whole f64 below it in magnitude converts exactly.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     // cast: whole and below 2^63 in magnitude (checked first), so exact

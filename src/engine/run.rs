@@ -142,6 +142,7 @@ impl Engine<'_> {
             engine.objects_phase(conn, watch, tmp, &catalog, &rows.internal, &by_vacuum)?;
         let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         clock.lap("indexes");
+        spinner.set_message("counting rows, naming lost ones, comparing rows with their indexes");
         engine.count_phase(&conn, &catalog, &rows.groups, &mut rows.reports);
         spinner.set_message("proving the recovered database sound");
         let (integrity, foreign_key_violations) =

@@ -270,7 +270,10 @@ impl Outcome for IncidentReport {
         };
         out.push_str(&verdict);
         out.push('\n');
-        out.push_str(&crate::output::report::causes_text(&self.causes));
+        if !self.causes.is_empty() {
+            out.push('\n');
+            out.push_str(&crate::output::report::causes_text(&self.causes));
+        }
         out.push_str(&self.next_text());
         out
     }

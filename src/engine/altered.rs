@@ -9,11 +9,10 @@
 //! brought its indexes along, and the proof of the result already matched every index
 //! against its rows.
 
-use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::salvage::membership::{indexes_of, whole, KeySource};
+use crate::engine::salvage::membership::{index_entry, indexes_of, whole, KeySource};
 use crate::engine::schema::{SchemaEntry, Table};
-use crate::engine::walk::{RowRef, TreeKind, Walker};
-use crate::format::record::{Field, Value};
+use crate::engine::walk::{read_index, RowRef};
+use crate::format::record::Value;
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
 use crate::util::quote::ident;
@@ -95,7 +94,7 @@ fn index_keys(pf: &PageFile, root: u32, keys: usize) -> Option<HashMap<i64, u64>
     let mut out = HashMap::new();
     let mut too_many = false;
     walk_index(pf, root, &mut |row: &RowRef<'_>| {
-        let Some((rowid, values)) = entry(row, keys) else {
+        let Some((rowid, values)) = index_entry(row, keys) else {
             return;
         };
         if out.len() >= MAX_ENTRIES {
@@ -107,41 +106,12 @@ fn index_keys(pf: &PageFile, root: u32, keys: usize) -> Option<HashMap<i64, u64>
     (!too_many).then_some(out)
 }
 
-/// Walks every readable entry of the index at `root`, claiming nothing.
+/// Hands every readable entry of the index at `root` to `sink`, claiming nothing.
 fn walk_index(pf: &PageFile, root: u32, sink: &mut dyn FnMut(&RowRef<'_>)) {
-    let mut claims = Claims::new(pf.page_count());
-    let mut walker = Walker::new(
-        pf,
-        indicatif::ProgressBar::hidden(),
-        &crate::util::interrupt::interrupted,
-    );
-    let _ = walker.walk(
-        &mut claims,
-        None,
-        root,
-        TreeKind::Index,
-        PageStatus::Tree,
-        &|_, _| true,
-        &mut |row: &RowRef<'_>| {
-            sink(row);
-            Ok(())
-        },
-    );
-}
-
-/// An index entry's rowid and key values, when the entry is whole.
-fn entry<'r>(row: &RowRef<'r>, keys: usize) -> Option<(i64, Vec<Value<'r>>)> {
-    if !row.complete || row.fields.len() != keys + 1 {
-        return None;
-    }
-    let Some(Field::Integer(rowid)) = row.fields.last() else {
-        return None;
-    };
-    let values = row.fields[..keys]
-        .iter()
-        .map(|f| f.value(row.payload))
-        .collect();
-    Some((*rowid, values))
+    let _ = read_index(pf, root, &mut |row| {
+        sink(row);
+        Ok(())
+    });
 }
 
 /// The rowids of the rows of `table` in the output whose named columns hash otherwise than
@@ -219,7 +189,7 @@ fn describe(
         if in_index.is_some() {
             return;
         }
-        if let Some((r, values)) = entry(row, names.len()) {
+        if let Some((r, values)) = index_entry(row, names.len()) {
             if r == rowid {
                 in_index = Some(values.iter().map(|v| json(*v, encoding)).collect());
             }

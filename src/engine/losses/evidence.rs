@@ -2,9 +2,8 @@
 //! its holes, and the values they hold for the rows that are gone.
 
 use super::{IndexedRow, IndexedValues, Inputs, Piece, MAX_LISTED};
-use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::schema::{Affinity, SchemaKind, Table};
-use crate::engine::walk::{RowRef, TreeKind, Walker};
+use crate::engine::walk::{read_index, RowRef};
 use crate::format::record::{Field, Value};
 use crate::format::TextEncoding;
 use rusqlite::Connection;
@@ -135,51 +134,37 @@ fn read_some(
         let mut rowids = Vec::new();
         let mut found: Vec<(i64, Vec<(usize, serde_json::Value)>)> = Vec::new();
         let mut odd = 0u64;
-        let mut map = Claims::new(inputs.pf.page_count());
-        let mut walker = Walker::new(
-            inputs.pf,
-            indicatif::ProgressBar::hidden(),
-            &crate::engine::interrupted,
-        );
-        let stats = walker.walk(
-            &mut map,
-            0,
-            root,
-            TreeKind::Index,
-            PageStatus::Tree,
-            &|_, _| true,
-            &mut |row: &RowRef<'_>| {
-                let Some(Field::Integer(r)) = row.fields.last().filter(|_| row.complete) else {
-                    odd += 1;
-                    return Ok(());
-                };
-                if !wanted(*r) {
-                    return Ok(());
-                }
-                if first {
-                    rowids.push(*r);
-                }
-                // The first index picks the rowids listed; the others fill in their columns.
-                let listed = match &evidence {
-                    Some(ev) => ev.values.contains_key(r),
-                    None => found.len() < MAX_LISTED,
-                };
-                if listed {
-                    let values = named
-                        .iter()
-                        .filter_map(|c| {
-                            let value = match row.fields.get(c.pos)?.value(row.payload) {
-                                Value::Integer(i) if c.real => Value::Real(i as f64),
-                                v => v,
-                            };
-                            Some((c.pos, json_value(value, inputs.encoding)))
-                        })
-                        .collect();
-                    found.push((*r, values));
-                }
-                Ok(())
-            },
-        );
+        let stats = read_index(inputs.pf, root, &mut |row: &RowRef<'_>| {
+            let Some(Field::Integer(r)) = row.fields.last().filter(|_| row.complete) else {
+                odd += 1;
+                return Ok(());
+            };
+            if !wanted(*r) {
+                return Ok(());
+            }
+            if first {
+                rowids.push(*r);
+            }
+            // The first index picks the rowids listed; the others fill in their columns.
+            let listed = match &evidence {
+                Some(ev) => ev.values.contains_key(r),
+                None => found.len() < MAX_LISTED,
+            };
+            if listed {
+                let values = named
+                    .iter()
+                    .filter_map(|c| {
+                        let value = match row.fields.get(c.pos)?.value(row.payload) {
+                            Value::Integer(i) if c.real => Value::Real(i as f64),
+                            v => v,
+                        };
+                        Some((c.pos, json_value(value, inputs.encoding)))
+                    })
+                    .collect();
+                found.push((*r, values));
+            }
+            Ok(())
+        });
         let Ok(stats) = stats else {
             continue;
         };

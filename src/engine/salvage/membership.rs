@@ -3,9 +3,8 @@
 //! row of T, whatever other table has the same shape. Every readable leaf counts, so an index
 //! with a damaged page still testifies for the rows its good pages list.
 
-use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::schema::{SchemaEntry, SchemaKind, Table};
-use crate::engine::walk::{RowRef, TreeKind, Walker};
+use crate::engine::walk::{read_index, RowRef};
 use crate::format::record::{Field, Value};
 use crate::source::pagefile::PageFile;
 use std::collections::HashSet;
@@ -202,46 +201,39 @@ fn key_sources(conn: &rusqlite::Connection, name: &str, table: &Table) -> Option
 }
 
 /// The keys (key columns and rowid) of every readable entry of the index at `root` whose
-/// rowid lies between `lo` and `hi`. Read under a private ledger: nothing is claimed.
+/// rowid lies between `lo` and `hi`. Nothing is claimed.
 fn entries_between(
     pf: &PageFile,
     root: u32,
     keys: usize,
     (lo, hi): (i64, i64),
 ) -> Option<HashSet<u64>> {
-    let mut claims = Claims::new(pf.page_count());
-    let mut walker = Walker::new(
-        pf,
-        indicatif::ProgressBar::hidden(),
-        &crate::util::interrupt::interrupted,
-    );
     let mut out = HashSet::new();
-    walker
-        .walk(
-            &mut claims,
-            None,
-            root,
-            TreeKind::Index,
-            PageStatus::Tree,
-            &|_, _| true,
-            &mut |row: &RowRef<'_>| {
-                if !row.complete || row.fields.len() != keys + 1 {
-                    return Ok(());
-                }
-                let Some(Field::Integer(rowid)) = row.fields.last() else {
-                    return Ok(());
-                };
-                if (lo..=hi).contains(rowid) {
-                    let values = row.fields[..keys]
-                        .iter()
-                        .map(|f| value_hash(f.value(row.payload)));
-                    out.insert(combine(values, *rowid));
-                }
-                Ok(())
-            },
-        )
-        .ok()?;
+    read_index(pf, root, &mut |row: &RowRef<'_>| {
+        if let Some((rowid, values)) = index_entry(row, keys) {
+            if (lo..=hi).contains(&rowid) {
+                out.insert(combine(values.into_iter().map(value_hash), rowid));
+            }
+        }
+        Ok(())
+    })
+    .ok()?;
     Some(out)
+}
+
+/// An index entry's rowid and key values, when the entry is whole and has `keys` key columns.
+pub(crate) fn index_entry<'r>(row: &RowRef<'r>, keys: usize) -> Option<(i64, Vec<Value<'r>>)> {
+    if !row.complete || row.fields.len() != keys + 1 {
+        return None;
+    }
+    let Some(Field::Integer(rowid)) = row.fields.last() else {
+        return None;
+    };
+    let values = row.fields[..keys]
+        .iter()
+        .map(|f| f.value(row.payload))
+        .collect();
+    Some((*rowid, values))
 }
 
 /// The key an index of the row's table would hold for it; `None` when the record is too

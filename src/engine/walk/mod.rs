@@ -536,5 +536,30 @@ fn frame_pgno(frame: &Frame) -> u32 {
     frame.pgno
 }
 
+/// Reads every readable row of the index tree at `root` under a ledger of its own, claiming
+/// no page: an index consulted as evidence (of lost values, of which table a row belongs to)
+/// rather than recovered.
+pub(crate) fn read_index(
+    pf: &PageFile,
+    root: u32,
+    sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+) -> Result<WalkStats> {
+    let mut claims = Claims::new(pf.page_count());
+    let mut walker = Walker::new(
+        pf,
+        ProgressBar::hidden(),
+        &crate::util::interrupt::interrupted,
+    );
+    walker.walk(
+        &mut claims,
+        None,
+        root,
+        TreeKind::Index,
+        PageStatus::Tree,
+        &|_, _| true,
+        sink,
+    )
+}
+
 #[cfg(test)]
 mod tests;

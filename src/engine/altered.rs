@@ -67,15 +67,45 @@ pub(crate) fn altered_rows(
         indexes.push((name, root, names));
     }
     let total = altered.len() as u64;
-    let described = altered
-        .into_iter()
-        .take(MAX_DESCRIBED)
-        .filter_map(|(rowid, index)| {
-            let (_, root, names) = indexes.iter().find(|(n, _, _)| *n == index)?;
-            describe(conn, pf, table, rowid, &index, *root, names, encoding)
-        })
-        .collect();
+    let mut described = Vec::new();
+    // One pass over each index for all the rows it is to describe.
+    for (name, root, names) in &indexes {
+        let rowids: Vec<i64> = altered
+            .iter()
+            .take(MAX_DESCRIBED)
+            .filter(|(_, index)| *index == name)
+            .map(|(r, _)| *r)
+            .collect();
+        if rowids.is_empty() {
+            continue;
+        }
+        let in_index = index_values(pf, *root, names.len(), &rowids, encoding);
+        described.extend(rowids.iter().filter_map(|&rowid| {
+            let values = in_index.get(&rowid)?.clone();
+            describe(conn, table, rowid, name, names, values)
+        }));
+    }
+    described.sort_by_key(|r| r.rowid);
     (total, described)
+}
+
+/// What the index at `root` holds for each of `rowids`, as JSON values.
+fn index_values(
+    pf: &PageFile,
+    root: u32,
+    keys: usize,
+    rowids: &[i64],
+    encoding: TextEncoding,
+) -> HashMap<i64, Vec<serde_json::Value>> {
+    let mut out = HashMap::new();
+    walk_index(pf, root, &mut |row: &RowRef<'_>| {
+        if let Some((r, values)) = index_entry(row, keys) {
+            if rowids.contains(&r) {
+                out.insert(r, values.iter().map(|v| json(*v, encoding)).collect());
+            }
+        }
+    });
+    out
 }
 
 /// The column names of an index's key, in order (`rowid` for the INTEGER PRIMARY KEY).
@@ -173,29 +203,14 @@ fn select_sql(table: &Table, names: &[Option<String>], one_row: bool) -> String 
 }
 
 /// The row's and the index's values for one altered row, the differing columns only.
-#[allow(clippy::too_many_arguments)]
 fn describe(
     conn: &rusqlite::Connection,
-    pf: &PageFile,
     table: &Table,
     rowid: i64,
     index: &str,
-    root: u32,
     names: &[Option<String>],
-    encoding: TextEncoding,
+    in_index: Vec<serde_json::Value>,
 ) -> Option<AlteredRow> {
-    let mut in_index: Option<Vec<serde_json::Value>> = None;
-    walk_index(pf, root, &mut |row: &RowRef<'_>| {
-        if in_index.is_some() {
-            return;
-        }
-        if let Some((r, values)) = index_entry(row, names.len()) {
-            if r == rowid {
-                in_index = Some(values.iter().map(|v| json(*v, encoding)).collect());
-            }
-        }
-    });
-    let in_index = in_index?;
     let sql = select_sql(table, names, true);
     let in_row: Vec<serde_json::Value> = conn
         .query_row(&sql, [rowid], |r| {

@@ -45,14 +45,14 @@ pub(crate) fn read_catalog(
     // tables' SQL (see stand_ins).
     stand_ins::install();
     let app_functions = stand_ins::functions_for(&entries);
-    let (tables, refused) = schema::interpret(&entries);
+    let (tables, refused) = schema::interpret(&entries, &app_functions.stand_ins);
     let catalog = Catalog {
         entries,
         tables,
         refused,
         whole,
     };
-    Ok((catalog, encoding, app_functions))
+    Ok((catalog, encoding, app_functions.all))
 }
 
 /// Reads `sqlite_schema` from page 1's tree, skipping cells that do not decode.

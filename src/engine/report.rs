@@ -172,9 +172,10 @@ pub struct Report {
     /// the source's order served during the recovery; the application must register them
     /// again before it uses the file (see how-it-works.md §3).
     pub app_collations: Vec<String>,
-    /// SQL functions only the application registers, used by the schema where no stored
-    /// value depends on them (CHECK, DEFAULT, virtual generated columns): stand-ins that
-    /// return NULL served during the recovery; the application must register them again.
+    /// SQL functions only the application registers that the schema uses. Where no stored
+    /// value depends on one (CHECK, DEFAULT, virtual generated columns) a stand-in returning
+    /// NULL served during the recovery; tables and indexes whose stored values it computed
+    /// were loaded as the source stores them. The application must register them again.
     pub app_functions: Vec<String>,
     /// Header settings of the source that the recovered file does not have, each as
     /// "setting: source X, recovered Y" (SQLite cannot write every one).

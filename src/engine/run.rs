@@ -343,6 +343,7 @@ impl Engine<'_> {
         internal: &InternalRows,
         by_vacuum: &HashSet<String>,
     ) -> Result<(rusqlite::Connection, Vec<ObjectReport>)> {
+        writer::install_definitions(&conn, tmp, &catalog.tables)?;
         let mut objects = create_objects(&conn, &catalog.entries, &self.present, tmp)?;
         // A whole copy may have brought the statistics along.
         let planner_tables: Vec<&str> = catalog

@@ -86,7 +86,7 @@ fn missing_function(e: &rusqlite::Error) -> Option<String> {
 }
 
 /// Runs `sql` on `conn`, giving each function it lacks a stand-in there; returns the names.
-fn run_with_stand_ins(conn: &Connection, sql: &str) -> Vec<String> {
+pub(crate) fn run_with_stand_ins(conn: &Connection, sql: &str) -> Vec<String> {
     let mut names = Vec::new();
     while let Err(e) = conn.execute_batch(sql) {
         match missing_function(&e) {
@@ -103,12 +103,12 @@ fn run_with_stand_ins(conn: &Connection, sql: &str) -> Vec<String> {
 /// and gives every connection opened from now on a stand-in for those no row depends on:
 /// used in CHECK constraints, DEFAULT values and virtual generated columns only. A function
 /// an index (its expression or WHERE) or a table with stored generated columns uses gets
-/// none: rows and index entries would hold the stand-in's result. Returns the functions
-/// given stand-ins.
-pub(crate) fn functions_for(entries: &[SchemaEntry]) -> Vec<String> {
+/// none: rows and index entries would hold the stand-in's result (such tables and indexes
+/// are loaded through twins, see `schema::twin`).
+pub(crate) fn functions_for(entries: &[SchemaEntry]) -> AppFunctions {
     install();
     let Ok(scratch) = Connection::open_in_memory() else {
-        return Vec::new();
+        return AppFunctions::default();
     };
     let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
     // Stand-ins made for an earlier database of this process are not this schema's findings.
@@ -150,7 +150,32 @@ pub(crate) fn functions_for(entries: &[SchemaEntry]) -> Vec<String> {
     if let Ok(mut f) = FUNCTIONS.lock() {
         f.extend(given.iter().cloned());
     }
-    given
+    AppFunctions {
+        all: safe.union(&unsafe_).cloned().collect(),
+        stand_ins: given,
+    }
+}
+
+/// Gives `conn` stand-ins for exactly `names`, whatever an earlier database of the process
+/// left registered: the schema is read as this database's own functions allow.
+pub(crate) fn only_stand_ins_for(conn: &Connection, names: &[String]) {
+    for name in FUNCTIONS.lock().map(|f| f.clone()).unwrap_or_default() {
+        if !names.contains(&name) {
+            let _ = conn.remove_function(name.as_str(), -1);
+        }
+    }
+    for name in names {
+        let _ = null_function(conn, name);
+    }
+}
+
+/// The SQL functions a schema needs from the application.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AppFunctions {
+    /// Every one (lower case).
+    pub(crate) all: Vec<String>,
+    /// Those no stored value depends on, given stand-ins returning NULL.
+    pub(crate) stand_ins: Vec<String>,
 }
 
 /// Registers a stand-in for `name` on `conn` (SQLite asks only for collations it lacks).

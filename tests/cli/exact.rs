@@ -215,6 +215,7 @@ pub(crate) fn assert_round_trip(src: &Path, dir: &Path) -> [Report; 2] {
         // With the application's own collation, as the application will open it.
         let check = Connection::open(&out).unwrap();
         register_app_collation(&check);
+        register_app_function(&check);
         let ok: String = check
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();

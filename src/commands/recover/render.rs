@@ -200,6 +200,13 @@ impl IncidentReport {
                 self.engine.app_collations.join(", ")
             ));
         }
+        if !self.engine.app_functions.is_empty() {
+            out.push_str(&format!(
+                "SQL functions only the application registers: {} (the application must \
+                 register them again before it writes to the recovered file)\n",
+                self.engine.app_functions.join(", ")
+            ));
+        }
         for s in &self.engine.settings_not_kept {
             out.push_str(&format!("setting not kept: {s}\n"));
         }

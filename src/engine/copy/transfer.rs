@@ -116,6 +116,7 @@ pub(crate) fn try_table(
         .all(|(e, _)| agrees(e) && e.rootpage > 0);
     if table.internal
         || table.root == 0
+        || table.twin.is_some()
         || !automatic_agree
         || !source.agrees(&table.name, i64::from(table.root), table.sql.as_deref())
     {
@@ -321,6 +322,7 @@ pub(crate) fn fresh_plan(
         || indexes.iter().any(|(e, _)| e.sql.is_none());
     (automatic_ok
         && keeps_rowids
+        && table.twin.is_none()
         && source.agrees(&table.name, i64::from(table.root), table.sql.as_deref()))
     .then_some(planned)
 }

@@ -7,6 +7,8 @@ use crate::format::record::Field;
 use crate::format::TextEncoding;
 use rusqlite::Connection;
 
+mod twin;
+
 /// The type of a `sqlite_schema` row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +107,9 @@ pub(crate) struct Table {
     pub without_rowid: bool,
     /// `sqlite_sequence`, `sqlite_stat1`, ...: created by SQLite itself, not by CREATE TABLE.
     pub internal: bool,
+    /// The table the rows are loaded into when this one's definition cannot load them
+    /// ([`twin`]); the definition is put back after.
+    pub twin: Option<Box<Table>>,
 }
 
 impl Table {
@@ -125,6 +130,11 @@ impl Table {
             let numeric = (1..=9).contains(&serial);
             !(c.affinity == Affinity::Text && numeric)
         })
+    }
+
+    /// The table rows are inserted into: the storage twin if there is one, else this one.
+    pub(crate) fn loaded_as(&self) -> &Table {
+        self.twin.as_deref().unwrap_or(self)
     }
 
     /// Column names in the order of the record's fields.
@@ -230,7 +240,12 @@ fn internal_columns(name: &str) -> Option<&'static [&'static str]> {
 
 /// Asks a scratch database what the tables of `entries` look like. Tables whose SQL SQLite
 /// refuses come back in the second list with the reason.
-pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntry, String)>) {
+/// `stand_ins` are the application's functions given stand-ins (no stored value depends on
+/// them); a table that needs any other is loaded through a twin.
+pub(crate) fn interpret(
+    entries: &[SchemaEntry],
+    stand_ins: &[String],
+) -> (Vec<Table>, Vec<(SchemaEntry, String)>) {
     let mut tables = Vec::new();
     let mut refused = Vec::new();
     let scratch = match Connection::open_in_memory() {
@@ -246,6 +261,7 @@ pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntr
     // A legacy table named `sqlite_*` (older SQLite let applications create them) is an
     // ordinary table: SQLite creates one only with the schema writable.
     let _ = scratch.execute_batch("PRAGMA writable_schema = ON");
+    crate::engine::stand_ins::only_stand_ins_for(&scratch, stand_ins);
     for entry in entries.iter().filter(|e| e.kind == SchemaKind::Table) {
         let Ok(root) = u32::try_from(entry.rootpage) else {
             refused.push((
@@ -262,8 +278,16 @@ pub(crate) fn interpret(entries: &[SchemaEntry]) -> (Vec<Table>, Vec<(SchemaEntr
             continue;
         }
         match table_from_sql(&scratch, entry, root) {
-            Ok(t) => tables.push(t),
-            Err(why) => refused.push((entry.clone(), why)),
+            Ok(mut t) => {
+                if !twin::rowid_addressable(&t) {
+                    t.twin = twin::twin_of(&scratch, &t).map(Box::new);
+                }
+                tables.push(t);
+            }
+            Err(why) => match twin::loaded_by_twin(entry, root) {
+                Some(t) => tables.push(t),
+                None => refused.push((entry.clone(), why)),
+            },
         }
     }
     (tables, refused)
@@ -289,10 +313,15 @@ fn internal_table(entry: &SchemaEntry, root: u32, cols: &[&str]) -> Table {
         ipk: None,
         without_rowid: false,
         internal: true,
+        twin: None,
     }
 }
 
-fn table_from_sql(scratch: &Connection, entry: &SchemaEntry, root: u32) -> Result<Table, String> {
+pub(super) fn table_from_sql(
+    scratch: &Connection,
+    entry: &SchemaEntry,
+    root: u32,
+) -> Result<Table, String> {
     let sql = entry.sql.as_deref().ok_or("no CREATE TABLE statement")?;
     if !sql
         .trim_start()
@@ -351,6 +380,7 @@ fn table_from_sql(scratch: &Connection, entry: &SchemaEntry, root: u32) -> Resul
         ipk,
         without_rowid,
         internal: false,
+        twin: None,
     })
 }
 
@@ -398,17 +428,20 @@ mod tests {
 
     #[test]
     fn columns_come_from_sqlite() {
-        let (tables, refused) = interpret(&[
-            entry(
-                "t",
-                "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n)",
-            ),
-            entry(
-                "w",
-                "CREATE TABLE w(a, k TEXT PRIMARY KEY, b) WITHOUT ROWID",
-            ),
-            entry("bad", "CREATE TABLE bad(x"),
-        ]);
+        let (tables, refused) = interpret(
+            &[
+                entry(
+                    "t",
+                    "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n)",
+                ),
+                entry(
+                    "w",
+                    "CREATE TABLE w(a, k TEXT PRIMARY KEY, b) WITHOUT ROWID",
+                ),
+                entry("bad", "CREATE TABLE bad(x"),
+            ],
+            &[],
+        );
         assert_eq!(refused.len(), 1);
         let t = &tables[0];
         assert_eq!(t.ipk, Some(0));

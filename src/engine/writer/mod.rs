@@ -150,6 +150,7 @@ impl<'c> Writer<'c> {
         fields: &[Field],
         page: u32,
     ) -> Result<()> {
+        let table = table.loaded_as();
         let n = fields.len().min(table.stored.len());
         if !text_converts(self.encoding, payload, fields) {
             // Text that is not valid UTF-16 has no UTF-8 form to bind: it goes in on its own,
@@ -200,6 +201,7 @@ impl<'c> Writer<'c> {
     /// Inserts the queued rows of table `t`: one statement for a full batch, one per row for
     /// a partial batch or when the batch is refused.
     pub(crate) fn flush(&mut self, t: usize, table: &Table) -> Result<()> {
+        let table = table.loaded_as();
         let mut pending = std::mem::take(&mut self.tables[t].pending);
         let result = self.flush_pending(t, table, &pending);
         pending.payload.clear();
@@ -424,6 +426,7 @@ impl<'c> Writer<'c> {
         payload: &[u8],
         fields: &[Field],
     ) -> Result<bool> {
+        let table = table.loaded_as();
         let cols: Vec<String> = table
             .stored
             .iter()

@@ -223,6 +223,29 @@ pub(crate) fn restore_planner_stats(
     }
 }
 
+/// Gives each table loaded through its storage twin (see `schema::twin`) the source's own
+/// CREATE TABLE back: the rows are stored as that definition stores them.
+pub(crate) fn install_definitions(conn: &Connection, path: &Path, tables: &[Table]) -> Result<()> {
+    let twinned: Vec<&Table> = tables.iter().filter(|t| t.twin.is_some()).collect();
+    if twinned.is_empty() {
+        return Ok(());
+    }
+    let install = || -> rusqlite::Result<()> {
+        conn.execute_batch("PRAGMA writable_schema = ON")?;
+        for t in &twinned {
+            conn.execute(
+                "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
+                rusqlite::params![t.sql, t.name],
+            )?;
+        }
+        // A new schema cookie makes every connection read the definitions again.
+        let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        conn.pragma_update(None, "schema_version", version.wrapping_add(1))?;
+        conn.execute_batch("PRAGMA writable_schema = OFF")
+    };
+    install().map_err(|e| Error::sqlite(path, format!("restoring table definitions: {e}")))
+}
+
 /// Opens the load transaction and creates the given tables.
 pub(crate) fn begin_load<'t>(
     conn: &Connection,
@@ -232,8 +255,12 @@ pub(crate) fn begin_load<'t>(
     conn.execute_batch("BEGIN")
         .map_err(|e| Error::sqlite(path, e))?;
     for t in tables.filter(|t| !t.internal) {
-        create_table(conn, t.sql.as_deref().unwrap_or_default(), &t.name)
-            .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
+        create_table(
+            conn,
+            t.loaded_as().sql.as_deref().unwrap_or_default(),
+            &t.name,
+        )
+        .map_err(|e| Error::sqlite(path, format!("creating table {}: {e}", t.name)))?;
     }
     Ok(())
 }

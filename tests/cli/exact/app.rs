@@ -47,3 +47,66 @@ fn a_function_only_the_application_registers_in_a_check_keeps_its_table() {
     }
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
 }
+
+/// A stored generated column computed by a function only the application registers: no
+/// stand-in may compute its values, so the rows are loaded as the source stores them and the
+/// table gets its own definition back. The report names the function.
+#[test]
+fn a_stored_column_of_an_application_function_comes_back_as_stored() {
+    let (dir, src) = made_by(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT UNIQUE, g INT AS (appfn(x)) STORED,
+                        v AS (x || '!') VIRTUAL, n DEFAULT 'n');
+         CREATE TABLE w(k TEXT COLLATE NOCASE, j INTEGER, s AS (appfn(k) * 2) STORED,
+                        PRIMARY KEY(j DESC, k)) WITHOUT ROWID;
+         CREATE INDEX t_g ON t(g);
+         INSERT INTO t(id, x) VALUES (5, 'a'), (-2, 'bbb'), (40, NULL), (7, x'00ff');
+         ALTER TABLE t ADD COLUMN late TEXT DEFAULT 'later';
+         INSERT INTO t(x, late) VALUES ('new', NULL);
+         INSERT INTO w(k, j) VALUES ('K', 1), ('k2', 1), ('z', -9);",
+    );
+    for r in assert_round_trip(&src, dir.path()) {
+        assert_eq!(r.app_functions, vec!["appfn".to_string()]);
+        assert!(r.objects.iter().all(|o| o.created), "{:?}", r.objects);
+    }
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// Columns named `rowid`, `_rowid_` and `oid`: SQL has no name left for the rowid, yet the
+/// rows keep theirs on both copy paths (seen by renaming a column afterwards).
+#[test]
+fn a_table_whose_columns_take_every_rowid_name_keeps_its_rowids() {
+    let (dir, src) = made_by(
+        "CREATE TABLE t(rowid TEXT, _rowid_ INT, oid REAL, v CHECK (v IS NOT 'never'));
+         CREATE TABLE keep(r INTEGER PRIMARY KEY);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)
+         INSERT INTO t SELECT 'r' || i, i, i / 2.0, i FROM n;
+         DELETE FROM t WHERE _rowid_ % 3 = 0;",
+    );
+    let rowids = |path: &std::path::Path| -> Vec<(i64, i64)> {
+        // SQLite will not rename a column called rowid: the definition is edited instead.
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, '(rowid TEXT', '(r TEXT')
+              WHERE name = 't';
+             PRAGMA writable_schema = RESET;",
+        )
+        .unwrap();
+        let mut stmt = conn.prepare("SELECT rowid, _rowid_ FROM t").unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    };
+    let truth = dir.path().join("rowids.db");
+    std::fs::copy(&src, &truth).unwrap();
+    let want = rowids(&truth);
+    assert_eq!(want.len(), 40);
+    assert!(
+        want.iter().all(|(rowid, v)| rowid == v),
+        "the source's rowids"
+    );
+    assert_round_trip(&src, dir.path());
+    for out in ["whole.db", "tables.db"] {
+        assert_eq!(rowids(&dir.path().join(out)), want, "{out}");
+    }
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}

@@ -15,6 +15,7 @@ pub(crate) fn create_objects(
     entries: &[SchemaEntry],
     copied: &HashSet<String>,
     path: &Path,
+    source: &Source<'_>,
 ) -> Result<Vec<ObjectReport>> {
     let mut out = Vec::new();
     for (kind, schema_kind) in [
@@ -36,6 +37,10 @@ pub(crate) fn create_objects(
                     // A full disk is not a refused index: the output is not usable.
                     return Err(Error::sqlite(path, format!("creating {}: {err}", e.name)));
                 }
+                if let Some(kept) = keep_from_source(conn, source, e, err) {
+                    out.push(kept);
+                    continue;
+                }
             }
             out.push(ObjectReport {
                 kind,
@@ -46,6 +51,53 @@ pub(crate) fn create_objects(
         }
     }
     Ok(out)
+}
+
+/// The source as the objects phase reads it: its tables and its index trees.
+pub(crate) struct Source<'a> {
+    pub(crate) index: writer::SourceIndex<'a>,
+    pub(crate) tables: &'a [crate::engine::schema::Table],
+    /// Tables every row of which came back (no part of their tree lost).
+    pub(crate) intact: HashSet<String>,
+}
+
+/// An index SQLite refused for a function only the application registers, copied from the
+/// source instead ([`writer::keep_source_index`]); `None` if it was refused for anything
+/// else. The report says the application must register the function.
+fn keep_from_source(
+    conn: &rusqlite::Connection,
+    source: &Source<'_>,
+    e: &SchemaEntry,
+    err: &rusqlite::Error,
+) -> Option<ObjectReport> {
+    if e.kind != SchemaKind::Index {
+        return None;
+    }
+    let function = stand_ins::missing_function(err)?;
+    let table = source
+        .tables
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(&e.tbl_name))?;
+    let intact = source.intact.contains(&table.name);
+    let (created, note) = match writer::keep_source_index(conn, &source.index, e, table, intact) {
+        Ok(n) => (
+            true,
+            format!(
+                "its {n} entries kept as the source has them: it calls {function}, which only \
+                 the application registers (register it again before writing to the table)"
+            ),
+        ),
+        Err(why) => (
+            false,
+            format!("{err}; not copied from the source either: {why}"),
+        ),
+    };
+    Some(ObjectReport {
+        kind: ObjectKind::Index,
+        name: e.name.clone(),
+        created,
+        error: Some(note),
+    })
 }
 
 /// Virtual tables (FTS, R-tree, ...) get their schema row back after everything else, each
@@ -136,14 +188,9 @@ pub(crate) fn virtual_table_problem(conn: &rusqlite::Connection, name: &str) -> 
     if let Err(e) = conn.query_row(&probe, [], |r| r.get::<_, i64>(0)) {
         return Some(e.to_string());
     }
-    let messages = match conn
-        .prepare("PRAGMA integrity_check(20)")
-        .and_then(|mut stmt| {
-            stmt.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        }) {
-        Ok(m) => m,
-        Err(e) => return Some(e.to_string()),
-    };
-    messages.into_iter().find(|m| m != "ok" && m.contains(name))
+    // Checking the virtual table alone runs its module's own check of its shadow tables.
+    match crate::engine::verify::table_integrity(conn, name, 20) {
+        Ok(messages) => messages.into_iter().next(),
+        Err(e) => Some(e.to_string()),
+    }
 }

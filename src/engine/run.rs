@@ -138,8 +138,8 @@ impl Engine<'_> {
         let spinner = options
             .progress
             .spinner("building indexes, views and triggers");
-        let (conn, objects) =
-            engine.objects_phase(conn, watch, tmp, &catalog, &rows.internal, &by_vacuum)?;
+        let done = (&rows.internal, intact_tables(&rows.reports));
+        let (conn, objects) = engine.objects_phase(conn, watch, tmp, &catalog, done, &by_vacuum)?;
         let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         clock.lap("indexes");
         spinner.set_message("counting rows, naming lost ones, comparing rows with their indexes");
@@ -340,11 +340,19 @@ impl Engine<'_> {
         watch: InterruptWatch,
         tmp: &Path,
         catalog: &Catalog,
-        internal: &InternalRows,
+        (internal, intact): (&InternalRows, HashSet<String>),
         by_vacuum: &HashSet<String>,
     ) -> Result<(rusqlite::Connection, Vec<ObjectReport>)> {
         writer::install_definitions(&conn, tmp, &catalog.tables)?;
-        let mut objects = create_objects(&conn, &catalog.entries, &self.present, tmp)?;
+        let source = crate::engine::objects::Source {
+            index: writer::SourceIndex {
+                pf: self.pf,
+                encoding: self.encoding,
+            },
+            tables: &catalog.tables,
+            intact,
+        };
+        let mut objects = create_objects(&conn, &catalog.entries, &self.present, tmp, &source)?;
         // A whole copy may have brought the statistics along.
         let planner_tables: Vec<&str> = catalog
             .tables
@@ -436,6 +444,15 @@ fn verify_phase(
         (integrity, keys.join().unwrap_or(0))
     });
     Ok((integrity?, foreign_key_violations))
+}
+
+/// Tables every row of which came back: no part of their tree lost, none refused.
+fn intact_tables(reports: &[TableReport]) -> HashSet<String> {
+    reports
+        .iter()
+        .filter(|r| r.holes.is_empty() && !r.rows_may_be_missing && r.refused.is_none())
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 /// Unreadable pages that nothing explains. A lost page whose part of the tree orphan pages

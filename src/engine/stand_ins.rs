@@ -78,11 +78,16 @@ fn null_function(conn: &Connection, name: &str) -> rusqlite::Result<()> {
     )
 }
 
-/// The function a "no such function: NAME" error names.
-fn missing_function(e: &rusqlite::Error) -> Option<String> {
+/// The function an error names as missing.
+/// SQLite says "no such function: NAME" when it prepares a statement and "unknown function:
+/// NAME()" when it meets one while running (a schema's expression).
+pub(crate) fn missing_function(e: &rusqlite::Error) -> Option<String> {
     let text = e.to_string();
-    let rest = text.split("no such function: ").nth(1)?;
-    rest.split_whitespace().next().map(str::to_string)
+    let rest = ["no such function: ", "unknown function: "]
+        .iter()
+        .find_map(|lead| text.split(lead).nth(1))?;
+    let name = rest.split(|c: char| c.is_whitespace() || c == '(').next()?;
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Runs `sql` on `conn`, giving each function it lacks a stand-in there; returns the names.

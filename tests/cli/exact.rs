@@ -20,15 +20,22 @@ mod generate;
 /// in the database's encoding).
 pub(crate) type Stored = (String, Vec<u8>);
 
-/// A SQL function only the application registers: the length of its argument as text.
+/// SQL functions only the application registers: `appfn`, the length of its argument as
+/// text, and `appcalc`, its argument's storage class and length. The stand-ins a recovery
+/// registers last for the process, so the tests use `appfn` only where no stored value
+/// depends on it (it gets a stand-in) and `appcalc` only where one does (it gets none).
 pub(crate) fn register_app_function(conn: &Connection) {
     use rusqlite::functions::FunctionFlags;
-    conn.create_scalar_function(
-        "appfn",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(ctx.get_raw(0).as_bytes().map_or(0, |b| b.len() as i64)),
-    )
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("appfn", 1, flags, |ctx| {
+        Ok(ctx.get_raw(0).as_bytes().map_or(0, |b| b.len() as i64))
+    })
+    .unwrap();
+    conn.create_scalar_function("appcalc", 1, flags, |ctx| {
+        let v = ctx.get_raw(0);
+        let len = v.as_bytes().map_or(0, |b| b.len() as i64);
+        Ok(format!("{:?}:{len}", v.data_type()))
+    })
     .unwrap();
 }
 

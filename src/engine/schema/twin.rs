@@ -27,7 +27,7 @@ struct Constraint {
 /// store its rows exactly as `table` does; `None` if no such twin could be made.
 pub(crate) fn twin_of(scratch: &Connection, table: &Table) -> Option<Table> {
     let renamed = free_rowid_name(table);
-    let sql = twin_sql(scratch, table, &renamed)?;
+    let sql = twin_sql(scratch, table, &renamed, autoincrement(scratch, table))?;
     let fresh = Connection::open_in_memory().ok()?;
     let entry = SchemaEntry {
         kind: super::SchemaKind::Table,
@@ -68,7 +68,27 @@ fn free_rowid_name(table: &Table) -> Vec<String> {
         .collect()
 }
 
-fn twin_sql(scratch: &Connection, table: &Table, names: &[String]) -> Option<String> {
+/// Whether the table's INTEGER PRIMARY KEY is AUTOINCREMENT: the twin must be too, so that
+/// SQLite creates `sqlite_sequence` with it. (A scratch database holding the table alone
+/// has `sqlite_sequence` only then; one holding every table cannot tell, but only a table
+/// without an INTEGER PRIMARY KEY is given a twin there.)
+fn autoincrement(scratch: &Connection, table: &Table) -> bool {
+    table.ipk.is_some()
+        && scratch
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .is_ok_and(|n| n > 0)
+}
+
+fn twin_sql(
+    scratch: &Connection,
+    table: &Table,
+    names: &[String],
+    autoincrement: bool,
+) -> Option<String> {
     let strict: bool = scratch
         .query_row(
             "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
@@ -84,7 +104,8 @@ fn twin_sql(scratch: &Connection, table: &Table, names: &[String]) -> Option<Str
         }
         let mut part = format!("{} {}", ident(&names[i]), twin_type(c, strict));
         if Some(i) == table.ipk {
-            part = format!("{} INTEGER PRIMARY KEY", ident(&names[i]));
+            let auto = if autoincrement { " AUTOINCREMENT" } else { "" };
+            part = format!("{} INTEGER PRIMARY KEY{auto}", ident(&names[i]));
         }
         if let Some(d) = &defaults[i] {
             // A record written before ALTER TABLE ADD COLUMN lacks the column: the default

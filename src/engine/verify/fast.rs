@@ -17,7 +17,6 @@ use super::entry::{compare, encode, Digest, Keys};
 use super::lock;
 use super::plan::{self, IndexPlan, TableCheck, TablePlan};
 use crate::error::{Error, Result};
-use crate::util::quote::ident;
 use rusqlite::Connection;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -151,8 +150,7 @@ fn run(
                 .extend(messages.into_iter().map(|m| (n, m)));
         }
         Job::Full(t) => {
-            let sql = format!("PRAGMA integrity_check({})", ident(&ctx.plans[t].name));
-            let messages = pragma(conn, &sql, ctx.limit)?;
+            let messages = super::table_integrity(conn, &ctx.plans[t].name, ctx.limit)?;
             lock(found)
                 .messages
                 .extend(messages.into_iter().map(|m| (n, m)));

@@ -9,16 +9,16 @@
 //! check). Together they are `integrity_check`; run on separate read-only connections they
 //! use every core.
 
-use crate::engine::writer::ident;
 use crate::error::{Error, Result};
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-/// One piece of the check: the SQL and how much work it is expected to be.
+/// One piece of the check: `quick_check` of the file or `integrity_check` of one table, and
+/// how much work it is expected to be.
 struct Job {
-    sql: String,
+    table: Option<String>,
     weight: u64,
 }
 
@@ -35,7 +35,11 @@ pub(crate) fn integrity_check(
     drop(conn);
     let results: Mutex<Vec<Option<Vec<String>>>> = Mutex::new(vec![None; jobs.len()]);
     super::on_every_core(path, jobs.len(), |conn, n| {
-        let messages = run(conn, &jobs[n].sql, limit).map_err(|e| Error::sqlite(path, e))?;
+        let messages = match &jobs[n].table {
+            None => quick_check(conn, limit),
+            Some(table) => super::table_integrity(conn, table, limit),
+        }
+        .map_err(|e| Error::sqlite(path, e))?;
         if let Some(slot) = super::lock(&results).get_mut(n) {
             *slot = Some(messages);
         }
@@ -68,21 +72,21 @@ fn jobs(conn: &Connection, rows: &BTreeMap<String, u64>) -> rusqlite::Result<Vec
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let total: u64 = rows.values().sum();
     let mut jobs = vec![Job {
-        sql: "PRAGMA quick_check".to_string(),
+        table: None,
         // Structure alone: about a fifth of the full check's work.
         weight: total / 5,
     }];
     jobs.extend(names.into_iter().map(|name| Job {
-        sql: format!("PRAGMA integrity_check({})", ident(&name)),
         weight: rows.get(&name).copied().unwrap_or(0),
+        table: Some(name),
     }));
     // Longest first, so the last job to finish is a short one.
     jobs.sort_by_key(|j| std::cmp::Reverse(j.weight));
     Ok(jobs)
 }
 
-fn run(conn: &Connection, sql: &str, limit: usize) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare(sql)?;
+fn quick_check(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("PRAGMA quick_check")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     rows.take(limit).collect()
 }

@@ -96,6 +96,78 @@ pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
     .map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
 
+/// `PRAGMA integrity_check(TABLE)`, at most `limit` messages, "ok" left out. An index whose
+/// expression or WHERE calls a function only the application registers cannot be compared
+/// with its table here: SQLite stops at the unknown function. The function then gets a
+/// stand-in on this connection and what the check says of such indexes' entries is left
+/// out; their b-trees are still checked. (`recover` keeps such an index only when its
+/// entries are the source's and list exactly the rows its table holds.)
+pub(crate) fn table_integrity(
+    conn: &Connection,
+    table: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<String>> {
+    let sql = format!(
+        "PRAGMA integrity_check({})",
+        crate::util::quote::ident(table)
+    );
+    let run = |limit: usize| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let messages = rows.take(limit).collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(messages.into_iter().filter(|m| m != "ok").collect())
+    };
+    let first = run(limit);
+    let Err(err) = &first else { return first };
+    let Some(function) = crate::engine::stand_ins::missing_function(err) else {
+        return first;
+    };
+    let unknown =
+        crate::engine::stand_ins::run_with_stand_ins(conn, &format!("SELECT {function}()"));
+    if unknown.is_empty() {
+        return first;
+    }
+    let computed_by_app = app_indexes(conn, table, &unknown);
+    let messages = run(usize::MAX);
+    // The connection checks other tables next: they meet the unknown function themselves.
+    for name in &unknown {
+        let _ = conn.remove_function(name.as_str(), -1);
+    }
+    let (computed_by_app, mut messages) = (computed_by_app?, messages?);
+    messages.retain(|m| {
+        !computed_by_app
+            .iter()
+            .any(|i| m.ends_with(&format!(" index {i}")))
+    });
+    messages.truncate(limit);
+    Ok(messages)
+}
+
+/// The indexes of `table` whose SQL names one of `functions`.
+fn app_indexes(
+    conn: &Connection,
+    table: &str,
+    functions: &[String],
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, lower(sql) FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([table], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, sql) = row?;
+        if functions
+            .iter()
+            .any(|f| sql.contains(&format!("{}(", f.to_ascii_lowercase())))
+        {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `run(connection, n)` for every job `n` in `0..jobs`, in that order, on every core:
 /// each worker takes the next job on its own read-only connection (which a signal
 /// interrupts). The first error stops the others at their next job and is returned.

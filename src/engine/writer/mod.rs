@@ -12,9 +12,12 @@ use crate::format::TextEncoding;
 use rusqlite::{Connection, ToSql};
 use std::path::{Path, PathBuf};
 
+mod kept_index;
 mod setup;
 mod side;
 mod sql;
+
+pub(crate) use kept_index::{keep_source_index, SourceIndex};
 
 pub(crate) use setup::*;
 pub use side::SideNames;

@@ -54,9 +54,9 @@ fn a_function_only_the_application_registers_in_a_check_keeps_its_table() {
 #[test]
 fn a_stored_column_of_an_application_function_comes_back_as_stored() {
     let (dir, src) = made_by(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT UNIQUE, g INT AS (appfn(x)) STORED,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT UNIQUE, g INT AS (appcalc(x)) STORED,
                         v AS (x || '!') VIRTUAL, n DEFAULT 'n');
-         CREATE TABLE w(k TEXT COLLATE NOCASE, j INTEGER, s AS (appfn(k) * 2) STORED,
+         CREATE TABLE w(k TEXT COLLATE NOCASE, j INTEGER, s AS (appcalc(k) * 2) STORED,
                         PRIMARY KEY(j DESC, k)) WITHOUT ROWID;
          CREATE INDEX t_g ON t(g);
          INSERT INTO t(id, x) VALUES (5, 'a'), (-2, 'bbb'), (40, NULL), (7, x'00ff');
@@ -65,7 +65,7 @@ fn a_stored_column_of_an_application_function_comes_back_as_stored() {
          INSERT INTO w(k, j) VALUES ('K', 1), ('k2', 1), ('z', -9);",
     );
     for r in assert_round_trip(&src, dir.path()) {
-        assert_eq!(r.app_functions, vec!["appfn".to_string()]);
+        assert_eq!(r.app_functions, vec!["appcalc".to_string()]);
         assert!(r.objects.iter().all(|o| o.created), "{:?}", r.objects);
     }
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
@@ -107,6 +107,36 @@ fn a_table_whose_columns_take_every_rowid_name_keeps_its_rowids() {
     assert_round_trip(&src, dir.path());
     for out in ["whole.db", "tables.db"] {
         assert_eq!(rowids(&dir.path().join(out)), want, "{out}");
+    }
+    assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// Indexes whose expression or WHERE calls a function only the application registers: SQLite
+/// cannot build them, so their entries come from the source's own trees, and SQLite (with the
+/// application's function) finds them matching their tables.
+#[test]
+fn an_index_computed_by_an_application_function_keeps_the_sources_entries() {
+    let (dir, src) = made_by(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT, y);
+         CREATE INDEX t_len ON t(appcalc(x) DESC, y COLLATE NOCASE);
+         CREATE UNIQUE INDEX t_part ON t(x, id) WHERE appcalc(x) > 'Text:2';
+         CREATE TABLE plain(k);
+         CREATE INDEX plain_k ON plain(k, appcalc(k));
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+         INSERT INTO t SELECT i * 3, substr('abcdefghij', 1, i % 10), i % 7 FROM n;
+         INSERT INTO t VALUES (-1, NULL, NULL), (2, x'0102', 'Y');
+         INSERT INTO plain VALUES (1), ('two'), (NULL), (3.5);",
+    );
+    for r in assert_round_trip(&src, dir.path()) {
+        assert_eq!(r.app_functions, vec!["appcalc".to_string()]);
+        for name in ["t_len", "t_part", "plain_k"] {
+            let o = r.objects.iter().find(|o| o.name == name).unwrap();
+            assert!(o.created, "{o:?}");
+            assert!(
+                o.error.as_deref().is_some_and(|e| e.contains("appcalc")),
+                "{o:?}"
+            );
+        }
     }
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
 }

@@ -198,7 +198,7 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                 proptest::option::of(proptest::sample::select(vec!["NOCASE", "RTRIM", "BINARY"])),
                 proptest::option::of(any::<bool>()),
                 any::<bool>(),
-                0u8..5,
+                0u8..6,
                 (any::<bool>(), proptest::bool::weighted(0.15)),
                 proptest::collection::vec((rowid(), proptest::collection::vec(val(), n)), 0..10),
             )
@@ -324,7 +324,7 @@ impl TableSpec {
             let kind = if stored { "STORED" } else { "VIRTUAL" };
             // A virtual column may call the application's function; a stored one holds
             // what it returned, which no stand-in can know.
-            let f = if stored { "typeof" } else { "appfn" };
+            let f = if stored { "appcalc" } else { "appfn" };
             cols.push(format!("gen AS ({f}({}) || 'x') {kind}", q[1]));
         }
         let key = match self.key {
@@ -373,6 +373,12 @@ impl TableSpec {
                 q[1], q[0]
             )),
             4 => sql.push_str(&format!("CREATE INDEX {ix} ON {t}({}, {});", q[1], q[0])),
+            // Only the application can compute these entries (a WITHOUT ROWID table's are
+            // not copied from the source: see writer::kept_index).
+            5 if !self.without_rowid => sql.push_str(&format!(
+                "CREATE INDEX {ix} ON {t}(appcalc({}) DESC, {}) WHERE appcalc({}) IS NOT 'Null:0';",
+                q[1], q[0], q[0]
+            )),
             _ => {}
         }
         if self.view_and_trigger {

@@ -104,12 +104,19 @@ fn keep_from_source(
 /// checked on a fresh connection as a user would open the file. One whose index is damaged
 /// is rebuilt from its content where the module can ('rebuild'); one that still fails is
 /// left out, its rows kept in its shadow tables as plain tables, and the report says so.
-pub(crate) fn install_virtual_tables(
+///
+/// One that fails the same way in the source (read through `source_uri`) is not damaged: this
+/// SQLite lacks what the application registers for it (a tokenizer, say). Its schema row is
+/// kept as the source has it, but written only after the proof of the result (returned
+/// second): SQLite's checks stop at such a table.
+pub(crate) fn install_virtual_tables<'e>(
     path: &Path,
-    entries: &[SchemaEntry],
-) -> Result<Vec<ObjectReport>> {
+    entries: &'e [SchemaEntry],
+    source_uri: Option<&str>,
+) -> Result<(Vec<ObjectReport>, Vec<&'e SchemaEntry>)> {
     let open = || rusqlite::Connection::open(path).map_err(|e| Error::sqlite(path, e));
     let mut out = Vec::new();
+    let mut after_proof = Vec::new();
     for e in entries.iter().filter(|e| {
         e.kind == SchemaKind::Table && e.rootpage == 0 && !e.from_reference && e.sql.is_some()
     }) {
@@ -131,6 +138,10 @@ pub(crate) fn install_virtual_tables(
                 problem = virtual_table_problem(&open()?, &e.name);
             }
         }
+        let alike = match (&inserted, &problem) {
+            (Ok(()), Some(why)) => fails_alike_in_source(source_uri, &e.name, why),
+            _ => false,
+        };
         if let Some(why) = &problem {
             if inserted.is_ok() {
                 let conn = open()?;
@@ -145,6 +156,11 @@ pub(crate) fn install_virtual_tables(
                         Error::sqlite(path, format!("removing {}: {err} ({why})", e.name))
                     })?;
             }
+            if alike {
+                out.push(stand_ins::kept_verbatim(&e.name, why));
+                after_proof.push(e);
+                continue;
+            }
         }
         out.push(ObjectReport {
             kind: ObjectKind::VirtualTable,
@@ -158,7 +174,26 @@ pub(crate) fn install_virtual_tables(
             }),
         });
     }
-    Ok(out)
+    Ok((out, after_proof))
+}
+
+/// Whether the virtual table `name` cannot even be checked, in the output and in the source
+/// alike, with the same plain error (`why`): not damage, which its check reports or SQLite
+/// calls corruption, but something the application provides and this SQLite lacks.
+fn fails_alike_in_source(source_uri: Option<&str>, name: &str, why: &str) -> bool {
+    use rusqlite::OpenFlags;
+    let Some(uri) = source_uri else {
+        return false;
+    };
+    let plain_error =
+        |conn: &rusqlite::Connection| match crate::engine::verify::table_integrity(conn, name, 1) {
+            Err(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::Unknown) && e.to_string() == why
+            }
+            Ok(_) => false,
+        };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    rusqlite::Connection::open_with_flags(uri, flags).is_ok_and(|conn| plain_error(&conn))
 }
 
 /// Errors that mean the output file itself failed (disk full, I/O), not that SQLite refused

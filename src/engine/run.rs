@@ -139,7 +139,8 @@ impl Engine<'_> {
             .progress
             .spinner("building indexes, views and triggers");
         let done = (&rows.internal, intact_tables(&rows.reports));
-        let (conn, objects) = engine.objects_phase(conn, watch, tmp, &catalog, done, &by_vacuum)?;
+        let (conn, objects, after_proof) =
+            engine.objects_phase(conn, watch, tmp, &catalog, done, &by_vacuum)?;
         let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         clock.lap("indexes");
         spinner.set_message("counting rows, naming lost ones, comparing rows with their indexes");
@@ -148,6 +149,10 @@ impl Engine<'_> {
         let (integrity, foreign_key_violations) =
             verify_phase(tmp, &catalog, &rows.reports, options)?;
         spinner.finish_and_clear();
+        for e in after_proof {
+            crate::engine::objects::set_schema_row(&conn, e)
+                .map_err(|err| Error::sqlite(tmp, format!("keeping {}: {err}", e.name)))?;
+        }
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
         clock.lap("verify");
         Ok(Report {
@@ -334,15 +339,19 @@ impl Engine<'_> {
     /// Objects phase: indexes, views and triggers after the rows, the planner's statistics
     /// as they were, virtual tables last. Returns a fresh connection that loads the whole
     /// schema, as a user's will, for the checks.
-    fn objects_phase(
+    fn objects_phase<'c>(
         &self,
         conn: rusqlite::Connection,
         watch: InterruptWatch,
         tmp: &Path,
-        catalog: &Catalog,
+        catalog: &'c Catalog,
         (internal, intact): (&InternalRows, HashSet<String>),
         by_vacuum: &HashSet<String>,
-    ) -> Result<(rusqlite::Connection, Vec<ObjectReport>)> {
+    ) -> Result<(
+        rusqlite::Connection,
+        Vec<ObjectReport>,
+        Vec<&'c crate::engine::schema::SchemaEntry>,
+    )> {
         writer::install_definitions(&conn, tmp, &catalog.tables)?;
         let source = crate::engine::objects::Source {
             index: writer::SourceIndex {
@@ -363,9 +372,13 @@ impl Engine<'_> {
         writer::restore_planner_stats(&conn, &planner_tables, &internal.planner);
         drop(watch);
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
-        objects.extend(install_virtual_tables(tmp, &catalog.entries)?);
+        let source = vfs::Registration::new(self.pf);
+        let source_uri = source.as_ref().map(vfs::Registration::uri);
+        let (virtual_tables, after_proof) =
+            install_virtual_tables(tmp, &catalog.entries, source_uri.as_deref())?;
+        objects.extend(virtual_tables);
         let conn = rusqlite::Connection::open(tmp).map_err(|e| Error::sqlite(tmp, e))?;
-        Ok((conn, objects))
+        Ok((conn, objects, after_proof))
     }
 
     /// Counts and losses phase: the rows each table holds now, and what is known of the

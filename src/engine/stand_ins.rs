@@ -392,7 +392,7 @@ pub(crate) fn kept_verbatim(name: &str, why: &str) -> ObjectReport {
         created: true,
         error: Some(format!(
             "kept as the source has it, but this SQLite cannot load it ({why}): the \
-             application must register its module again"
+             application must register what it provides for it (its module or tokenizer) again"
         )),
     }
 }

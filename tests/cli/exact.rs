@@ -235,7 +235,7 @@ pub(crate) fn assert_round_trip(src: &Path, dir: &Path) -> [Report; 2] {
     [run("whole.db", false), run("tables.db", true)]
 }
 
-fn assert_same(
+pub(crate) fn assert_same(
     want: &[(String, Vec<Vec<Stored>>)],
     got: &[(String, Vec<Vec<Stored>>)],
     path: &str,

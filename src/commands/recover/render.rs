@@ -231,6 +231,12 @@ impl IncidentReport {
                 o.error.as_deref().unwrap_or("failed")
             ));
         }
+        // Recreated, with something the application must provide again.
+        for o in self.engine.objects.iter().filter(|o| o.created) {
+            if let Some(note) = &o.error {
+                out.push_str(&format!("  {} {}: {note}\n", o.kind, o.name));
+            }
+        }
         out.push_str(&format!(
             "proof of the result (b-trees whole, every index matching its table): {}\n",
             if self.integrity_ok {

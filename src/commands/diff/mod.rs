@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One table, both sides.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TableDiff {
     pub table: String,
     /// Rows the source held: SQLite's count, the page walk's, or (`bounds`) at least this
@@ -59,7 +59,7 @@ impl TableDiff {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DiffReport {
     pub source: PathBuf,
     pub recovered: PathBuf,

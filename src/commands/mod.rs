@@ -5,6 +5,7 @@ pub mod check;
 pub mod diff;
 pub mod lost;
 pub mod recover;
+pub mod report;
 pub mod restore;
 pub mod snapshot;
 pub mod undo;

@@ -1,7 +1,7 @@
 //! Command-line arguments and dispatch to the library.
 
 use clap::{Args, Parser, Subcommand};
-use sqlite_rescue::commands::{check, diff, lost, recover, report, restore, undo};
+use sqlite_rescue::commands::{check, diff, incidents, lost, recover, report, restore, undo};
 use sqlite_rescue::output::map;
 use sqlite_rescue::output::report::Outcome;
 use sqlite_rescue::source::snapshot;
@@ -127,6 +127,14 @@ pub enum Command {
     Report {
         /// The incident folder recover wrote (the last line recover printed).
         incident: PathBuf,
+    },
+    /// List the incident folders of a database: date, verdict, whether restored.
+    ///
+    /// Folders named as recover names them, beside the database and in the current folder,
+    /// newest first.
+    Incidents {
+        /// The database (it need not exist any more).
+        db: PathBuf,
     },
     /// Put a recovered database in place of the damaged one, keeping the originals.
     ///
@@ -271,6 +279,7 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             &cli.output,
         ),
         Command::Report { incident } => emit(&report::report(&incident, progress)?, &cli.output),
+        Command::Incidents { db } => emit(&incidents::incidents(&db)?, &cli.output),
         Command::Restore {
             db,
             from,

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod incidents;
 pub mod lost;
 pub mod recover;
 pub mod report;

@@ -67,6 +67,9 @@ pub struct LostReport {
     /// The files `--csv` wrote.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub csv: Vec<CsvFile>,
+    /// The folder `--csv` named, for the line that says when nothing was written there.
+    #[serde(skip)]
+    pub csv_dir: Option<PathBuf>,
     pub exit_code: i32,
 }
 
@@ -83,6 +86,13 @@ impl Outcome for LostReport {
             }
         }
         out.push_str(&csv_text(&self.csv, &self.source));
+        let rows_lost = self.exit_code != exit::OK;
+        if let (Some(dir), true) = (&self.csv_dir, self.csv.is_empty() && rows_lost) {
+            out.push_str(&format!(
+                "No CSV written to {}: no surviving index holds values of the lost rows.\n",
+                dir.display()
+            ));
+        }
         if self.exit_code == exit::OK {
             let which = match self.tables.as_slice() {
                 [one] => one.table.clone(),
@@ -172,6 +182,7 @@ pub fn lost(target: &Path, opts: &LostOptions) -> Result<LostReport> {
     };
     if let Some(dir) = &opts.csv {
         lost.csv = write_csv(dir, &lost.tables)?;
+        lost.csv_dir = Some(dir.clone());
     }
     Ok(lost)
 }
@@ -226,6 +237,7 @@ fn list(
         incident: None,
         tables,
         csv: Vec::new(),
+        csv_dir: None,
         exit_code: if damaged { exit::DAMAGE } else { exit::OK },
     })
 }

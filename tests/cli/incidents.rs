@@ -470,3 +470,35 @@ fn incidents_lists_each_incident_with_its_verdict_and_restores() {
     assert!(list[1]["restores"][0]["undone_at"].is_string(), "{listed}");
     assert!(text.contains("rows lost (2 missing)  undone, "), "{text}");
 }
+
+#[test]
+fn lost_csv_says_so_when_no_index_holds_a_value_of_the_lost_rows() {
+    // leaf-zeroed: monitor_check lost a leaf, and no index of it names its rows.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample =
+        corrupt_samples::load_sample(&root.join("corrupt-samples").join("leaf-zeroed")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = sample.copy_to(&work.path().join("app")).unwrap();
+    let guard = SourceGuard::new(&db);
+    let out = work.path().join("csv");
+    let r = run(
+        work.path(),
+        &[
+            OsStr::new("lost"),
+            db.as_os_str(),
+            OsStr::new("--csv"),
+            out.as_os_str(),
+        ],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "No CSV written to {}: no surviving index holds values of the lost rows.",
+            out.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(!out.exists());
+    guard.assert_unchanged();
+}

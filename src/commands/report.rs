@@ -167,6 +167,13 @@ fn same_snapshot(dir: &Path, manifest: &Manifest, report: &IncidentReport) -> Re
 fn verify_snapshot(dir: &Path, manifest: &Manifest, progress: Progress) -> Result<()> {
     let total = manifest.files.iter().map(|f| f.size).sum();
     let bar = progress.bytes("checking the snapshot", total);
+    let checked = verify_files(dir, manifest, &bar);
+    bar.finish_and_clear();
+    checked
+}
+
+/// [`verify_snapshot`], counting the bytes hashed on `bar`.
+fn verify_files(dir: &Path, manifest: &Manifest, bar: &indicatif::ProgressBar) -> Result<()> {
     let untrusted = |what: String| {
         Error::Refused(format!(
             "{what}: the snapshot was altered since recover took it, so nothing read from \
@@ -186,7 +193,7 @@ fn verify_snapshot(dir: &Path, manifest: &Manifest, progress: Progress) -> Resul
         if !path.is_file() {
             return Err(untrusted(format!("{} is missing", path.display())));
         }
-        let (size, sha256) = crate::commands::restore::swap::hash_file(&path, Some(&bar))?;
+        let (size, sha256) = crate::commands::restore::swap::hash_file(&path, Some(bar))?;
         if size != f.size || sha256 != f.sha256 {
             return Err(untrusted(format!(
                 "{} does not match its manifest ({} bytes, SHA-256 {} recorded; {size} bytes, \
@@ -197,7 +204,6 @@ fn verify_snapshot(dir: &Path, manifest: &Manifest, progress: Progress) -> Resul
             )));
         }
     }
-    bar.finish_and_clear();
     Ok(())
 }
 

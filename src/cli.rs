@@ -1,7 +1,7 @@
 //! Command-line arguments and dispatch to the library.
 
 use clap::{Args, Parser, Subcommand};
-use sqlite_rescue::commands::{check, diff, lost, recover, restore, undo};
+use sqlite_rescue::commands::{check, diff, incidents, lost, recover, report, restore, undo};
 use sqlite_rescue::output::map;
 use sqlite_rescue::output::report::Outcome;
 use sqlite_rescue::source::snapshot;
@@ -19,7 +19,8 @@ const EXIT_CODES: &str = "Exit codes:
   2    usage: the command line is wrong
   3    unusable input: missing, unreadable, empty, not a SQLite database
   4    failed or refused for safety: I/O error, disk full, still being written, open elsewhere,
-       interrupted (Ctrl-C or SIGTERM: partial files removed)
+       interrupted (Ctrl-C or SIGTERM: partial files removed), an incident altered since
+  5    too new: an incident's report.json was written by a newer sqlite-rescue
   130  a second Ctrl-C before the first was honoured: stopped at once, without cleaning up
 
 Set NO_COLOR to turn colour off.";
@@ -105,23 +106,35 @@ pub enum Command {
     },
     /// List the rows that cannot be recovered (rowid ranges per table, with the page they were
     /// on, and the values a surviving index still holds of them), ready to paste into a ticket.
-    /// Works on a private snapshot; exit 1 when rows are lost.
-    Lost {
-        /// The damaged database (read from a private snapshot).
-        db: PathBuf,
-        /// Only this table (default: every table).
-        #[arg(long)]
-        table: Option<String>,
-        /// Also draw the damage map (SVG) to this file.
-        #[arg(long, value_name = "FILE.svg")]
-        map: Option<PathBuf>,
-    },
+    ///
+    /// On a database, works on a private snapshot; on an incident folder, reads its report
+    /// (nothing is recovered again). Exit 1 when rows are lost.
+    Lost(LostArgs),
     /// Compare row counts per table between a (possibly damaged) source and a recovered copy.
+    ///
+    /// `diff INCIDENT` prints the comparison the incident's report holds instead.
     Diff {
-        /// The original (possibly damaged) database; it is read from a private copy.
+        /// The original (possibly damaged) database, read from a private copy; or an incident
+        /// folder recover wrote (then without RECOVERED).
+        #[arg(value_name = "SOURCE|INCIDENT")]
         source: PathBuf,
         /// The recovered database.
-        recovered: PathBuf,
+        recovered: Option<PathBuf>,
+    },
+    /// Print an incident's recovery report again, as recover printed it.
+    ///
+    /// With --json, its report.json. The snapshot is checked against its manifest first.
+    Report {
+        /// The incident folder recover wrote (the last line recover printed).
+        incident: PathBuf,
+    },
+    /// List the incident folders of a database: date, verdict, whether restored.
+    ///
+    /// Folders named as recover names them, beside the database and in the current folder,
+    /// newest first.
+    Incidents {
+        /// The database (it need not exist any more).
+        db: PathBuf,
     },
     /// Put a recovered database in place of the damaged one, keeping the originals.
     ///
@@ -169,6 +182,36 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout (e.g. `sqlite-rescue man > sqlite-rescue.1`).
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct LostArgs {
+    /// The damaged database (read from a private snapshot), or an incident folder recover
+    /// wrote (its report.json is read, once its snapshot matches its manifest).
+    #[arg(value_name = "DB|INCIDENT")]
+    db: PathBuf,
+    /// Only this table (default: every table).
+    #[arg(long)]
+    table: Option<String>,
+    /// Also draw the damage map (SVG) to this file (a database only).
+    #[arg(long, value_name = "FILE.svg")]
+    map: Option<PathBuf>,
+    /// Write what the indexes still hold of the lost rows into DIR, one CSV per table
+    /// (TABLE.csv: a header, the rowid first), for `sqlite3 DB ".import --csv FILE T"`.
+    #[arg(long, value_name = "DIR")]
+    csv: Option<PathBuf>,
+}
+
+impl LostArgs {
+    fn run(self, progress: Progress) -> Result<lost::LostReport> {
+        let opts = lost::LostOptions {
+            table: self.table,
+            map: self.map,
+            csv: self.csv,
+            progress,
+        };
+        lost::lost(&self.db, &opts)
+    }
 }
 
 /// Runs the command and prints its outcome; returns the exit code. `command` is the clap
@@ -230,15 +273,13 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             };
             emit(&recover::run(&opts)?, &cli.output)
         }
-        Command::Lost { db, table, map } => {
-            let opts = lost::LostOptions {
-                table,
-                map,
-                progress,
-            };
-            emit(&lost::lost(&db, &opts)?, &cli.output)
-        }
-        Command::Diff { source, recovered } => emit(&diff::diff(&source, &recovered)?, &cli.output),
+        Command::Lost(args) => emit(&args.run(progress)?, &cli.output),
+        Command::Diff { source, recovered } => emit(
+            &diff::run(&source, recovered.as_deref(), progress)?,
+            &cli.output,
+        ),
+        Command::Report { incident } => emit(&report::report(&incident, progress)?, &cli.output),
+        Command::Incidents { db } => emit(&incidents::incidents(&db)?, &cli.output),
         Command::Restore {
             db,
             from,

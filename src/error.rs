@@ -15,6 +15,9 @@ pub mod exit {
     pub(crate) const UNUSABLE: i32 = 3;
     /// The operation failed: I/O error, disk full, interrupted, or refused for safety.
     pub(crate) const FAILED: i32 = 4;
+    /// An incident's report was written by a newer sqlite-rescue, in a layout this one does
+    /// not know (a newer `schema_version`).
+    pub(crate) const TOO_NEW: i32 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,16 @@ pub enum Error {
     #[error("interrupted: no recovered database or report was written; the snapshot, complete with its manifest, is kept in {}", snapshot.display())]
     InterruptedAfterSnapshot { snapshot: PathBuf },
 
+    /// A report written in a newer layout than this tool reads (its `schema_version`).
+    #[error("{}: schema_version {found} is newer than sqlite-rescue {tool} reads (up to {supported}); read it with the sqlite-rescue that wrote it ({writer}) or a newer one", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u32,
+        tool: &'static str,
+        writer: String,
+    },
+
     /// Putting this copy in place would lose rows the source held (restore without
     /// --accept-loss).
     #[error("refused: {0}")]
@@ -85,6 +98,7 @@ impl Error {
             Error::Unusable { .. } => exit::UNUSABLE,
             Error::Usage(_) | Error::Sidecar { .. } => exit::USAGE,
             Error::RowsWouldBeLost(_) => exit::DAMAGE,
+            Error::TooNew { .. } => exit::TOO_NEW,
             Error::Io { .. }
             | Error::Sqlite { .. }
             | Error::Refused(_)

@@ -3,8 +3,10 @@
 
 pub mod check;
 pub mod diff;
+pub mod incidents;
 pub mod lost;
 pub mod recover;
+pub mod report;
 pub mod restore;
 pub mod snapshot;
 pub mod undo;

@@ -26,7 +26,7 @@ const MAX_ENTRIES: usize = 2_000_000;
 const MAX_DESCRIBED: usize = 100;
 
 /// One row whose values disagree with an index of its table.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlteredRow {
     pub rowid: i64,
     pub index: String,
@@ -34,7 +34,7 @@ pub struct AlteredRow {
     pub columns: Vec<AlteredColumn>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlteredColumn {
     pub column: String,
     pub row_value: serde_json::Value,

@@ -42,7 +42,7 @@ pub struct Evidence {
 }
 
 /// A cause the evidence is consistent with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Cause {
     pub id: CauseId,
     pub likelihood: Likelihood,
@@ -54,7 +54,7 @@ pub struct Cause {
     pub prevention: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CauseId {
     WalResetRace,
@@ -65,7 +65,7 @@ pub enum CauseId {
 }
 
 /// How strongly the evidence points to a cause: never certainty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Likelihood {
     /// Several independent facts point there.

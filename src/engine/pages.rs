@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 
 /// The status of one page, as the report and the damage map show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PageStatus {
     /// Not reached by anything (yet).

@@ -39,7 +39,7 @@ impl Default for Progress {
 }
 
 /// What happened to one table.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TableReport {
     pub name: String,
     /// Index of the tree in the page map's owner list.
@@ -65,7 +65,7 @@ pub struct TableReport {
     /// Rows whose indexed values disagree with what an index of the source holds for their
     /// rowid: back, but not as written. The first of them are described in `altered`.
     pub altered_rows: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altered: Vec<crate::engine::altered::AlteredRow>,
     /// Rows that are in the recovered table now.
     pub recovered_rows: u64,
@@ -90,7 +90,7 @@ pub struct TableReport {
 }
 
 /// What became of an orphan group's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupOutcome {
     /// Put back in their own table.
@@ -106,7 +106,7 @@ pub enum GroupOutcome {
 }
 
 /// A group of pages no tree reached, and what became of its rows.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OrphanGroup {
     pub top_page: u32,
     pub pages: usize,
@@ -124,7 +124,7 @@ pub struct OrphanGroup {
 }
 
 /// The kinds of schema object created after the rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Index,
@@ -145,7 +145,7 @@ impl std::fmt::Display for ObjectKind {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ObjectReport {
     pub kind: ObjectKind,
     pub name: String,
@@ -155,7 +155,7 @@ pub struct ObjectReport {
 }
 
 /// Everything the engine knows about one recovery.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub source: PathBuf,
     pub output: PathBuf,

@@ -28,7 +28,7 @@ pub fn be_u32(bytes: &[u8], offset: usize) -> Option<u32> {
 }
 
 /// Text encoding of a database, from header offset 56.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TextEncoding {
     Utf8,

@@ -19,7 +19,7 @@ mod sidecars;
 
 /// Page size, reserved bytes, encoding and size of the database, and which of these facts
 /// came from the header and which were inferred.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Geometry {
     pub page_size: u32,
     pub reserved_bytes: u8,
@@ -60,7 +60,7 @@ pub(crate) fn missing_wal_note(geometry: &Geometry, wal: Option<&WalInfo>) -> Op
 }
 
 /// What the `-wal` file holds and which of it counts.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct WalInfo {
     pub path: PathBuf,
     pub bytes: u64,
@@ -87,7 +87,7 @@ impl WalInfo {
 }
 
 /// What a hot `-journal` held: the original pages of a transaction that never committed.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct JournalInfo {
     pub path: PathBuf,
     pub bytes: u64,

@@ -24,6 +24,7 @@ mod faults;
 mod fuzz_regressions;
 mod hostile;
 mod hot_journal;
+mod incidents;
 mod install;
 mod look_alike;
 mod lost;

@@ -13,13 +13,14 @@ use crate::error::{exit, Error, Result};
 use crate::output::report::{text_table, Outcome};
 use crate::source::pagefile::sidecar;
 use crate::util::paths::working_copy;
+use crate::util::progress::Progress;
 use crate::util::quote::ident;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One table, both sides.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TableDiff {
     pub table: String,
     /// Rows the source held: SQLite's count, the page walk's, or (`bounds`) at least this
@@ -59,7 +60,7 @@ impl TableDiff {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DiffReport {
     pub source: PathBuf,
     pub recovered: PathBuf,
@@ -164,11 +165,11 @@ impl Outcome for DiffReport {
         }
         if self.missing_rows > 0 {
             out.push_str(&format!(
-                "\nAt least {} of the source missing from the recovered database.\n",
+                "\nAt least {} missing from the recovered database.\n",
                 if self.missing_rows == 1 {
-                    "1 row is".to_string()
+                    "1 row of the source is".to_string()
                 } else {
-                    format!("{} rows are", self.missing_rows)
+                    format!("{} rows of the source are", self.missing_rows)
                 }
             ));
         }
@@ -201,6 +202,37 @@ impl Outcome for DiffReport {
         }
     }
 }
+/// `diff SOURCE RECOVERED` counts both databases; `diff INCIDENT` (an incident folder alone)
+/// prints the counts its report holds.
+pub fn run(source: &Path, recovered: Option<&Path>, progress: Progress) -> Result<DiffReport> {
+    match (crate::commands::report::is_incident(source), recovered) {
+        (true, None) => diff_incident(source, progress),
+        (false, Some(recovered)) => diff(source, recovered),
+        (true, Some(_)) => Err(Error::Usage(format!(
+            "{} is an incident folder: `diff INCIDENT` alone prints the counts its report \
+             holds; to count another copy against the database, give the database: diff DB \
+             RECOVERED",
+            source.display()
+        ))),
+        (false, None) => Err(Error::Usage(
+            "diff takes SOURCE and RECOVERED, or an incident folder alone (diff INCIDENT)".into(),
+        )),
+    }
+}
+
+/// The comparison recover made, read back from the incident's report once its snapshot is
+/// proved whole: nothing is counted or recovered again, and the source need not exist.
+pub fn diff_incident(dir: &Path, progress: Progress) -> Result<DiffReport> {
+    let incident = crate::commands::report::open(dir, progress)?;
+    let mut diff = incident.report.diff;
+    // recover wrote these as it was given them (maybe relative to where it ran).
+    diff.source = incident.report.source;
+    if let Some(recovered) = incident.report.recovered {
+        diff.recovered = recovered;
+    }
+    Ok(diff)
+}
+
 /// Compares any two databases. The source may be damaged; it is read from a private copy.
 pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
     crate::source::snapshot::refuse_sidecar(source)?;

@@ -35,7 +35,7 @@ pub struct RecoverCommand {
 }
 
 /// One table in the incident report.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TableSummary {
     pub table: String,
     pub source_rows: Option<u64>,
@@ -61,7 +61,7 @@ pub struct TableSummary {
 }
 
 /// Whether every row of the source came back in place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RecoveryOutcome {
     #[serde(rename = "complete")]
     Complete,
@@ -69,7 +69,7 @@ pub enum RecoveryOutcome {
     RowsLost,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IncidentReport {
     pub schema_version: u32,
     pub tool_version: String,

@@ -72,6 +72,15 @@ pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(
 /// Restores of `db` from the incident in `incident` that were not undone, oldest first, with
 /// the backup folder each lies in (`pre-restore*` folders of the incident).
 pub(crate) fn previous_restores(incident: &Path, db: &Path) -> Vec<(PathBuf, RestoreManifest)> {
+    restores_in(incident)
+        .into_iter()
+        .filter(|(_, m)| m.undone.is_none() && m.db == db)
+        .collect()
+}
+
+/// Every restore from the incident in `incident` whose originals went into it (its
+/// `pre-restore*` folders), undone or not, oldest first, with the backup folder of each.
+pub(crate) fn restores_in(incident: &Path) -> Vec<(PathBuf, RestoreManifest)> {
     let Ok(entries) = std::fs::read_dir(incident) else {
         return Vec::new();
     };
@@ -80,7 +89,6 @@ pub(crate) fn previous_restores(incident: &Path, db: &Path) -> Vec<(PathBuf, Res
         .filter(|e| e.file_name().to_string_lossy().starts_with("pre-restore"))
         .map(|e| e.path())
         .filter_map(|dir| read_manifest(&dir).ok().map(|m| (dir, m)))
-        .filter(|(_, m)| m.undone.is_none() && m.db == db)
         .collect();
     found.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
     found

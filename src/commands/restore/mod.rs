@@ -31,7 +31,8 @@ pub use locks::HeldLock;
 pub use swap::MoveMethod;
 
 pub(crate) use backup::{
-    read_manifest, undo_command, unused as backup_unused, utc_stamp, write_json, MANIFEST,
+    incident_dirs, read_manifest, restores_in, undo_command, unused as backup_unused, utc_stamp,
+    write_json, MANIFEST,
 };
 pub(crate) use locks::{probe_locks, refuse_locked};
 

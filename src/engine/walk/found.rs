@@ -29,7 +29,7 @@ impl TreeKind {
 
 /// A place in a tree whose rows could not be read: the key range it covered (exclusive low,
 /// inclusive high, `None` for unbounded) and the page that should have held them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hole {
     pub lo: Option<i64>,
     pub hi: Option<i64>,

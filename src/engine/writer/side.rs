@@ -10,7 +10,7 @@ use rusqlite::{Connection, ToSql};
 /// The names of the tables the engine adds to the output beside the user's: the usual name
 /// where the source has no object of that name, else the first free `name_N`. Recorded in the
 /// report; only tables so named are the tool's own.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SideNames {
     pub lost_and_found: String,
     pub conflicts: String,

@@ -41,6 +41,56 @@ pub enum PageStatus {
     Unreadable,
 }
 
+/// What the report's page map and the damage map say of one page: the ledger's status, with
+/// the pages read from the `-wal` and the pages missing past the end of a cut-short file told
+/// apart (see `engine::page_map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapStatus {
+    /// Reached by a tree walk (interior or leaf page), read from the main file.
+    Tree,
+    /// An overflow page of a row reached by a walk, read from the main file.
+    Overflow,
+    Free,
+    Ptrmap,
+    /// A tree or overflow page whose image is a newer commit in the `-wal` (the main file
+    /// holds an older copy, or none: the page was added after the last checkpoint).
+    NewerInWal,
+    /// A tree or overflow page read from the `-wal` whose main-file copy is damaged (zeroed,
+    /// or not a b-tree page where the WAL's is one): the WAL healed it.
+    HealedFromWal,
+    /// A tree pointed here and the page could not be used: whatever rows it held are lost
+    /// unless orphan pages filled its place.
+    Lost,
+    OrphanAttributed,
+    OrphanLostAndFound,
+    OrphanDuplicate,
+    Unused,
+    Unreadable,
+    Unseen,
+    /// Past the end of the file: the header (or a tree's pointer) says the database is longer
+    /// than the files hold, so the file was cut short.
+    MissingPastEnd,
+}
+
+impl From<PageStatus> for MapStatus {
+    fn from(s: PageStatus) -> MapStatus {
+        match s {
+            PageStatus::Unseen => MapStatus::Unseen,
+            PageStatus::Tree => MapStatus::Tree,
+            PageStatus::Overflow => MapStatus::Overflow,
+            PageStatus::Free => MapStatus::Free,
+            PageStatus::Ptrmap => MapStatus::Ptrmap,
+            PageStatus::Lost => MapStatus::Lost,
+            PageStatus::OrphanAttributed => MapStatus::OrphanAttributed,
+            PageStatus::OrphanLostAndFound => MapStatus::OrphanLostAndFound,
+            PageStatus::OrphanDuplicate => MapStatus::OrphanDuplicate,
+            PageStatus::Unused => MapStatus::Unused,
+            PageStatus::Unreadable => MapStatus::Unreadable,
+        }
+    }
+}
+
 /// A position in the ledger's journal: the claims made after it can be listed, kept or
 /// rolled back.
 #[must_use = "a checkpoint must be ended with Claims::keep or Claims::rollback"]

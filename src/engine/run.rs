@@ -6,9 +6,7 @@ use crate::engine::copy::{transfer, vfs};
 use crate::engine::decode::{InternalRows, PLANNER_TABLES};
 use crate::engine::objects::{create_objects, install_virtual_tables};
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::report::{
-    ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport,
-};
+use crate::engine::report::{ObjectReport, Options, OrphanGroup, Report, TableReport};
 use crate::engine::salvage::freelist::claim_ptrmap_pages;
 use crate::engine::salvage::orphans;
 use crate::engine::walk::{Hole, Walker};
@@ -150,6 +148,7 @@ impl Engine<'_> {
         spinner.finish_and_clear();
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
         clock.lap("verify");
+        let page_map = crate::engine::page_map::build(pf, &engine.map, &rows.reports);
         Ok(Report {
             source: PathBuf::new(),
             output: PathBuf::new(),
@@ -175,7 +174,7 @@ impl Engine<'_> {
             pages: engine.map.counts(),
             integrity,
             foreign_key_violations,
-            page_map: Some(std::sync::Arc::new(engine.page_map())),
+            page_map: Some(std::sync::Arc::new(page_map)),
             unexplained_pages: unexplained,
             schema_damaged: !catalog.whole,
             walk_damage: rows.walk_damage,
@@ -398,14 +397,6 @@ impl Engine<'_> {
             reports,
         );
     }
-
-    /// The final status and owner of every page, for damage maps.
-    fn page_map(&self) -> PageMapSnapshot {
-        PageMapSnapshot {
-            owners: self.map.owner_names().to_vec(),
-            pages: self.map.iter().map(|(_, s, o)| (s, o)).collect(),
-        }
-    }
 }
 
 /// Verify phase: the proof that the result is sound (`options.verify`: the fast proof or
@@ -498,7 +489,7 @@ pub(crate) fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSe
 /// The header as SQLite reads it: page 1 with the -wal's committed frames laid over it, so
 /// settings changed after the last checkpoint (user_version, application_id, auto_vacuum)
 /// count. `None` when that page has no intact header.
-fn current_header(pf: &PageFile) -> Option<crate::format::header::Header> {
+pub(crate) fn current_header(pf: &PageFile) -> Option<crate::format::header::Header> {
     let mut page = Vec::new();
     pf.read(1, &mut page)?;
     crate::format::header::Header::parse(&page).ok()

@@ -20,6 +20,7 @@ const EXIT_CODES: &str = "Exit codes:
   3    unusable input: missing, unreadable, empty, not a SQLite database
   4    failed or refused for safety: I/O error, disk full, still being written, open elsewhere,
        interrupted (Ctrl-C or SIGTERM: partial files removed)
+  5    no room: not enough free disk where `recover` would write (checked before it writes)
   130  a second Ctrl-C before the first was honoured: stopped at once, without cleaning up
 
 Set NO_COLOR to turn colour off.";

@@ -15,6 +15,8 @@ pub mod exit {
     pub(crate) const UNUSABLE: i32 = 3;
     /// The operation failed: I/O error, disk full, interrupted, or refused for safety.
     pub(crate) const FAILED: i32 = 4;
+    /// Not enough free disk where the run would write: refused before anything was written.
+    pub(crate) const NO_ROOM: i32 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,15 @@ pub enum Error {
     #[error("interrupted: no recovered database or report was written; the snapshot, complete with its manifest, is kept in {}", snapshot.display())]
     InterruptedAfterSnapshot { snapshot: PathBuf },
 
+    /// The disk where the run would write has less free space than it needs (checked before
+    /// anything is written).
+    #[error("{}: not enough free disk: this recovery needs about {need} there and {free} is free; make room, or write elsewhere (--incident-dir DIR; TMPDIR=DIR for --dry-run)", path.display())]
+    NoRoom {
+        path: PathBuf,
+        need: String,
+        free: String,
+    },
+
     /// Putting this copy in place would lose rows the source held (restore without
     /// --accept-loss).
     #[error("refused: {0}")]
@@ -85,6 +96,7 @@ impl Error {
             Error::Unusable { .. } => exit::UNUSABLE,
             Error::Usage(_) | Error::Sidecar { .. } => exit::USAGE,
             Error::RowsWouldBeLost(_) => exit::DAMAGE,
+            Error::NoRoom { .. } => exit::NO_ROOM,
             Error::Io { .. }
             | Error::Sqlite { .. }
             | Error::Refused(_)

@@ -12,6 +12,7 @@ mod catalog;
 pub mod causes;
 pub(crate) mod copy;
 mod decode;
+pub mod estimate;
 pub mod losses;
 mod objects;
 mod page_map;

@@ -19,6 +19,7 @@ mod causes;
 mod check;
 mod edges;
 mod engine_healthy;
+mod estimate;
 mod exact;
 mod faults;
 mod fuzz_regressions;

@@ -34,6 +34,7 @@ mod partial_index;
 mod rebuilt_interior;
 mod recover_cli;
 mod restore;
+mod runbook;
 mod samples;
 mod snapshot;
 mod soundness;

@@ -1,31 +1,21 @@
 //! The report's page map: every page's final status and owner, built once at the end of a
-//! run from the claims ledger, for the report and the damage map alike. Three things the
-//! ledger records elsewhere are folded in, so that a reader of the map need not look further:
+//! run from the claims ledger, for the report and the damage map alike. Two things the
+//! ledger does not hold are folded in, so that a reader of the map need not look further:
 //!
 //! - where a walked page's image came from: a page read from the `-wal` is newer there (a
 //!   commit not yet checkpointed, or a page the database grew by since), or healed from it
 //!   (the main file's copy is zeroed, cut short, or not a b-tree page where the WAL's is one);
-//! - a page a tree pointed at that could not be used stays "lost" even when the orphan pass
-//!   found its bytes to be a stray copy of rows recovered elsewhere, or an unused page: its
-//!   place in the tree, and whatever rows were there, is what the map has to show;
 //! - pages past the end of a file cut short: the header, when SQLite would trust it, says how
 //!   many pages the database had; those the files do not hold are drawn as missing.
 
 use crate::engine::pages::{Claims, MapStatus, PageStatus};
-use crate::engine::report::{PageMapSnapshot, TableReport};
+use crate::engine::report::PageMapSnapshot;
 use crate::source::pagefile::{looks_like_btree_page, Origin, PageFile};
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-/// Builds the page map of a finished run. `reports` holds the tables' holes (the pages their
-/// trees pointed at and could not use).
-pub(crate) fn build(pf: &PageFile, map: &Claims, reports: &[TableReport]) -> PageMapSnapshot {
-    let pointed_at: HashMap<u32, u32> = reports
-        .iter()
-        .flat_map(|r| r.holes.iter().map(move |h| (h.page, r.owner)))
-        .filter(|(page, _)| *page != 0 && *page <= map.page_count())
-        .collect();
+/// Builds the page map of a finished run.
+pub(crate) fn build(pf: &PageFile, map: &Claims) -> PageMapSnapshot {
     let mut wal = WalImages::new(pf);
     let mut out = PageMapSnapshot {
         owners: map.owner_names().to_vec(),
@@ -36,10 +26,6 @@ pub(crate) fn build(pf: &PageFile, map: &Claims, reports: &[TableReport]) -> Pag
             PageStatus::Tree | PageStatus::Overflow => {
                 (wal.status(pgno).unwrap_or(status.into()), owner)
             }
-            PageStatus::OrphanDuplicate | PageStatus::Unused => match pointed_at.get(&pgno) {
-                Some(&table) => (MapStatus::Lost, Some(table)),
-                None => (status.into(), owner),
-            },
             _ => (status.into(), owner),
         };
         out.push(pgno, status, owner);

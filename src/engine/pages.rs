@@ -255,6 +255,24 @@ impl Claims {
         }
     }
 
+    /// Marks as lost, owned by the table whose tree pointed there, each page a tree pointed
+    /// at but could not use that the orphan pass then found to be a stray copy of rows
+    /// recovered elsewhere, or a page with nothing to recover: its place in the tree, and
+    /// whatever rows were there, is what was lost. `holes` gives (page, table owner).
+    /// Pages whose rows were put back somewhere keep their status.
+    pub(crate) fn mark_lost_in_place(&mut self, holes: impl IntoIterator<Item = (u32, u32)>) {
+        for (pgno, owner) in holes {
+            if matches!(
+                self.status(pgno),
+                PageStatus::OrphanDuplicate | PageStatus::Unused
+            ) && pgno != 0
+                && pgno <= self.page_count()
+            {
+                self.set(pgno, PageStatus::Lost, Some(owner));
+            }
+        }
+    }
+
     /// Pages per status, for the report.
     pub(crate) fn counts(&self) -> std::collections::BTreeMap<PageStatus, u64> {
         let mut out = std::collections::BTreeMap::new();
@@ -312,6 +330,23 @@ mod tests {
         assert!(c.journal.is_empty());
         assert_eq!(c.owner_named("a"), a);
         assert_eq!(c.owner_names(), ["a".to_string()]);
+    }
+
+    #[test]
+    fn a_stray_copy_where_a_tree_pointed_is_lost_in_place() {
+        let mut c = Claims::new(5);
+        let t = c.owner_named("t");
+        c.set(2, PageStatus::OrphanDuplicate, None);
+        c.set(3, PageStatus::Unused, None);
+        c.set(4, PageStatus::OrphanAttributed, Some(t));
+        c.mark_lost_in_place([(2, t), (3, t), (4, t), (9, t)]);
+        assert_eq!((c.status(2), c.owner(2)), (PageStatus::Lost, Some(t)));
+        assert_eq!(c.status(3), PageStatus::Lost);
+        assert_eq!(
+            c.status(4),
+            PageStatus::OrphanAttributed,
+            "its rows were put back"
+        );
     }
 
     #[test]

@@ -211,3 +211,18 @@ fn other_damaged_samples_draw_what_the_report_says() {
         assert_eq!(drawn.len() as u64, pages, "{name}: one cell per page");
     }
 }
+
+#[test]
+fn a_stray_page_where_a_leaf_was_is_lost_not_a_stray_copy() {
+    // Page 53 of monitor_check was overwritten with a copy of a leaf of auth_user: the rows
+    // that were on it are lost, which is what the map and the counts must show.
+    let work = tempfile::tempdir().unwrap();
+    let (report, drawn, reported) = recover_with_map("stray-page", work.path());
+    assert_eq!(drawn, reported);
+    assert_eq!(
+        drawn[&53],
+        ("lost".to_string(), Some("monitor_check".to_string()))
+    );
+    assert_eq!(report["engine"]["pages"]["lost"], 1);
+    assert!(report["engine"]["pages"].get("orphan-duplicate").is_none());
+}

@@ -20,7 +20,8 @@ const EXIT_CODES: &str = "Exit codes:
   3    unusable input: missing, unreadable, empty, not a SQLite database
   4    failed or refused for safety: I/O error, disk full, still being written, open elsewhere,
        interrupted (Ctrl-C or SIGTERM: partial files removed), an incident altered since
-  5    too new: an incident's report.json was written by a newer sqlite-rescue
+  5    no room: not enough free disk where `recover` would write (checked before it writes)
+  6    too new: an incident's report.json was written by a newer sqlite-rescue
   130  a second Ctrl-C before the first was honoured: stopped at once, without cleaning up
 
 Set NO_COLOR to turn colour off.";
@@ -71,6 +72,10 @@ pub enum Command {
         allow_changing: bool,
     },
     /// Snapshot, recover every readable row into a fresh database, verify it and report.
+    ///
+    /// Before anything is written it works out the time and free disk the run needs (a
+    /// --dry-run says them, and so does `estimate` in JSON) and refuses with exit 5 when the
+    /// disk lacks room.
     Recover {
         /// The damaged database (its -wal, -shm and -journal beside it are taken too).
         db: PathBuf,
@@ -84,7 +89,8 @@ pub enum Command {
         /// Do everything in a temporary folder that is removed afterwards; only print the report.
         #[arg(long)]
         dry_run: bool,
-        /// Take the snapshot even if the database keeps changing.
+        /// Take the snapshot even if the database keeps changing (a rehearsal while the app
+        /// still writes: the copy may mix pages from before and after a write).
         #[arg(long)]
         allow_changing: bool,
         /// Also export rows found on free pages (deleted rows) into a table `freelist_rows`.

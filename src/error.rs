@@ -15,9 +15,11 @@ pub mod exit {
     pub(crate) const UNUSABLE: i32 = 3;
     /// The operation failed: I/O error, disk full, interrupted, or refused for safety.
     pub(crate) const FAILED: i32 = 4;
+    /// Not enough free disk where the run would write: refused before anything was written.
+    pub(crate) const NO_ROOM: i32 = 5;
     /// An incident's report was written by a newer sqlite-rescue, in a layout this one does
     /// not know (a newer `schema_version`).
-    pub(crate) const TOO_NEW: i32 = 5;
+    pub(crate) const TOO_NEW: i32 = 6;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,15 @@ pub enum Error {
         writer: String,
     },
 
+    /// The disk where the run would write has less free space than it needs (checked before
+    /// anything is written).
+    #[error("{}: not enough free disk: this recovery needs about {need} there and {free} is free; make room, or write elsewhere (--incident-dir DIR; TMPDIR=DIR for --dry-run)", path.display())]
+    NoRoom {
+        path: PathBuf,
+        need: String,
+        free: String,
+    },
+
     /// Putting this copy in place would lose rows the source held (restore without
     /// --accept-loss).
     #[error("refused: {0}")]
@@ -99,6 +110,7 @@ impl Error {
             Error::Usage(_) | Error::Sidecar { .. } => exit::USAGE,
             Error::RowsWouldBeLost(_) => exit::DAMAGE,
             Error::TooNew { .. } => exit::TOO_NEW,
+            Error::NoRoom { .. } => exit::NO_ROOM,
             Error::Io { .. }
             | Error::Sqlite { .. }
             | Error::Refused(_)

@@ -10,7 +10,7 @@
 //! its entries name the rowids that existed, which makes the range exact in membership and
 //! gives the number of rows lost.
 
-use crate::engine::pages::{Claims, PageStatus};
+use crate::engine::pages::{Claims, MapStatus, PageStatus};
 use crate::engine::schema::{SchemaEntry, Table};
 use crate::engine::walk::Hole;
 use crate::engine::{writer, OrphanGroup, TableReport};
@@ -228,21 +228,18 @@ pub(crate) fn index_lines(report: &crate::engine::Report) -> Vec<String> {
         return Vec::new();
     };
     let mut per_index: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
-    for (i, (status, owner)) in map.pages.iter().enumerate() {
-        let Ok(pgno) = u32::try_from(i + 1) else {
-            break;
-        };
-        if *status != PageStatus::Lost {
-            continue;
-        }
-        let Some(name) = owner.and_then(|o| map.owners.get(o as usize)) else {
+    for run in map.runs.iter().filter(|r| r.status == MapStatus::Lost) {
+        let Some(name) = map.owner_name(run.owner) else {
             continue;
         };
-        let is_table = report.tables.iter().any(|t| &t.name == name);
+        let is_table = report.tables.iter().any(|t| t.name == name);
         if is_table || name.starts_with('(') || name == "sqlite_schema" {
             continue;
         }
-        per_index.entry(name.as_str()).or_default().push(pgno);
+        per_index
+            .entry(name)
+            .or_default()
+            .extend(run.first..=run.last);
     }
     per_index
         .into_iter()

@@ -12,8 +12,10 @@ mod catalog;
 pub mod causes;
 pub(crate) mod copy;
 mod decode;
+pub mod estimate;
 pub mod losses;
 mod objects;
+mod page_map;
 pub mod pages;
 mod report;
 mod run;
@@ -27,7 +29,7 @@ pub(crate) mod writer;
 pub(crate) use catalog::{schema_roots, side_table_names};
 pub(crate) use decode::note_damaged_value;
 pub use report::{
-    GroupOutcome, ObjectKind, ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report,
+    GroupOutcome, ObjectKind, ObjectReport, Options, OrphanGroup, PageMapSnapshot, PageRun, Report,
     TableReport,
 };
 use run::Strategy;

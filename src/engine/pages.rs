@@ -43,6 +43,58 @@ pub enum PageStatus {
     Unreadable,
 }
 
+/// What the report's page map and the damage map say of one page: the ledger's status, with
+/// the pages read from the `-wal` and the pages missing past the end of a cut-short file told
+/// apart (see `engine::page_map`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapStatus {
+    /// Reached by a tree walk (interior or leaf page), read from the main file.
+    Tree,
+    /// An overflow page of a row reached by a walk, read from the main file.
+    Overflow,
+    Free,
+    Ptrmap,
+    /// A tree or overflow page whose image is a newer commit in the `-wal` (the main file
+    /// holds an older copy, or none: the page was added after the last checkpoint).
+    NewerInWal,
+    /// A tree or overflow page read from the `-wal` whose main-file copy is damaged (zeroed,
+    /// or not a b-tree page where the WAL's is one): the WAL healed it.
+    HealedFromWal,
+    /// A tree pointed here and the page could not be used: whatever rows it held are lost
+    /// unless orphan pages filled its place.
+    Lost,
+    OrphanAttributed,
+    OrphanLostAndFound,
+    OrphanDuplicate,
+    Unused,
+    Unreadable,
+    Unseen,
+    /// Past the end of the file: the header (or a tree's pointer) says the database is longer
+    /// than the files hold, so the file was cut short.
+    MissingPastEnd,
+}
+
+impl From<PageStatus> for MapStatus {
+    fn from(s: PageStatus) -> MapStatus {
+        match s {
+            PageStatus::Unseen => MapStatus::Unseen,
+            PageStatus::Tree => MapStatus::Tree,
+            PageStatus::Overflow => MapStatus::Overflow,
+            PageStatus::Free => MapStatus::Free,
+            PageStatus::Ptrmap => MapStatus::Ptrmap,
+            PageStatus::Lost => MapStatus::Lost,
+            PageStatus::OrphanAttributed => MapStatus::OrphanAttributed,
+            PageStatus::OrphanLostAndFound => MapStatus::OrphanLostAndFound,
+            PageStatus::OrphanDuplicate => MapStatus::OrphanDuplicate,
+            PageStatus::Unused => MapStatus::Unused,
+            PageStatus::Unreadable => MapStatus::Unreadable,
+        }
+    }
+}
+
 /// A position in the ledger's journal: the claims made after it can be listed, kept or
 /// rolled back.
 #[must_use = "a checkpoint must be ended with Claims::keep or Claims::rollback"]
@@ -207,6 +259,24 @@ impl Claims {
         }
     }
 
+    /// Marks as lost, owned by the table whose tree pointed there, each page a tree pointed
+    /// at but could not use that the orphan pass then found to be a stray copy of rows
+    /// recovered elsewhere, or a page with nothing to recover: its place in the tree, and
+    /// whatever rows were there, is what was lost. `holes` gives (page, table owner).
+    /// Pages whose rows were put back somewhere keep their status.
+    pub(crate) fn mark_lost_in_place(&mut self, holes: impl IntoIterator<Item = (u32, u32)>) {
+        for (pgno, owner) in holes {
+            if matches!(
+                self.status(pgno),
+                PageStatus::OrphanDuplicate | PageStatus::Unused
+            ) && pgno != 0
+                && pgno <= self.page_count()
+            {
+                self.set(pgno, PageStatus::Lost, Some(owner));
+            }
+        }
+    }
+
     /// Pages per status, for the report.
     pub(crate) fn counts(&self) -> std::collections::BTreeMap<PageStatus, u64> {
         let mut out = std::collections::BTreeMap::new();
@@ -264,6 +334,23 @@ mod tests {
         assert!(c.journal.is_empty());
         assert_eq!(c.owner_named("a"), a);
         assert_eq!(c.owner_names(), ["a".to_string()]);
+    }
+
+    #[test]
+    fn a_stray_copy_where_a_tree_pointed_is_lost_in_place() {
+        let mut c = Claims::new(5);
+        let t = c.owner_named("t");
+        c.set(2, PageStatus::OrphanDuplicate, None);
+        c.set(3, PageStatus::Unused, None);
+        c.set(4, PageStatus::OrphanAttributed, Some(t));
+        c.mark_lost_in_place([(2, t), (3, t), (4, t), (9, t)]);
+        assert_eq!((c.status(2), c.owner(2)), (PageStatus::Lost, Some(t)));
+        assert_eq!(c.status(3), PageStatus::Lost);
+        assert_eq!(
+            c.status(4),
+            PageStatus::OrphanAttributed,
+            "its rows were put back"
+        );
     }
 
     #[test]

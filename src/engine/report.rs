@@ -2,7 +2,7 @@
 //! and for the whole file. Built by the engine, rendered by `output/` and the commands.
 
 use crate::engine::losses;
-use crate::engine::pages::PageStatus;
+use crate::engine::pages::{MapStatus, PageStatus};
 use crate::engine::walk::Hole;
 use crate::source::pagefile::{Geometry, WalInfo};
 use crate::util::progress::Progress;
@@ -197,7 +197,13 @@ pub struct Report {
     /// `PRAGMA integrity_check` on the recovered database ("ok" or the first messages).
     pub integrity: Vec<String>,
     pub foreign_key_violations: u64,
-    #[serde(skip)]
+    /// Every page's status and owner, in runs of consecutive pages: what the damage map
+    /// draws (absent only from a report read back without it).
+    #[serde(
+        serialize_with = "serialize_page_map",
+        deserialize_with = "deserialize_page_map",
+        default
+    )]
     pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
     /// The schema (page 1's tree) had unreadable parts: some tables may be unknown.
     pub schema_damaged: bool,
@@ -214,11 +220,83 @@ pub struct Report {
     pub timings: BTreeMap<String, f64>,
 }
 
-/// The final status and owner of every page (for damage maps); owners index `owners`.
-#[derive(Debug, Clone, serde::Serialize)]
+/// The final status and owner of every page, built once by the engine from its claims
+/// ledger: the report's page map and what the damage map draws. Pages are numbered from 1
+/// with no gap; a run covers consecutive pages of one status and one owner, so a long stretch
+/// (a file cut short by gigabytes) costs one entry. Owners index `owners` (table and index
+/// names, `(freelist)`, `(pointer map)`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PageMapSnapshot {
     pub owners: Vec<String>,
-    pub pages: Vec<(PageStatus, Option<u32>)>,
+    pub runs: Vec<PageRun>,
+}
+
+/// Pages `first..=last`, all of one status and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PageRun {
+    pub first: u32,
+    pub last: u32,
+    pub status: MapStatus,
+    pub owner: Option<u32>,
+}
+
+impl PageMapSnapshot {
+    /// Adds page `pgno`, which must follow the last page added.
+    pub fn push(&mut self, pgno: u32, status: MapStatus, owner: Option<u32>) {
+        self.push_run(pgno, pgno, status, owner);
+    }
+
+    /// Adds pages `first..=last`, which must follow the last page added.
+    pub fn push_run(&mut self, first: u32, last: u32, status: MapStatus, owner: Option<u32>) {
+        match self.runs.last_mut() {
+            Some(r)
+                if r.status == status
+                    && r.owner == owner
+                    && r.last.checked_add(1) == Some(first) =>
+            {
+                r.last = last;
+            }
+            _ => self.runs.push(PageRun {
+                first,
+                last,
+                status,
+                owner,
+            }),
+        }
+    }
+
+    /// How many pages the map covers.
+    pub fn page_count(&self) -> u64 {
+        self.runs.last().map_or(0, |r| u64::from(r.last))
+    }
+
+    /// Every page in order, with its status and owner (runs expanded as they are read).
+    pub fn pages(&self) -> impl Iterator<Item = (u32, MapStatus, Option<u32>)> + '_ {
+        self.runs
+            .iter()
+            .flat_map(|r| (r.first..=r.last).map(move |p| (p, r.status, r.owner)))
+    }
+
+    /// The name of an owner, if it has one.
+    pub fn owner_name(&self, owner: Option<u32>) -> Option<&str> {
+        owner
+            .and_then(|o| self.owners.get(o as usize))
+            .map(String::as_str)
+    }
+}
+
+fn serialize_page_map<S: serde::Serializer>(
+    map: &Option<std::sync::Arc<PageMapSnapshot>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&map.as_deref(), s)
+}
+
+fn deserialize_page_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::sync::Arc<PageMapSnapshot>>, D::Error> {
+    let map: Option<PageMapSnapshot> = serde::Deserialize::deserialize(d)?;
+    Ok(map.map(std::sync::Arc::new))
 }
 
 impl Report {

@@ -6,9 +6,7 @@ use crate::engine::copy::{transfer, vfs};
 use crate::engine::decode::{InternalRows, PLANNER_TABLES};
 use crate::engine::objects::{create_objects, install_virtual_tables};
 use crate::engine::pages::{Claims, PageStatus};
-use crate::engine::report::{
-    ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report, TableReport,
-};
+use crate::engine::report::{ObjectReport, Options, OrphanGroup, Report, TableReport};
 use crate::engine::salvage::freelist::claim_ptrmap_pages;
 use crate::engine::salvage::orphans;
 use crate::engine::walk::{Hole, Walker};
@@ -130,6 +128,12 @@ impl Engine<'_> {
         bar.finish_and_clear();
         clock.lap("rows");
         let unexplained = unexplained_pages(&engine.map, &rows.reports, catalog.tables.len());
+        // After the count above, which reads a stray page's own bytes as what explains it.
+        engine.map.mark_lost_in_place(
+            rows.reports
+                .iter()
+                .flat_map(|r| r.holes.iter().map(move |h| (h.page, r.owner))),
+        );
         for rep in &mut rows.reports {
             rep.rows_may_be_missing = rep.refused.is_some()
                 || rep.holes.iter().any(|h| !h.filled)
@@ -149,12 +153,10 @@ impl Engine<'_> {
         let (integrity, foreign_key_violations) =
             verify_phase(tmp, &catalog, &rows.reports, options)?;
         spinner.finish_and_clear();
-        for e in after_proof {
-            crate::engine::objects::set_schema_row(&conn, e)
-                .map_err(|err| Error::sqlite(tmp, format!("keeping {}: {err}", e.name)))?;
-        }
+        keep_after_proof(&conn, tmp, &after_proof)?;
         conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))?;
         clock.lap("verify");
+        let page_map = crate::engine::page_map::build(pf, &engine.map);
         Ok(Report {
             source: PathBuf::new(),
             output: PathBuf::new(),
@@ -180,7 +182,7 @@ impl Engine<'_> {
             pages: engine.map.counts(),
             integrity,
             foreign_key_violations,
-            page_map: Some(std::sync::Arc::new(engine.page_map())),
+            page_map: Some(std::sync::Arc::new(page_map)),
             unexplained_pages: unexplained,
             schema_damaged: !catalog.whole,
             walk_damage: rows.walk_damage,
@@ -420,14 +422,6 @@ impl Engine<'_> {
             reports,
         );
     }
-
-    /// The final status and owner of every page, for damage maps.
-    fn page_map(&self) -> PageMapSnapshot {
-        PageMapSnapshot {
-            owners: self.map.owner_names().to_vec(),
-            pages: self.map.iter().map(|(_, s, o)| (s, o)).collect(),
-        }
-    }
 }
 
 /// Verify phase: the proof that the result is sound (`options.verify`: the fast proof or
@@ -457,6 +451,20 @@ fn verify_phase(
         (integrity, keys.join().unwrap_or(0))
     });
     Ok((integrity?, foreign_key_violations))
+}
+
+/// Writes the schema rows of the virtual tables SQLite's checks cannot pass (see
+/// `objects::install_virtual_tables`), once the result is proved sound.
+fn keep_after_proof(
+    conn: &rusqlite::Connection,
+    tmp: &Path,
+    entries: &[&crate::engine::schema::SchemaEntry],
+) -> Result<()> {
+    for e in entries {
+        crate::engine::objects::set_schema_row(conn, e)
+            .map_err(|err| Error::sqlite(tmp, format!("keeping {}: {err}", e.name)))?;
+    }
+    Ok(())
 }
 
 /// Tables every row of which came back: no part of their tree lost, none refused.
@@ -529,7 +537,7 @@ pub(crate) fn output_settings(pf: &PageFile, encoding: TextEncoding) -> OutputSe
 /// The header as SQLite reads it: page 1 with the -wal's committed frames laid over it, so
 /// settings changed after the last checkpoint (user_version, application_id, auto_vacuum)
 /// count. `None` when that page has no intact header.
-fn current_header(pf: &PageFile) -> Option<crate::format::header::Header> {
+pub(crate) fn current_header(pf: &PageFile) -> Option<crate::format::header::Header> {
     let mut page = Vec::new();
     pf.read(1, &mut page)?;
     crate::format::header::Header::parse(&page).ok()

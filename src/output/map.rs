@@ -1,305 +1,159 @@
 //! The damage map: the database file as a grid of pages, one cell per page (or per bin of
-//! pages in a large file, showing the bin's worst status), filled with the colour of the
-//! table that owns the page and marked with what became of it.
+//! pages in a large file, showing the bin's worst status), filled with the colour and texture
+//! of the table that owns the page and marked with what became of it.
 //!
-//! Every cell is one `<rect>` with `data-page` (or `data-first-page`/`data-last-page` for a
-//! bin) and `data-status` (the engine's page status, kebab-case); a page whose image was
-//! read from the WAL because the main file's copy is damaged also has `data-wal="healed"`.
-//! Marks drawn over a cell carry neither attribute, so cells can be counted.
+//! It draws the report's page map (`Report::page_map`, built once by the engine from its
+//! claims ledger) and nothing else: every cell is one `<rect>` with `data-page` (or
+//! `data-first-page`/`data-last-page` for a bin) and `data-status`, the status the report
+//! gives that page (kebab-case, as in report.json). Marks drawn over a cell carry neither
+//! attribute, so cells can be counted.
 
-use crate::engine::pages::PageStatus;
+use crate::engine::pages::MapStatus;
 use crate::engine::{PageMapSnapshot, Report};
 use crate::error::{Error, Result};
-use crate::source::pagefile::{looks_like_btree_page, Origin, PageFile};
-use std::collections::BTreeSet;
-use std::os::unix::fs::FileExt;
+use std::collections::BTreeMap;
 use std::path::Path;
-use svg::node::element::{Circle, Group, Line, Rectangle, Text, Title};
+use style::{fill_for, glyph, status_label, stroke_for, swatch, CELL, LEGEND_ORDER};
+use svg::node::element::{Group, Rectangle, Text, Title};
 use svg::Document;
+
+mod style;
+
+pub(crate) use style::status_name;
 
 /// At most this many cells; larger files are binned.
 pub const MAX_CELLS: usize = 10_000;
 
-const CELL: u32 = 12;
 const GAP: u32 = 2;
 const MARGIN: u32 = 16;
 const HEADER: u32 = 40;
+const LINE: u32 = 18;
+/// Owner names longer than this are cut in the legend (the hover text has them whole).
+const NAME_CHARS: usize = 38;
 
-/// How bad a status is, for choosing what a bin shows (higher is worse).
-fn severity(status: PageStatus, healed: bool) -> u8 {
-    match status {
-        PageStatus::Lost => 11,
-        PageStatus::Unreadable => 10,
-        PageStatus::OrphanLostAndFound => 9,
-        PageStatus::OrphanAttributed => 8,
-        _ if healed => 7,
-        PageStatus::OrphanDuplicate => 6,
-        PageStatus::Unused => 5,
-        PageStatus::Unseen => 4,
-        PageStatus::Overflow => 3,
-        PageStatus::Tree => 2,
-        PageStatus::Ptrmap => 1,
-        PageStatus::Free => 0,
-    }
+/// A page number, count or position on the grid as a u32 (they come from u32 page numbers,
+/// or from at most `MAX_CELLS` cells); saturates rather than wraps.
+fn count_u32(n: impl TryInto<u32>) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
 }
 
-/// The kebab-case name the report uses for a status.
-pub(crate) fn status_name(status: PageStatus) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{status:?}").to_lowercase())
-}
-
-/// What the legend says about each mark.
-fn status_label(status: PageStatus) -> &'static str {
-    match status {
-        PageStatus::Tree => "readable",
-        PageStatus::Overflow => "overflow page",
-        PageStatus::Free => "free page",
-        PageStatus::Ptrmap => "pointer-map page",
-        PageStatus::Lost => "lost (a tree pointed here, unreadable)",
-        PageStatus::OrphanAttributed => "orphan, put back in its table",
-        PageStatus::OrphanLostAndFound => "orphan, rows to lost_and_found",
-        PageStatus::OrphanDuplicate => "orphan, stray copy of rows already recovered",
-        PageStatus::Unused => "unused (reads, holds nothing to recover)",
-        PageStatus::Unreadable => "unreadable (zeroed or garbage, nothing reached it)",
-        PageStatus::Unseen => "not examined",
-    }
-}
-
-const LEGEND_ORDER: [PageStatus; 11] = [
-    PageStatus::Tree,
-    PageStatus::Overflow,
-    PageStatus::Free,
-    PageStatus::Ptrmap,
-    PageStatus::Lost,
-    PageStatus::Unreadable,
-    PageStatus::OrphanAttributed,
-    PageStatus::OrphanLostAndFound,
-    PageStatus::OrphanDuplicate,
-    PageStatus::Unused,
-    PageStatus::Unseen,
-];
-
-/// Fill colour of an owner: hues spread by the golden angle so neighbours differ.
-fn owner_colour(owner: usize) -> String {
-    let hue = (owner as f64 * 137.508) % 360.0;
-    format!("hsl({hue:.0},55%,68%)")
-}
-
-fn fill_for(status: PageStatus, owner: Option<u32>) -> String {
-    match (status, owner) {
-        (PageStatus::Free, _) => "#ffffff".to_string(),
-        (PageStatus::Ptrmap, _) => "#b0b0b0".to_string(),
-        (PageStatus::Unreadable, _) => "#3a3a3a".to_string(),
-        (_, Some(o)) => owner_colour(o as usize),
-        (_, None) => "#e4e4e4".to_string(),
-    }
-}
-
-/// Stroke colour and width for a status.
-fn stroke_for(status: PageStatus, healed: bool) -> (&'static str, f64) {
-    if healed {
-        return ("#1a9641", 2.0);
-    }
-    match status {
-        PageStatus::Lost => ("#d7191c", 2.0),
-        PageStatus::Unreadable => ("#7f0000", 2.0),
-        PageStatus::OrphanAttributed => ("#2c7bb6", 2.0),
-        PageStatus::OrphanLostAndFound => ("#fd8d3c", 2.0),
-        PageStatus::OrphanDuplicate => ("#7b3294", 2.0),
-        PageStatus::Free => ("#999999", 1.0),
-        _ => ("#808080", 0.5),
-    }
-}
-
-/// The small glyph drawn over a cell, if its status has one.
-fn glyph(status: PageStatus, healed: bool, x: u32, y: u32) -> Option<Group> {
-    let cx = f64::from(x) + f64::from(CELL) / 2.0;
-    let cy = f64::from(y) + f64::from(CELL) / 2.0;
-    let dot = |colour: &str| {
-        Group::new().add(
-            Circle::new()
-                .set("cx", cx)
-                .set("cy", cy)
-                .set("r", 2.2)
-                .set("fill", colour.to_string()),
-        )
-    };
-    let cross = |colour: &str| {
-        let (x0, y0) = (f64::from(x) + 2.5, f64::from(y) + 2.5);
-        let (x1, y1) = (f64::from(x + CELL) - 2.5, f64::from(y + CELL) - 2.5);
-        Group::new()
-            .set("stroke", colour.to_string())
-            .set("stroke-width", 1.5)
-            .add(
-                Line::new()
-                    .set("x1", x0)
-                    .set("y1", y0)
-                    .set("x2", x1)
-                    .set("y2", y1),
-            )
-            .add(
-                Line::new()
-                    .set("x1", x0)
-                    .set("y1", y1)
-                    .set("x2", x1)
-                    .set("y2", y0),
-            )
-    };
-    if healed {
-        return Some(dot("#1a9641"));
-    }
-    match status {
-        PageStatus::Lost => Some(cross("#d7191c")),
-        PageStatus::Unreadable => Some(cross("#ff6f6f")),
-        PageStatus::OrphanAttributed => Some(dot("#2c7bb6")),
-        PageStatus::OrphanLostAndFound => Some(dot("#fd8d3c")),
-        PageStatus::OrphanDuplicate => Some(dot("#7b3294")),
-        PageStatus::Overflow => Some(
-            Group::new().add(
-                Line::new()
-                    .set("x1", f64::from(x) + 2.0)
-                    .set("y1", cy)
-                    .set("x2", f64::from(x + CELL) - 2.0)
-                    .set("y2", cy)
-                    .set("stroke", "#555555")
-                    .set("stroke-width", 1.0),
-            ),
-        ),
-        _ => None,
-    }
-}
-
-/// Pages whose image was read from the WAL because the main file's copy of the page is
-/// missing, zeroed or not a b-tree page where the WAL's is one.
-pub(crate) fn healed_pages(pf: &PageFile, snapshot: &PageMapSnapshot) -> BTreeSet<u32> {
-    let mut healed = BTreeSet::new();
-    if pf.wal().is_none() {
-        return healed;
-    }
-    let Ok(file) = std::fs::File::open(pf.path()) else {
-        return healed;
-    };
-    let size = pf.page_size();
-    let mut main = vec![0u8; size];
-    let mut wal = Vec::new();
-    for (i, (status, _)) in snapshot.pages.iter().enumerate() {
-        let Ok(pgno) = u32::try_from(i + 1) else {
-            break;
-        };
-        if pf.origin(pgno) != Some(Origin::Wal) {
-            continue;
-        }
-        let readable = matches!(
-            status,
-            PageStatus::Tree | PageStatus::Overflow | PageStatus::OrphanAttributed
-        );
-        if !readable {
-            continue;
-        }
-        let offset = u64::from(pgno - 1) * size as u64;
-        let got = file.read_at(&mut main, offset).unwrap_or(0);
-        let header = if pgno == 1 { 100 } else { 0 };
-        let main_damaged = got < size
-            || main.iter().all(|b| *b == 0)
-            || (pf.read(pgno, &mut wal).is_some()
-                && looks_like_btree_page(&wal[..pf.usable().min(wal.len())], header)
-                && !looks_like_btree_page(&main[..pf.usable().min(size)], header));
-        if main_damaged {
-            healed.insert(pgno);
-        }
-    }
-    healed
-}
-
-/// A page number, count or position on the grid as a u32. The list holds one entry per page
-/// and page numbers are u32, so it fits; were it not to, the drawing saturates.
-fn count_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// One cell of the grid: a page, or a bin of pages.
+/// One cell of the grid: a page, or a bin of pages, showing its worst page.
 struct Cell {
     first: u32,
     last: u32,
-    status: PageStatus,
+    status: MapStatus,
     owner: Option<u32>,
-    healed: bool,
 }
 
-fn cells(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>) -> (Vec<Cell>, usize) {
-    let n = snapshot.pages.len();
-    let bin = n.div_ceil(MAX_CELLS).max(1);
-    let mut out = Vec::with_capacity(n.div_ceil(bin));
-    for (b, chunk) in snapshot.pages.chunks(bin).enumerate() {
-        let start = b * bin;
-        let first = count_u32(start + 1);
-        let mut worst: Option<(u8, usize)> = None;
-        for (k, (status, _)) in chunk.iter().enumerate() {
-            let sev = severity(*status, healed.contains(&count_u32(start + k + 1)));
-            if worst.is_none_or(|(s, _)| sev > s) {
-                worst = Some((sev, k));
+/// The cells, and how many pages each holds. Worked out from the runs (a bin's worst status
+/// is the worst of the runs it overlaps), so a long run costs nothing per page.
+fn cells(map: &PageMapSnapshot) -> (Vec<Cell>, u64) {
+    let pages = map.page_count();
+    let bin = pages.div_ceil(MAX_CELLS as u64).max(1);
+    let mut out = Vec::with_capacity(usize::try_from(pages.div_ceil(bin)).unwrap_or(MAX_CELLS));
+    let mut runs = map.runs.iter().peekable();
+    let mut first = 1u64;
+    while first <= pages {
+        let last = (first + bin - 1).min(pages);
+        let mut worst: Option<(u8, MapStatus, Option<u32>)> = None;
+        while let Some(run) = runs.peek() {
+            if u64::from(run.first) > last {
+                break;
             }
+            let sev = style::severity(run.status);
+            if worst.is_none_or(|(s, _, _)| sev > s) {
+                worst = Some((sev, run.status, run.owner));
+            }
+            if u64::from(run.last) > last {
+                break;
+            }
+            runs.next();
         }
-        let k = worst.map_or(0, |(_, k)| k);
-        let (status, owner) = chunk[k];
+        let (_, status, owner) = worst.unwrap_or((0, MapStatus::Unseen, None));
         out.push(Cell {
-            first,
-            last: count_u32(start + chunk.len()),
+            first: count_u32(first),
+            last: count_u32(last),
             status,
             owner,
-            healed: healed.contains(&count_u32(start + k + 1)),
         });
+        first = last + 1;
     }
     (out, bin)
 }
 
-/// Where the grid sits and how it is laid out.
+/// Whether a cell's fill shows its owner (free pages, say, are white whoever owns them).
+fn shows_owner(status: MapStatus) -> bool {
+    !matches!(
+        status,
+        MapStatus::Free | MapStatus::MissingPastEnd | MapStatus::Ptrmap | MapStatus::Unreadable
+    )
+}
+
+/// Where the grid sits and how it is laid out, and each owner's place in the legend (which
+/// picks its fill).
 struct Layout {
     columns: u32,
-    bin: usize,
+    bin: u64,
     grid_h: u32,
+    ranks: BTreeMap<u32, usize>,
 }
 
 /// Draws the map. `title` names the file.
-pub fn render(snapshot: &PageMapSnapshot, healed: &BTreeSet<u32>, title: &str) -> Document {
-    let (cells, bin) = cells(snapshot, healed);
+pub fn render(map: &PageMapSnapshot, title: &str) -> Document {
+    let (cells, bin) = cells(map);
     let columns: u32 = if cells.len() <= 1024 { 40 } else { 100 };
     let rows = count_u32(cells.len()).div_ceil(columns).max(1);
+    // Owners are ranked in the order of their owner numbers (the order the engine met them).
+    let mut owners: Vec<u32> = cells
+        .iter()
+        .filter(|c| shows_owner(c.status))
+        .filter_map(|c| c.owner)
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
     let layout = Layout {
         columns,
         bin,
         grid_h: rows * (CELL + GAP),
+        ranks: owners
+            .into_iter()
+            .enumerate()
+            .map(|(r, o)| (o, r))
+            .collect(),
     };
-    let owners_used: BTreeSet<u32> = cells.iter().filter_map(|c| c.owner).collect();
-    let legend_rows = count_u32(owners_used.len() + LEGEND_ORDER.len() + 3);
-    let width = (columns * (CELL + GAP) + 2 * MARGIN).max(520);
-    let height = HEADER + layout.grid_h + MARGIN * 2 + legend_rows * 18;
-    let (grid, marks) = grid(snapshot, &cells, &layout);
-    heading(snapshot, title, bin, width, height)
+    let used: Vec<MapStatus> = LEGEND_ORDER
+        .iter()
+        .copied()
+        .filter(|s| cells.iter().any(|c| c.status == *s))
+        .collect();
+    let owner_rows = count_u32(layout.ranks.len().div_ceil(owner_columns(&layout)));
+    let legend_rows = owner_rows + count_u32(used.len()) + 3;
+    let width = (columns * (CELL + GAP) + 2 * MARGIN).max(600);
+    let height = HEADER + layout.grid_h + MARGIN * 2 + legend_rows * LINE;
+    let (grid, marks) = grid(map, &cells, &layout);
+    heading(map, title, bin, width, height)
+        .add(style::patterns(layout.ranks.len()))
         .add(grid)
         .add(marks)
-        .add(legend(snapshot, &cells, &owners_used, &layout))
+        .add(legend(map, &used, &layout, width))
+}
+
+/// Owners are listed in two columns when there are many.
+fn owner_columns(layout: &Layout) -> usize {
+    if layout.ranks.len() > 12 {
+        2
+    } else {
+        1
+    }
 }
 
 /// The document with its background, title and subtitle.
-fn heading(
-    snapshot: &PageMapSnapshot,
-    title: &str,
-    bin: usize,
-    width: u32,
-    height: u32,
-) -> Document {
+fn heading(map: &PageMapSnapshot, title: &str, bin: u64, width: u32, height: u32) -> Document {
+    let pages = map.page_count();
     let subtitle = if bin == 1 {
-        format!("{} pages, one cell per page", snapshot.pages.len())
+        format!("{pages} pages, one cell per page")
     } else {
-        format!(
-            "{} pages, {} pages per cell (each cell shows its worst page)",
-            snapshot.pages.len(),
-            bin
-        )
+        format!("{pages} pages, {bin} pages per cell (each cell shows its worst page)")
     };
     Document::new()
         .set("xmlns", "http://www.w3.org/2000/svg")
@@ -327,7 +181,7 @@ fn heading(
 }
 
 /// One cell per page (or per bin of pages), and the marks drawn over them.
-fn grid(snapshot: &PageMapSnapshot, cells: &[Cell], layout: &Layout) -> (Group, Group) {
+fn grid(map: &PageMapSnapshot, cells: &[Cell], layout: &Layout) -> (Group, Group) {
     let pitch = CELL + GAP;
     let mut grid = Group::new().set("id", "pages");
     let mut marks = Group::new().set("id", "marks");
@@ -335,8 +189,8 @@ fn grid(snapshot: &PageMapSnapshot, cells: &[Cell], layout: &Layout) -> (Group, 
         let i = count_u32(i);
         let x = MARGIN + (i % layout.columns) * pitch;
         let y = HEADER + MARGIN / 2 + (i / layout.columns) * pitch;
-        grid = grid.add(page_cell(snapshot, c, layout.bin, x, y));
-        if let Some(g) = glyph(c.status, c.healed, x, y) {
+        grid = grid.add(page_cell(map, c, layout, x, y));
+        if let Some(g) = glyph(c.status, x, y) {
             marks = marks.add(g);
         }
     }
@@ -344,38 +198,29 @@ fn grid(snapshot: &PageMapSnapshot, cells: &[Cell], layout: &Layout) -> (Group, 
 }
 
 /// One cell: its fill, its outline, and what hovering over it says.
-fn page_cell(snapshot: &PageMapSnapshot, c: &Cell, bin: usize, x: u32, y: u32) -> Rectangle {
-    let (stroke, stroke_w) = stroke_for(c.status, c.healed);
-    let owner_name = c
-        .owner
-        .and_then(|o| snapshot.owners.get(o as usize))
-        .map_or("no owner", String::as_str);
-    let what = if c.healed {
-        format!("{} (healed from the WAL)", status_label(c.status))
-    } else {
-        status_label(c.status).to_string()
-    };
-    let hover = if bin == 1 {
+fn page_cell(map: &PageMapSnapshot, c: &Cell, layout: &Layout, x: u32, y: u32) -> Rectangle {
+    let (stroke, stroke_w, dash) = stroke_for(c.status);
+    let owner_name = map.owner_name(c.owner).unwrap_or("no owner");
+    let what = status_label(c.status);
+    let hover = if layout.bin == 1 {
         format!("page {}: {what}; {owner_name}", c.first)
     } else {
         format!("pages {}-{}: worst {what}; {owner_name}", c.first, c.last)
     };
+    let rank = c.owner.and_then(|o| layout.ranks.get(&o).copied());
     let mut rect = Rectangle::new()
         .set("x", x)
         .set("y", y)
         .set("width", CELL)
         .set("height", CELL)
-        .set("fill", fill_for(c.status, c.owner))
+        .set("fill", fill_for(c.status, rank))
         .set("stroke", stroke)
         .set("stroke-width", stroke_w)
         .set("data-status", status_name(c.status));
-    if c.status == PageStatus::Free {
-        rect = rect.set("stroke-dasharray", "2,1");
+    if let Some(d) = dash {
+        rect = rect.set("stroke-dasharray", d);
     }
-    if c.healed {
-        rect = rect.set("data-wal", "healed");
-    }
-    rect = if bin == 1 {
+    rect = if layout.bin == 1 {
         rect.set("data-page", c.first)
     } else {
         rect.set("data-first-page", c.first)
@@ -384,56 +229,47 @@ fn page_cell(snapshot: &PageMapSnapshot, c: &Cell, bin: usize, x: u32, y: u32) -
     rect.add(Title::new(hover))
 }
 
-/// The legend: owners (fill), then marks (stroke and glyph).
-fn legend(
-    snapshot: &PageMapSnapshot,
-    cells: &[Cell],
-    owners_used: &BTreeSet<u32>,
-    layout: &Layout,
-) -> Group {
+/// The legend: owners by name (fill), then what became of the pages (outline and glyph).
+fn legend(map: &PageMapSnapshot, used: &[MapStatus], layout: &Layout, width: u32) -> Group {
     let mut legend = Group::new().set("id", "legend");
     let mut y = HEADER + layout.grid_h + MARGIN + 8;
-    legend = legend.add(bold("Fill: the tree that owns the page", y));
-    y += 18;
-    for o in owners_used {
-        let name = snapshot.owners.get(*o as usize).map_or("?", String::as_str);
+    legend = legend.add(bold("Fill: the table or index that owns the page", y));
+    y += LINE;
+    let per_column = layout.ranks.len().div_ceil(owner_columns(layout)).max(1);
+    let column_w = (width - 2 * MARGIN) / count_u32(owner_columns(layout));
+    for (o, rank) in &layout.ranks {
+        let name = map.owner_name(Some(*o)).unwrap_or("?");
+        let short: String = if name.chars().count() > NAME_CHARS {
+            name.chars().take(NAME_CHARS - 1).chain(['…']).collect()
+        } else {
+            name.to_string()
+        };
+        let x = MARGIN + count_u32(rank / per_column) * column_w;
+        let row_y = y + count_u32(rank % per_column) * LINE;
         legend = legend
             .add(
                 Rectangle::new()
-                    .set("x", MARGIN)
-                    .set("y", y)
+                    .set("x", x)
+                    .set("y", row_y)
                     .set("width", CELL)
                     .set("height", CELL)
-                    .set("fill", owner_colour(*o as usize))
+                    .set("fill", style::owner_fill(*rank))
                     .set("stroke", "#808080")
                     .set("stroke-width", 0.5),
             )
-            .add(label(name.to_string(), y));
-        y += 18;
+            .add(label(short, x, row_y).add(Title::new(name)));
     }
+    y += count_u32(per_column.min(layout.ranks.len())) * LINE;
     legend = legend.add(bold("Marks: what became of the page", y));
-    y += 18;
-    let used: BTreeSet<PageStatus> = cells.iter().map(|c| c.status).collect();
-    let mut entries: Vec<(PageStatus, bool)> = LEGEND_ORDER
-        .iter()
-        .filter(|s| used.contains(s))
-        .map(|s| (*s, false))
-        .collect();
-    if cells.iter().any(|c| c.healed) {
-        entries.push((PageStatus::Tree, true));
-    }
-    for (status, healed) in entries {
-        legend = legend.add(swatch(status, healed, y));
-        if let Some(g) = glyph(status, healed, MARGIN, y) {
+    y += LINE;
+    for status in used {
+        legend = legend.add(swatch(*status, MARGIN, y));
+        if let Some(g) = glyph(*status, MARGIN, y) {
             legend = legend.add(g);
         }
-        let text = if healed {
-            "healed from the WAL (the main file's copy is damaged)".to_string()
-        } else {
-            format!("{} ({})", status_label(status), status_name(status))
-        };
-        legend = legend.add(label(text, y));
-        y += 18;
+        let text = format!("{} ({})", status_label(*status), status_name(*status));
+        legend = legend.add(label(text, MARGIN, y));
+        y += LINE;
     }
     legend
 }
@@ -446,48 +282,22 @@ fn bold(text: &str, y: u32) -> Text {
         .set("font-weight", "bold")
 }
 
-/// A legend entry's words, beside its swatch.
-fn label(text: String, y: u32) -> Text {
-    Text::new(text).set("x", MARGIN + CELL + 6).set("y", y + 10)
+/// A legend entry's words, beside its swatch at `x`.
+fn label(text: String, x: u32, y: u32) -> Text {
+    Text::new(text).set("x", x + CELL + 6).set("y", y + 10)
 }
 
-/// A legend swatch for a status: its outline and, where the fill says it, the fill.
-fn swatch(status: PageStatus, healed: bool, y: u32) -> Rectangle {
-    let (stroke, stroke_w) = stroke_for(status, healed);
-    let fill = match status {
-        PageStatus::Free | PageStatus::Ptrmap | PageStatus::Unreadable => fill_for(status, None),
-        _ => "#e4e4e4".to_string(),
-    };
-    let swatch = Rectangle::new()
-        .set("x", MARGIN)
-        .set("y", y)
-        .set("width", CELL)
-        .set("height", CELL)
-        .set("fill", fill)
-        .set("stroke", stroke)
-        .set("stroke-width", stroke_w);
-    if status == PageStatus::Free {
-        swatch.set("stroke-dasharray", "2,1")
-    } else {
-        swatch
-    }
-}
-
-/// Draws the map of a finished recovery (`snapshot_db` is the file the engine read) to `out`.
+/// Draws the map of a finished recovery (`snapshot_db` names it when the report has no source) to `out`.
 pub fn write(report: &Report, snapshot_db: &Path, out: &Path) -> Result<()> {
     let snapshot = report
         .page_map
         .as_ref()
         .ok_or_else(|| Error::Usage("the engine kept no page map: nothing to draw".to_string()))?;
-    let healed = match PageFile::open(snapshot_db) {
-        Ok(pf) => healed_pages(&pf, snapshot),
-        Err(_) => BTreeSet::new(),
-    };
     let title = report.source.file_name().map_or_else(
         || snapshot_db.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let doc = render(snapshot, &healed, &title);
+    let doc = render(snapshot, &title);
     write_file(out, doc.to_string().as_bytes())
 }
 
@@ -510,41 +320,78 @@ fn write_file(out: &Path, bytes: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn snapshot(n: usize) -> PageMapSnapshot {
-        PageMapSnapshot {
-            owners: vec!["t".into(), "u".into()],
-            pages: (0..n)
-                .map(|i| match i % 7 {
-                    3 => (PageStatus::Lost, Some(0)),
-                    5 => (PageStatus::Free, None),
-                    _ => (PageStatus::Tree, Some(count_u32(i % 2))),
-                })
-                .collect(),
+    fn map(n: u32, owners: u32) -> PageMapSnapshot {
+        let mut m = PageMapSnapshot {
+            owners: (0..owners).map(|o| format!("table_{o}")).collect(),
+            runs: Vec::new(),
+        };
+        for p in 1..=n {
+            let (s, o) = match p % 7 {
+                3 => (MapStatus::Lost, Some(0)),
+                5 => (MapStatus::Free, None),
+                _ => (MapStatus::Tree, Some(p % owners)),
+            };
+            m.push(p, s, o);
         }
+        m
     }
 
     #[test]
     fn one_cell_per_page_when_small() {
-        let svg = render(&snapshot(300), &BTreeSet::new(), "x").to_string();
+        let svg = render(&map(300, 2), "x").to_string();
         assert_eq!(svg.matches("data-page=").count(), 300);
         assert_eq!(svg.matches("data-first-page=").count(), 0);
     }
 
     #[test]
     fn bins_keep_the_worst_status() {
-        let snap = snapshot(25_000);
-        let svg = render(&snap, &BTreeSet::new(), "x").to_string();
+        let svg = render(&map(25_000, 2), "x").to_string();
         let bins = svg.matches("data-first-page=").count();
         assert!(bins <= MAX_CELLS && bins > 0, "{bins}");
         assert_eq!(svg.matches("data-page=").count(), 0);
-        // every bin of 3 pages in a 7-cycle with a lost page every 7 is not always lost,
-        // but a bin that holds a lost page must show it
         assert!(svg.contains(r#"data-status="lost""#));
+        assert!(
+            !svg.contains(r#"data-status="free""#),
+            "free is never a bin's worst"
+        );
+    }
+
+    #[test]
+    fn forty_tables_get_forty_fills() {
+        let svg = render(&map(400, 40), "x").to_string();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let fills: std::collections::BTreeSet<&str> = doc
+            .descendants()
+            .filter(|n| n.attribute("data-status") == Some("tree"))
+            .filter_map(|n| n.attribute("fill"))
+            .collect();
+        assert_eq!(fills.len(), 40, "{fills:?}");
+        for f in fills.iter().filter_map(|f| f.strip_prefix("url(#")) {
+            let id = f.trim_end_matches(')');
+            assert!(
+                doc.descendants().any(|n| n.attribute("id") == Some(id)),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_missing_tail_costs_one_run() {
+        let mut m = map(100, 1);
+        m.push_run(101, 4_000_000_000, MapStatus::MissingPastEnd, None);
+        let tail = m
+            .runs
+            .iter()
+            .filter(|r| r.status == MapStatus::MissingPastEnd);
+        assert_eq!(tail.count(), 1);
+        let svg = render(&m, "x").to_string();
+        assert!(svg.matches("data-first-page=").count() <= MAX_CELLS);
+        assert!(svg.contains(r#"data-status="missing-past-end""#));
     }
 
     #[test]
     fn empty_map_still_draws() {
-        let svg = render(&snapshot(0), &BTreeSet::new(), "empty").to_string();
+        let svg = render(&map(0, 1), "empty").to_string();
         assert!(svg.contains("Damage map"));
     }
 }

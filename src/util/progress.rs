@@ -21,6 +21,11 @@ impl Progress {
         }
     }
 
+    /// Whether anything is drawn (stderr is a terminal, no --quiet, no --json).
+    pub(crate) fn shown(self) -> bool {
+        self.enabled
+    }
+
     /// A bar counting bytes, with rate and ETA.
     pub(crate) fn bytes(self, label: &str, total: u64) -> ProgressBar {
         self.bar(

@@ -240,7 +240,7 @@ fn an_altered_incident_is_refused() {
     report["schema_version"] = Value::from(2);
     std::fs::write(&report_path, report.to_string()).unwrap();
     let (code, err) = refusal(work.path(), &incident);
-    assert_eq!(code, Some(5), "{err}");
+    assert_eq!(code, Some(6), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("schema_version 2 is newer than"), "{err}");
 

@@ -20,7 +20,7 @@ fn version_names_the_bundled_sqlite() {
 #[test]
 fn help_lists_every_exit_code() {
     let help = stdout_of(&["--help"]);
-    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "130 "] {
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "130 "] {
         assert!(
             help.contains(&format!("\n  {code}")),
             "exit code {code} missing:\n{help}"
@@ -33,7 +33,16 @@ fn help_lists_every_exit_code() {
 fn completions_know_every_subcommand() {
     for shell in ["bash", "zsh", "fish"] {
         let script = stdout_of(&["completions", shell]);
-        for sub in ["check", "snapshot", "recover", "lost", "diff", "restore"] {
+        for sub in [
+            "check",
+            "snapshot",
+            "recover",
+            "lost",
+            "diff",
+            "restore",
+            "report",
+            "incidents",
+        ] {
             assert!(script.contains(sub), "{shell} completions lack {sub}");
         }
     }

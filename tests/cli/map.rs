@@ -1,172 +1,228 @@
-//! The damage map: valid XML, one cell per page, and marks that agree with the engine.
+//! The damage map: valid XML, one cell per page, and every page's status the one report.json
+//! gives it (the engine's page map, built from its claims ledger).
 
+use crate::common::{cmd, SourceGuard};
 use corrupt_samples::Sample;
-use sqlite_rescue::engine::{recover, Options, Report};
+use sqlite_rescue::engine::pages::MapStatus;
+use sqlite_rescue::engine::PageMapSnapshot;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn committed(name: &str) -> Sample {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     corrupt_samples::load_sample(&root.join("corrupt-samples").join(name)).unwrap()
 }
 
-fn recovered(name: &str, work: &Path) -> (Report, PathBuf) {
-    let db = committed(name).copy_to(&work.join(name)).unwrap();
-    let out = work.join(format!("{name}.recovered.sqlite3"));
-    (recover(&db, &out, &Options::default()).unwrap(), db)
-}
+/// Page number → (status, owner name) as the map draws it.
+type Drawn = BTreeMap<u32, (String, Option<String>)>;
 
-/// Per `data-status`, how many cells carry `attr`.
-fn cells_by_status(svg: &str, attr: &str) -> BTreeMap<String, u64> {
+/// The map's cells: every `data-page` cell, with its status and the owner its hover names.
+fn drawn(svg: &str) -> Drawn {
     let doc = roxmltree::Document::parse(svg).expect("the map is well-formed XML");
     let mut out = BTreeMap::new();
-    for n in doc.descendants().filter(|n| n.attribute(attr).is_some()) {
+    for n in doc.descendants().filter(|n| n.has_attribute("data-page")) {
+        let page: u32 = n.attribute("data-page").unwrap().parse().unwrap();
         let status = n.attribute("data-status").expect("every cell has a status");
-        *out.entry(status.to_string()).or_insert(0) += 1;
+        let hover = n
+            .children()
+            .find(|c| c.has_tag_name("title"))
+            .and_then(|t| t.text())
+            .unwrap_or_default();
+        let owner = hover.rsplit_once("; ").map(|(_, o)| o.to_string());
+        let owner = owner.filter(|o| o != "no owner");
+        assert!(
+            out.insert(page, (status.to_string(), owner)).is_none(),
+            "page {page} drawn twice"
+        );
     }
     out
 }
 
-fn engine_counts(report: &Report) -> BTreeMap<String, u64> {
-    report
-        .pages
+/// The report's page map, page by page, from the JSON `recover --json` printed.
+fn reported(report: &serde_json::Value) -> Drawn {
+    let map = &report["engine"]["page_map"];
+    let owners: Vec<&str> = map["owners"]
+        .as_array()
+        .expect("page_map.owners")
         .iter()
-        .map(|(s, n)| {
-            (
-                serde_json::to_value(s)
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-                *n,
-            )
-        })
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    let mut out = BTreeMap::new();
+    for run in map["runs"].as_array().expect("page_map.runs") {
+        let owner = run["owner"]
+            .as_u64()
+            .map(|o| owners[o as usize].to_string());
+        let status = run["status"].as_str().unwrap().to_string();
+        for p in run["first"].as_u64().unwrap()..=run["last"].as_u64().unwrap() {
+            out.insert(p as u32, (status.clone(), owner.clone()));
+        }
+    }
+    out
+}
+
+/// Runs `recover --dry-run --json --map` on a copy of the sample; returns the report, the map
+/// page by page and the SVG.
+fn recover_with_map(name: &str, work: &Path) -> (serde_json::Value, Drawn, Drawn) {
+    let db = committed(name).copy_to(&work.join(name)).unwrap();
+    let map = work.join(format!("{name}.svg"));
+    let guard = SourceGuard::new(&db);
+    let out = cmd()
+        .args(["recover", "--dry-run", "--json", "-q"])
+        .arg(&db)
+        .arg("--map")
+        .arg(&map)
+        .output()
+        .unwrap();
+    guard.assert_unchanged();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let drawn = drawn(&std::fs::read_to_string(&map).unwrap());
+    let reported = reported(&report);
+    (report, drawn, reported)
+}
+
+/// The pages with `status`.
+fn pages_with(map: &Drawn, status: &str) -> Vec<u32> {
+    map.iter()
+        .filter(|(_, (s, _))| s == status)
+        .map(|(p, _)| *p)
         .collect()
 }
 
 #[test]
-fn the_map_of_damaged_samples_matches_the_engine_page_for_page() {
+fn pages_only_in_the_wal_are_newer_there_and_a_damaged_main_copy_is_healed() {
     let work = tempfile::tempdir().unwrap();
-    for name in [
-        "leaf-zeroed",
-        "interior-zeroed",
-        "index-zeroed",
-        "stray-page",
-    ] {
-        let (report, db) = recovered(name, work.path());
-        let file = work.path().join(format!("{name}.svg"));
-        sqlite_rescue::output::map::write(&report, &db, &file).unwrap();
-        let svg = std::fs::read_to_string(&file).unwrap();
-        let counts = cells_by_status(&svg, "data-page");
-        let pages = report.page_map.as_ref().unwrap().pages.len() as u64;
+    for name in ["wal-uncheckpointed", "wal-healed"] {
+        let (_, drawn, reported) = recover_with_map(name, work.path());
         assert_eq!(
-            counts.values().sum::<u64>(),
-            pages,
-            "{name}: one cell per page"
+            drawn, reported,
+            "{name}: the map draws what the report says"
         );
-        assert_eq!(counts, engine_counts(&report), "{name}");
-        assert!(
-            counts.contains_key("lost")
-                || counts.contains_key("orphan-duplicate")
-                || counts.contains_key("unused"),
-            "{name}: no damage drawn: {counts:?}"
-        );
-        // The damaged page of leaf-zeroed is drawn as lost, in monitor_check's colour.
-        if name == "leaf-zeroed" {
-            let doc = roxmltree::Document::parse(&svg).unwrap();
-            let cell = doc
-                .descendants()
-                .find(|n| n.attribute("data-page") == Some("58"))
-                .unwrap();
-            assert_eq!(cell.attribute("data-status"), Some("lost"));
-            assert!(
-                doc.descendants()
-                    .any(|n| n.is_text() && n.text().map(str::trim) == Some("monitor_check")),
-                "the legend names the table"
-            );
+        let newer = pages_with(&drawn, "newer-in-wal");
+        assert!(newer.len() >= 10, "{name}: {newer:?}");
+        let healed = pages_with(&drawn, "healed-from-wal");
+        match name {
+            // Nothing is damaged: every page the WAL holds is a newer commit, none healed.
+            "wal-uncheckpointed" => assert!(healed.is_empty(), "{healed:?}"),
+            // Page 58's main copy is zeroed; the WAL's copy is the one read.
+            _ => assert_eq!(healed, [58]),
         }
+        assert!(!newer.contains(&58) || name == "wal-uncheckpointed");
+        assert!(pages_with(&drawn, "lost").is_empty(), "{name}");
     }
 }
 
 #[test]
-fn a_page_healed_from_the_wal_is_marked() {
+fn a_lost_leaf_is_drawn_lost_in_its_table() {
     let work = tempfile::tempdir().unwrap();
-    let (report, db) = recovered("wal-healed", work.path());
-    let file = work.path().join("map.svg");
-    sqlite_rescue::output::map::write(&report, &db, &file).unwrap();
-    let svg = std::fs::read_to_string(&file).unwrap();
-    let doc = roxmltree::Document::parse(&svg).unwrap();
-    let healed: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.attribute("data-wal") == Some("healed"))
-        .filter_map(|n| n.attribute("data-page"))
-        .collect();
-    assert_eq!(healed, ["58"]);
-    // A healthy WAL database heals nothing.
-    let (report, db) = recovered("healthy-wal", work.path());
-    let file = work.path().join("healthy.svg");
-    sqlite_rescue::output::map::write(&report, &db, &file).unwrap();
-    assert!(!std::fs::read_to_string(&file).unwrap().contains("data-wal"));
+    let (report, drawn, reported) = recover_with_map("leaf-zeroed", work.path());
+    assert_eq!(drawn, reported);
+    assert_eq!(drawn.len(), 243, "one cell per page");
+    assert_eq!(
+        drawn[&58],
+        ("lost".to_string(), Some("monitor_check".to_string()))
+    );
+    assert_eq!(pages_with(&drawn, "lost"), [58]);
+    assert_eq!(report["engine"]["pages"]["lost"], 1, "the counts agree");
 }
 
 #[test]
-fn recover_and_check_draw_the_map_through_the_binary() {
+fn pages_past_a_truncated_end_are_drawn_missing() {
+    let work = tempfile::tempdir().unwrap();
+    let (report, drawn, reported) = recover_with_map("truncated", work.path());
+    assert_eq!(drawn, reported);
+    // The file holds 146 pages (the last one partly); the header says 243.
+    assert_eq!(report["engine"]["geometry"]["file_pages"], 146);
+    assert_eq!(drawn.len(), 243, "every page the header counts is drawn");
+    assert_eq!(
+        pages_with(&drawn, "missing-past-end"),
+        (147..=243).collect::<Vec<u32>>()
+    );
+}
+
+#[test]
+fn check_draws_the_same_map() {
     let work = tempfile::tempdir().unwrap();
     let db = committed("leaf-zeroed")
         .copy_to(&work.path().join("damaged"))
         .unwrap();
-    for (args, file) in [
-        (vec!["-q", "recover", "--dry-run"], "recover.svg"),
-        (vec!["-q", "check"], "check.svg"),
+    let map = work.path().join("check.svg");
+    let guard = SourceGuard::new(&db);
+    let out = cmd()
+        .args(["-q", "check"])
+        .arg(&db)
+        .arg("--map")
+        .arg(&map)
+        .output()
+        .unwrap();
+    guard.assert_unchanged();
+    assert_eq!(out.status.code(), Some(1));
+    let drawn = drawn(&std::fs::read_to_string(&map).unwrap());
+    assert_eq!(drawn.len(), 243);
+    assert_eq!(pages_with(&drawn, "lost"), [58]);
+}
+
+#[test]
+fn a_large_file_is_binned_and_keeps_its_worst_page() {
+    let mut map = PageMapSnapshot {
+        owners: vec!["t".into()],
+        runs: Vec::new(),
+    };
+    for p in 1..=50_000u32 {
+        let s = if p == 31_337 {
+            MapStatus::Lost
+        } else {
+            MapStatus::Tree
+        };
+        map.push(p, s, Some(0));
+    }
+    let svg = sqlite_rescue::output::map::render(&map, "big").to_string();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let cells: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_attribute("data-first-page"))
+        .collect();
+    assert_eq!(cells.len(), sqlite_rescue::output::map::MAX_CELLS);
+    let lost: Vec<_> = cells
+        .iter()
+        .filter(|n| n.attribute("data-status") == Some("lost"))
+        .map(|n| n.attribute("data-first-page").unwrap())
+        .collect();
+    // Bins of five pages: 31336-31340 holds the lost page.
+    assert_eq!(lost, ["31336"], "the worst page of a bin is shown");
+}
+
+#[test]
+fn other_damaged_samples_draw_what_the_report_says() {
+    let work = tempfile::tempdir().unwrap();
+    for name in [
+        "interior-zeroed",
+        "index-zeroed",
+        "stray-page",
+        "auto-vacuum",
     ] {
-        let map = work.path().join(file);
-        let out = assert_cmd::Command::cargo_bin("sqlite-rescue")
-            .unwrap()
-            .args(&args)
-            .arg(&db)
-            .arg("--map")
-            .arg(&map)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let svg = std::fs::read_to_string(&map).unwrap();
-        let counts = cells_by_status(&svg, "data-page");
-        assert_eq!(counts.values().sum::<u64>(), 243, "{args:?}");
-        assert_eq!(counts.get("lost"), Some(&1), "{args:?}");
+        let (report, drawn, reported) = recover_with_map(name, work.path());
+        assert_eq!(drawn, reported, "{name}");
+        let pages = report["engine"]["geometry"]["page_count"].as_u64().unwrap();
+        assert_eq!(drawn.len() as u64, pages, "{name}: one cell per page");
     }
 }
 
 #[test]
-fn a_large_file_is_binned() {
-    let snapshot = sqlite_rescue::engine::PageMapSnapshot {
-        owners: vec!["t".into()],
-        pages: (0..50_000u32)
-            .map(|i| {
-                let s = if i == 31_337 {
-                    sqlite_rescue::engine::pages::PageStatus::Lost
-                } else {
-                    sqlite_rescue::engine::pages::PageStatus::Tree
-                };
-                (s, Some(0))
-            })
-            .collect(),
-    };
-    let svg = sqlite_rescue::output::map::render(&snapshot, &Default::default(), "big").to_string();
-    let counts = cells_by_status(&svg, "data-first-page");
-    let cells: u64 = counts.values().sum();
-    assert!(
-        cells <= sqlite_rescue::output::map::MAX_CELLS as u64,
-        "{cells}"
-    );
-    assert_eq!(cells, 10_000);
+fn a_stray_page_where_a_leaf_was_is_lost_not_a_stray_copy() {
+    // Page 53 of monitor_check was overwritten with a copy of a leaf of auth_user: the rows
+    // that were on it are lost, which is what the map and the counts must show.
+    let work = tempfile::tempdir().unwrap();
+    let (report, drawn, reported) = recover_with_map("stray-page", work.path());
+    assert_eq!(drawn, reported);
     assert_eq!(
-        counts.get("lost"),
-        Some(&1),
-        "the worst page of a bin is shown"
+        drawn[&53],
+        ("lost".to_string(), Some("monitor_check".to_string()))
     );
+    assert_eq!(report["engine"]["pages"]["lost"], 1);
+    assert!(report["engine"]["pages"].get("orphan-duplicate").is_none());
 }

@@ -39,6 +39,10 @@ pub struct CheckReport {
     pub integrity: IntegrityFacts,
     /// What the damage is consistent with, and how to prevent it (empty when healthy).
     pub causes: Vec<crate::engine::causes::Cause>,
+    /// The time and free disk a recovery of this database should need.
+    pub recovery_estimate: Option<crate::engine::estimate::Estimate>,
+    /// Free bytes in the current folder, where `recover` makes its incident folder.
+    pub free_here: Option<u64>,
     /// The command to run next.
     pub next_step: String,
     /// Caveats about the check itself (e.g. the source changed while it was copied).
@@ -259,6 +263,8 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         &pf, sidecars, &integrity, &findings,
     ));
     drop(pf);
+    let recovery_estimate =
+        crate::engine::estimate::estimate(&snap_db, crate::engine::VerifyMode::Fast).ok();
     let damaged = findings.iter().any(|f| f.damage);
     let classification = if findings.is_empty() {
         vec!["healthy".to_string()]
@@ -278,6 +284,8 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         journal,
         integrity,
         causes,
+        recovery_estimate,
+        free_here: crate::engine::estimate::free_bytes(Path::new(".")),
         next_step,
         warnings,
         exit_code: if damaged { exit::DAMAGE } else { exit::OK },

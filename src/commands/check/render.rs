@@ -22,6 +22,15 @@ impl Outcome for CheckReport {
         }
         o.line("");
         o.0.push_str(&crate::output::report::causes_text(&self.causes));
+        if let Some(e) = &self.recovery_estimate {
+            let here = self.free_here.map_or_else(String::new, |f| {
+                format!(
+                    " ({} free in the current folder)",
+                    crate::engine::estimate::bytes(f)
+                )
+            });
+            o.line(&format!("A recovery should take {}{here}.", e.summary()));
+        }
         o.line(&format!("Next: {}", self.next_step));
         o.0
     }

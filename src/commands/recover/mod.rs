@@ -2,6 +2,7 @@
 //! incident folder (or, with --dry-run, in a temporary one that is removed afterwards).
 
 use crate::commands::diff::{self, CountedBy, DiffReport};
+use crate::engine::estimate::{self, Estimate};
 use crate::engine::{self, Report};
 use crate::error::{exit, Error, Result};
 use crate::output::report::Outcome;
@@ -100,6 +101,8 @@ pub struct IncidentReport {
     /// What the damage is consistent with, and how to prevent it (empty when nothing is
     /// damaged); see docs/report-format.md.
     pub causes: Vec<crate::engine::causes::Cause>,
+    /// The time and free disk this recovery was expected to need, stated before it started.
+    pub estimate: Estimate,
 }
 
 impl IncidentReport {
@@ -135,8 +138,13 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     if let Some(out) = &cmd.out {
         refuse_unsafe_output(&source, out)?;
     }
-    // Refuse what is not a database before creating anything (reading only, no locks).
-    crate::source::pagefile::PageFile::open(&cmd.db)?;
+    // Refuse what is not a database, or a run the disk has no room for, before creating
+    // anything (reading only, no locks).
+    let estimate = estimate::estimate(&cmd.db, cmd.verify)?;
+    refuse_if_no_room(cmd, &estimate)?;
+    if cmd.progress.shown() {
+        eprintln!("This recovery should take {}.", estimate.summary());
+    }
     let tmp = if cmd.dry_run {
         Some(crate::util::paths::temp_dir("sqlite-rescue-recover-")?)
     } else {
@@ -150,7 +158,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
             (dir.clone(), Some(dir))
         }
     };
-    let result = run_in(cmd, &source, &incident);
+    let result = run_in(cmd, &source, &incident, estimate);
     if let (Err(_), Some(dir)) = (&result, created) {
         // Only removed when empty: a snapshot that was kept (an interrupt after it) stays.
         let _ = std::fs::remove_dir(dir);
@@ -160,7 +168,12 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
 }
 
 /// The pipeline from the snapshot on, into `incident`.
-fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<IncidentReport> {
+fn run_in(
+    cmd: &RecoverCommand,
+    source: &Path,
+    incident: &Path,
+    estimate: Estimate,
+) -> Result<IncidentReport> {
     refuse_busy_incident_dir(incident)?;
     let snapshot_dir = incident.join("snapshot");
     let manifest = snapshot::take(
@@ -254,6 +267,7 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
         integrity: engine.integrity.clone(),
         foreign_key_violations: engine.foreign_key_violations,
         causes: crate::engine::causes::likely_causes(&crate::engine::causes::evidence_of(&engine)),
+        estimate,
         engine,
         diff,
     };
@@ -335,6 +349,35 @@ fn create_default_incident_dir(source: &Path) -> Result<PathBuf> {
         }
     }
     unreachable!("some incident folder name is free")
+}
+
+/// Refuses a run the disk cannot hold, before anything is written: the snapshot goes to the
+/// incident folder (a dry run's to the temporary folder), the recovered database to `--out`
+/// when it is given, else beside the snapshot.
+fn refuse_if_no_room(cmd: &RecoverCommand, estimate: &Estimate) -> Result<()> {
+    let incident = if cmd.dry_run {
+        std::env::temp_dir()
+    } else {
+        cmd.incident_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
+    let out_dir = cmd
+        .out
+        .as_ref()
+        .filter(|_| !cmd.dry_run)
+        .map(|o| match o.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+    match out_dir {
+        Some(out_dir) if !estimate::same_file_system(&incident, &out_dir) => {
+            let (snapshot, recovered) = estimate.split();
+            estimate::refuse_if_no_room(snapshot, &incident)?;
+            estimate::refuse_if_no_room(recovered, &out_dir)
+        }
+        _ => estimate::refuse_if_no_room(estimate.disk_bytes, &incident),
+    }
 }
 
 /// An incident folder must be new or empty: we never mix our files with others.

@@ -43,6 +43,11 @@ impl IncidentReport {
         if self.dry_run {
             out.push_str("Dry run: nothing was written; the temporary folder is gone.\n");
             out.push_str(&format!(
+                "The recovery itself should take {} in the folder you run it from \
+                 (or --incident-dir DIR).\n",
+                self.estimate.summary()
+            ));
+            out.push_str(&format!(
                 "Next: stop the application, then run: {tool} recover {}\n",
                 shell(&self.source)
             ));

@@ -180,7 +180,7 @@ fn take_reading(
             if changed.is_none() {
                 changed = moved;
             }
-            copied.push(file);
+            copied.extend(file);
         }
         bar.finish_and_clear();
         // The set as a whole must not have moved either (a WAL appearing, the database
@@ -316,8 +316,16 @@ fn copy_one(
     dest: &Path,
     bar: &indicatif::ProgressBar,
     read_through: ReadThrough<'_>,
-) -> Result<(ManifestFile, Option<String>)> {
-    let input = File::open(&src.path).map_err(|e| Error::io(&src.path, e))?;
+) -> Result<(Option<ManifestFile>, Option<String>)> {
+    let input = match File::open(&src.path) {
+        Ok(f) => f,
+        // SQLite deletes a rollback journal when its transaction ends, so while the app
+        // writes one comes and goes between the listing and the copy: the set moved.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && src.role != "db" => {
+            return Ok((None, Some(format!("{} disappeared", src.path.display()))));
+        }
+        Err(e) => return Err(Error::io(&src.path, e)),
+    };
     let mut reader = read_through(&input);
     let mut output = OpenOptions::new()
         .write(true)
@@ -349,7 +357,7 @@ fn copy_one(
         sha256: hex::encode(digest),
         mtime: src.stat.mtime.map(rfc3339).unwrap_or_default(),
     };
-    Ok((file, changed))
+    Ok((Some(file), changed))
 }
 
 /// Streams `reader` into `output` while a second thread hashes the same chunks: one pass over

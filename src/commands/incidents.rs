@@ -24,6 +24,9 @@ pub enum Verdict {
     Complete,
     #[serde(rename = "rows lost")]
     RowsLost,
+    /// Every row came back, not every index, view, trigger or virtual table.
+    #[serde(rename = "objects not recreated")]
+    ObjectsNotRecreated,
     /// No report.json: the recovery was interrupted after its snapshot.
     #[serde(rename = "unfinished")]
     Unfinished,
@@ -112,6 +115,9 @@ fn entry(dir: &Path, wanted: &[PathBuf]) -> Option<IncidentEntry> {
         Ok(r) if r.outcome == RecoveryOutcome::Complete => {
             (Verdict::Complete, Some(r.missing_rows), None)
         }
+        Ok(r) if r.outcome == RecoveryOutcome::ObjectsNotRecreated => {
+            (Verdict::ObjectsNotRecreated, Some(r.missing_rows), None)
+        }
         Ok(r) => (Verdict::RowsLost, Some(r.missing_rows), None),
         Err(_) if !dir.join(super::report::REPORT_NAME).exists() => (
             Verdict::Unfinished,
@@ -156,6 +162,7 @@ impl IncidentEntry {
             (Verdict::RowsLost, Some(1)) => "rows lost (1 missing)".to_string(),
             (Verdict::RowsLost, Some(n)) if n > 0 => format!("rows lost ({n} missing)"),
             (Verdict::RowsLost, _) => "rows lost".to_string(),
+            (Verdict::ObjectsNotRecreated, _) => "objects not recreated".to_string(),
             (Verdict::Unfinished, _) => "unfinished (no report)".to_string(),
             (Verdict::Unreadable, _) => "unreadable report".to_string(),
         }

@@ -264,6 +264,18 @@ pub(crate) fn made_by(sql: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, src)
 }
 
+/// `check` through the binary: its exit code.
+pub(crate) fn check_exit(src: &Path) -> Option<i32> {
+    let guard = common::SourceGuard::new(src);
+    let out = common::cmd()
+        .args(["check", "-q"])
+        .arg(src)
+        .output()
+        .unwrap();
+    guard.assert_unchanged();
+    out.status.code()
+}
+
 /// `recover` through the binary: its exit code.
 pub(crate) fn recover_exit(src: &Path, dir: &Path) -> Option<i32> {
     let guard = common::SourceGuard::new(src);

@@ -161,6 +161,10 @@ pub struct IntegrityFacts {
     pub unreadable_tables: Vec<String>,
     /// Indexes SQLite cannot scan, while their table's rows read fine.
     pub unreadable_indexes: Vec<String>,
+    /// Virtual tables whose own check stops for want of what the application registers (a
+    /// tokenizer, a module, a function) while every b-tree checks out: not damage.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked_virtual_tables: Vec<String>,
     /// Rows reported by `PRAGMA foreign_key_check`, when it was cheap enough to run.
     pub foreign_key_violations: Option<u64>,
 }

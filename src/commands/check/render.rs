@@ -163,6 +163,13 @@ fn integrity_section(o: &mut Lines, i: &IntegrityFacts) {
     if let Some(e) = &i.aborted {
         line(format!("  stopped part way ({e}); checked table by table"));
     }
+    if !i.unchecked_virtual_tables.is_empty() {
+        line(format!(
+            "  virtual tables this SQLite cannot check (they need what the application \
+             registers): {}",
+            i.unchecked_virtual_tables.join(", ")
+        ));
+    }
     if !i.unreadable_tables.is_empty() {
         line(format!(
             "  tables SQLite cannot read to the end: {}",

@@ -68,6 +68,30 @@ pub enum RecoveryOutcome {
     Complete,
     #[serde(rename = "rows lost")]
     RowsLost,
+    /// Every row came back, but an index, view, trigger or virtual table the source had
+    /// was not recreated.
+    #[serde(rename = "objects not recreated")]
+    ObjectsNotRecreated,
+}
+
+impl RecoveryOutcome {
+    fn of(engine: &Report, diff: &DiffReport) -> RecoveryOutcome {
+        match (
+            IncidentReport::complete(engine, diff),
+            engine.objects.iter().all(|o| o.created),
+        ) {
+            (false, _) => RecoveryOutcome::RowsLost,
+            (true, false) => RecoveryOutcome::ObjectsNotRecreated,
+            (true, true) => RecoveryOutcome::Complete,
+        }
+    }
+
+    fn exit_code(self) -> i32 {
+        match self {
+            RecoveryOutcome::Complete => exit::OK,
+            _ => exit::DAMAGE,
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -84,7 +108,9 @@ pub struct IncidentReport {
     pub report_file: Option<PathBuf>,
     pub snapshot: Manifest,
     pub tables: Vec<TableSummary>,
-    /// "complete" when every row the source holds came back in place, else "rows lost".
+    /// "complete" when every row and schema object the source holds came back in place;
+    /// "rows lost", or "objects not recreated" when only indexes, views, triggers or
+    /// virtual tables are missing.
     pub outcome: RecoveryOutcome,
     pub exit_code: i32,
     /// Rows of the source missing from the recovered tables, at least: the sum of
@@ -241,7 +267,7 @@ fn run_in(
         return Err(interrupted(Error::Interrupted { path: out }));
     }
     let diff = diff?;
-    let complete = IncidentReport::complete(&engine, &diff);
+    let outcome = RecoveryOutcome::of(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,
         tool_version: crate::VERSION.to_string(),
@@ -253,12 +279,8 @@ fn run_in(
         report_file: None,
         snapshot: manifest,
         tables: summarize(&engine, &diff),
-        outcome: if complete {
-            RecoveryOutcome::Complete
-        } else {
-            RecoveryOutcome::RowsLost
-        },
-        exit_code: if complete { exit::OK } else { exit::DAMAGE },
+        outcome,
+        exit_code: outcome.exit_code(),
         missing_rows: diff.missing_rows,
         lost_and_found_rows: engine.lost_and_found_rows,
         conflict_rows: engine.conflict_rows,

@@ -278,6 +278,11 @@ impl Outcome for IncidentReport {
         out.push('\n');
         let verdict = if self.outcome == RecoveryOutcome::Complete {
             "Every row the source holds came back in place.".to_string()
+        } else if self.outcome == RecoveryOutcome::ObjectsNotRecreated {
+            "Every row the source holds came back in place, but not every index, view, \
+             trigger or virtual table (see above): restore refuses this copy without \
+             --accept-loss."
+                .to_string()
         } else if self.missing_rows > 0 {
             format!(
                 "Some rows did not come back in place: at least {} missing (see above).",

@@ -27,6 +27,22 @@ pub(crate) struct IncidentView {
     pub snapshot: Manifest,
     #[serde(default)]
     pub tables: Vec<IncidentTable>,
+    #[serde(default)]
+    pub engine: EngineView,
+}
+
+/// What `restore` reads of the engine's part of the report: the schema objects it made.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(crate) struct EngineView {
+    #[serde(default)]
+    pub objects: Vec<ObjectView>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct ObjectView {
+    pub kind: String,
+    pub name: String,
+    pub created: bool,
 }
 
 /// One table of the report: what the source held, and how much of it is missing.
@@ -237,16 +253,57 @@ pub(crate) fn shortfalls(from: &Path, view: &IncidentView) -> Result<Vec<Shortfa
     Ok(out)
 }
 
-/// The refusal (exit 1) for a copy that holds fewer rows than the source held.
-pub(crate) fn refuse_lossy(from: &Path, db: &Path, short: &[Shortfall]) -> Error {
-    let list: Vec<String> = short.iter().map(ToString::to_string).collect();
+/// The schema objects (indexes, views, triggers, virtual tables) the source had that the
+/// incident's report says were not recreated and that `from` does not have, as "kind name".
+pub(crate) fn missing_objects(from: &Path, view: &IncidentView) -> Vec<String> {
+    let Ok(conn) = diff::open_recovered(from) else {
+        return Vec::new();
+    };
+    let has = |name: &str| {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n > 0)
+    };
+    view.engine
+        .objects
+        .iter()
+        .filter(|o| !o.created && !has(&o.name))
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect()
+}
+
+/// The refusal (exit 1) for a copy that holds fewer rows than the source held, or lacks
+/// schema objects it had.
+pub(crate) fn refuse_lossy(
+    from: &Path,
+    db: &Path,
+    short: &[Shortfall],
+    objects: &[String],
+) -> Error {
+    let mut lacks = Vec::new();
+    if !short.is_empty() {
+        let list: Vec<String> = short.iter().map(ToString::to_string).collect();
+        lacks.push(format!(
+            "it holds fewer rows than the incident's report says {} held ({})",
+            db.display(),
+            list.join("; ")
+        ));
+    }
+    if !objects.is_empty() {
+        lacks.push(format!(
+            "it lacks schema objects {} had, which recover could not recreate ({})",
+            db.display(),
+            objects.join(", ")
+        ));
+    }
     Error::RowsWouldBeLost(format!(
-        "{} holds fewer rows than the incident's report says {} held ({}); nothing was \
-         changed. `{} lost {}` lists the rows it lacks; to put this copy in place knowing \
-         they are gone, add --accept-loss",
+        "{}: {}; nothing was changed. `{} lost {}` lists the rows it lacks; to put this copy \
+         in place knowing what it lacks, add --accept-loss",
         from.display(),
-        db.display(),
-        list.join("; "),
+        lacks.join(", and "),
         tool_command(),
         shell(db)
     ))

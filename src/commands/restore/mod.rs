@@ -272,8 +272,15 @@ fn check(db: &Path, from: &Path, opts: &RestoreOptions) -> Result<Checked> {
         Some(i) => {
             guards::refuse_other_database(i, &db, &from)?;
             let short = guards::shortfalls(&from, &i.view)?;
-            if !short.is_empty() && !opts.accept_loss {
-                return Err(guards::refuse_lossy(&from, &db, &short));
+            let objects = guards::missing_objects(&from, &i.view);
+            if (!short.is_empty() || !objects.is_empty()) && !opts.accept_loss {
+                return Err(guards::refuse_lossy(&from, &db, &short, &objects));
+            }
+            if !objects.is_empty() {
+                warnings.push(format!(
+                    "put in place without schema objects the source had: {}",
+                    objects.join(", ")
+                ));
             }
             accepted_loss = short;
         }

@@ -2,7 +2,8 @@
 //! modules) and what SQL cannot name (a rowid every name of which a column takes): the
 //! tables and objects still come back exactly.
 
-use super::{assert_round_trip, assert_same, contents, made_by, recover_exit};
+use super::{assert_round_trip, assert_same, check_exit, contents, made_by, recover_exit};
+use crate::common;
 use sqlite_rescue::engine::{recover, Options};
 
 /// A virtual table whose module only the application registers keeps its schema row as the
@@ -69,6 +70,7 @@ fn a_stored_column_of_an_application_function_comes_back_as_stored() {
         assert_eq!(r.app_functions, vec!["appcalc".to_string()]);
         assert!(r.objects.iter().all(|o| o.created), "{:?}", r.objects);
     }
+    assert_eq!(check_exit(&src), Some(0), "check agrees: healthy");
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
 }
 
@@ -139,6 +141,7 @@ fn an_index_computed_by_an_application_function_keeps_the_sources_entries() {
             );
         }
     }
+    assert_eq!(check_exit(&src), Some(0), "check agrees: healthy");
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
 }
 
@@ -180,5 +183,51 @@ fn a_full_text_table_with_the_applications_tokenizer_is_kept() {
         assert_eq!(t.recovered_rows, 2);
         assert_same(&want, &contents(&out), "fts5");
     }
+    assert_eq!(check_exit(&src), Some(0), "check agrees: healthy");
     assert_eq!(recover_exit(&src, dir.path()), Some(0));
+}
+
+/// An index SQLite cannot build and that cannot be copied from the source (a WITHOUT ROWID
+/// table's, calling the application's function): every row comes back, but the copy lacks
+/// the index, so recover says so and exits 1, and restore refuses the copy until the loss is
+/// accepted.
+#[test]
+fn an_index_that_could_not_be_recreated_is_a_loss_restore_refuses() {
+    let (dir, src) = made_by(
+        "CREATE TABLE w(k INTEGER PRIMARY KEY, v TEXT) WITHOUT ROWID;
+         CREATE INDEX w_calc ON w(appcalc(v));
+         INSERT INTO w VALUES (1, 'a'), (2, 'b');",
+    );
+    assert_eq!(check_exit(&src), Some(0), "the source is healthy");
+    let run = common::cmd()
+        .args(["recover", "-q", "--json", "--incident-dir"])
+        .arg(dir.path().join("incident"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let out = std::path::PathBuf::from(report["recovered"].as_str().unwrap());
+    assert_eq!(report["outcome"], "objects not recreated");
+    assert_eq!(report["missing_rows"], 0);
+    let w_calc = &report["engine"]["objects"][0];
+    assert_eq!(w_calc["name"], "w_calc");
+    assert_eq!(w_calc["created"], false);
+    let before = common::sha256_file(&src);
+    let restore = |extra: &[&str]| {
+        common::cmd()
+            .arg("restore")
+            .arg(&src)
+            .arg("--from")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = restore(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("index w_calc"), "{err}");
+    assert_eq!(common::sha256_file(&src), before, "nothing changed");
+    assert_eq!(restore(&["--accept-loss"]).status.code(), Some(0));
 }

@@ -12,6 +12,7 @@ mod catalog;
 pub mod causes;
 pub(crate) mod copy;
 mod decode;
+pub mod fill;
 pub mod losses;
 mod objects;
 pub mod pages;
@@ -27,8 +28,8 @@ pub(crate) mod writer;
 pub(crate) use catalog::{schema_roots, side_table_names};
 pub(crate) use decode::note_damaged_value;
 pub use report::{
-    GroupOutcome, ObjectKind, ObjectReport, Options, OrphanGroup, PageMapSnapshot, Report,
-    TableReport,
+    BackupUsed, DateSource, FillReport, GroupOutcome, MatchedBy, ObjectKind, ObjectReport, Options,
+    OrphanGroup, PageMapSnapshot, Report, SchemaDifference, TableFill, TableReport,
 };
 use run::Strategy;
 pub use verify::{verify, VerifyMode};

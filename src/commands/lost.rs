@@ -122,6 +122,11 @@ pub fn analyze(db: &Path, progress: Progress) -> Result<Analysis> {
 /// Lists the rows of `db` (or of one table) that recovery cannot bring back.
 pub fn lost(db: &Path, opts: &LostOptions) -> Result<LostReport> {
     let analysis = analyze(db, opts.progress)?;
+    lost_in(db, &analysis, opts)
+}
+
+/// The lost rows of a finished analysis of `db`.
+fn lost_in(db: &Path, analysis: &Analysis, opts: &LostOptions) -> Result<LostReport> {
     if let Some(map) = &opts.map {
         crate::output::map::write(&analysis.report, &analysis.snapshot_db, map)?;
     }
@@ -174,3 +179,4 @@ pub fn lost(db: &Path, opts: &LostOptions) -> Result<LostReport> {
         exit_code: if damaged { exit::DAMAGE } else { exit::OK },
     })
 }
+

@@ -102,6 +102,11 @@ pub enum Command {
         /// integrity_check: every row looked up in every index; slower on large databases).
         #[arg(long, value_name = "fast|full", default_value = "fast")]
         verify: sqlite_rescue::engine::VerifyMode,
+        /// An older copy of the database (a nightly backup, a restored replica): the rows
+        /// recovery lost are filled from it, recorded in rescue_filled, never over a row that
+        /// survived. Repeatable; a row comes from the newest backup that has it.
+        #[arg(long, value_name = "BACKUP")]
+        fill_from: Vec<PathBuf>,
     },
     /// List the rows that cannot be recovered (rowid ranges per table, with the page they were
     /// on, and the values a surviving index still holds of them), ready to paste into a ticket.
@@ -115,6 +120,10 @@ pub enum Command {
         /// Also draw the damage map (SVG) to this file.
         #[arg(long, value_name = "FILE.svg")]
         map: Option<PathBuf>,
+        /// Also say which lost rows this older copy of the database can fill (as
+        /// `recover --fill-from` would). Repeatable; the newest backup wins.
+        #[arg(long, value_name = "BACKUP")]
+        fill_from: Vec<PathBuf>,
     },
     /// Compare row counts per table between a (possibly damaged) source and a recovered copy.
     Diff {
@@ -215,10 +224,12 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             schema_from,
             map,
             verify,
+            fill_from,
         } => {
             let opts = recover::RecoverCommand {
                 map,
                 verify,
+                fill_from,
                 db,
                 out,
                 incident_dir,
@@ -230,14 +241,12 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             };
             emit(&recover::run(&opts)?, &cli.output)
         }
-        Command::Lost { db, table, map } => {
-            let opts = lost::LostOptions {
-                table,
-                map,
-                progress,
-            };
-            emit(&lost::lost(&db, &opts)?, &cli.output)
-        }
+        Command::Lost {
+            db,
+            table,
+            map,
+            fill_from,
+        } => run_lost(&db, table, map, &fill_from, progress, &cli.output),
         Command::Diff { source, recovered } => emit(&diff::diff(&source, &recovered)?, &cli.output),
         Command::Restore {
             db,
@@ -274,6 +283,27 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
                 .map_err(|e| sqlite_rescue::Error::io("stdout", e))?;
             Ok(sqlite_rescue::error::exit::OK)
         }
+    }
+}
+
+/// `lost`, and with `--fill-from` what the backups can fill of it.
+fn run_lost(
+    db: &std::path::Path,
+    table: Option<String>,
+    map: Option<PathBuf>,
+    fill_from: &[PathBuf],
+    progress: Progress,
+    output: &OutputArgs,
+) -> Result<i32> {
+    let opts = lost::LostOptions {
+        table,
+        map,
+        progress,
+    };
+    if fill_from.is_empty() {
+        emit(&lost::lost(db, &opts)?, output)
+    } else {
+        emit(&lost::lost_fill(db, &opts, fill_from)?, output)
     }
 }
 

@@ -21,6 +21,7 @@ mod edges;
 mod engine_healthy;
 mod exact;
 mod faults;
+mod fill;
 mod fuzz_regressions;
 mod hostile;
 mod hot_journal;

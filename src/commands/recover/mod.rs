@@ -13,6 +13,7 @@ use crate::util::quote::{shell, tool_command};
 use std::path::{Path, PathBuf};
 
 mod render;
+pub(crate) use render::fill_text;
 
 /// Version of the report.json layout (docs/report-format.md).
 pub(crate) const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -31,6 +32,8 @@ pub struct RecoverCommand {
     pub map: Option<PathBuf>,
     /// How the recovered database is proved sound.
     pub verify: engine::VerifyMode,
+    /// Backups to fill the lost rows from (`--fill-from`, repeatable; the newest wins).
+    pub fill_from: Vec<PathBuf>,
     pub progress: Progress,
 }
 
@@ -100,6 +103,9 @@ pub struct IncidentReport {
     /// What the damage is consistent with, and how to prevent it (empty when nothing is
     /// damaged); see docs/report-format.md.
     pub causes: Vec<crate::engine::causes::Cause>,
+    /// What `--fill-from` put back from backups (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill: Option<engine::FillReport>,
 }
 
 impl IncidentReport {
@@ -137,6 +143,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     }
     // Refuse what is not a database before creating anything (reading only, no locks).
     crate::source::pagefile::PageFile::open(&cmd.db)?;
+    let backups = open_backups(cmd, &source)?;
     let tmp = if cmd.dry_run {
         Some(crate::util::paths::temp_dir("sqlite-rescue-recover-")?)
     } else {
@@ -150,7 +157,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
             (dir.clone(), Some(dir))
         }
     };
-    let result = run_in(cmd, &source, &incident);
+    let result = run_in(cmd, &source, &incident, backups.as_ref());
     if let (Err(_), Some(dir)) = (&result, created) {
         // Only removed when empty: a snapshot that was kept (an interrupt after it) stays.
         let _ = std::fs::remove_dir(dir);
@@ -160,7 +167,12 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
 }
 
 /// The pipeline from the snapshot on, into `incident`.
-fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<IncidentReport> {
+fn run_in(
+    cmd: &RecoverCommand,
+    source: &Path,
+    incident: &Path,
+    backups: Option<&engine::fill::Backups>,
+) -> Result<IncidentReport> {
     refuse_busy_incident_dir(incident)?;
     let snapshot_dir = incident.join("snapshot");
     let manifest = snapshot::take(
@@ -228,6 +240,9 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
         return Err(interrupted(Error::Interrupted { path: out }));
     }
     let diff = diff?;
+    let fill = backups
+        .map(|b| engine::fill::fill(&out, &engine, b))
+        .transpose()?;
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -256,6 +271,7 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
         causes: crate::engine::causes::likely_causes(&crate::engine::causes::evidence_of(&engine)),
         engine,
         diff,
+        fill,
     };
     if !cmd.dry_run {
         let path = incident.join("report.json");
@@ -263,6 +279,30 @@ fn run_in(cmd: &RecoverCommand, source: &Path, incident: &Path) -> Result<Incide
         write_json(&path, &report)?;
     }
     Ok(report)
+}
+
+/// The `--fill-from` backups, copied, hashed and opened before anything is created: one that
+/// is the database itself, not a database, or (when the schema reads) a backup of another
+/// database is refused at once.
+fn open_backups(cmd: &RecoverCommand, source: &Path) -> Result<Option<engine::fill::Backups>> {
+    if cmd.fill_from.is_empty() {
+        return Ok(None);
+    }
+    if let Some(same) = cmd
+        .fill_from
+        .iter()
+        .find(|b| resolved(b) == resolved(source))
+    {
+        return Err(Error::Usage(format!(
+            "--fill-from {} is the damaged database itself; name an older copy of it",
+            same.display()
+        )));
+    }
+    let backups = engine::fill::Backups::open(&cmd.fill_from)?;
+    if let Some(tables) = engine::fill::tables_of(&cmd.db) {
+        backups.refuse_unrelated(&tables.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    Ok(Some(backups))
 }
 
 fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {

@@ -17,7 +17,8 @@ const EXIT_CODES: &str = "Exit codes:
   0    ok: done, or the database is healthy
   1    damage: damage found, or some rows not recovered, or the two sides differ
   2    usage: the command line is wrong
-  3    unusable input: missing, unreadable, empty, not a SQLite database
+  3    unusable input: missing, unreadable, empty, not a SQLite database, or a --fill-from
+       backup of another database (no table in common)
   4    failed or refused for safety: I/O error, disk full, still being written, open elsewhere,
        interrupted (Ctrl-C or SIGTERM: partial files removed)
   130  a second Ctrl-C before the first was honoured: stopped at once, without cleaning up

@@ -144,6 +144,31 @@ fn every_lost_row_that_existed_at_backup_time_is_filled_and_recorded() {
     let (code, report, recovered) = s.recover(&[&s.backup]);
     // Filled rows are as they were at backup time: the recovery still reports rows lost.
     assert_eq!(code, 1);
+    for field in [
+        "filled_table",
+        "collisions_table",
+        "backups",
+        "tables",
+        "schema_differences",
+        "filled_rows",
+        "collided_rows",
+        "deleted_since_rows",
+    ] {
+        assert!(report["fill"].get(field).is_some(), "fill lacks {field}");
+    }
+    for field in [
+        "path",
+        "sha256",
+        "date",
+        "date_from",
+        "mtime",
+        "filled_rows",
+    ] {
+        assert!(
+            report["fill"]["backups"][0].get(field).is_some(),
+            "backups[] lacks {field}"
+        );
+    }
     let sha = sha256_file(&s.backup);
     assert_eq!(report["fill"]["backups"][0]["sha256"], sha);
     let date = report["fill"]["backups"][0]["date"]

@@ -103,8 +103,7 @@ pub struct IncidentReport {
     /// What the damage is consistent with, and how to prevent it (empty when nothing is
     /// damaged); see docs/report-format.md.
     pub causes: Vec<crate::engine::causes::Cause>,
-    /// What `--fill-from` put back from backups (absent without it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What `--fill-from` put back from backups (null without it).
     pub fill: Option<engine::FillReport>,
 }
 
@@ -240,9 +239,7 @@ fn run_in(
         return Err(interrupted(Error::Interrupted { path: out }));
     }
     let diff = diff?;
-    let fill = backups
-        .map(|b| engine::fill::fill(&out, &engine, b))
-        .transpose()?;
+    let fill = backups.map(|b| fill(&out, &engine, b)).transpose()?;
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -303,6 +300,19 @@ fn open_backups(cmd: &RecoverCommand, source: &Path) -> Result<Option<engine::fi
         backups.refuse_unrelated(&tables.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     Ok(Some(backups))
+}
+
+/// Fills the recovered file from the backups. A refused backup (one of another database,
+/// when the damaged schema could not tell before the recovery) leaves no recovered file that
+/// looks finished; the snapshot stays.
+fn fill(
+    out: &Path,
+    engine: &Report,
+    backups: &engine::fill::Backups,
+) -> Result<engine::FillReport> {
+    engine::fill::fill(out, engine, backups).inspect_err(|_| {
+        let _ = std::fs::remove_file(out);
+    })
 }
 
 fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {

@@ -606,3 +606,41 @@ fn lost_rows_under_other_rowids_are_matched_by_their_indexed_values() {
     );
     assert_eq!(triggers, vec![vec![Value::Text("member_added".into())]]);
 }
+
+/// A backup in WAL mode, its last transaction only in its `-wal`: read through the WAL from
+/// a private copy, and neither it nor its `-wal` and `-shm` touched (a checkpoint would have
+/// changed all three). Its date is the newest timestamp in it, not the file's mtime.
+#[test]
+fn a_wal_mode_backup_is_read_through_its_wal_and_left_as_it_was() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corrupt-samples");
+    let damaged = corrupt_samples::load_sample(&root.join("leaf-zeroed")).unwrap();
+    let replica = corrupt_samples::load_sample(&root.join("wal-uncheckpointed")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = damaged.copy_to(&work.path().join("src")).unwrap();
+    let backup = replica.copy_to(&work.path().join("replica")).unwrap();
+    let s = Scene {
+        since: serde_json::Value::Null,
+        db,
+        backup,
+        sample: damaged,
+        work,
+    };
+    let (_, report, recovered) = s.recover(&[&s.backup]);
+    let lost = s.destroyed("monitor_check");
+    assert_eq!(
+        fill_of(&report, "monitor_check")["filled"],
+        lost.len() as u64
+    );
+    let b = &report["fill"]["backups"][0];
+    assert_eq!(b["date_from"], "newest_timestamp", "{b}");
+    assert!(b["date"].as_str() < b["mtime"].as_str(), "{b}");
+    // The rows are the replica's as SQLite reads it, its -wal applied: its truth.
+    let truth = rows(replica.truth.as_ref().unwrap(), "monitor_check", "*");
+    let now = rows(&recovered, "monitor_check", "*");
+    for id in &lost {
+        assert_eq!(now[id], truth[id], "rowid {id}");
+    }
+    // One of them the replica's last transaction changed: only its -wal holds that value.
+    let before = rows(s.sample.truth.as_ref().unwrap(), "monitor_check", "*");
+    assert!(lost.iter().any(|id| before[id] != truth[id]));
+}

@@ -276,7 +276,7 @@ impl Outcome for IncidentReport {
         out.push('\n');
         if let Some(fill) = self.fill.as_ref().filter(|f| f.filled_rows > 0) {
             out.push_str(&format!(
-                "{} of them {} from backups, as they were when the backup was taken (see above).\n",
+                "{} rows {} from backups, as they were when the backup was taken (see above).\n",
                 fill.filled_rows,
                 if self.dry_run {
                     "would be filled"

@@ -118,23 +118,32 @@ fn newest_timestamp(conn: &Connection, tables: &[String]) -> Option<SystemTime> 
             let Ok(v) = conn.query_row(&sql, [], |r| r.get::<_, rusqlite::types::Value>(0)) else {
                 continue;
             };
-            if let Some(t) = as_time(&v) {
+            // A date in the future is a wrong clock or a scheduled time, not when the copy
+            // was made.
+            if let Some(t) = as_time(&v).filter(|t| *t <= SystemTime::now()) {
                 newest = Some(newest.map_or(t, |n| n.max(t)));
             }
         }
     }
-    // A date in the future is a wrong clock or a scheduled time, not when the copy was made.
-    newest.filter(|t| *t <= SystemTime::now())
+    newest
 }
 
 fn looks_like_date(name: &str, decl: &str) -> bool {
     let (name, decl) = (name.to_ascii_lowercase(), decl.to_ascii_uppercase());
     decl.contains("DATE")
         || decl.contains("TIME")
-        || name.ends_with("_at")
-        || name.ends_with("_on")
-        || name.ends_with("date")
-        || name.ends_with("time")
+        || [
+            "date",
+            "time",
+            "timestamp",
+            "created",
+            "updated",
+            "modified",
+        ]
+        .contains(&name.as_str())
+        || ["_at", "_on", "_date", "_time", "_ts"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 /// A stored date as a time: ISO 8601 text, or Unix seconds, milliseconds or microseconds.
@@ -166,4 +175,54 @@ fn as_time(v: &rusqlite::types::Value) -> Option<SystemTime> {
 /// A time as RFC 3339, to the second, UTC.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_newest_date_in_a_date_column_is_the_backups_date() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, created_at TEXT, seen INTEGER, n INTEGER,
+                            candidate TEXT);
+             INSERT INTO t VALUES (1, '2024-03-01 10:00:00', NULL, 1900000000, 'zzz');
+             INSERT INTO t VALUES (2, '2024-03-02T11:30:00Z', NULL, 5, 'a');
+             CREATE TABLE u(id INTEGER PRIMARY KEY, updated TIMESTAMP);
+             INSERT INTO u VALUES (1, 1709400000);
+             CREATE TABLE v(id INTEGER PRIMARY KEY, due_date INTEGER);
+             INSERT INTO v VALUES (1, 4000000000);",
+        )
+        .unwrap();
+        let tables = user_tables(&conn).unwrap();
+        // u's 1709400000 (2024-03-02T17:20:00Z) is the newest; `n` is no date column, and
+        // v's due date lies in the future.
+        assert_eq!(newest_timestamp(&conn, &tables), Some(at(1_709_400_000)));
+        conn.execute_batch("DROP TABLE u").unwrap();
+        let tables = user_tables(&conn).unwrap();
+        assert_eq!(newest_timestamp(&conn, &tables), Some(at(1_709_379_000)));
+    }
+
+    #[test]
+    fn numbers_are_dates_in_seconds_milliseconds_or_microseconds() {
+        use rusqlite::types::Value;
+        let s = 1_700_000_000;
+        assert_eq!(as_time(&Value::Integer(s)), Some(at(1_700_000_000)));
+        assert_eq!(as_time(&Value::Integer(s * 1000)), Some(at(1_700_000_000)));
+        assert_eq!(
+            as_time(&Value::Integer(s * 1_000_000)),
+            Some(at(1_700_000_000))
+        );
+        assert_eq!(as_time(&Value::Integer(42)), None);
+        assert_eq!(
+            as_time(&Value::Text("2024-03-02".into())),
+            Some(at(1_709_337_600))
+        );
+        assert_eq!(as_time(&Value::Text("soon".into())), None);
+    }
 }

@@ -547,7 +547,7 @@ impl Queries<'_> {
 }
 
 mod evidence;
-mod keys;
+pub(crate) mod keys;
 
 #[cfg(test)]
 mod tests;

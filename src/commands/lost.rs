@@ -210,6 +210,11 @@ pub fn lost_fill(db: &Path, opts: &LostOptions, backups: &[PathBuf]) -> Result<L
     }
     let analysis = analyze(db, opts.progress)?;
     let lost = lost_in(db, &analysis, opts)?;
-    let fill = engine::fill::fill(&analysis.report.output, &analysis.report, &backups)?;
+    let fill = engine::fill::fill(
+        &analysis.report.output,
+        &analysis.report,
+        &analysis.snapshot_db,
+        &backups,
+    )?;
     Ok(LostFillReport { lost, fill })
 }

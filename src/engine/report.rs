@@ -323,7 +323,7 @@ pub struct TableFill {
     /// The columns of `still_lost[].values`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub still_lost_columns: Vec<String>,
-    /// Why nothing could be filled, when that is so (a WITHOUT ROWID table, say).
+    /// Why nothing could be filled, when that is so (a WITHOUT ROWID table whose lost page has no bounded keys, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

@@ -239,7 +239,9 @@ fn run_in(
         return Err(interrupted(Error::Interrupted { path: out }));
     }
     let diff = diff?;
-    let fill = backups.map(|b| fill(&out, &engine, b)).transpose()?;
+    let fill = backups
+        .map(|b| fill(&out, &engine, &snap_db, b))
+        .transpose()?;
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -308,9 +310,10 @@ fn open_backups(cmd: &RecoverCommand, source: &Path) -> Result<Option<engine::fi
 fn fill(
     out: &Path,
     engine: &Report,
+    snapshot: &Path,
     backups: &engine::fill::Backups,
 ) -> Result<engine::FillReport> {
-    engine::fill::fill(out, engine, backups).inspect_err(|_| {
+    engine::fill::fill(out, engine, snapshot, backups).inspect_err(|_| {
         let _ = std::fs::remove_file(out);
     })
 }

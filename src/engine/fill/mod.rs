@@ -3,8 +3,8 @@
 //! never over a row that survived.
 //!
 //! Each backup is read from a private copy. For every table that lost rows, a backup row
-//! goes in when a surviving index names its rowid among the lost, when its rowid lies in a
-//! lost range, or when its indexed values (a username) are those of a lost row; a row that
+//! goes in when a surviving index names its rowid among the lost, when its rowid (in a
+//! WITHOUT ROWID table, its key: keyed.rs) lies in a lost range, or when its indexed values (a username) are those of a lost row; a row that
 //! survived is never touched (a backup row that would collide with it is kept aside); a
 //! backup row outside every lost range and absent from the damaged database was deleted
 //! since, and stays deleted. Backups are asked newest first: a row comes from the newest
@@ -13,12 +13,16 @@
 use crate::engine::report::{BackupUsed, FillReport, SchemaDifference};
 use crate::engine::Report;
 use crate::error::{Error, Result};
+use crate::format::TextEncoding;
+use crate::source::pagefile::PageFile;
 use backup::{columns, rfc3339, Backup};
+use keyed::{fill_keyed, Pages};
 use record::{Origin, Recorder, Triggers};
 use std::path::{Path, PathBuf};
 use table::{fill_table, TableState};
 
 mod backup;
+mod keyed;
 mod record;
 mod table;
 
@@ -78,9 +82,15 @@ fn user_tables_of(report: &Report) -> impl Iterator<Item = &str> + Clone {
 }
 
 /// Fills the rows `report` says were lost into the recovered database `out`, from `backups`,
-/// in one transaction. Refuses, before writing anything, a backup of another database.
-pub fn fill(out: &Path, report: &Report, backups: &Backups) -> Result<FillReport> {
+/// in one transaction; `snapshot` is the database the recovery read (the keys around a lost
+/// page of a WITHOUT ROWID table are read there again). Refuses, before writing anything, a
+/// backup of another database.
+pub fn fill(out: &Path, report: &Report, snapshot: &Path, backups: &Backups) -> Result<FillReport> {
     backups.refuse_unrelated(&user_tables_of(report).collect::<Vec<_>>())?;
+    let pages = PageFile::open(snapshot).ok().map(|pf| Pages {
+        pf,
+        encoding: report.geometry.encoding.unwrap_or(TextEncoding::Utf8),
+    });
     let sql = |e| Error::sqlite(out, e);
     let mut conn = rusqlite::Connection::open(out).map_err(sql)?;
     let tx = conn.transaction().map_err(sql)?;
@@ -115,7 +125,12 @@ pub fn fill(out: &Path, report: &Report, backups: &Backups) -> Result<FillReport
             .extend(schema_differences(&tx, report, b));
         let mut filled_rows = 0;
         for state in &mut states {
-            filled_rows += fill_table(&tx, b, &origin, &recorder, state).map_err(sql)?;
+            filled_rows += if state.rep.without_rowid {
+                fill_keyed(&tx, b, &origin, &recorder, state, pages.as_ref())
+            } else {
+                fill_table(&tx, b, &origin, &recorder, state)
+            }
+            .map_err(sql)?;
         }
         result.backups.push(BackupUsed {
             path: b.path.clone(),

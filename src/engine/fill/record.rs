@@ -7,6 +7,22 @@ use crate::util::quote::ident;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection};
 
+/// Which row: its rowid, or (WITHOUT ROWID) its primary key as a JSON array.
+#[derive(Clone, Copy)]
+pub(super) enum RowKey<'a> {
+    Rowid(i64),
+    Key(&'a str),
+}
+
+impl RowKey<'_> {
+    fn columns(self) -> (Option<i64>, Option<String>) {
+        match self {
+            RowKey::Rowid(r) => (Some(r), None),
+            RowKey::Key(k) => (None, Some(k.to_string())),
+        }
+    }
+}
+
 /// Where a row came from, as the side tables record it.
 pub(super) struct Origin<'a> {
     pub(super) backup: &'a str,
@@ -23,10 +39,10 @@ impl Recorder<'_> {
     /// Creates the two tables (names free in the source, see `SideNames`).
     pub(super) fn create(&self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {}(table_name TEXT, row_id INTEGER, matched_by TEXT, \
-             backup TEXT, backup_sha256 TEXT, backup_date TEXT);
-             CREATE TABLE IF NOT EXISTS {}(table_name TEXT, row_id INTEGER, reason TEXT, \
-             backup TEXT, backup_sha256 TEXT, backup_date TEXT, row TEXT);",
+            "CREATE TABLE IF NOT EXISTS {}(table_name TEXT, row_id INTEGER, key TEXT, \
+             matched_by TEXT, backup TEXT, backup_sha256 TEXT, backup_date TEXT);
+             CREATE TABLE IF NOT EXISTS {}(table_name TEXT, row_id INTEGER, key TEXT, \
+             reason TEXT, backup TEXT, backup_sha256 TEXT, backup_date TEXT, row TEXT);",
             ident(self.filled),
             ident(self.collisions)
         ))
@@ -36,17 +52,19 @@ impl Recorder<'_> {
         &self,
         conn: &Connection,
         table: &str,
-        rowid: i64,
+        row: RowKey<'_>,
         how: MatchedBy,
         from: &Origin<'_>,
     ) -> rusqlite::Result<()> {
         let sql = format!(
-            "INSERT INTO {} VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO {} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             ident(self.filled)
         );
+        let (rowid, key) = row.columns();
         conn.prepare_cached(&sql)?.execute(params![
             table,
             rowid,
+            key,
             how.as_str(),
             from.backup,
             from.sha256,
@@ -61,29 +79,31 @@ impl Recorder<'_> {
         &self,
         conn: &Connection,
         table: &str,
-        rowid: i64,
+        row: RowKey<'_>,
         reason: &str,
         names: &[String],
         values: &[Value],
         from: &Origin<'_>,
     ) -> rusqlite::Result<()> {
-        let row: serde_json::Map<String, serde_json::Value> = names
+        let whole: serde_json::Map<String, serde_json::Value> = names
             .iter()
             .zip(values)
             .map(|(n, v)| (n.clone(), json_value(v.into())))
             .collect();
         let sql = format!(
-            "INSERT INTO {} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO {} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             ident(self.collisions)
         );
+        let (rowid, key) = row.columns();
         conn.prepare_cached(&sql)?.execute(params![
             table,
             rowid,
+            key,
             reason,
             from.backup,
             from.sha256,
             from.date,
-            serde_json::Value::Object(row).to_string()
+            serde_json::Value::Object(whole).to_string()
         ])?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! collide with a surviving row (kept aside), which were deleted since (left out).
 
 use super::backup::{columns, Backup};
-use super::record::{json_value, Origin, Recorder};
+use super::record::{json_value, Origin, Recorder, RowKey};
 use crate::engine::losses::{IndexedRow, LostRange};
 use crate::engine::report::{MatchedBy, TableFill};
 use crate::engine::TableReport;
@@ -19,6 +19,9 @@ pub(super) struct TableState<'r> {
     filled: HashSet<i64>,
     /// Backup rowids found deleted since, counted once over every backup.
     deleted: HashSet<i64>,
+    /// The same for WITHOUT ROWID tables, by primary key (a JSON array).
+    pub(super) filled_keys: HashSet<String>,
+    pub(super) deleted_keys: HashSet<String>,
 }
 
 impl<'r> TableState<'r> {
@@ -32,12 +35,14 @@ impl<'r> TableState<'r> {
             },
             filled: HashSet::new(),
             deleted: HashSet::new(),
+            filled_keys: HashSet::new(),
+            deleted_keys: HashSet::new(),
         }
     }
 
     /// The lost rows the indexes name that no backup gave back.
     pub(super) fn finish(&mut self) {
-        self.out.deleted_since = self.deleted.len() as u64;
+        self.out.deleted_since = (self.deleted.len() + self.deleted_keys.len()) as u64;
         if let Some(values) = &self.rep.lost_values {
             self.out.still_lost = values
                 .rows
@@ -63,12 +68,12 @@ struct Planned {
 
 /// The names a table's rows are read and written under, in the backup and the recovered
 /// database.
-struct Shape {
-    table: String,
-    backup_table: String,
+pub(super) struct Shape {
+    pub(super) table: String,
+    pub(super) backup_table: String,
     /// Columns both have, as the recovered table names them and as the backup does.
-    names: Vec<String>,
-    backup_names: Vec<String>,
+    pub(super) names: Vec<String>,
+    pub(super) backup_names: Vec<String>,
     rowid: String,
     backup_rowid: String,
 }
@@ -81,15 +86,8 @@ pub(super) fn fill_table(
     recorder: &Recorder<'_>,
     state: &mut TableState<'_>,
 ) -> rusqlite::Result<u64> {
-    if state.rep.without_rowid {
-        state.out.note = Some(
-            "a WITHOUT ROWID table: its lost keys are known only as text, so no backup row is \
-             matched with them"
-                .to_string(),
-        );
-        return Ok(0);
-    }
-    let Some(shape) = shape_of(main, backup, &state.rep.name) else {
+    let Some(shape) = shape_of(main, backup, &state.rep.name).filter(|s| !s.rowid.is_empty())
+    else {
         return Ok(0);
     };
     let plan = plan(main, backup, &shape, state)?;
@@ -99,7 +97,7 @@ pub(super) fn fill_table(
         recorder.collided(
             main,
             &shape.table,
-            rowid,
+            RowKey::Rowid(rowid),
             &reason,
             &shape.names,
             &values,
@@ -111,7 +109,7 @@ pub(super) fn fill_table(
         let values = backup_row(&backup.conn, &shape, p.from)?;
         match insert(main, &shape, p.to, &values) {
             Ok(()) => {
-                recorder.filled(main, &shape.table, p.to, p.how, origin)?;
+                recorder.filled(main, &shape.table, RowKey::Rowid(p.to), p.how, origin)?;
                 state.filled.insert(p.to);
                 state.out.filled += 1;
                 *state
@@ -127,7 +125,7 @@ pub(super) fn fill_table(
                 recorder.collided(
                     main,
                     &shape.table,
-                    p.from,
+                    RowKey::Rowid(p.from),
                     &reason,
                     &shape.names,
                     &values,
@@ -142,7 +140,7 @@ pub(super) fn fill_table(
 
 /// The columns both sides have and a name for the rowid on each; `None` when the backup has
 /// no such table or SQL cannot name a rowid.
-fn shape_of(main: &Connection, backup: &Backup, table: &str) -> Option<Shape> {
+pub(super) fn shape_of(main: &Connection, backup: &Backup, table: &str) -> Option<Shape> {
     let backup_table = backup
         .tables
         .iter()
@@ -166,8 +164,9 @@ fn shape_of(main: &Connection, backup: &Backup, table: &str) -> Option<Shape> {
         backup_table,
         names,
         backup_names,
-        rowid: rowid_alias(&ours)?,
-        backup_rowid: rowid_alias(&theirs)?,
+        // A WITHOUT ROWID table has none: its rows are named by their primary key.
+        rowid: rowid_alias(&ours).unwrap_or_default(),
+        backup_rowid: rowid_alias(&theirs).unwrap_or_default(),
     })
 }
 

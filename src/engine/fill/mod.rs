@@ -4,11 +4,11 @@
 //!
 //! Each backup is read from a private copy. For every table that lost rows, a backup row
 //! goes in when a surviving index names its rowid among the lost, when its rowid (in a
-//! WITHOUT ROWID table, its key: keyed.rs) lies in a lost range, or when its indexed values (a username) are those of a lost row; a row that
-//! survived is never touched (a backup row that would collide with it is kept aside); a
-//! backup row outside every lost range and absent from the damaged database was deleted
-//! since, and stays deleted. Backups are asked newest first: a row comes from the newest
-//! one that has it.
+//! WITHOUT ROWID table, its key: keyed.rs) lies in a lost range, or when its indexed values
+//! (a username) are those of a lost row; a row that survived is never touched (a backup row
+//! that would collide with it is kept aside); a backup row outside every lost range and
+//! absent from the damaged database was deleted since, and stays deleted. Backups are asked
+//! newest first: a row comes from the newest one that has it.
 
 use crate::engine::report::{BackupUsed, FillReport, SchemaDifference};
 use crate::engine::Report;

@@ -86,10 +86,14 @@ pub(super) fn fill_table(
     recorder: &Recorder<'_>,
     state: &mut TableState<'_>,
 ) -> rusqlite::Result<u64> {
-    let Some(shape) = shape_of(main, backup, &state.rep.name).filter(|s| !s.rowid.is_empty())
-    else {
-        return Ok(0);
+    let Some(shape) = shape_of(main, backup, &state.rep.name) else {
+        return Ok(0); // not in this backup: a schema difference says so
     };
+    if shape.rowid.is_empty() || shape.backup_rowid.is_empty() {
+        state.out.note =
+            Some("its columns are named rowid, _rowid_ and oid: SQL cannot name its rowids".into());
+        return Ok(0);
+    }
     let plan = plan(main, backup, &shape, state)?;
     let mut filled = 0;
     for (rowid, reason) in plan.collisions {
@@ -149,8 +153,7 @@ pub(super) fn shape_of(main: &Connection, backup: &Backup, table: &str) -> Optio
     let ours = columns(main, table);
     let theirs = columns(&backup.conn, &backup_table);
     let (mut names, mut backup_names) = (Vec::new(), Vec::new());
-    for (name, _, hidden) in ours.iter().filter(|c| c.2 == 0) {
-        let _ = hidden;
+    for (name, _, _) in ours.iter().filter(|c| c.2 == 0) {
         if let Some((b, _, _)) = theirs
             .iter()
             .find(|c| c.2 == 0 && c.0.eq_ignore_ascii_case(name))

@@ -239,9 +239,7 @@ fn run_in(
         return Err(interrupted(Error::Interrupted { path: out }));
     }
     let diff = diff?;
-    let fill = backups
-        .map(|b| fill(&out, &engine, &snap_db, b))
-        .transpose()?;
+    let fill = fill(&out, &engine, &snap_db, backups).map_err(interrupted)?;
     let complete = IncidentReport::complete(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -305,17 +303,21 @@ fn open_backups(cmd: &RecoverCommand, source: &Path) -> Result<Option<engine::fi
 }
 
 /// Fills the recovered file from the backups. A refused backup (one of another database,
-/// when the damaged schema could not tell before the recovery) leaves no recovered file that
-/// looks finished; the snapshot stays.
+/// when the damaged schema could not tell before the recovery) or an interrupt leaves no
+/// recovered file that looks finished; the snapshot stays.
 fn fill(
     out: &Path,
     engine: &Report,
     snapshot: &Path,
-    backups: &engine::fill::Backups,
-) -> Result<engine::FillReport> {
-    engine::fill::fill(out, engine, snapshot, backups).inspect_err(|_| {
+    backups: Option<&engine::fill::Backups>,
+) -> Result<Option<engine::FillReport>> {
+    let Some(backups) = backups else {
+        return Ok(None);
+    };
+    let fill = engine::fill::fill(out, engine, snapshot, backups).inspect_err(|_| {
         let _ = std::fs::remove_file(out);
-    })
+    })?;
+    Ok(Some(fill))
 }
 
 fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {

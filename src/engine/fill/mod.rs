@@ -15,6 +15,7 @@ use crate::engine::Report;
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
+use crate::util::interrupt::{interrupted, InterruptWatch};
 use backup::{columns, rfc3339, Backup};
 use keyed::{fill_keyed, Pages};
 use record::{Origin, Recorder, Triggers};
@@ -91,8 +92,18 @@ pub fn fill(out: &Path, report: &Report, snapshot: &Path, backups: &Backups) -> 
         pf,
         encoding: report.geometry.encoding.unwrap_or(TextEncoding::Utf8),
     });
-    let sql = |e| Error::sqlite(out, e);
+    // Stopped by a signal, the transaction is rolled back: nothing half filled.
+    let sql = |e| {
+        if interrupted() {
+            Error::Interrupted {
+                path: out.to_path_buf(),
+            }
+        } else {
+            Error::sqlite(out, e)
+        }
+    };
     let mut conn = rusqlite::Connection::open(out).map_err(sql)?;
+    let _watch = InterruptWatch::start(conn.get_interrupt_handle());
     let tx = conn.transaction().map_err(sql)?;
     let triggers = Triggers::drop_all(&tx).map_err(sql)?;
     let recorder = Recorder {

@@ -6,6 +6,7 @@ use super::record::{json_value, Origin, Recorder, RowKey};
 use crate::engine::losses::{IndexedRow, LostRange};
 use crate::engine::report::{MatchedBy, TableFill};
 use crate::engine::TableReport;
+use crate::util::interrupt::interrupted;
 use crate::util::quote::ident;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
@@ -249,6 +250,12 @@ fn plan(
     let mut stmt = backup.conn.prepare(&sql)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
+        if interrupted() {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+                None,
+            ));
+        }
         let Ok(rowid) = row.get::<_, i64>(0) else {
             continue;
         };

@@ -257,6 +257,7 @@ impl Outcome for IncidentReport {
         if let Some(fill) = &self.fill {
             out.push('\n');
             out.push_str(&fill_text(fill, self.dry_run));
+            out.push('\n');
         }
         out.push_str(&self.row_notes());
         out.push_str(&self.file_notes());

@@ -17,7 +17,8 @@ const EXIT_CODES: &str = "Exit codes:
   0    ok: done, or the database is healthy
   1    damage: damage found, or some rows not recovered, or the two sides differ
   2    usage: the command line is wrong
-  3    unusable input: missing, unreadable, empty, not a SQLite database
+  3    unusable input: missing, unreadable, empty, not a SQLite database, or a --fill-from
+       backup of another database (no table in common)
   4    failed or refused for safety: I/O error, disk full, still being written, open elsewhere,
        interrupted (Ctrl-C or SIGTERM: partial files removed), an incident altered since
   5    no room: not enough free disk where `recover` would write (checked before it writes)
@@ -109,6 +110,11 @@ pub enum Command {
         /// integrity_check: every row looked up in every index; slower on large databases).
         #[arg(long, value_name = "fast|full", default_value = "fast")]
         verify: sqlite_rescue::engine::VerifyMode,
+        /// An older copy of the database (a nightly backup, a restored replica): the rows
+        /// recovery lost are filled from it, recorded in rescue_filled, never over a row that
+        /// survived. Repeatable; a row comes from the newest backup that has it.
+        #[arg(long, value_name = "BACKUP")]
+        fill_from: Vec<PathBuf>,
     },
     /// List the rows that cannot be recovered (rowid ranges per table, with the page they were
     /// on, and the values a surviving index still holds of them), ready to paste into a ticket.
@@ -206,17 +212,25 @@ pub struct LostArgs {
     /// (TABLE.csv: a header, the rowid first), for `sqlite3 DB ".import --csv FILE T"`.
     #[arg(long, value_name = "DIR")]
     csv: Option<PathBuf>,
+    /// Also say which lost rows this older copy of the database can fill (as
+    /// `recover --fill-from` would). Repeatable; the newest backup wins.
+    #[arg(long, value_name = "BACKUP")]
+    fill_from: Vec<PathBuf>,
 }
 
 impl LostArgs {
-    fn run(self, progress: Progress) -> Result<lost::LostReport> {
+    fn run(self, progress: Progress, output: &OutputArgs) -> Result<i32> {
         let opts = lost::LostOptions {
             table: self.table,
             map: self.map,
             csv: self.csv,
             progress,
         };
-        lost::lost(&self.db, &opts)
+        if self.fill_from.is_empty() {
+            emit(&lost::lost(&self.db, &opts)?, output)
+        } else {
+            emit(&lost::lost_fill(&self.db, &opts, &self.fill_from)?, output)
+        }
     }
 }
 
@@ -264,10 +278,12 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             schema_from,
             map,
             verify,
+            fill_from,
         } => {
             let opts = recover::RecoverCommand {
                 map,
                 verify,
+                fill_from,
                 db,
                 out,
                 incident_dir,
@@ -279,7 +295,7 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             };
             emit(&recover::run(&opts)?, &cli.output)
         }
-        Command::Lost(args) => emit(&args.run(progress)?, &cli.output),
+        Command::Lost(args) => args.run(progress, &cli.output),
         Command::Diff { source, recovered } => emit(
             &diff::run(&source, recovered.as_deref(), progress)?,
             &cli.output,
@@ -323,6 +339,7 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
         }
     }
 }
+
 
 fn emit<T: Outcome>(outcome: &T, output: &OutputArgs) -> Result<i32> {
     if output.json {

@@ -174,17 +174,22 @@ pub fn lost(target: &Path, opts: &LostOptions) -> Result<LostReport> {
         lost
     } else {
         let analysis = analyze(target, opts.progress)?;
-        if let Some(map) = &opts.map {
-            crate::output::map::write(&analysis.report, &analysis.snapshot_db, map)?;
-        }
-        let command = format!("{} lost {}", tool_command(), shell(target));
-        list(&analysis.report, &analysis.report.source, opts, &command)?
+        lost_in(target, &analysis, opts)?
     };
     if let Some(dir) = &opts.csv {
         lost.csv = write_csv(dir, &lost.tables)?;
         lost.csv_dir = Some(dir.clone());
     }
     Ok(lost)
+}
+
+/// The lost rows of a finished analysis of `db`.
+fn lost_in(db: &Path, analysis: &Analysis, opts: &LostOptions) -> Result<LostReport> {
+    if let Some(map) = &opts.map {
+        crate::output::map::write(&analysis.report, &analysis.snapshot_db, map)?;
+    }
+    let command = format!("{} lost {}", tool_command(), shell(db));
+    list(&analysis.report, &analysis.report.source, opts, &command)
 }
 
 /// The lost rows `report` names, per table (or of `opts.table` alone). `lost_command` is the
@@ -401,4 +406,43 @@ fn dot_arg(path: &Path) -> String {
     } else {
         p
     }
+}
+
+/// `lost --fill-from BACKUP`: the lost rows, and which of them the backups can fill (filled
+/// into the analysis's private recovered copy, which goes with it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LostFillReport {
+    #[serde(flatten)]
+    pub lost: LostReport,
+    pub fill: engine::FillReport,
+}
+
+impl Outcome for LostFillReport {
+    fn render_text(&self) -> String {
+        let mut out = self.lost.render_text();
+        out.push_str(&crate::commands::recover::fill_text(&self.fill, true));
+        out
+    }
+
+    fn exit_code(&self) -> i32 {
+        self.lost.exit_code
+    }
+}
+
+/// Lists the lost rows of `db` and what `backups` can fill of them; a backup of another
+/// database is refused before the analysis.
+pub fn lost_fill(db: &Path, opts: &LostOptions, backups: &[PathBuf]) -> Result<LostFillReport> {
+    let backups = engine::fill::Backups::open(backups)?;
+    if let Some(tables) = engine::fill::tables_of(db) {
+        backups.refuse_unrelated(&tables.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    let analysis = analyze(db, opts.progress)?;
+    let lost = lost_in(db, &analysis, opts)?;
+    let fill = engine::fill::fill(
+        &analysis.report.output,
+        &analysis.report,
+        &analysis.snapshot_db,
+        &backups,
+    )?;
+    Ok(LostFillReport { lost, fill })
 }

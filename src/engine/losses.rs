@@ -170,7 +170,7 @@ impl IndexedValues {
 }
 
 /// A JSON value as SQL would write it: 'text', 12, 1.5, x'00ff', NULL.
-fn sql_literal(v: &serde_json::Value) -> String {
+pub(crate) fn sql_literal(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "NULL".to_string(),
         serde_json::Value::String(s) => crate::util::quote::text(s),
@@ -544,7 +544,7 @@ impl Queries<'_> {
 }
 
 mod evidence;
-mod keys;
+pub(crate) mod keys;
 
 #[cfg(test)]
 mod tests;

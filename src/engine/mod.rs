@@ -13,6 +13,7 @@ pub mod causes;
 pub(crate) mod copy;
 mod decode;
 pub mod estimate;
+pub mod fill;
 pub mod losses;
 mod objects;
 mod page_map;
@@ -29,8 +30,8 @@ pub(crate) mod writer;
 pub(crate) use catalog::{schema_roots, side_table_names};
 pub(crate) use decode::note_damaged_value;
 pub use report::{
-    GroupOutcome, ObjectKind, ObjectReport, Options, OrphanGroup, PageMapSnapshot, PageRun, Report,
-    TableReport,
+    BackupUsed, DateSource, FillReport, GroupOutcome, MatchedBy, ObjectKind, ObjectReport, Options,
+    OrphanGroup, PageMapSnapshot, PageRun, Report, SchemaDifference, TableFill, TableReport,
 };
 use run::Strategy;
 pub use verify::{verify, VerifyMode};

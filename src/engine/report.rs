@@ -304,3 +304,147 @@ impl Report {
         self.integrity.len() == 1 && self.integrity[0] == "ok"
     }
 }
+
+/// What `--fill-from` did: the backups used, and per table which lost rows came back from
+/// them (docs/report-format.md, `fill`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct FillReport {
+    /// The side tables the filled rows and the collisions are recorded in.
+    pub filled_table: String,
+    pub collisions_table: String,
+    /// Newest first: the order in which they were asked for rows.
+    pub backups: Vec<BackupUsed>,
+    pub tables: Vec<TableFill>,
+    /// Every difference between a backup's schema and the recovered one.
+    pub schema_differences: Vec<SchemaDifference>,
+    /// Sums of the tables' counts.
+    pub filled_rows: u64,
+    pub collided_rows: u64,
+    pub deleted_since_rows: u64,
+}
+
+/// Where a backup's date comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateSource {
+    /// The newest timestamp found in a date or time column of its tables.
+    NewestTimestamp,
+    /// The file's modification time (no timestamp was found in it).
+    Mtime,
+}
+
+/// One backup as it was read.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BackupUsed {
+    pub path: std::path::PathBuf,
+    /// SHA-256 of the backup file as read (hex).
+    pub sha256: String,
+    /// As of when its rows are (RFC 3339, UTC): see `date_from`.
+    pub date: String,
+    pub date_from: DateSource,
+    /// The file's modification time (RFC 3339, UTC).
+    pub mtime: String,
+    /// Rows filled from this backup.
+    pub filled_rows: u64,
+}
+
+/// How a filled row was matched with a lost one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    /// A surviving index names its rowid among the lost rows.
+    Rowid,
+    /// Its rowid lies in a lost range whose bounds are exact.
+    Range,
+    /// Its rowid lies in a lost range that is only an estimate.
+    EstimatedRange,
+    /// A surviving index holds its values (a username, an email) for a lost row whose
+    /// rowid the backup does not have: filled under the lost row's rowid.
+    IndexedValues,
+}
+
+impl MatchedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::Rowid => "rowid",
+            MatchedBy::Range => "range",
+            MatchedBy::EstimatedRange => "estimated_range",
+            MatchedBy::IndexedValues => "indexed_values",
+        }
+    }
+}
+
+/// What the backups gave one table that lost rows.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct TableFill {
+    pub table: String,
+    /// Rows that came back in place from the damaged database itself.
+    pub back_in_place: u64,
+    /// Rows inserted from a backup (as of its date: they may be stale).
+    pub filled: u64,
+    /// Of `filled`, how many by each way of matching (`MatchedBy` names).
+    pub matched_by: BTreeMap<String, u64>,
+    /// Backup rows in a lost range whose key (or a UNIQUE value) is held by a surviving row:
+    /// kept in the collisions table, never overwriting it.
+    pub collided: u64,
+    /// Backup rows outside every lost range and absent from the damaged database (or in a
+    /// range a whole index shows held no such row): deleted since the backup, not brought
+    /// back.
+    pub deleted_since: u64,
+    /// Backup rows outside every lost range whose indexed values a surviving row holds under
+    /// another rowid: the same row renumbered, left as it is (neither filled nor counted
+    /// deleted).
+    pub elsewhere: u64,
+    /// Lost rows a surviving index names that no backup holds (created after the backup?),
+    /// with the values the index holds; at most 1000.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub still_lost: Vec<losses::IndexedRow>,
+    /// The columns of `still_lost[].values`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub still_lost_columns: Vec<String>,
+    /// Why nothing could be filled, when that is so (a WITHOUT ROWID table whose lost page has no bounded keys, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What differs between a backup's schema and the recovered database's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SchemaDifference {
+    /// The table is not in the backup (added since): nothing to fill it from.
+    TableNotInBackup { backup: String, table: String },
+    /// The backup has a table the damaged database does not.
+    TableOnlyInBackup { backup: String, table: String },
+    /// A column added since the backup: filled rows take its default.
+    ColumnNotInBackup {
+        backup: String,
+        table: String,
+        column: String,
+    },
+    /// A column the backup has and the damaged database does not: left out.
+    ColumnOnlyInBackup {
+        backup: String,
+        table: String,
+        column: String,
+    },
+}
+
+impl SchemaDifference {
+    /// One line for a person.
+    pub fn describe(&self) -> String {
+        match self {
+            SchemaDifference::TableNotInBackup { table, .. } => {
+                format!("{table}: not in the backup (added since?): nothing filled")
+            }
+            SchemaDifference::TableOnlyInBackup { table, .. } => {
+                format!("{table}: only in the backup (dropped since?): left out")
+            }
+            SchemaDifference::ColumnNotInBackup { table, column, .. } => {
+                format!("{table}.{column}: not in the backup (added since): filled rows take its default")
+            }
+            SchemaDifference::ColumnOnlyInBackup { table, column, .. } => {
+                format!("{table}.{column}: only in the backup (dropped since?): left out")
+            }
+        }
+    }
+}

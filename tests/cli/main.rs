@@ -22,6 +22,7 @@ mod engine_healthy;
 mod estimate;
 mod exact;
 mod faults;
+mod fill;
 mod fuzz_regressions;
 mod hostile;
 mod hot_journal;

@@ -14,6 +14,7 @@ use crate::util::quote::{shell, tool_command};
 use std::path::{Path, PathBuf};
 
 mod render;
+pub(crate) use render::fill_text;
 
 /// Version of the report.json layout (docs/report-format.md).
 pub(crate) const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -32,6 +33,8 @@ pub struct RecoverCommand {
     pub map: Option<PathBuf>,
     /// How the recovered database is proved sound.
     pub verify: engine::VerifyMode,
+    /// Backups to fill the lost rows from (`--fill-from`, repeatable; the newest wins).
+    pub fill_from: Vec<PathBuf>,
     pub progress: Progress,
 }
 
@@ -129,6 +132,8 @@ pub struct IncidentReport {
     pub causes: Vec<crate::engine::causes::Cause>,
     /// The time and free disk this recovery was expected to need, stated before it started.
     pub estimate: Estimate,
+    /// What `--fill-from` put back from backups (null without it).
+    pub fill: Option<engine::FillReport>,
 }
 
 impl IncidentReport {
@@ -168,6 +173,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
     // anything (reading only, no locks).
     let estimate = estimate::estimate(&cmd.db, cmd.verify)?;
     refuse_if_no_room(cmd, &estimate)?;
+    let backups = open_backups(cmd, &source)?;
     if cmd.progress.shown() {
         eprintln!("This recovery should take {}.", estimate.summary());
     }
@@ -184,7 +190,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
             (dir.clone(), Some(dir))
         }
     };
-    let result = run_in(cmd, &source, &incident, estimate);
+    let result = run_in(cmd, &source, &incident, estimate, backups.as_ref());
     if let (Err(_), Some(dir)) = (&result, created) {
         // Only removed when empty: a snapshot that was kept (an interrupt after it) stays.
         let _ = std::fs::remove_dir(dir);
@@ -199,6 +205,7 @@ fn run_in(
     source: &Path,
     incident: &Path,
     estimate: Estimate,
+    backups: Option<&engine::fill::Backups>,
 ) -> Result<IncidentReport> {
     refuse_busy_incident_dir(incident)?;
     let snapshot_dir = incident.join("snapshot");
@@ -267,6 +274,7 @@ fn run_in(
         return Err(interrupted(Error::Interrupted { path: out }));
     }
     let diff = diff?;
+    let fill = fill(&out, &engine, &snap_db, backups).map_err(interrupted)?;
     let outcome = RecoveryOutcome::of(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -292,6 +300,7 @@ fn run_in(
         estimate,
         engine,
         diff,
+        fill,
     };
     if !cmd.dry_run {
         let path = incident.join("report.json");
@@ -299,6 +308,48 @@ fn run_in(
         write_json(&path, &report)?;
     }
     Ok(report)
+}
+
+/// The `--fill-from` backups, copied, hashed and opened before anything is created: one that
+/// is the database itself, not a database, or (when the schema reads) a backup of another
+/// database is refused at once.
+fn open_backups(cmd: &RecoverCommand, source: &Path) -> Result<Option<engine::fill::Backups>> {
+    if cmd.fill_from.is_empty() {
+        return Ok(None);
+    }
+    if let Some(same) = cmd
+        .fill_from
+        .iter()
+        .find(|b| resolved(b) == resolved(source))
+    {
+        return Err(Error::Usage(format!(
+            "--fill-from {} is the damaged database itself; name an older copy of it",
+            same.display()
+        )));
+    }
+    let backups = engine::fill::Backups::open(&cmd.fill_from)?;
+    if let Some(tables) = engine::fill::tables_of(&cmd.db) {
+        backups.refuse_unrelated(&tables.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    Ok(Some(backups))
+}
+
+/// Fills the recovered file from the backups. A refused backup (one of another database,
+/// when the damaged schema could not tell before the recovery) or an interrupt leaves no
+/// recovered file that looks finished; the snapshot stays.
+fn fill(
+    out: &Path,
+    engine: &Report,
+    snapshot: &Path,
+    backups: Option<&engine::fill::Backups>,
+) -> Result<Option<engine::FillReport>> {
+    let Some(backups) = backups else {
+        return Ok(None);
+    };
+    let fill = engine::fill::fill(out, engine, snapshot, backups).inspect_err(|_| {
+        let _ = std::fs::remove_file(out);
+    })?;
+    Ok(Some(fill))
 }
 
 fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {

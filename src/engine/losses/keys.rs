@@ -37,6 +37,18 @@ fn dividers(
     child: u32,
     encoding: TextEncoding,
 ) -> (Option<String>, Option<String>) {
+    dividers_with(pf, parent, child, |local| key_text(local, encoding))
+}
+
+/// The index-interior cells on either side of `child` in page `parent`, each read by `read`
+/// from its local payload: `(None, None)` when the parent cannot be read or does not point
+/// at `child`; a side is `None` when no cell of this page bounds it.
+pub(crate) fn dividers_with<T>(
+    pf: &PageFile,
+    parent: u32,
+    child: u32,
+    read: impl Fn(&[u8]) -> Option<T>,
+) -> (Option<T>, Option<T>) {
     let mut buf = Vec::new();
     if pf.read(parent, &mut buf).is_none() {
         return (None, None);
@@ -45,7 +57,7 @@ fn dividers(
     let Ok(page) = BtreePage::parse(&buf, offset, pf.usable()) else {
         return (None, None);
     };
-    let mut previous: Option<String> = None;
+    let mut previous: Option<T> = None;
     for (_, c) in cell::cells(&page) {
         let Ok(Cell::IndexInterior {
             left_child,
@@ -54,7 +66,7 @@ fn dividers(
         else {
             continue;
         };
-        let key = key_text(payload.local, encoding);
+        let key = read(payload.local);
         if left_child == child {
             return (previous, key);
         }

@@ -16,6 +16,10 @@ pub struct SideNames {
     pub conflicts: String,
     pub damaged_values: String,
     pub freelist_rows: String,
+    /// Rows `--fill-from` took from a backup: which, from where, as of when.
+    pub filled: String,
+    /// Backup rows `--fill-from` did not insert because a surviving row holds their key.
+    pub fill_collisions: String,
 }
 
 impl SideNames {
@@ -34,6 +38,8 @@ impl SideNames {
             conflicts: free("rescue_conflicts"),
             damaged_values: free("rescue_damaged_values"),
             freelist_rows: free("freelist_rows"),
+            filled: free("rescue_filled"),
+            fill_collisions: free("rescue_fill_collisions"),
         }
     }
 
@@ -44,6 +50,8 @@ impl SideNames {
             &self.conflicts,
             &self.damaged_values,
             &self.freelist_rows,
+            &self.filled,
+            &self.fill_collisions,
         ]
         .iter()
         .any(|n| n.eq_ignore_ascii_case(name))

@@ -78,7 +78,7 @@ pub(super) fn finish_with(
     })
 }
 
-fn write_expected(dir: &Path, e: &Expected) -> Result<()> {
+pub(super) fn write_expected(dir: &Path, e: &Expected) -> Result<()> {
     let mut text = serde_json::to_string_pretty(e)?;
     text.push('\n');
     std::fs::write(dir.join("expected.json"), text)?;

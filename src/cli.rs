@@ -340,7 +340,6 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
     }
 }
 
-
 fn emit<T: Outcome>(outcome: &T, output: &OutputArgs) -> Result<i32> {
     if output.json {
         let json = serde_json::to_string_pretty(outcome)

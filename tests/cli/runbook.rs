@@ -313,3 +313,73 @@ fn expectations() -> Vec<(&'static str, Check)> {
         }),
     ]
 }
+
+/// Step 6b as written, on `backup-behind` (three leaves lost, a backup four commits older
+/// with a column added since): the backup's path stands in for `/backups/app-nightly.db`.
+#[test]
+fn filling_from_a_backup_runs_as_written() {
+    assert!(tools_present(), "the runbook needs jq, sqlite3 and python3");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/runbook.md")).unwrap();
+    let blocks = section_blocks(&text, "## 6b. ");
+    assert_eq!(blocks.len(), 2, "{blocks:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("srv-myapp");
+    let sample = root.join("corrupt-samples/backup-behind");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::copy(sample.join("db.sqlite3"), work.join("db.sqlite3")).unwrap();
+    let backup = dir.path().join("app-nightly.db");
+    std::fs::copy(sample.join("backup.sqlite3"), &backup).unwrap();
+    let before = (sha256_file(&work.join("db.sqlite3")), sha256_file(&backup));
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sqlite-rescue"));
+    let script = format!(
+        "set -u\nexport PATH={:?}:\"$PATH\"\ncd {:?}\nDB=db.sqlite3\n{}\necho '--- block'\n{}\n",
+        bin.parent().unwrap(),
+        work,
+        blocks[0].replace("/backups/app-nightly.db", &backup.display().to_string()),
+        blocks[1]
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let (first, second) = text.split_once("--- block").unwrap();
+    // Rows are still lost (the backup cannot bring back what was created since): exit 1.
+    assert_eq!(first.matches("exit 1").count(), 2, "{text}");
+    assert!(first.contains("filled from"), "{text}");
+    let incident = std::fs::read_to_string(work.join("recover.txt")).unwrap();
+    let incident = PathBuf::from(incident.lines().last().unwrap());
+    assert!(incident.join("report.json").exists(), "{text}");
+    // rescue_filled lists the rows, the report the backup and the column added since.
+    assert!(second.contains("schema_differences"), "{text}");
+    assert!(second.contains(&format!("{}", backup.display())), "{text}");
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        (sha256_file(&work.join("db.sqlite3")), sha256_file(&backup)),
+        before,
+        "the database and its backup are only read"
+    );
+}
+
+/// The `sh` blocks of the section whose heading starts with `heading`.
+fn section_blocks(text: &str, heading: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut inside = false;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("## ") || line.starts_with("### ") {
+            inside = line.starts_with(heading);
+        }
+        if inside && line.trim_end() == "```sh" {
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
+            blocks.push(body.join("\n"));
+        }
+    }
+    blocks
+}

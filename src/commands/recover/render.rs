@@ -47,8 +47,14 @@ impl IncidentReport {
                  (or --incident-dir DIR).\n",
                 self.estimate.summary()
             ));
+            let fill: String = self
+                .fill
+                .iter()
+                .flat_map(|f| &f.backups)
+                .map(|b| format!(" --fill-from {}", shell(&b.path)))
+                .collect();
             out.push_str(&format!(
-                "Next: stop the application, then run: {tool} recover {}\n",
+                "Next: stop the application, then run: {tool} recover {}{fill}\n",
                 shell(&self.source)
             ));
             return out;

@@ -31,7 +31,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Every sample, in the order they are generated.
-pub const SAMPLE_NAMES: [&str; 27] = [
+pub const SAMPLE_NAMES: [&str; 31] = [
     "healthy-rollback",
     "healthy-wal",
     "healthy-unusual",
@@ -59,6 +59,10 @@ pub const SAMPLE_NAMES: [&str; 27] = [
     "wal-reset-race",
     "wal-reset-race-fixed",
     "wal-missing",
+    "look-alike-swapped",
+    "serial-types-altered",
+    "index-and-table-leaf-zeroed",
+    "schema-row-destroyed",
 ];
 
 /// How big the generated databases are.

@@ -13,6 +13,7 @@ use crate::data::{self, BaseSpec, Encoding};
 use crate::layout::{self, page_range, read_layout, Layout};
 use crate::{Expect, Expected, Result, Sample, Scale, TableExpected, SAMPLE_NAMES};
 
+mod evidence;
 mod files;
 mod schema_cells;
 mod wal;
@@ -165,6 +166,7 @@ fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
             return write_wal_sample(ctx, name, &dir)
         }
         "healthy-unusual" => return write_unusual(ctx, name, &dir),
+        n if evidence::NAMES.contains(&n) => return evidence::write(ctx, name, &dir),
         _ => {}
     }
     let mut rng = ctx.rng(name);

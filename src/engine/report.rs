@@ -65,6 +65,9 @@ pub struct TableReport {
     /// Rows whose indexed values disagree with what an index of the source holds for their
     /// rowid: back, but not as written. The first of them are described in `altered`.
     pub altered_rows: u64,
+    /// Of those, the rows that now hold the values their indexes hold (each row's record as
+    /// read is kept in the side table `side_tables.altered_rows`).
+    pub repaired_rows: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub altered: Vec<crate::engine::altered::AlteredRow>,
     /// Rows that are in the recovered table now.

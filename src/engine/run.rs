@@ -13,7 +13,7 @@ use crate::engine::salvage::freelist::claim_ptrmap_pages;
 use crate::engine::salvage::orphans;
 use crate::engine::walk::{Hole, Walker};
 use crate::engine::writer::{self, OutputSettings, Writer};
-use crate::engine::{losses, stand_ins, Engine};
+use crate::engine::{altered, losses, stand_ins, Engine};
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
@@ -143,7 +143,13 @@ impl Engine<'_> {
         let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         clock.lap("indexes");
         spinner.set_message("counting rows, naming lost ones, comparing rows with their indexes");
-        engine.count_phase(&conn, &catalog, &rows.groups, &mut rows.reports);
+        engine.count_phase(
+            &conn,
+            &catalog,
+            &rows.groups,
+            &rows.side_tables,
+            &mut rows.reports,
+        );
         spinner.set_message("proving the recovered database sound");
         let (integrity, foreign_key_violations) =
             verify_phase(tmp, &catalog, &rows.reports, options)?;
@@ -366,23 +372,27 @@ impl Engine<'_> {
         conn: &rusqlite::Connection,
         catalog: &Catalog,
         groups: &[OrphanGroup],
+        side_tables: &writer::SideNames,
         reports: &mut [TableReport],
     ) {
+        let mut records = writer::AlteredRecords::new(side_tables);
         for (t, table) in catalog.tables.iter().enumerate() {
             if !table.internal {
                 reports[t].recovered_rows = count_rows(conn, &table.name);
             }
             // A table copied whole brought its indexes: the proof of the result compares them.
             if !table.internal && !reports[t].copied_intact {
-                let (n, rows) = crate::engine::altered::altered_rows(
-                    conn,
-                    self.pf,
-                    &catalog.entries,
-                    table,
-                    self.encoding,
-                );
-                reports[t].altered_rows = n;
-                reports[t].altered = rows;
+                let sources = altered::Sources {
+                    pf: self.pf,
+                    tops: attributed_tops(groups, &table.name),
+                    encoding: self.encoding,
+                    suspect_pages: &reports[t].suspect_pages,
+                };
+                let found =
+                    altered::altered_rows(conn, &catalog.entries, table, &sources, &mut records);
+                reports[t].altered_rows = found.total;
+                reports[t].repaired_rows = found.repaired;
+                reports[t].altered = found.described;
             }
         }
         losses::fill(
@@ -406,6 +416,15 @@ impl Engine<'_> {
             pages: self.map.iter().map(|(_, s, o)| (s, o)).collect(),
         }
     }
+}
+
+/// The tops of the orphan subtrees put back into `table`.
+fn attributed_tops(groups: &[OrphanGroup], table: &str) -> Vec<u32> {
+    groups
+        .iter()
+        .filter(|g| g.table.as_deref() == Some(table))
+        .map(|g| g.top_page)
+        .collect()
 }
 
 /// Verify phase: the proof that the result is sound (`options.verify`: the fast proof or

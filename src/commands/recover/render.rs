@@ -116,16 +116,32 @@ impl IncidentReport {
             }
             if t.altered_rows > 0 {
                 out.push_str(&format!(
-                    "{}: {} rows disagree with what an index holds for their rowid: back, but \
-                     altered (report.json lists them under altered)\n",
+                    "{}: {} rows disagree with what an index holds for their rowid, or have a \
+                     record header that does not fit their payload: back, but altered \
+                     (report.json lists them under altered)\n",
                     t.name, t.altered_rows
                 ));
+                if t.repaired_rows > 0 {
+                    out.push_str(&format!(
+                        "  {} of them now hold the values their indexes hold; their records as \
+                         read are in {}\n",
+                        t.repaired_rows, self.engine.side_tables.altered_rows
+                    ));
+                }
                 for a in t.altered.iter().take(5) {
                     for c in &a.columns {
                         out.push_str(&format!(
-                            "  rowid {}: {} is {} in the row, {} in index {}\n",
-                            a.rowid, c.column, c.row_value, c.index_value, a.index
+                            "  rowid {}: {} is {} in the row, {} in index {}{}\n",
+                            a.rowid,
+                            c.column,
+                            c.row_value,
+                            c.index_value,
+                            a.index,
+                            if a.repaired { " (now the index's)" } else { "" }
                         ));
+                    }
+                    if let Some(why) = &a.not_repaired {
+                        out.push_str(&format!("  rowid {}: left as read: {why}\n", a.rowid));
                     }
                 }
             }

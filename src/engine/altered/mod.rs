@@ -11,19 +11,26 @@
 
 use crate::engine::salvage::membership::{index_entry, indexes_of, whole, KeySource};
 use crate::engine::schema::{SchemaEntry, Table};
-use crate::engine::walk::{read_index, RowRef};
+use crate::engine::walk::{read_index, read_tree, RowRef, TreeKind};
+use crate::engine::writer::AlteredRecords;
 use crate::format::record::Value;
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
 use crate::util::quote::ident;
-use std::collections::{BTreeMap, HashMap};
+use rusqlite::types::Value as SqlValue;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+
+mod repair;
+pub(crate) use repair::Sources;
 
 /// Index entries read for one comparison, at most: beyond it the index is not compared (its
 /// entries would cost more memory than a recovery should take).
 const MAX_ENTRIES: usize = 2_000_000;
 /// Altered rows described in full, at most, per table.
 const MAX_DESCRIBED: usize = 100;
+/// Altered rows repaired, at most, per table (each costs an index value held in memory).
+const MAX_REPAIRED: usize = 100_000;
 
 /// One row whose values disagree with an index of its table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -32,6 +39,17 @@ pub struct AlteredRow {
     pub index: String,
     /// The columns that disagree: what the row holds, what the index holds.
     pub columns: Vec<AlteredColumn>,
+    /// The row now holds the index's values; its record as read is in the side table of
+    /// altered rows.
+    pub repaired: bool,
+    /// The row's record has a header that does not account for its payload's length: its
+    /// serial types were altered (or its payload cut), whatever its indexes say.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub header_inconsistent: bool,
+    /// Why the row was left as it was read (SQLite refused the index's values, the indexes
+    /// disagree with each other, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_repaired: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -41,71 +59,203 @@ pub struct AlteredColumn {
     pub index_value: serde_json::Value,
 }
 
+/// What the indexes of one table say of its recovered rows.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    /// Rows whose indexed values differ from an index's entry for their rowid.
+    pub total: u64,
+    /// Of those, the rows that now hold the index's values.
+    pub repaired: u64,
+    /// The first of them, described.
+    pub described: Vec<AlteredRow>,
+}
+
+/// One index of the table, as compared: its name and key columns (`None` for the rowid),
+/// the rows it disagrees with, and what it holds for them.
+struct Witness {
+    name: String,
+    names: Vec<Option<String>>,
+    held: HashMap<i64, Vec<Option<SqlValue>>>,
+    /// Rows whose entry is on a page of the index with signs of damage: its values are not
+    /// trusted over the row's.
+    doubtful: HashSet<i64>,
+}
+
 /// What the indexes of `table` say of the rows now in the output (`conn`): the rows whose
-/// indexed values differ from the entry an index holds for their rowid (at most
-/// [`MAX_DESCRIBED`] described), and how many such rows there are in all.
+/// indexed values differ from the entry an index holds for their rowid. Each such row takes
+/// the values its indexes hold, its record as read kept in `records` first.
 pub(crate) fn altered_rows(
     conn: &rusqlite::Connection,
-    pf: &PageFile,
     entries: &[SchemaEntry],
     table: &Table,
-    encoding: TextEncoding,
-) -> (u64, Vec<AlteredRow>) {
+    sources: &Sources<'_>,
+    records: &mut AlteredRecords,
+) -> Findings {
     if table.without_rowid || table.internal {
-        return (0, Vec::new());
+        return Findings::default();
     }
-    let mut altered: BTreeMap<i64, String> = BTreeMap::new();
-    let mut indexes = Vec::new();
+    let (pf, encoding) = (sources.pf, sources.encoding);
+    let mut altered: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut witnesses = Vec::new();
     for (name, root, keys) in indexes_of(entries, table) {
         let Some(listed) = index_keys(pf, root, keys.len()) else {
             continue;
         };
         let names = key_names(table, &keys);
-        for rowid in disagreeing(conn, table, &names, &listed) {
-            altered.entry(rowid).or_insert_with(|| name.clone());
+        let rows = disagreeing(conn, table, &names, &listed);
+        for rowid in &rows {
+            altered.entry(*rowid).or_insert(witnesses.len());
         }
-        indexes.push((name, root, names));
+        // One pass over the index for all the rows it is to describe and repair.
+        let want: HashSet<i64> = rows.into_iter().take(MAX_REPAIRED).collect();
+        let (held, doubtful) = if want.is_empty() {
+            (HashMap::new(), HashSet::new())
+        } else {
+            index_values(pf, root, names.len(), &want, encoding)
+        };
+        witnesses.push(Witness {
+            name,
+            names,
+            held,
+            doubtful,
+        });
     }
-    let total = altered.len() as u64;
-    let mut described = Vec::new();
-    // One pass over each index for all the rows it is to describe.
-    for (name, root, names) in &indexes {
-        let rowids: Vec<i64> = altered
+    let inconsistent = inconsistent_records(sources);
+    let mut described: Vec<AlteredRow> = altered
+        .iter()
+        .take(MAX_DESCRIBED)
+        .filter_map(|(&rowid, &w)| describe(conn, table, rowid, &witnesses[w]))
+        .collect();
+    let (wanted, mut refused) = wanted(altered.keys().take(MAX_REPAIRED), &witnesses);
+    refused.extend(repair::repair(conn, table, &wanted, sources, records));
+    let header_only: Vec<i64> = inconsistent
+        .iter()
+        .filter(|r| !altered.contains_key(r))
+        .copied()
+        .collect();
+    described.extend(
+        header_only
             .iter()
             .take(MAX_DESCRIBED)
-            .filter(|(_, index)| *index == name)
-            .map(|(r, _)| *r)
-            .collect();
-        if rowids.is_empty() {
-            continue;
+            .map(|&rowid| AlteredRow {
+                rowid,
+                index: String::new(),
+                columns: Vec::new(),
+                header_inconsistent: true,
+                repaired: false,
+                not_repaired: Some(
+                    "no index contradicts its values; they may still be wrong".into(),
+                ),
+            }),
+    );
+    for row in &mut described {
+        row.header_inconsistent = inconsistent.contains(&row.rowid);
+        if !row.columns.is_empty() {
+            row.not_repaired = refused.get(&row.rowid).cloned();
+            row.repaired = row.not_repaired.is_none() && wanted.contains_key(&row.rowid);
         }
-        let in_index = index_values(pf, *root, names.len(), &rowids, encoding);
-        described.extend(rowids.iter().filter_map(|&rowid| {
-            let values = in_index.get(&rowid)?.clone();
-            describe(conn, table, rowid, name, names, values)
-        }));
     }
     described.sort_by_key(|r| r.rowid);
-    (total, described)
+    described.truncate(MAX_DESCRIBED);
+    let repaired = wanted.keys().filter(|r| !refused.contains_key(r)).count() as u64;
+    Findings {
+        total: (altered.len() + header_only.len()) as u64,
+        repaired,
+        described,
+    }
 }
 
-/// What the index at `root` holds for each of `rowids`, as JSON values.
+/// The rows on the table's suspect pages whose record header does not account for the
+/// payload's length (read whole, so not a payload cut short): damaged evidence, even where
+/// no index holds a column to contradict them.
+fn inconsistent_records(sources: &Sources<'_>) -> HashSet<i64> {
+    let mut out = HashSet::new();
+    for &page in sources.suspect_pages {
+        let _ = read_tree(sources.pf, page, TreeKind::Table, &mut |row: &RowRef<
+            '_,
+        >| {
+            if row.complete && !row.exact_length {
+                out.extend(row.rowid);
+            }
+            Ok(())
+        });
+    }
+    out
+}
+
+/// Per altered row, the values its indexes hold for the columns they hold; and the rows
+/// whose indexes disagree with each other (or hold text that is not valid), with why.
+fn wanted<'r>(
+    rowids: impl Iterator<Item = &'r i64>,
+    witnesses: &[Witness],
+) -> (BTreeMap<i64, repair::Wanted>, BTreeMap<i64, String>) {
+    let mut wanted = BTreeMap::new();
+    let mut refused = BTreeMap::new();
+    'rows: for &r in rowids {
+        let mut values: repair::Wanted = Vec::new();
+        for w in witnesses {
+            let Some(held) = w.held.get(&r) else {
+                continue;
+            };
+            if w.doubtful.contains(&r) {
+                refused.insert(r, format!("index {}'s entry is on a damaged page", w.name));
+                continue 'rows;
+            }
+            for (name, value) in w.names.iter().zip(held) {
+                let Some(name) = name else {
+                    continue; // the rowid: the entry was found by it
+                };
+                let Some(value) = value else {
+                    refused.insert(r, format!("index {} holds text that is not valid", w.name));
+                    continue 'rows;
+                };
+                match values.iter().find(|(c, _)| c == name) {
+                    Some((_, v)) if v != value => {
+                        refused.insert(r, format!("its indexes disagree on {name}"));
+                        continue 'rows;
+                    }
+                    Some(_) => {}
+                    None => values.push((name.clone(), value.clone())),
+                }
+            }
+        }
+        if !values.is_empty() {
+            wanted.insert(r, values);
+        }
+    }
+    (wanted, refused)
+}
+
+/// What the index at `root` holds for each of `rowids` (text as UTF-8; `None` for text that
+/// is not valid in the database's encoding), and which of them it holds on pages with signs
+/// of damage.
 fn index_values(
     pf: &PageFile,
     root: u32,
     keys: usize,
-    rowids: &[i64],
+    rowids: &HashSet<i64>,
     encoding: TextEncoding,
-) -> HashMap<i64, Vec<serde_json::Value>> {
+) -> (HashMap<i64, Vec<Option<SqlValue>>>, HashSet<i64>) {
     let mut out = HashMap::new();
-    walk_index(pf, root, &mut |row: &RowRef<'_>| {
+    let mut pages: HashMap<i64, u32> = HashMap::new();
+    let stats = read_index(pf, root, &mut |row: &RowRef<'_>| {
         if let Some((r, values)) = index_entry(row, keys) {
             if rowids.contains(&r) {
-                out.insert(r, values.iter().map(|v| json(*v, encoding)).collect());
+                out.insert(r, values.iter().map(|v| owned(*v, encoding)).collect());
+                pages.insert(r, row.page);
             }
         }
+        Ok(())
     });
-    out
+    let suspect: HashSet<u32> = stats
+        .map(|s| s.suspect_pages.into_iter().collect())
+        .unwrap_or_default();
+    let doubtful = pages
+        .into_iter()
+        .filter(|(_, p)| suspect.contains(p))
+        .map(|(r, _)| r)
+        .collect();
+    (out, doubtful)
 }
 
 /// The column names of an index's key, in order (`rowid` for the INTEGER PRIMARY KEY).
@@ -207,10 +357,15 @@ fn describe(
     conn: &rusqlite::Connection,
     table: &Table,
     rowid: i64,
-    index: &str,
-    names: &[Option<String>],
-    in_index: Vec<serde_json::Value>,
+    witness: &Witness,
 ) -> Option<AlteredRow> {
+    let names = &witness.names;
+    let in_index: Vec<serde_json::Value> = witness
+        .held
+        .get(&rowid)?
+        .iter()
+        .map(|v| v.as_ref().map_or(serde_json::Value::Null, value_json))
+        .collect();
     let sql = select_sql(table, names, true);
     let in_row: Vec<serde_json::Value> = conn
         .query_row(&sql, [rowid], |r| {
@@ -231,8 +386,11 @@ fn describe(
         .collect();
     Some(AlteredRow {
         rowid,
-        index: index.to_string(),
+        index: witness.name.clone(),
         columns,
+        header_inconsistent: false,
+        repaired: false,
+        not_repaired: None,
     })
 }
 
@@ -291,16 +449,19 @@ fn key_hash(values: impl Iterator<Item = Norm>) -> u64 {
     h.finish()
 }
 
-fn json(v: Value<'_>, encoding: TextEncoding) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Integer(i) => i.into(),
-        Value::Real(r) => r.into(),
-        Value::Text(t) => String::from_utf8_lossy(&encoding.to_utf8(t))
-            .into_owned()
-            .into(),
-        Value::Blob(b) => serde_json::json!({ "blob": hex::encode(b) }),
-    }
+/// A value of a record as SQLite takes it; `None` for text not valid in `encoding`.
+fn owned(v: Value<'_>, encoding: TextEncoding) -> Option<SqlValue> {
+    Some(match v {
+        Value::Null => SqlValue::Null,
+        Value::Integer(i) => SqlValue::Integer(i),
+        Value::Real(r) => SqlValue::Real(r),
+        Value::Text(t) => SqlValue::Text(String::from_utf8(encoding.to_utf8(t).into_owned()).ok()?),
+        Value::Blob(b) => SqlValue::Blob(b.to_vec()),
+    })
+}
+
+fn value_json(v: &SqlValue) -> serde_json::Value {
+    sql_json(Some(rusqlite::types::ValueRef::from(v)))
 }
 
 fn sql_json(v: Option<rusqlite::types::ValueRef<'_>>) -> serde_json::Value {

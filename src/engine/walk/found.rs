@@ -59,6 +59,9 @@ pub(crate) struct RowRef<'a> {
     pub broken_overflow: Option<u32>,
     /// The first field not wholly read, and the byte offset in `payload` where it starts.
     pub first_missing: Option<(usize, usize)>,
+    /// The record's header accounts for its payload's length exactly (false: the header
+    /// was altered, or the payload was cut short).
+    pub exact_length: bool,
     pub page: u32,
 }
 

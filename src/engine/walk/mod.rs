@@ -433,6 +433,7 @@ impl<'a> Walker<'a> {
                 complete,
                 broken_overflow: broken,
                 first_missing: decoded.first_missing,
+                exact_length: decoded.exact_length,
                 page: frame.pgno,
             })?;
         }
@@ -544,6 +545,17 @@ pub(crate) fn read_index(
     root: u32,
     sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
 ) -> Result<WalkStats> {
+    read_tree(pf, root, TreeKind::Index, sink)
+}
+
+/// Reads every readable row of the tree at `root` under a ledger of its own, claiming no
+/// page: rows read again after the recovery (the records of altered rows, kept as read).
+pub(crate) fn read_tree(
+    pf: &PageFile,
+    root: u32,
+    tree: TreeKind,
+    sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+) -> Result<WalkStats> {
     let mut claims = Claims::new(pf.page_count());
     let mut walker = Walker::new(
         pf,
@@ -554,7 +566,7 @@ pub(crate) fn read_index(
         &mut claims,
         None,
         root,
-        TreeKind::Index,
+        tree,
         PageStatus::Tree,
         &|_, _| true,
         sink,

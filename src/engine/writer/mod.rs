@@ -17,6 +17,7 @@ mod side;
 mod sql;
 
 pub(crate) use setup::*;
+pub(crate) use side::AlteredRecords;
 pub use side::SideNames;
 use side::SideTable;
 pub(crate) use sql::rowid_name;

@@ -1,0 +1,150 @@
+//! Altered rows repaired: where an index holds a column, the value it holds for the rowid is
+//! the one the application wrote (the entry was written with the row, on other pages), so
+//! the recovered table takes it. The row's record as it was read is kept first, in a side
+//! table, so nothing the file held is thrown away.
+//!
+//! The repair runs after the triggers exist: they are switched off on this connection for
+//! its length (an UPDATE must not fire the application's triggers). The constraints stay on:
+//! a value SQLite refuses (UNIQUE, NOT NULL, CHECK, a STRICT column's type) leaves the row as
+//! it was read, and the row is reported with SQLite's reason, never coerced or dropped.
+
+use crate::engine::schema::Table;
+use crate::engine::walk::{read_tree, RowRef, TreeKind};
+use crate::engine::writer::{rowid_name, AlteredRecords};
+use crate::format::TextEncoding;
+use crate::source::pagefile::PageFile;
+use crate::util::quote::ident;
+use rusqlite::config::DbConfig;
+use rusqlite::types::Value as SqlValue;
+use std::collections::{BTreeMap, HashSet};
+
+/// What the indexes hold for one altered row: column name → value.
+pub(crate) type Wanted = Vec<(String, SqlValue)>;
+
+/// Where the records of the table's rows can be read again: its root, and the tops of the
+/// orphan subtrees put back into it.
+pub(crate) struct Sources<'a> {
+    pub pf: &'a PageFile,
+    pub tops: Vec<u32>,
+    pub encoding: TextEncoding,
+    /// The table's pages whose rows were read despite signs of damage.
+    pub suspect_pages: &'a [u32],
+}
+
+/// Why an altered row was left as it was read.
+pub(crate) type Refusal = String;
+
+/// Gives each row of `wanted` the values its indexes hold, after keeping its record in
+/// `records`. Returns, per row left as read, why.
+pub(crate) fn repair(
+    conn: &rusqlite::Connection,
+    table: &Table,
+    wanted: &BTreeMap<i64, Wanted>,
+    sources: &Sources<'_>,
+    records: &mut AlteredRecords,
+) -> BTreeMap<i64, Refusal> {
+    let mut refused = BTreeMap::new();
+    if wanted.is_empty() {
+        return refused;
+    }
+    let Some(rowid) = rowid_name(table) else {
+        return refused;
+    };
+    let Ok(triggers_were_on) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)
+    else {
+        for r in wanted.keys() {
+            refused.insert(
+                *r,
+                "triggers could not be switched off for the repair".into(),
+            );
+        }
+        return refused;
+    };
+    let _ = conn.execute_batch("BEGIN");
+    let kept = keep_records(conn, table, wanted, sources, records);
+    for (r, values) in wanted {
+        if !kept.contains(r) {
+            refused.insert(*r, "its record was not found again to be kept".into());
+            continue;
+        }
+        if let Err(e) = update(conn, table, &rowid, *r, values) {
+            refused.insert(*r, format!("SQLite refused the index's values: {e}"));
+        }
+    }
+    let _ = conn.execute_batch("COMMIT");
+    let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, triggers_were_on);
+    refused
+}
+
+/// One row's update in a savepoint of its own: a refusal undoes it alone.
+fn update(
+    conn: &rusqlite::Connection,
+    table: &Table,
+    rowid: &str,
+    r: i64,
+    values: &Wanted,
+) -> rusqlite::Result<()> {
+    let sets: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| format!("{} = ?{}", ident(c), i + 2))
+        .collect();
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {rowid} = ?1",
+        ident(&table.name),
+        sets.join(", ")
+    );
+    conn.execute_batch("SAVEPOINT altered_row")?;
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&r];
+    params.extend(values.iter().map(|(_, v)| v as &dyn rusqlite::ToSql));
+    let done = conn.execute(&sql, params.as_slice());
+    if done.is_err() {
+        conn.execute_batch("ROLLBACK TO altered_row")?;
+    }
+    conn.execute_batch("RELEASE altered_row")?;
+    done.map(|_| ())
+}
+
+/// Keeps the records of the rows of `wanted` as they are in the file, read again from the
+/// table's tree and the orphan subtrees put back into it. Returns the rowids kept.
+fn keep_records(
+    conn: &rusqlite::Connection,
+    table: &Table,
+    wanted: &BTreeMap<i64, Wanted>,
+    sources: &Sources<'_>,
+    records: &mut AlteredRecords,
+) -> HashSet<i64> {
+    let mut kept = HashSet::new();
+    let roots = std::iter::once(table.root)
+        .filter(|r| *r > 0)
+        .chain(sources.tops.iter().copied());
+    for root in roots {
+        if kept.len() == wanted.len() {
+            break;
+        }
+        let _ = read_tree(sources.pf, root, TreeKind::Table, &mut |row: &RowRef<
+            '_,
+        >| {
+            let Some(r) = row.rowid.filter(|r| wanted.contains_key(r)) else {
+                return Ok(());
+            };
+            if kept.contains(&r) {
+                return Ok(());
+            }
+            let keep = records.keep(
+                conn,
+                &table.name,
+                r,
+                row.page,
+                row.payload,
+                row.fields,
+                sources.encoding,
+            );
+            if keep.is_ok() {
+                kept.insert(r);
+            }
+            Ok(())
+        });
+    }
+    kept
+}

@@ -8,7 +8,7 @@
 //! owner number per page.
 
 pub mod altered;
-mod catalog;
+pub(crate) mod catalog;
 pub mod causes;
 pub(crate) mod copy;
 mod decode;

@@ -203,6 +203,9 @@ pub struct Report {
     pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
     /// The schema (page 1's tree) had unreadable parts: some tables may be unknown.
     pub schema_damaged: bool,
+    /// Tables whose `sqlite_schema` row was lost, given back their name (and the columns
+    /// their indexes name) from the rows of their indexes that survive.
+    pub schema_rebuilt: Vec<crate::engine::salvage::rebuilt::RebuiltTable>,
     /// Every part of a tree the walks could not read, with why, as first met (before orphan
     /// pages filled any; at most 1000): the evidence `causes` reads.
     pub walk_damage: Vec<Hole>,

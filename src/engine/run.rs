@@ -184,6 +184,7 @@ impl Engine<'_> {
             page_map: Some(std::sync::Arc::new(engine.page_map())),
             unexplained_pages: unexplained,
             schema_damaged: !catalog.whole,
+            schema_rebuilt: catalog.rebuilt,
             walk_damage: rows.walk_damage,
             whole_database_copied: !by_vacuum.is_empty(),
             timings: clock.timings,

@@ -34,6 +34,7 @@ mod rebuilt_interior;
 mod recover_cli;
 mod restore;
 mod samples;
+mod schema_row;
 mod snapshot;
 mod soundness;
 mod verify;

@@ -82,6 +82,14 @@ impl IncidentReport {
                  --schema-from FILE to put them back in their tables.\n",
             );
         }
+        for r in &self.engine.schema_rebuilt {
+            out.push_str(&format!(
+                "{}: {}; rebuilt as\n  {}\n  \
+                 columns no index names are named by their place (c2, ...): rename them as your \
+                 schema has them, or run again with --schema-from FILE\n",
+                r.name, r.evidence, r.sql
+            ));
+        }
         for t in &self.engine.tables {
             if let Some(why) = &t.refused {
                 out.push_str(&format!("{}: {why}\n", t.name));

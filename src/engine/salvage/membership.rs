@@ -251,7 +251,7 @@ fn row_key(row: &RowPrint, keys: &[KeySource]) -> Option<u64> {
 
 /// A hash of one value, equal for equal values: a whole REAL and the same INTEGER hash alike,
 /// since a REAL column may store a whole number as an integer in one record and not another.
-fn value_hash(v: Value<'_>) -> u64 {
+pub(crate) fn value_hash(v: Value<'_>) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     match v {
         Value::Null => 0u8.hash(&mut h),

@@ -282,3 +282,84 @@ fn the_serial_types_sample_names_its_altered_rows_and_gives_their_usernames_back
     };
     assert_eq!(notes(&conn), notes(&truth), "auth_user_audit did not fire");
 }
+
+#[test]
+fn an_index_value_that_breaks_a_strict_type_is_flagged_never_coerced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 1024;
+             CREATE TABLE s(id INTEGER PRIMARY KEY, n INTEGER NOT NULL) STRICT;
+             CREATE INDEX s_n ON s(n);
+             WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM k WHERE x < 100)
+             INSERT INTO s SELECT x, x FROM k;",
+        )
+        .unwrap();
+    // The index entry (n = 77, rowid 77): header [3, 1, 1], body [77, 77]. Its serial type
+    // for n becomes 15 (text of one byte): the same length, now a TEXT value.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let entry = [5u8, 3, 1, 1, 77, 77];
+    let at: Vec<usize> = bytes
+        .windows(entry.len())
+        .enumerate()
+        .filter(|(_, w)| *w == entry)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "one index entry so written");
+    bytes[at[0] + 2] = 15;
+    std::fs::write(&db, bytes).unwrap();
+    let out = dir.path().join("out.db");
+    let (code, report) = recover_into(&db, &out);
+    assert_eq!(code, 1);
+    let s = table(&report, "s");
+    assert_eq!(
+        (s["altered_rows"].as_u64(), s["repaired_rows"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let row = &s["altered"][0];
+    assert_eq!(row["rowid"], 77);
+    let why = row["not_repaired"].as_str().unwrap();
+    assert!(
+        why.contains("cannot store TEXT value in INTEGER column"),
+        "{why}"
+    );
+    let (n, kind): (i64, String) = Connection::open(&out)
+        .unwrap()
+        .query_row("SELECT n, typeof(n) FROM s WHERE id = 77", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((n, kind.as_str()), (77, "integer"), "the row as read");
+}
+
+#[test]
+fn rows_whose_index_values_collide_are_flagged_and_kept_as_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    build(&db);
+    // Rows 123 and 124 swap names in their records; the UNIQUE index keeps each as written.
+    alter_in_table(&db, "name-000123", "name-0001ZZ");
+    alter_in_table(&db, "name-000124", "name-000123");
+    alter_in_table(&db, "name-0001ZZ", "name-000124");
+    let out = dir.path().join("out.db");
+    let (code, report) = recover_into(&db, &out);
+    assert_eq!(code, 1);
+    let t = table(&report, "t");
+    assert_eq!(t["altered_rows"], 2, "{t}");
+    for row in t["altered"].as_array().unwrap() {
+        assert_eq!(row["repaired"], false, "{row}");
+        let why = row["not_repaired"].as_str().unwrap();
+        assert!(why.contains("UNIQUE"), "{why}");
+    }
+    let names: Vec<String> = Connection::open(&out)
+        .unwrap()
+        .prepare("SELECT name FROM t WHERE id IN (123, 124) ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(names, ["name-000124", "name-000123"], "both kept as read");
+}

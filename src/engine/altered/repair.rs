@@ -62,18 +62,40 @@ pub(crate) fn repair(
     };
     let _ = conn.execute_batch("BEGIN");
     let kept = keep_records(conn, table, wanted, sources, records);
-    for (r, values) in wanted {
-        if !kept.contains(r) {
+    let mut pending: Vec<i64> = Vec::new();
+    for r in wanted.keys() {
+        if kept.contains(r) {
+            pending.push(*r);
+        } else {
             refused.insert(*r, "its record was not found again to be kept".into());
-            continue;
         }
-        if let Err(e) = update(conn, table, &rowid, *r, values) {
-            refused.insert(*r, format!("SQLite refused the index's values: {e}"));
+    }
+    // A value another altered row still holds is free once that row is repaired: a row
+    // refused for a UNIQUE constraint is tried again while the passes repair any.
+    loop {
+        let before = pending.len();
+        pending.retain(|r| match update(conn, table, &rowid, *r, &wanted[r]) {
+            Ok(()) => {
+                refused.remove(r);
+                false
+            }
+            Err(e) => {
+                refused.insert(*r, format!("SQLite refused the index's values: {e}"));
+                is_unique(&e)
+            }
+        });
+        if pending.is_empty() || pending.len() == before {
+            break;
         }
     }
     let _ = conn.execute_batch("COMMIT");
     let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, triggers_were_on);
     refused
+}
+
+fn is_unique(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+        && e.to_string().contains("UNIQUE")
 }
 
 /// One row's update in a savepoint of its own: a refusal undoes it alone.

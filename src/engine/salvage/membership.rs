@@ -21,9 +21,11 @@ pub(crate) struct RowPrint {
 }
 
 impl RowPrint {
-    /// The print of a complete row with a rowid; `None` for a partial row or an index entry.
+    /// The print of a complete row with a rowid; `None` for a partial row, an index entry, or
+    /// a record whose header does not account for its payload (altered: it testifies to
+    /// nothing).
     pub(crate) fn of(row: &RowRef<'_>) -> Option<RowPrint> {
-        let rowid = row.rowid.filter(|_| row.complete)?;
+        let rowid = row.rowid.filter(|_| row.complete && row.exact_length)?;
         Some(RowPrint {
             rowid,
             fields: row

@@ -262,7 +262,8 @@ fn match_rows(pf: &PageFile, listed: &[HashMap<i64, Vec<u64>>]) -> Shape {
             continue;
         }
         let _ = read_tree(pf, pgno, TreeKind::Table, &mut |row: &RowRef<'_>| {
-            if shape.matched < MAX_MATCHED && row.complete {
+            // A record whose header does not fit its payload was altered: no evidence.
+            if shape.matched < MAX_MATCHED && row.complete && row.exact_length {
                 add_row(&mut shape, listed, row);
             }
             Ok(())

@@ -389,8 +389,14 @@ impl Engine<'_> {
                     encoding: self.encoding,
                     suspect_pages: &reports[t].suspect_pages,
                 };
-                let found =
-                    altered::altered_rows(conn, &catalog.entries, table, &sources, &mut records);
+                let found = altered::altered_rows(
+                    conn,
+                    &catalog.entries,
+                    &catalog.tables,
+                    table,
+                    &sources,
+                    &mut records,
+                );
                 reports[t].altered_rows = found.total;
                 reports[t].repaired_rows = found.repaired;
                 reports[t].altered = found.described;

@@ -138,3 +138,81 @@ fn the_swapped_pointers_sample_puts_every_indexed_row_in_its_own_table() {
         }
     }
 }
+
+/// `a` and `b` laid out alike (same lengths everywhere), and the same child pointer of their
+/// roots swapped: each walk finds the other table's leaf where its own was, with keys in the
+/// right range. Nothing in the pages shows it; the UNIQUE indexes do. The rows are reported as
+/// altered, and since each holds what the other table's index lists for its rowid, none is
+/// "repaired" into a mix of both tables' values.
+#[test]
+fn a_leaf_of_a_look_alike_read_in_place_of_its_own_is_reported_not_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    {
+        let conn = Connection::open(&src).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 1024;
+             CREATE TABLE a(id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INT);
+             CREATE TABLE b(id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INT);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 600)
+             INSERT INTO a SELECT x, printf('alpha-%05d', x), x + 1000 FROM c;
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 600)
+             INSERT INTO b SELECT x, printf('bravo-%05d', x), x + 2000 FROM c;",
+        )
+        .unwrap();
+    }
+    let roots: Vec<usize> = {
+        let conn = Connection::open(&src).unwrap();
+        ["a", "b"]
+            .iter()
+            .map(|t| {
+                conn.query_row(
+                    "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+                    [t],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap() as usize
+            })
+            .collect()
+    };
+    let mut bytes = std::fs::read(&src).unwrap();
+    // The 5th cell's child pointer of each root (table interior pages: 12-byte header).
+    let pointer = |bytes: &[u8], root: usize| {
+        let page = (root - 1) * PAGE;
+        let cell = u16::from_be_bytes([bytes[page + 12 + 8], bytes[page + 12 + 9]]) as usize;
+        page + cell
+    };
+    let (pa, pb) = (pointer(&bytes, roots[0]), pointer(&bytes, roots[1]));
+    let (ca, cb): ([u8; 4], [u8; 4]) = (
+        bytes[pa..pa + 4].try_into().unwrap(),
+        bytes[pb..pb + 4].try_into().unwrap(),
+    );
+    bytes[pa..pa + 4].copy_from_slice(&cb);
+    bytes[pb..pb + 4].copy_from_slice(&ca);
+    std::fs::write(&src, bytes).unwrap();
+    let out = dir.path().join("out.db");
+    let report = recover(&src, &out, &Options::default()).unwrap();
+    let conn = Connection::open(&out).unwrap();
+    for (t, other) in [("a", "b"), ("b", "a")] {
+        let rep = report.tables.iter().find(|r| r.name == t).unwrap();
+        assert!(rep.altered_rows > 0, "{t}: {rep:?}");
+        assert_eq!(rep.repaired_rows, 0, "{t}: rows mixed from two tables");
+        for row in &rep.altered {
+            let why = row.not_repaired.as_deref().unwrap_or("");
+            assert!(why.contains(&format!("of {other}")), "{t}: {why}");
+        }
+        // Every row holds one table's values whole: a name and n of the same row.
+        let mixed: i64 = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {t} WHERE NOT (
+                       (name = printf('alpha-%05d', id) AND n = id + 1000)
+                       OR (name = printf('bravo-%05d', id) AND n = id + 2000))"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(mixed, 0, "{t}");
+    }
+}

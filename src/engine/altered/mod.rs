@@ -87,6 +87,7 @@ struct Witness {
 pub(crate) fn altered_rows(
     conn: &rusqlite::Connection,
     entries: &[SchemaEntry],
+    tables: &[Table],
     table: &Table,
     sources: &Sources<'_>,
     records: &mut AlteredRecords,
@@ -126,7 +127,12 @@ pub(crate) fn altered_rows(
         .take(MAX_DESCRIBED)
         .filter_map(|(&rowid, &w)| describe(conn, table, rowid, &witnesses[w]))
         .collect();
-    let (wanted, mut refused) = wanted(altered.keys().take(MAX_REPAIRED), &witnesses);
+    let (mut wanted, mut refused) = wanted(altered.keys().take(MAX_REPAIRED), &witnesses);
+    let rows: Vec<i64> = wanted.keys().copied().collect();
+    for (r, why) in misplaced(conn, pf, entries, tables, table, &rows) {
+        wanted.remove(&r);
+        refused.insert(r, why);
+    }
     refused.extend(repair::repair(conn, table, &wanted, sources, records));
     let header_only: Vec<i64> = inconsistent
         .iter()
@@ -163,6 +169,67 @@ pub(crate) fn altered_rows(
         repaired,
         described,
     }
+}
+
+/// Altered rows that hold, in the columns an index of another table of the same shape
+/// holds, what that index lists for their rowid: rows of that table, read from one of its
+/// pages where this table's tree pointed (a swapped or stray pointer). Their values belong
+/// together, only in the wrong table: this table's index values would make a row neither had.
+fn misplaced(
+    conn: &rusqlite::Connection,
+    pf: &PageFile,
+    entries: &[SchemaEntry],
+    tables: &[Table],
+    table: &Table,
+    rowids: &[i64],
+) -> BTreeMap<i64, String> {
+    let mut out = BTreeMap::new();
+    if rowids.is_empty() {
+        return out;
+    }
+    let alike = tables.iter().filter(|o| {
+        !o.name.eq_ignore_ascii_case(&table.name)
+            && !o.internal
+            && !o.without_rowid
+            && o.stored.len() == table.stored.len()
+    });
+    for other in alike {
+        for (name, root, keys) in indexes_of(entries, other) {
+            // The other table's key columns, as this table's columns at the same places.
+            let names: Option<Vec<Option<String>>> = keys
+                .iter()
+                .map(|k| match k {
+                    KeySource::Rowid => Some(None),
+                    KeySource::Field(i) => table.stored_column(*i).map(|c| Some(c.name.clone())),
+                })
+                .collect();
+            let (Some(names), Some(listed)) = (names, index_keys(pf, root, keys.len())) else {
+                continue;
+            };
+            let sql = select_sql(table, &names, true);
+            for &r in rowids {
+                let Some(expected) = listed.get(&r).filter(|_| !out.contains_key(&r)) else {
+                    continue;
+                };
+                let held = conn.query_row(&sql, [r], |row| {
+                    Ok(key_hash((0..names.len()).map(|i| {
+                        Norm::sql(row.get_ref(1 + 2 * i).ok(), row.get_ref(2 + 2 * i).ok())
+                    })))
+                });
+                if held.ok() == Some(*expected) {
+                    out.insert(
+                        r,
+                        format!(
+                            "it holds what index {name} of {0} lists for its rowid: it may be a \
+                             row of {0}, read from one of its pages; left as read",
+                            other.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The rows on the table's suspect pages whose record header does not account for the

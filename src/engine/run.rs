@@ -378,9 +378,6 @@ impl Engine<'_> {
     ) {
         let mut records = writer::AlteredRecords::new(side_tables);
         for (t, table) in catalog.tables.iter().enumerate() {
-            if !table.internal {
-                reports[t].recovered_rows = count_rows(conn, &table.name);
-            }
             // A table copied whole brought its indexes: the proof of the result compares them.
             if !table.internal && !reports[t].copied_intact {
                 let sources = altered::Sources {
@@ -400,6 +397,12 @@ impl Engine<'_> {
                 reports[t].altered_rows = found.total;
                 reports[t].repaired_rows = found.repaired;
                 reports[t].altered = found.described;
+            }
+        }
+        // Counted after the altered rows: a row put back in its own table moved.
+        for (t, table) in catalog.tables.iter().enumerate() {
+            if !table.internal {
+                reports[t].recovered_rows = count_rows(conn, &table.name);
             }
         }
         losses::fill(

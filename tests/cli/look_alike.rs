@@ -141,11 +141,11 @@ fn the_swapped_pointers_sample_puts_every_indexed_row_in_its_own_table() {
 
 /// `a` and `b` laid out alike (same lengths everywhere), and the same child pointer of their
 /// roots swapped: each walk finds the other table's leaf where its own was, with keys in the
-/// right range. Nothing in the pages shows it; the UNIQUE indexes do. The rows are reported as
-/// altered, and since each holds what the other table's index lists for its rowid, none is
-/// "repaired" into a mix of both tables' values.
+/// right range. Nothing in the pages shows it; the UNIQUE indexes do. The rows are reported,
+/// and since each holds what the other table's index lists for its rowid, each goes back to
+/// its own table whole (never "repaired" into a mix of both tables' values).
 #[test]
-fn a_leaf_of_a_look_alike_read_in_place_of_its_own_is_reported_not_mixed() {
+fn a_leaf_of_a_look_alike_read_in_place_of_its_own_goes_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.db");
     {
@@ -193,26 +193,30 @@ fn a_leaf_of_a_look_alike_read_in_place_of_its_own_is_reported_not_mixed() {
     let out = dir.path().join("out.db");
     let report = recover(&src, &out, &Options::default()).unwrap();
     let conn = Connection::open(&out).unwrap();
-    for (t, other) in [("a", "b"), ("b", "a")] {
-        let rep = report.tables.iter().find(|r| r.name == t).unwrap();
-        assert!(rep.altered_rows > 0, "{t}: {rep:?}");
-        assert_eq!(rep.repaired_rows, 0, "{t}: rows mixed from two tables");
-        for row in &rep.altered {
-            let why = row.not_repaired.as_deref().unwrap_or("");
-            assert!(why.contains(&format!("of {other}")), "{t}: {why}");
-        }
-        // Every row holds one table's values whole: a name and n of the same row.
-        let mixed: i64 = conn
+    // The first table checked finds the other's rows and exchanges them; the second then
+    // holds its own.
+    let a = report.tables.iter().find(|r| r.name == "a").unwrap();
+    assert!(a.altered_rows > 0, "{a:?}");
+    assert_eq!(a.repaired_rows, 0, "rows mixed from two tables");
+    for row in &a.altered {
+        assert_eq!(row.moved_to.as_deref(), Some("b"), "{row:?}");
+    }
+    let b = report.tables.iter().find(|r| r.name == "b").unwrap();
+    assert_eq!(b.altered_rows, 0, "{b:?}");
+    assert!(report.integrity_ok(), "{:?}", report.integrity);
+    for (t, own, n) in [("a", "alpha", 1000), ("b", "bravo", 2000)] {
+        let (rows, whole): (i64, i64) = conn
             .query_row(
                 &format!(
-                    "SELECT count(*) FROM {t} WHERE NOT (
-                       (name = printf('alpha-%05d', id) AND n = id + 1000)
-                       OR (name = printf('bravo-%05d', id) AND n = id + 2000))"
+                    "SELECT count(*), sum(name = printf('{own}-%05d', id) AND n = id + {n})
+                     FROM {t}"
                 ),
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!(mixed, 0, "{t}");
+        assert_eq!((rows, whole), (600, 600), "{t}: every row its own, whole");
+        let rep = report.tables.iter().find(|r| r.name == t).unwrap();
+        assert_eq!(rep.recovered_rows, 600);
     }
 }

@@ -21,6 +21,7 @@ use rusqlite::types::Value as SqlValue;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
+mod moved;
 mod repair;
 pub(crate) use repair::Sources;
 
@@ -46,6 +47,10 @@ pub struct AlteredRow {
     /// serial types were altered (or its payload cut), whatever its indexes say.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub header_inconsistent: bool,
+    /// The row is another table's (that table's index lists it for its rowid, and a leaf of
+    /// that table was read in place of one of this table's): it was put back there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
     /// Why the row was left as it was read (SQLite refused the index's values, the indexes
     /// disagree with each other, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,9 +134,25 @@ pub(crate) fn altered_rows(
         .collect();
     let (mut wanted, mut refused) = wanted(altered.keys().take(MAX_REPAIRED), &witnesses);
     let rows: Vec<i64> = wanted.keys().copied().collect();
-    for (r, why) in misplaced(conn, pf, entries, tables, table, &rows) {
-        wanted.remove(&r);
-        refused.insert(r, why);
+    let strays = misplaced(conn, pf, entries, tables, table, &rows);
+    let ours =
+        |r: i64, theirs: &[SqlValue]| holds_own(table, &witnesses, altered.get(&r), r, theirs);
+    let put = repair::without_triggers(conn, || moved::put_back(conn, table, &strays, &ours))
+        .unwrap_or_default();
+    let mut moved_to = BTreeMap::new();
+    for s in &strays {
+        wanted.remove(&s.rowid);
+        match put.get(&s.rowid) {
+            Some(Ok(home)) => {
+                moved_to.insert(s.rowid, home.clone());
+            }
+            Some(Err(why)) => {
+                refused.insert(s.rowid, why.clone());
+            }
+            None => {
+                refused.insert(s.rowid, s.why.clone());
+            }
+        }
     }
     refused.extend(repair::repair(conn, table, &wanted, sources, records));
     let header_only: Vec<i64> = inconsistent
@@ -148,6 +169,7 @@ pub(crate) fn altered_rows(
                 index: String::new(),
                 columns: Vec::new(),
                 header_inconsistent: true,
+                moved_to: None,
                 repaired: false,
                 not_repaired: Some(
                     "no index contradicts its values; they may still be wrong".into(),
@@ -156,7 +178,8 @@ pub(crate) fn altered_rows(
     );
     for row in &mut described {
         row.header_inconsistent = inconsistent.contains(&row.rowid);
-        if !row.columns.is_empty() {
+        row.moved_to = moved_to.get(&row.rowid).cloned();
+        if !row.columns.is_empty() && row.moved_to.is_none() {
             row.not_repaired = refused.get(&row.rowid).cloned();
             row.repaired = row.not_repaired.is_none() && wanted.contains_key(&row.rowid);
         }
@@ -175,17 +198,17 @@ pub(crate) fn altered_rows(
 /// holds, what that index lists for their rowid: rows of that table, read from one of its
 /// pages where this table's tree pointed (a swapped or stray pointer). Their values belong
 /// together, only in the wrong table: this table's index values would make a row neither had.
-fn misplaced(
+fn misplaced<'t>(
     conn: &rusqlite::Connection,
     pf: &PageFile,
     entries: &[SchemaEntry],
-    tables: &[Table],
+    tables: &'t [Table],
     table: &Table,
     rowids: &[i64],
-) -> BTreeMap<i64, String> {
-    let mut out = BTreeMap::new();
+) -> Vec<moved::Stray<'t>> {
+    let mut out: BTreeMap<i64, moved::Stray<'t>> = BTreeMap::new();
     if rowids.is_empty() {
-        return out;
+        return Vec::new();
     }
     let alike = tables.iter().filter(|o| {
         !o.name.eq_ignore_ascii_case(&table.name)
@@ -217,19 +240,65 @@ fn misplaced(
                     })))
                 });
                 if held.ok() == Some(*expected) {
+                    let why = format!(
+                        "it holds what index {name} of {0} lists for its rowid: a row of {0}, \
+                         read from one of its pages",
+                        other.name
+                    );
                     out.insert(
                         r,
-                        format!(
-                            "it holds what index {name} of {0} lists for its rowid: it may be a \
-                             row of {0}, read from one of its pages; left as read",
-                            other.name
-                        ),
+                        moved::Stray {
+                            rowid: r,
+                            home: other,
+                            why,
+                        },
                     );
                 }
             }
         }
     }
-    out
+    out.into_values().collect()
+}
+
+/// Whether `theirs` (another table's row `r`, in record order) holds what this table's
+/// index that flagged `r` holds for it: this table's own row, in the other table.
+fn holds_own(
+    table: &Table,
+    witnesses: &[Witness],
+    flagged_by: Option<&usize>,
+    r: i64,
+    theirs: &[SqlValue],
+) -> bool {
+    let Some(w) = flagged_by.map(|w| &witnesses[*w]) else {
+        return false;
+    };
+    let Some(held) = w.held.get(&r) else {
+        return false;
+    };
+    w.names.iter().zip(held).all(|(name, value)| {
+        let Some(name) = name else {
+            return true; // the rowid: the same in both
+        };
+        let field = table
+            .stored
+            .iter()
+            .position(|&c| table.columns[c].name.eq_ignore_ascii_case(name));
+        match (field.and_then(|f| theirs.get(f)), value) {
+            (Some(a), Some(b)) => same(a, b),
+            _ => false,
+        }
+    })
+}
+
+/// Equal values, a whole REAL and the same INTEGER alike (a REAL column stores whole numbers
+/// as integers in its records).
+fn same(a: &SqlValue, b: &SqlValue) -> bool {
+    match (a, b) {
+        (SqlValue::Real(x), SqlValue::Integer(i)) | (SqlValue::Integer(i), SqlValue::Real(x)) => {
+            whole(*x) == Some(*i)
+        }
+        _ => a == b,
+    }
 }
 
 /// The rows on the table's suspect pages whose record header does not account for the
@@ -456,6 +525,7 @@ fn describe(
         index: witness.name.clone(),
         columns,
         header_inconsistent: false,
+        moved_to: None,
         repaired: false,
         not_repaired: None,
     })

@@ -50,47 +50,57 @@ pub(crate) fn repair(
     let Some(rowid) = rowid_name(table) else {
         return refused;
     };
-    let Ok(triggers_were_on) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)
-    else {
+    let done = without_triggers(conn, || {
+        let kept = keep_records(conn, table, wanted, sources, records);
+        let mut pending: Vec<i64> = Vec::new();
+        for r in wanted.keys() {
+            if kept.contains(r) {
+                pending.push(*r);
+            } else {
+                refused.insert(*r, "its record was not found again to be kept".into());
+            }
+        }
+        // A value another altered row still holds is free once that row is repaired: a row
+        // refused for a UNIQUE constraint is tried again while the passes repair any.
+        loop {
+            let before = pending.len();
+            pending.retain(|r| match update(conn, table, &rowid, *r, &wanted[r]) {
+                Ok(()) => {
+                    refused.remove(r);
+                    false
+                }
+                Err(e) => {
+                    refused.insert(*r, format!("SQLite refused the index's values: {e}"));
+                    is_unique(&e)
+                }
+            });
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+    });
+    if done.is_none() {
         for r in wanted.keys() {
             refused.insert(
                 *r,
                 "triggers could not be switched off for the repair".into(),
             );
         }
-        return refused;
-    };
-    let _ = conn.execute_batch("BEGIN");
-    let kept = keep_records(conn, table, wanted, sources, records);
-    let mut pending: Vec<i64> = Vec::new();
-    for r in wanted.keys() {
-        if kept.contains(r) {
-            pending.push(*r);
-        } else {
-            refused.insert(*r, "its record was not found again to be kept".into());
-        }
     }
-    // A value another altered row still holds is free once that row is repaired: a row
-    // refused for a UNIQUE constraint is tried again while the passes repair any.
-    loop {
-        let before = pending.len();
-        pending.retain(|r| match update(conn, table, &rowid, *r, &wanted[r]) {
-            Ok(()) => {
-                refused.remove(r);
-                false
-            }
-            Err(e) => {
-                refused.insert(*r, format!("SQLite refused the index's values: {e}"));
-                is_unique(&e)
-            }
-        });
-        if pending.is_empty() || pending.len() == before {
-            break;
-        }
-    }
-    let _ = conn.execute_batch("COMMIT");
-    let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, triggers_were_on);
     refused
+}
+
+/// Runs `f` in one transaction with the application's triggers switched off on `conn` (a
+/// repair must not fire them); `None` when they could not be.
+pub(super) fn without_triggers<T>(conn: &rusqlite::Connection, f: impl FnOnce() -> T) -> Option<T> {
+    let was_on = conn
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)
+        .ok()?;
+    let _ = conn.execute_batch("BEGIN");
+    let out = f();
+    let _ = conn.execute_batch("COMMIT");
+    let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, was_on);
+    Some(out)
 }
 
 fn is_unique(e: &rusqlite::Error) -> bool {

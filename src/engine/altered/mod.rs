@@ -134,9 +134,10 @@ pub(crate) fn altered_rows(
         .collect();
     let (mut wanted, mut refused) = wanted(altered.keys().take(MAX_REPAIRED), &witnesses);
     let rows: Vec<i64> = wanted.keys().copied().collect();
-    let strays = misplaced(conn, pf, entries, tables, table, &rows);
-    let ours =
-        |r: i64, theirs: &[SqlValue]| holds_own(table, &witnesses, altered.get(&r), r, theirs);
+    let strays = moved::misplaced(conn, pf, entries, tables, table, &rows);
+    let ours = |r: i64, theirs: &[SqlValue]| {
+        moved::holds_own(table, &witnesses, altered.get(&r), r, theirs)
+    };
     let put = repair::without_triggers(conn, || moved::put_back(conn, table, &strays, &ours))
         .unwrap_or_default();
     let mut moved_to = BTreeMap::new();
@@ -191,113 +192,6 @@ pub(crate) fn altered_rows(
         total: (altered.len() + header_only.len()) as u64,
         repaired,
         described,
-    }
-}
-
-/// Altered rows that hold, in the columns an index of another table of the same shape
-/// holds, what that index lists for their rowid: rows of that table, read from one of its
-/// pages where this table's tree pointed (a swapped or stray pointer). Their values belong
-/// together, only in the wrong table: this table's index values would make a row neither had.
-fn misplaced<'t>(
-    conn: &rusqlite::Connection,
-    pf: &PageFile,
-    entries: &[SchemaEntry],
-    tables: &'t [Table],
-    table: &Table,
-    rowids: &[i64],
-) -> Vec<moved::Stray<'t>> {
-    let mut out: BTreeMap<i64, moved::Stray<'t>> = BTreeMap::new();
-    if rowids.is_empty() {
-        return Vec::new();
-    }
-    let alike = tables.iter().filter(|o| {
-        !o.name.eq_ignore_ascii_case(&table.name)
-            && !o.internal
-            && !o.without_rowid
-            && o.stored.len() == table.stored.len()
-    });
-    for other in alike {
-        for (name, root, keys) in indexes_of(entries, other) {
-            // The other table's key columns, as this table's columns at the same places.
-            let names: Option<Vec<Option<String>>> = keys
-                .iter()
-                .map(|k| match k {
-                    KeySource::Rowid => Some(None),
-                    KeySource::Field(i) => table.stored_column(*i).map(|c| Some(c.name.clone())),
-                })
-                .collect();
-            let (Some(names), Some(listed)) = (names, index_keys(pf, root, keys.len())) else {
-                continue;
-            };
-            let sql = select_sql(table, &names, true);
-            for &r in rowids {
-                let Some(expected) = listed.get(&r).filter(|_| !out.contains_key(&r)) else {
-                    continue;
-                };
-                let held = conn.query_row(&sql, [r], |row| {
-                    Ok(key_hash((0..names.len()).map(|i| {
-                        Norm::sql(row.get_ref(1 + 2 * i).ok(), row.get_ref(2 + 2 * i).ok())
-                    })))
-                });
-                if held.ok() == Some(*expected) {
-                    let why = format!(
-                        "it holds what index {name} of {0} lists for its rowid: a row of {0}, \
-                         read from one of its pages",
-                        other.name
-                    );
-                    out.insert(
-                        r,
-                        moved::Stray {
-                            rowid: r,
-                            home: other,
-                            why,
-                        },
-                    );
-                }
-            }
-        }
-    }
-    out.into_values().collect()
-}
-
-/// Whether `theirs` (another table's row `r`, in record order) holds what this table's
-/// index that flagged `r` holds for it: this table's own row, in the other table.
-fn holds_own(
-    table: &Table,
-    witnesses: &[Witness],
-    flagged_by: Option<&usize>,
-    r: i64,
-    theirs: &[SqlValue],
-) -> bool {
-    let Some(w) = flagged_by.map(|w| &witnesses[*w]) else {
-        return false;
-    };
-    let Some(held) = w.held.get(&r) else {
-        return false;
-    };
-    w.names.iter().zip(held).all(|(name, value)| {
-        let Some(name) = name else {
-            return true; // the rowid: the same in both
-        };
-        let field = table
-            .stored
-            .iter()
-            .position(|&c| table.columns[c].name.eq_ignore_ascii_case(name));
-        match (field.and_then(|f| theirs.get(f)), value) {
-            (Some(a), Some(b)) => same(a, b),
-            _ => false,
-        }
-    })
-}
-
-/// Equal values, a whole REAL and the same INTEGER alike (a REAL column stores whole numbers
-/// as integers in its records).
-fn same(a: &SqlValue, b: &SqlValue) -> bool {
-    match (a, b) {
-        (SqlValue::Real(x), SqlValue::Integer(i)) | (SqlValue::Integer(i), SqlValue::Real(x)) => {
-            whole(*x) == Some(*i)
-        }
-        _ => a == b,
     }
 }
 

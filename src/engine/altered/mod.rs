@@ -11,7 +11,7 @@
 
 use crate::engine::salvage::membership::{index_entry, indexes_of, whole, KeySource};
 use crate::engine::schema::{SchemaEntry, Table};
-use crate::engine::walk::{read_index, read_tree, RowRef, TreeKind};
+use crate::engine::walk::{read_index, read_trees, RowRef, TreeKind};
 use crate::engine::writer::AlteredRecords;
 use crate::format::record::Value;
 use crate::format::TextEncoding;
@@ -200,16 +200,15 @@ pub(crate) fn altered_rows(
 /// no index holds a column to contradict them.
 fn inconsistent_records(sources: &Sources<'_>) -> HashSet<i64> {
     let mut out = HashSet::new();
-    for &page in sources.suspect_pages {
-        let _ = read_tree(sources.pf, page, TreeKind::Table, &mut |row: &RowRef<
-            '_,
-        >| {
-            if row.complete && !row.exact_length {
-                out.extend(row.rowid);
-            }
-            Ok(())
-        });
-    }
+    let pages = sources.suspect_pages.iter().copied();
+    let _ = read_trees(sources.pf, pages, TreeKind::Table, &mut |row: &RowRef<
+        '_,
+    >| {
+        if row.complete && !row.exact_length {
+            out.extend(row.rowid);
+        }
+        Ok(())
+    });
     out
 }
 

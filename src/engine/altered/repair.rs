@@ -9,7 +9,7 @@
 //! it was read, and the row is reported with SQLite's reason, never coerced or dropped.
 
 use crate::engine::schema::Table;
-use crate::engine::walk::{read_tree, RowRef, TreeKind};
+use crate::engine::walk::{read_trees, RowRef, TreeKind};
 use crate::engine::writer::{rowid_name, AlteredRecords};
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
@@ -147,36 +147,34 @@ fn keep_records(
     records: &mut AlteredRecords,
 ) -> HashSet<i64> {
     let mut kept = HashSet::new();
+    let all_kept = std::cell::Cell::new(false);
     let roots = std::iter::once(table.root)
         .filter(|r| *r > 0)
-        .chain(sources.tops.iter().copied());
-    for root in roots {
-        if kept.len() == wanted.len() {
-            break;
+        .chain(sources.tops.iter().copied())
+        .take_while(|_| !all_kept.get());
+    let _ = read_trees(sources.pf, roots, TreeKind::Table, &mut |row: &RowRef<
+        '_,
+    >| {
+        let Some(r) = row
+            .rowid
+            .filter(|r| wanted.contains_key(r) && !kept.contains(r))
+        else {
+            return Ok(());
+        };
+        let keep = records.keep(
+            conn,
+            &table.name,
+            r,
+            row.page,
+            row.payload,
+            row.fields,
+            sources.encoding,
+        );
+        if keep.is_ok() {
+            kept.insert(r);
         }
-        let _ = read_tree(sources.pf, root, TreeKind::Table, &mut |row: &RowRef<
-            '_,
-        >| {
-            let Some(r) = row.rowid.filter(|r| wanted.contains_key(r)) else {
-                return Ok(());
-            };
-            if kept.contains(&r) {
-                return Ok(());
-            }
-            let keep = records.keep(
-                conn,
-                &table.name,
-                r,
-                row.page,
-                row.payload,
-                row.fields,
-                sources.encoding,
-            );
-            if keep.is_ok() {
-                kept.insert(r);
-            }
-            Ok(())
-        });
-    }
+        all_kept.set(kept.len() == wanted.len());
+        Ok(())
+    });
     kept
 }

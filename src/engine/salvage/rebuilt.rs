@@ -8,7 +8,7 @@
 
 use crate::engine::salvage::membership::{index_entry, value_hash};
 use crate::engine::schema::{SchemaEntry, SchemaKind};
-use crate::engine::walk::{read_index, read_tree, RowRef, TreeKind};
+use crate::engine::walk::{read_index, read_trees, RowRef, TreeKind};
 use crate::format::page::PageKind;
 use crate::source::pagefile::PageFile;
 use crate::util::quote::ident;
@@ -252,23 +252,22 @@ fn match_rows(pf: &PageFile, listed: &[HashMap<i64, Vec<u64>>]) -> Shape {
         ..Shape::default()
     };
     let mut buf = Vec::new();
-    for pgno in 2..=pf.page_count() {
-        if shape.matched >= MAX_MATCHED || crate::util::interrupt::interrupted() {
-            break;
-        }
-        let is_leaf = pf.read(pgno, &mut buf).is_some()
-            && PageKind::from_flag(buf[0]) == Some(PageKind::TableLeaf);
-        if !is_leaf {
-            continue;
-        }
-        let _ = read_tree(pf, pgno, TreeKind::Table, &mut |row: &RowRef<'_>| {
-            // A record whose header does not fit its payload was altered: no evidence.
-            if shape.matched < MAX_MATCHED && row.complete && row.exact_length {
-                add_row(&mut shape, listed, row);
-            }
-            Ok(())
+    let enough = std::cell::Cell::new(false);
+    // Table leaves only: an interior page would bring its subtree, which its leaves give.
+    let leaves = (2..=pf.page_count())
+        .take_while(|_| !enough.get())
+        .filter(|&p| {
+            pf.read(p, &mut buf).is_some()
+                && PageKind::from_flag(buf[0]) == Some(PageKind::TableLeaf)
         });
-    }
+    let _ = read_trees(pf, leaves, TreeKind::Table, &mut |row: &RowRef<'_>| {
+        // A record whose header does not fit its payload was altered: no evidence.
+        if shape.matched < MAX_MATCHED && row.complete && row.exact_length {
+            add_row(&mut shape, listed, row);
+        }
+        enough.set(shape.matched >= MAX_MATCHED);
+        Ok(())
+    });
     shape
 }
 

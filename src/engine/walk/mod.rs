@@ -556,21 +556,39 @@ pub(crate) fn read_tree(
     tree: TreeKind,
     sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
 ) -> Result<WalkStats> {
+    read_trees(pf, std::iter::once(root), tree, sink)
+}
+
+/// [`read_tree`] for several roots (pages read as the top of a tree each) under one private
+/// ledger: a page reached twice is read once, and the ledger is made once however many roots.
+pub(crate) fn read_trees(
+    pf: &PageFile,
+    roots: impl Iterator<Item = u32>,
+    tree: TreeKind,
+    sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+) -> Result<WalkStats> {
     let mut claims = Claims::new(pf.page_count());
     let mut walker = Walker::new(
         pf,
         ProgressBar::hidden(),
         &crate::util::interrupt::interrupted,
     );
-    walker.walk(
-        &mut claims,
-        None,
-        root,
-        tree,
-        PageStatus::Tree,
-        &|_, _| true,
-        sink,
-    )
+    let mut all = WalkStats::default();
+    for root in roots {
+        let stats = walker.walk(
+            &mut claims,
+            None,
+            root,
+            tree,
+            PageStatus::Tree,
+            &|_, _| true,
+            sink,
+        )?;
+        all.rows += stats.rows;
+        all.pages += stats.pages;
+        all.suspect_pages.extend(stats.suspect_pages);
+    }
+    Ok(all)
 }
 
 #[cfg(test)]

@@ -584,9 +584,7 @@ pub(crate) fn read_trees(
             &|_, _| true,
             sink,
         )?;
-        all.rows += stats.rows;
-        all.pages += stats.pages;
-        all.suspect_pages.extend(stats.suspect_pages);
+        all.absorb(stats);
     }
     Ok(all)
 }

@@ -3,6 +3,7 @@
 
 use crate::engine::pages::{Claims, PageStatus};
 use crate::engine::report::Options;
+use crate::engine::salvage::rebuilt::{rebuild_tables, RebuiltTable};
 use crate::engine::schema::{self, SchemaEntry, SchemaKind, Table};
 use crate::engine::stand_ins;
 use crate::engine::walk::{RowRef, TreeKind, Walker};
@@ -22,6 +23,8 @@ pub(crate) struct Catalog {
     pub(crate) refused: Vec<(SchemaEntry, String)>,
     /// The schema's tree read whole.
     pub(crate) whole: bool,
+    /// Tables whose schema row was lost, given back their name by their indexes' rows.
+    pub(crate) rebuilt: Vec<RebuiltTable>,
 }
 
 /// Schema phase: `sqlite_schema` read from page 1's tree, entries from `--schema-from` added
@@ -38,6 +41,9 @@ pub(crate) fn read_catalog(
             .map_err(|e| Error::unusable(reference, format!("cannot read its schema: {e}")))?;
         entries.extend(extra);
     }
+    // After --schema-from: a table it gives back needs no rebuilding.
+    let (extra, rebuilt) = rebuild_tables(pf, &entries);
+    entries.extend(extra);
     if pf.geometry().encoding.is_none() {
         pf.set_encoding(encoding, true);
     }
@@ -51,6 +57,7 @@ pub(crate) fn read_catalog(
         tables,
         refused,
         whole,
+        rebuilt,
     };
     Ok((catalog, encoding, app_functions.all))
 }

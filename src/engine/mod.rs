@@ -8,12 +8,13 @@
 //! owner number per page.
 
 pub mod altered;
-mod catalog;
+pub(crate) mod catalog;
 pub mod causes;
 pub(crate) mod copy;
 mod decode;
 pub mod estimate;
 pub mod fill;
+mod holes;
 pub mod losses;
 mod objects;
 mod page_map;

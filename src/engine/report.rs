@@ -65,6 +65,9 @@ pub struct TableReport {
     /// Rows whose indexed values disagree with what an index of the source holds for their
     /// rowid: back, but not as written. The first of them are described in `altered`.
     pub altered_rows: u64,
+    /// Of those, the rows that now hold the values their indexes hold (each row's record as
+    /// read is kept in the side table `side_tables.altered_rows`).
+    pub repaired_rows: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altered: Vec<crate::engine::altered::AlteredRow>,
     /// Rows that are in the recovered table now.
@@ -207,6 +210,9 @@ pub struct Report {
     pub page_map: Option<std::sync::Arc<PageMapSnapshot>>,
     /// The schema (page 1's tree) had unreadable parts: some tables may be unknown.
     pub schema_damaged: bool,
+    /// Tables whose `sqlite_schema` row was lost, given back their name (and the columns
+    /// their indexes name) from the rows of their indexes that survive.
+    pub schema_rebuilt: Vec<crate::engine::salvage::rebuilt::RebuiltTable>,
     /// Every part of a tree the walks could not read, with why, as first met (before orphan
     /// pages filled any; at most 1000): the evidence `causes` reads.
     pub walk_damage: Vec<Hole>,

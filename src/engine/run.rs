@@ -4,14 +4,15 @@
 use crate::engine::catalog::{read_catalog, Catalog};
 use crate::engine::copy::{transfer, vfs};
 use crate::engine::decode::{InternalRows, PLANNER_TABLES};
+use crate::engine::holes::{intact_tables, settle_holes};
 use crate::engine::objects::{create_objects, install_virtual_tables};
-use crate::engine::pages::{Claims, PageStatus};
+use crate::engine::pages::Claims;
 use crate::engine::report::{ObjectReport, Options, OrphanGroup, Report, TableReport};
 use crate::engine::salvage::freelist::claim_ptrmap_pages;
 use crate::engine::salvage::orphans;
 use crate::engine::walk::{Hole, Walker};
 use crate::engine::writer::{self, OutputSettings, Writer};
-use crate::engine::{losses, stand_ins, Engine};
+use crate::engine::{altered, losses, stand_ins, Engine};
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;
 use crate::source::pagefile::PageFile;
@@ -107,14 +108,7 @@ impl Engine<'_> {
         let view = (strategy == Strategy::CopyWhatReadsWhole)
             .then(|| vfs::Registration::new(pf))
             .flatten();
-        let app_collations = stand_ins::needed_by(&catalog.entries);
-        if !app_collations.is_empty() {
-            // Decoding every table builds every index: the order is needed all the same.
-            let own = view.is_none().then(|| vfs::Registration::new(pf)).flatten();
-            if let Some(v) = view.as_ref().or(own.as_ref()) {
-                stand_ins::learn(&v.uri(), &catalog.entries, &app_collations);
-            }
-        }
+        let app_collations = learn_collations(pf, view.as_ref(), &catalog);
         let copies = engine.copy_phase(tmp, view.as_ref(), &mut walker, &catalog, options)?;
         let Copies {
             conn,
@@ -127,18 +121,7 @@ impl Engine<'_> {
             engine.decode_phase(&conn, tmp, &mut walker, &catalog, slots, groups, options)?;
         bar.finish_and_clear();
         clock.lap("rows");
-        let unexplained = unexplained_pages(&engine.map, &rows.reports, catalog.tables.len());
-        // After the count above, which reads a stray page's own bytes as what explains it.
-        engine.map.mark_lost_in_place(
-            rows.reports
-                .iter()
-                .flat_map(|r| r.holes.iter().map(move |h| (h.page, r.owner))),
-        );
-        for rep in &mut rows.reports {
-            rep.rows_may_be_missing = rep.refused.is_some()
-                || rep.holes.iter().any(|h| !h.filled)
-                || (!rep.holes.is_empty() && unexplained > 0);
-        }
+        let unexplained = settle_holes(&mut engine.map, &mut rows.reports, catalog.tables.len());
         let spinner = options
             .progress
             .spinner("building indexes, views and triggers");
@@ -148,7 +131,13 @@ impl Engine<'_> {
         let _watch = InterruptWatch::start(conn.get_interrupt_handle());
         clock.lap("indexes");
         spinner.set_message("counting rows, naming lost ones, comparing rows with their indexes");
-        engine.count_phase(&conn, &catalog, &rows.groups, &mut rows.reports);
+        engine.count_phase(
+            &conn,
+            &catalog,
+            &rows.groups,
+            &rows.side_tables,
+            &mut rows.reports,
+        );
         spinner.set_message("proving the recovered database sound");
         let (integrity, foreign_key_violations) =
             verify_phase(tmp, &catalog, &rows.reports, options)?;
@@ -185,6 +174,7 @@ impl Engine<'_> {
             page_map: Some(std::sync::Arc::new(page_map)),
             unexplained_pages: unexplained,
             schema_damaged: !catalog.whole,
+            schema_rebuilt: catalog.rebuilt,
             walk_damage: rows.walk_damage,
             whole_database_copied: !by_vacuum.is_empty(),
             timings: clock.timings,
@@ -390,23 +380,36 @@ impl Engine<'_> {
         conn: &rusqlite::Connection,
         catalog: &Catalog,
         groups: &[OrphanGroup],
+        side_tables: &writer::SideNames,
         reports: &mut [TableReport],
     ) {
+        let mut records = writer::AlteredRecords::new(side_tables);
+        for (t, table) in catalog.tables.iter().enumerate() {
+            // A table copied whole brought its indexes: the proof of the result compares them.
+            if !table.internal && !reports[t].copied_intact {
+                let sources = altered::Sources {
+                    pf: self.pf,
+                    tops: attributed_tops(groups, &table.name),
+                    encoding: self.encoding,
+                    suspect_pages: &reports[t].suspect_pages,
+                };
+                let found = altered::altered_rows(
+                    conn,
+                    &catalog.entries,
+                    &catalog.tables,
+                    table,
+                    &sources,
+                    &mut records,
+                );
+                reports[t].altered_rows = found.total;
+                reports[t].repaired_rows = found.repaired;
+                reports[t].altered = found.described;
+            }
+        }
+        // Counted after the altered rows: a row put back in its own table moved.
         for (t, table) in catalog.tables.iter().enumerate() {
             if !table.internal {
                 reports[t].recovered_rows = count_rows(conn, &table.name);
-            }
-            // A table copied whole brought its indexes: the proof of the result compares them.
-            if !table.internal && !reports[t].copied_intact {
-                let (n, rows) = crate::engine::altered::altered_rows(
-                    conn,
-                    self.pf,
-                    &catalog.entries,
-                    table,
-                    self.encoding,
-                );
-                reports[t].altered_rows = n;
-                reports[t].altered = rows;
             }
         }
         losses::fill(
@@ -422,6 +425,15 @@ impl Engine<'_> {
             reports,
         );
     }
+}
+
+/// The tops of the orphan subtrees put back into `table`.
+fn attributed_tops(groups: &[OrphanGroup], table: &str) -> Vec<u32> {
+    groups
+        .iter()
+        .filter(|g| g.table.as_deref() == Some(table))
+        .map(|g| g.top_page)
+        .collect()
 }
 
 /// Verify phase: the proof that the result is sound (`options.verify`: the fast proof or
@@ -453,6 +465,24 @@ fn verify_phase(
     Ok((integrity?, foreign_key_violations))
 }
 
+/// The collations only the application registers, each given a stand-in that keeps the
+/// source's order (learned from the snapshot through `view`, or a view of its own).
+fn learn_collations(
+    pf: &PageFile,
+    view: Option<&vfs::Registration<'_>>,
+    catalog: &Catalog,
+) -> Vec<String> {
+    let app_collations = stand_ins::needed_by(&catalog.entries);
+    if !app_collations.is_empty() {
+        // Decoding every table builds every index: the order is needed all the same.
+        let own = view.is_none().then(|| vfs::Registration::new(pf)).flatten();
+        if let Some(v) = view.or(own.as_ref()) {
+            stand_ins::learn(&v.uri(), &catalog.entries, &app_collations);
+        }
+    }
+    app_collations
+}
+
 /// Writes the schema rows of the virtual tables SQLite's checks cannot pass (see
 /// `objects::install_virtual_tables`), once the result is proved sound.
 fn keep_after_proof(
@@ -465,38 +495,6 @@ fn keep_after_proof(
             .map_err(|err| Error::sqlite(tmp, format!("keeping {}: {err}", e.name)))?;
     }
     Ok(())
-}
-
-/// Tables every row of which came back: no part of their tree lost, none refused.
-fn intact_tables(reports: &[TableReport]) -> HashSet<String> {
-    reports
-        .iter()
-        .filter(|r| r.holes.is_empty() && !r.rows_may_be_missing && r.refused.is_none())
-        .map(|r| r.name.clone())
-        .collect()
-}
-
-/// Unreadable pages that nothing explains. A lost page whose part of the tree orphan pages
-/// filled was an interior page (it held no rows); a lost page of an index held no rows either.
-pub(crate) fn unexplained_pages(map: &Claims, reports: &[TableReport], tables: usize) -> u64 {
-    let table_owners: std::collections::HashSet<u32> = reports
-        .iter()
-        .take(tables.max(reports.len()))
-        .map(|r| r.owner)
-        .collect();
-    let filled: std::collections::HashSet<u32> = reports
-        .iter()
-        .flat_map(|r| r.holes.iter().filter(|h| h.filled).map(|h| h.page))
-        .collect();
-    map.iter()
-        .filter(|(pgno, status, owner)| match status {
-            PageStatus::Unreadable => true,
-            PageStatus::Lost => {
-                owner.is_some_and(|o| table_owners.contains(&o)) && !filled.contains(pgno)
-            }
-            _ => false,
-        })
-        .count() as u64
 }
 
 /// Whether `VACUUM INTO` can make the output the engine would make: the schema read whole and

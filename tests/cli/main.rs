@@ -38,6 +38,7 @@ mod recover_cli;
 mod restore;
 mod runbook;
 mod samples;
+mod schema_row;
 mod snapshot;
 mod soundness;
 mod verify;

@@ -78,6 +78,8 @@ const IN_PLACE_AT_CEILING: &[&str] = &[
     "page-65536",
     "utf16",
     "auto-vacuum",
+    "look-alike-swapped",
+    "index-and-table-leaf-zeroed",
 ];
 
 #[test]

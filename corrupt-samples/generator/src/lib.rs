@@ -31,7 +31,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Every sample, in the order they are generated.
-pub const SAMPLE_NAMES: [&str; 28] = [
+pub const SAMPLE_NAMES: [&str; 32] = [
     "healthy-rollback",
     "healthy-wal",
     "healthy-unusual",
@@ -60,6 +60,10 @@ pub const SAMPLE_NAMES: [&str; 28] = [
     "wal-reset-race-fixed",
     "wal-missing",
     "backup-behind",
+    "look-alike-swapped",
+    "serial-types-altered",
+    "index-and-table-leaf-zeroed",
+    "schema-row-destroyed",
 ];
 
 /// How big the generated databases are.

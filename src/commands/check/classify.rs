@@ -412,7 +412,10 @@ pub(super) fn next_step(source: &Path, findings: &[Finding]) -> String {
             "nothing to repair. To keep a copy as evidence anyway: {tool} snapshot {db} --into {evidence}"
         );
     }
-    if damaged.iter().all(|f| f.kind == FindingKind::IndexOnly) {
+    if damaged
+        .iter()
+        .all(|f| matches!(f.kind, FindingKind::IndexOnly | FindingKind::IndexPages))
+    {
         return format!(
             "stop the application, keep a copy ({tool} snapshot {db} --into {evidence}), then run REINDEX on it; or rehearse a full recovery: {tool} recover {db} --dry-run"
         );

@@ -76,6 +76,8 @@ pub enum FindingKind {
     WalUnusable,
     BtreeStructure,
     IndexOnly,
+    /// Index pages the engine's own walk of every index could not read (zeroed, garbage).
+    IndexPages,
     TableData,
     SchemaUnreadable,
     Other,
@@ -171,6 +173,7 @@ pub struct IntegrityFacts {
 
 mod classify;
 mod evidence;
+mod index_pages;
 mod probe;
 mod render;
 
@@ -255,13 +258,14 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         ));
     }
 
-    let findings = classify::classify(
+    let mut findings = classify::classify(
         &header_facts,
         wal_facts.as_ref(),
         &integrity,
         &objects,
         conn,
     );
+    findings.extend(index_pages::finding(&pf));
     let sidecars = (pf.wal().is_some(), pf.journal().is_some());
     let causes = crate::engine::causes::likely_causes(&evidence::gather(
         &pf, sidecars, &integrity, &findings,

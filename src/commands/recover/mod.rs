@@ -148,6 +148,7 @@ impl IncidentReport {
             && diff.lost_and_found_rows <= engine.stale_rows
             && diff.conflict_rows == 0
             && engine.lost_and_found_rows == 0
+            && engine.schema_rebuilt.is_empty()
             && engine.tables.iter().all(|t| {
                 t.damaged_rows == 0
                     && t.suspect_rows == 0

@@ -82,6 +82,56 @@ impl IncidentReport {
         out
     }
 
+    /// The altered rows of table `t`: how many, how many now hold their indexes' values, and
+    /// the first few.
+    fn altered_notes(&self, t: &crate::engine::TableReport, out: &mut String) {
+        if t.altered_rows > 0 {
+            out.push_str(&format!(
+                "{}: {} rows disagree with what an index holds for their rowid, or have a \
+                 record header that does not fit their payload: back, but altered \
+                 (report.json lists them under altered)\n",
+                t.name, t.altered_rows
+            ));
+            if t.repaired_rows > 0 {
+                out.push_str(&format!(
+                    "  {} of them now hold the values their indexes hold; their records as \
+                     read are in {}\n",
+                    t.repaired_rows, self.engine.side_tables.altered_rows
+                ));
+            }
+            for a in t.altered.iter().take(5) {
+                for c in a.columns.iter().filter(|_| a.moved_to.is_none()) {
+                    out.push_str(&format!(
+                        "  rowid {}: {} is {} in the row, {} in index {}{}\n",
+                        a.rowid,
+                        c.column,
+                        c.row_value,
+                        c.index_value,
+                        a.index,
+                        if a.repaired { " (now the index's)" } else { "" }
+                    ));
+                }
+                if a.header_inconsistent {
+                    out.push_str(&format!(
+                        "  rowid {}: its record's header does not fit its payload (its \
+                         serial types were altered, or it was cut)\n",
+                        a.rowid
+                    ));
+                }
+                if let Some(home) = &a.moved_to {
+                    out.push_str(&format!(
+                        "  rowid {}: a row of {home} (its index lists it), read from one of \
+                         its pages: put back there\n",
+                        a.rowid
+                    ));
+                }
+                if let Some(why) = &a.not_repaired {
+                    out.push_str(&format!("  rowid {}: left as read: {why}\n", a.rowid));
+                }
+            }
+        }
+    }
+
     /// What each table lost or got back, and what its indexes still hold.
     fn table_notes(&self) -> String {
         let mut out = String::new();
@@ -92,6 +142,14 @@ impl IncidentReport {
                  database your application migrated, or a backup), run again with \
                  --schema-from FILE to put them back in their tables.\n",
             );
+        }
+        for r in &self.engine.schema_rebuilt {
+            out.push_str(&format!(
+                "{}: {}; rebuilt as\n  {}\n  \
+                 columns no index names are named by their place (c2, ...): rename them as your \
+                 schema has them, or run again with --schema-from FILE\n",
+                r.name, r.evidence, r.sql
+            ));
         }
         for t in &self.engine.tables {
             if let Some(why) = &t.refused {
@@ -125,21 +183,7 @@ impl IncidentReport {
                     pages.join(", ")
                 ));
             }
-            if t.altered_rows > 0 {
-                out.push_str(&format!(
-                    "{}: {} rows disagree with what an index holds for their rowid: back, but \
-                     altered (report.json lists them under altered)\n",
-                    t.name, t.altered_rows
-                ));
-                for a in t.altered.iter().take(5) {
-                    for c in &a.columns {
-                        out.push_str(&format!(
-                            "  rowid {}: {} is {} in the row, {} in index {}\n",
-                            a.rowid, c.column, c.row_value, c.index_value, a.index
-                        ));
-                    }
-                }
-            }
+            self.altered_notes(t, &mut out);
             // What the indexes hold of lost rows: one line here, the rows in `lost`.
             let lost_command = format!("{} lost {}", tool_command(), shell(&self.source));
             for line in crate::engine::losses::table_lines(t, 0, &lost_command) {

@@ -21,9 +21,11 @@ pub(crate) struct RowPrint {
 }
 
 impl RowPrint {
-    /// The print of a complete row with a rowid; `None` for a partial row or an index entry.
+    /// The print of a complete row with a rowid; `None` for a partial row, an index entry, or
+    /// a record whose header does not account for its payload (altered: it testifies to
+    /// nothing).
     pub(crate) fn of(row: &RowRef<'_>) -> Option<RowPrint> {
-        let rowid = row.rowid.filter(|_| row.complete)?;
+        let rowid = row.rowid.filter(|_| row.complete && row.exact_length)?;
         Some(RowPrint {
             rowid,
             fields: row
@@ -251,7 +253,7 @@ fn row_key(row: &RowPrint, keys: &[KeySource]) -> Option<u64> {
 
 /// A hash of one value, equal for equal values: a whole REAL and the same INTEGER hash alike,
 /// since a REAL column may store a whole number as an integer in one record and not another.
-fn value_hash(v: Value<'_>) -> u64 {
+pub(crate) fn value_hash(v: Value<'_>) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     match v {
         Value::Null => 0u8.hash(&mut h),

@@ -4,3 +4,4 @@ pub(crate) mod freelist;
 pub(crate) mod holes;
 pub(crate) mod membership;
 pub(crate) mod orphans;
+pub(crate) mod rebuilt;

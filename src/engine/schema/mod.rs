@@ -40,8 +40,9 @@ pub(crate) struct SchemaEntry {
     pub tbl_name: String,
     pub rootpage: i64,
     pub sql: Option<String>,
-    /// The row was lost from this file and taken from a reference schema (--schema-from):
-    /// the table's root page is unknown, its rows can only come back from orphan pages.
+    /// The row was lost from this file and taken from a reference schema (--schema-from), or
+    /// rebuilt from the rows of the table's indexes (salvage::rebuilt): the table's root page
+    /// is unknown, its rows can only come back from orphan pages.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub from_reference: bool,
 }

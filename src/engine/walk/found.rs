@@ -59,6 +59,9 @@ pub(crate) struct RowRef<'a> {
     pub broken_overflow: Option<u32>,
     /// The first field not wholly read, and the byte offset in `payload` where it starts.
     pub first_missing: Option<(usize, usize)>,
+    /// The record's header accounts for its payload's length exactly (false: the header
+    /// was altered, or the payload was cut short).
+    pub exact_length: bool,
     pub page: u32,
 }
 
@@ -91,6 +94,25 @@ pub(crate) struct WalkStats {
 }
 
 impl WalkStats {
+    /// Adds what another walk saw to this one's counts and lists.
+    pub(crate) fn absorb(&mut self, other: WalkStats) {
+        self.pages += other.pages;
+        self.rows += other.rows;
+        self.bad_cells += other.bad_cells;
+        self.incomplete_rows += other.incomplete_rows;
+        self.holes.extend(other.holes);
+        self.suspect_pages.extend(other.suspect_pages);
+        self.suspect_rows += other.suspect_rows;
+        self.min_rowid = match (self.min_rowid, other.min_rowid) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max_rowid = match (self.max_rowid, other.max_rowid) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
     /// Whether anything in the walk was less than whole: a hole, a cell that would not
     /// decode, a page with signs of damage, a value cut short.
     pub(crate) fn is_damaged(&self) -> bool {

@@ -433,6 +433,7 @@ impl<'a> Walker<'a> {
                 complete,
                 broken_overflow: broken,
                 first_missing: decoded.first_missing,
+                exact_length: decoded.exact_length,
                 page: frame.pgno,
             })?;
         }
@@ -544,21 +545,48 @@ pub(crate) fn read_index(
     root: u32,
     sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
 ) -> Result<WalkStats> {
+    read_tree(pf, root, TreeKind::Index, sink)
+}
+
+/// Reads every readable row of the tree at `root` under a ledger of its own, claiming no
+/// page: rows read again after the recovery (the records of altered rows, kept as read).
+pub(crate) fn read_tree(
+    pf: &PageFile,
+    root: u32,
+    tree: TreeKind,
+    sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+) -> Result<WalkStats> {
+    read_trees(pf, std::iter::once(root), tree, sink)
+}
+
+/// [`read_tree`] for several roots (pages read as the top of a tree each) under one private
+/// ledger: a page reached twice is read once, and the ledger is made once however many roots.
+pub(crate) fn read_trees(
+    pf: &PageFile,
+    roots: impl Iterator<Item = u32>,
+    tree: TreeKind,
+    sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+) -> Result<WalkStats> {
     let mut claims = Claims::new(pf.page_count());
     let mut walker = Walker::new(
         pf,
         ProgressBar::hidden(),
         &crate::util::interrupt::interrupted,
     );
-    walker.walk(
-        &mut claims,
-        None,
-        root,
-        TreeKind::Index,
-        PageStatus::Tree,
-        &|_, _| true,
-        sink,
-    )
+    let mut all = WalkStats::default();
+    for root in roots {
+        let stats = walker.walk(
+            &mut claims,
+            None,
+            root,
+            tree,
+            PageStatus::Tree,
+            &|_, _| true,
+            sink,
+        )?;
+        all.absorb(stats);
+    }
+    Ok(all)
 }
 
 #[cfg(test)]

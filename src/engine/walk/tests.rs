@@ -69,3 +69,33 @@ fn a_skim_finds_a_zeroed_leaf() {
     assert_eq!(skimmed.holes.len(), 1);
     assert_eq!(skimmed.holes[0].page, u32::try_from(last).unwrap());
 }
+
+#[test]
+fn stats_of_several_walks_keep_every_hole_and_bound() {
+    let hole = |page| Hole {
+        lo: None,
+        hi: None,
+        page,
+        parent: None,
+        reason: "zeroed".into(),
+        filled: false,
+    };
+    let mut all = WalkStats::default();
+    all.absorb(WalkStats {
+        rows: 3,
+        holes: vec![hole(7)],
+        min_rowid: Some(5),
+        max_rowid: Some(9),
+        ..WalkStats::default()
+    });
+    all.absorb(WalkStats {
+        rows: 2,
+        bad_cells: 1,
+        holes: vec![hole(8)],
+        min_rowid: Some(2),
+        ..WalkStats::default()
+    });
+    assert_eq!((all.rows, all.bad_cells, all.holes.len()), (5, 1, 2));
+    assert_eq!((all.min_rowid, all.max_rowid), (Some(2), Some(9)));
+    assert!(all.is_damaged());
+}

@@ -20,6 +20,7 @@ mod sql;
 pub(crate) use kept_index::{keep_source_index, SourceIndex};
 
 pub(crate) use setup::*;
+pub(crate) use side::AlteredRecords;
 pub use side::SideNames;
 use side::SideTable;
 pub(crate) use sql::rowid_name;

@@ -20,6 +20,9 @@ pub struct SideNames {
     pub filled: String,
     /// Backup rows `--fill-from` did not insert because a surviving row holds their key.
     pub fill_collisions: String,
+    /// The records of altered rows as they were read, before the values their indexes hold
+    /// replaced the ones that disagreed.
+    pub altered_rows: String,
 }
 
 impl SideNames {
@@ -40,6 +43,7 @@ impl SideNames {
             freelist_rows: free("freelist_rows"),
             filled: free("rescue_filled"),
             fill_collisions: free("rescue_fill_collisions"),
+            altered_rows: free("rescue_altered_rows"),
         }
     }
 
@@ -52,9 +56,42 @@ impl SideNames {
             &self.freelist_rows,
             &self.filled,
             &self.fill_collisions,
+            &self.altered_rows,
         ]
         .iter()
         .any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The side table of altered rows' records (`SideNames::altered_rows`), created with its
+/// first row.
+pub(crate) struct AlteredRecords(SideTable);
+
+impl AlteredRecords {
+    pub(crate) fn new(names: &SideNames) -> AlteredRecords {
+        AlteredRecords(SideTable {
+            name: names.altered_rows.clone(),
+            lead: "tbl TEXT, id INTEGER, pgno INTEGER, nfield INTEGER",
+            lead_count: 4,
+            width: None,
+        })
+    }
+
+    /// Keeps the record of row `rowid` of `table`, read on `page`, as it is.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn keep(
+        &mut self,
+        conn: &Connection,
+        table: &str,
+        rowid: i64,
+        page: u32,
+        payload: &[u8],
+        fields: &[Field],
+        encoding: TextEncoding,
+    ) -> rusqlite::Result<()> {
+        let nfield = i64::try_from(fields.len()).unwrap_or(i64::MAX);
+        let lead: [&dyn ToSql; 4] = [&table, &rowid, &page, &nfield];
+        self.0.insert(conn, &lead, payload, fields, encoding)
     }
 }
 

@@ -14,6 +14,7 @@ use crate::layout::{self, page_range, read_layout, Layout};
 use crate::{Expect, Expected, Result, Sample, Scale, TableExpected, SAMPLE_NAMES};
 
 mod backup;
+mod evidence;
 mod files;
 mod schema_cells;
 mod wal;
@@ -167,6 +168,7 @@ fn generate_in(ctx: &mut Ctx, name: &str) -> Result<Sample> {
         }
         "healthy-unusual" => return write_unusual(ctx, name, &dir),
         "backup-behind" => return backup::write_backup_sample(ctx, name, &dir),
+        n if evidence::NAMES.contains(&n) => return evidence::write(ctx, name, &dir),
         _ => {}
     }
     let mut rng = ctx.rng(name);

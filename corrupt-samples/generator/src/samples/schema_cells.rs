@@ -4,6 +4,29 @@ use super::*;
 
 /// Overwrite the sqlite_schema cells (on page 1) of two tables with random bytes.
 pub(super) fn schema_cells(base: &Base, mut db: Vec<u8>, rng: &mut ChaCha8Rng) -> Result<Damaged> {
+    let hit = overwrite_schema_cells(base, &mut db, rng, &["monitor_check", "audit_note"])?;
+    let mut d = Damaged::new(
+        format!(
+            "Overwrote the sqlite_schema cells (on page 1, which holds the whole schema) of \
+             tables {} with random bytes: their names, root pages and CREATE statements are \
+             lost, their data pages are intact.",
+            hit.join(" and ")
+        ),
+        db,
+    );
+    d.damaged.insert(1);
+    d.target = Some("sqlite_schema".into());
+    Ok(d)
+}
+
+/// Overwrite the sqlite_schema cells (on page 1) of the tables `victims` with random bytes;
+/// returns their names in the order of the cells.
+pub(super) fn overwrite_schema_cells(
+    base: &Base,
+    db: &mut [u8],
+    rng: &mut ChaCha8Rng,
+    victims: &[&str],
+) -> Result<Vec<String>> {
     let l = &base.layout;
     let schema = l.btree("sqlite_schema");
     if schema.pages.len() != 1 {
@@ -12,7 +35,6 @@ pub(super) fn schema_cells(base: &Base, mut db: Vec<u8>, rng: &mut ChaCha8Rng) -
     let ps = l.page_size as usize;
     let usable = ps - db[20] as usize;
     let page = db[..ps].to_vec();
-    let victims = ["monitor_check", "audit_note"];
     let mut hit = Vec::new();
     for off in layout::cell_pointers(&page, 1) {
         let (plen, a) = layout::read_varint(&page, off);
@@ -32,18 +54,7 @@ pub(super) fn schema_cells(base: &Base, mut db: Vec<u8>, rng: &mut ChaCha8Rng) -
     if hit.len() != victims.len() {
         return Err(format!("found schema cells for {hit:?} only").into());
     }
-    let mut d = Damaged::new(
-        format!(
-            "Overwrote the sqlite_schema cells (on page 1, which holds the whole schema) of \
-             tables {} with random bytes: their names, root pages and CREATE statements are \
-             lost, their data pages are intact.",
-            hit.join(" and ")
-        ),
-        db,
-    );
-    d.damaged.insert(1);
-    d.target = Some("sqlite_schema".into());
-    Ok(d)
+    Ok(hit)
 }
 
 /// Decode a record's text/blob fields (other fields as `None`).

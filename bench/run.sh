@@ -8,7 +8,8 @@
 #   bench/run.sh [MILLIONS ...]      default: 1 8  (about 125 MB and 1 GB of each shape)
 #
 # Environment: BENCH_DIR (default /tmp/sqlite-rescue-bench), RUNS (default 3, the median is
-# reported), SHAPES (default "bench django"). Needs the sqlite3 shell and python3 to build the
+# reported), SHAPES (default "bench django"), PORTABLE (default 1: build the glibc 2.17
+# binary and check it first; 0 skips that). Needs the sqlite3 shell and python3 to build the
 # workloads (Debian packages sqlite3, python3) and /usr/bin/time (package time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,12 @@ shapes=${SHAPES:-bench django}
 mkdir -p "$dir"
 command -v sqlite3 >/dev/null || { echo "bench: needs the sqlite3 shell (apt-get install sqlite3)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+
+# The portable binary (glibc 2.17) is what servers get: build it and check its symbols
+# first (packaging/build-portable.sh fails on any GLIBC symbol newer than 2.17).
+if [ "${PORTABLE:-1}" = 1 ]; then
+    packaging/build-portable.sh
+fi
 
 cargo build --release --quiet --bin sqlite-rescue --example recover_only --example vacuum_into \
     --example zero_interior_pages --example transfer_only --example sha256_only --example verify_only

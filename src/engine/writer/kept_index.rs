@@ -26,6 +26,18 @@ pub(crate) struct SourceIndex<'a> {
     pub(crate) encoding: TextEncoding,
 }
 
+/// The index to copy and what copying it needs to know.
+struct Plan<'a> {
+    index: &'a SchemaEntry,
+    table: &'a Table,
+    /// The source index tree's root page.
+    root: u32,
+    /// A name that reads the table's rowid (none for a table whose columns take them all).
+    rowid: Option<String>,
+    keys: Vec<Key>,
+    partial: bool,
+}
+
 /// One key column of the index: its collation and order.
 struct Key {
     collation: String,
@@ -56,18 +68,17 @@ pub(crate) fn keep_source_index(
     if rowid.is_none() && !intact {
         return Err("SQL cannot name the table's rowid, and the table lost rows".into());
     }
-    conn.execute_batch("SAVEPOINT keep_source_index")
-        .map_err(|e| e.to_string())?;
-    let kept = copy(
-        conn,
-        source,
+    let plan = Plan {
         index,
         table,
         root,
-        rowid.as_deref(),
-        &keys,
+        rowid,
+        keys,
         partial,
-    );
+    };
+    conn.execute_batch("SAVEPOINT keep_source_index")
+        .map_err(|e| e.to_string())?;
+    let kept = copy(conn, source, &plan);
     let end = match kept {
         Ok(_) => "RELEASE keep_source_index",
         Err(_) => "ROLLBACK TO keep_source_index; RELEASE keep_source_index",
@@ -110,23 +121,13 @@ fn shape(table: &Table, index: &SchemaEntry) -> Result<(Vec<Key>, bool), String>
     Ok((keys, partial))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn copy(
-    conn: &Connection,
-    source: &SourceIndex<'_>,
-    index: &SchemaEntry,
-    table: &Table,
-    root: u32,
-    rowid: Option<&str>,
-    keys: &[Key],
-    partial: bool,
-) -> Result<u64, String> {
+fn copy(conn: &Connection, source: &SourceIndex<'_>, plan: &Plan<'_>) -> Result<u64, String> {
     let sql = |e: rusqlite::Error| e.to_string();
     let scratch = scratch_name(conn).map_err(sql)?;
-    let columns: Vec<String> = (0..keys.len()).map(|i| format!("c{i}")).collect();
+    let columns = scratch_columns(plan.keys.len());
     let ordered: Vec<String> = columns
         .iter()
-        .zip(keys)
+        .zip(&plan.keys)
         .map(|(c, k)| {
             let order = if k.descending { " DESC" } else { "" };
             format!("{c} COLLATE {}{order}", ident(&k.collation))
@@ -141,21 +142,26 @@ fn copy(
         ordered = ordered.join(", "),
     ))
     .map_err(sql)?;
-    let entries = fill(conn, source, &scratch, table, root, rowid, keys.len())?;
+    let entries = fill(conn, source, &scratch, plan)?;
     let rows: i64 = conn
         .query_row(
-            &format!("SELECT count(*) FROM {}", ident(&table.name)),
+            &format!("SELECT count(*) FROM {}", ident(&plan.table.name)),
             [],
             |r| r.get(0),
         )
         .map_err(sql)?;
-    if !partial && u64::try_from(rows).ok() != Some(entries) {
+    if !plan.partial && u64::try_from(rows).ok() != Some(entries) {
         return Err(format!(
             "the source's index holds {entries} entries for {rows} rows"
         ));
     }
-    take_over(conn, &scratch, index).map_err(sql)?;
+    take_over(conn, &scratch, plan.index).map_err(sql)?;
     Ok(entries)
+}
+
+/// The scratch table's key columns, one per key column of the index.
+fn scratch_columns(keys: usize) -> Vec<String> {
+    (0..keys).map(|i| format!("c{i}")).collect()
 }
 
 /// Inserts every entry of the source's index into the scratch table; the number of entries.
@@ -163,14 +169,12 @@ fn fill(
     conn: &Connection,
     source: &SourceIndex<'_>,
     scratch: &str,
-    table: &Table,
-    root: u32,
-    rowid: Option<&str>,
-    keys: usize,
+    plan: &Plan<'_>,
 ) -> Result<u64, String> {
     let sql = |e: rusqlite::Error| e.to_string();
+    let keys = plan.keys.len();
     let mut cols = vec!["rowid_".to_string()];
-    cols.extend((0..keys).map(|i| format!("c{i}")));
+    cols.extend(scratch_columns(keys));
     // Text with no UTF-8 form goes in as its bytes, cast to TEXT (see writer::sql).
     let insert_sql = |values: &[Value<'_>]| {
         let marks: Vec<&str> = std::iter::once("?")
@@ -186,18 +190,18 @@ fn fill(
             marks.join(", ")
         )
     };
-    let mut held = match rowid {
+    let mut held = match &plan.rowid {
         Some(rowid) => Some(
             conn.prepare(&format!(
                 "SELECT 1 FROM {} WHERE {rowid} = ?1",
-                ident(&table.name)
+                ident(&plan.table.name)
             ))
             .map_err(sql)?,
         ),
         None => None,
     };
     let (mut entries, mut problem) = (0u64, None::<String>);
-    let stats = read_index(source.pf, root, &mut |row: &RowRef<'_>| {
+    let stats = read_index(source.pf, plan.root, &mut |row: &RowRef<'_>| {
         if problem.is_some() {
             return Ok(());
         }

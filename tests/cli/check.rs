@@ -315,3 +315,48 @@ fn bundled_sqlite_is_new_enough_and_version_says_so() {
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
     assert!(text.contains(rusqlite::version()), "{text}");
 }
+
+/// The verdict comes from the engine's proof when it finds the database sound (a WAL
+/// database too, its WAL checkpointed into the private copy), and from SQLite's
+/// `integrity_check`, whose messages say what is wrong, when it does not.
+#[test]
+fn a_sound_database_is_proved_by_digests_and_a_damaged_one_by_integrity_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corrupt-samples");
+    let mut seen = Vec::new();
+    for name in ["healthy-wal", "healthy-rollback", "leaf-zeroed"] {
+        let db = corrupt_samples::load_sample(&root.join(name))
+            .unwrap()
+            .copy_to(&dir.path().join(name))
+            .unwrap();
+        let guard = SourceGuard::new(&db);
+        let out = cmd().args(["check", "--json"]).arg(&db).output().unwrap();
+        guard.assert_unchanged();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let integrity = &report["integrity"];
+        seen.push((
+            name,
+            out.status.code(),
+            integrity["checked_by"].as_str().unwrap().to_string(),
+            integrity["ok"].as_bool().unwrap(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "healthy-wal",
+                Some(0),
+                "quick_check+digests".to_string(),
+                true
+            ),
+            (
+                "healthy-rollback",
+                Some(0),
+                "quick_check+digests".to_string(),
+                true
+            ),
+            ("leaf-zeroed", Some(1), "integrity_check".to_string(), false),
+        ]
+    );
+}

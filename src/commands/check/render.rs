@@ -156,7 +156,16 @@ fn wal_section(o: &mut Lines, wal: Option<&WalFacts>) {
 
 fn integrity_section(o: &mut Lines, i: &IntegrityFacts) {
     let mut line = |s: String| o.line(&s);
-    line(format!("integrity_check (at most {} messages)", i.limit));
+    match i.checked_by {
+        super::CheckedBy::IntegrityCheck => {
+            line(format!("integrity_check (at most {} messages)", i.limit));
+        }
+        super::CheckedBy::Digests => line(
+            "integrity (quick_check, and every index matched with its table, as recover proves \
+             its result)"
+                .to_string(),
+        ),
+    }
     if let Some(e) = &i.error {
         line(format!("  SQLite: {e}"));
     }

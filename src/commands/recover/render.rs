@@ -344,7 +344,7 @@ impl Outcome for IncidentReport {
                 rows_count(self.missing_rows)
             )
         } else {
-            "Some rows did not come back in place: see above.".to_string()
+            not_whole(&self.engine, self.lost_and_found_rows, self.conflict_rows)
         };
         out.push_str(&verdict);
         out.push('\n');
@@ -480,4 +480,44 @@ pub(crate) fn fill_text(fill: &engine::FillReport, dry_run: bool) -> String {
         out.push_str(&format!("  schema: {}\n", d.describe()));
     }
     out
+}
+
+/// The verdict when no row is known missing, yet the recovery is not complete: what kept it
+/// from being so, in words.
+fn not_whole(engine: &engine::Report, lost_and_found: u64, conflicts: u64) -> String {
+    let altered: u64 = engine.tables.iter().map(|t| t.altered_rows).sum();
+    let repaired: u64 = engine.tables.iter().map(|t| t.repaired_rows).sum();
+    let mut why = Vec::new();
+    if lost_and_found > 0 {
+        why.push(format!("{} in lost_and_found", rows_count(lost_and_found)));
+    }
+    if conflicts > 0 {
+        why.push(format!(
+            "{} refused, kept in rescue_conflicts",
+            rows_count(conflicts)
+        ));
+    }
+    if altered > 0 {
+        why.push(format!(
+            "{} altered in the file ({repaired} given the values their indexes hold)",
+            rows_count(altered)
+        ));
+    }
+    if !engine.schema_rebuilt.is_empty() {
+        why.push(format!(
+            "{} rebuilt from an index because its schema row was destroyed",
+            match engine.schema_rebuilt.len() {
+                1 => "a table".to_string(),
+                n => format!("{n} tables"),
+            }
+        ));
+    }
+    if why.is_empty() {
+        return "Some rows did not come back in place: see above.".to_string();
+    }
+    format!(
+        "No row is known missing, but not every row came back as the source held it: {} \
+         (see above).",
+        why.join("; ")
+    )
 }

@@ -120,14 +120,17 @@ pub(crate) fn table_integrity(
         Ok(messages.into_iter().filter(|m| m != "ok").collect())
     };
     let first = run(limit);
-    if !first.as_ref().is_err_and(|e| missing_function(e).is_some()) {
+    if !first
+        .as_ref()
+        .is_err_and(|e| stand_ins::missing_function(e).is_some())
+    {
         return first;
     }
     // Each unknown function in turn gets a stand-in, until the check runs through.
     let mut unknown: Vec<String> = Vec::new();
     let messages = loop {
         match run(usize::MAX) {
-            Err(e) => match missing_function(&e) {
+            Err(e) => match stand_ins::missing_function(&e) {
                 Some(f) if !unknown.contains(&f) && unknown.len() < 64 => {
                     let given = stand_ins::run_with_stand_ins(conn, &format!("SELECT {f}()"));
                     if given.is_empty() {
@@ -178,10 +181,6 @@ fn app_indexes(
         }
     }
     Ok(out)
-}
-
-fn missing_function(e: &rusqlite::Error) -> Option<String> {
-    stand_ins::missing_function(e)
 }
 
 /// Runs `run(connection, n)` for every job `n` in `0..jobs`, in that order, on every core:

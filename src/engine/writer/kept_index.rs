@@ -241,20 +241,19 @@ fn fill(
 /// The scratch table's index becomes the index: its schema row takes the index's name,
 /// table and SQL; the scratch table is dropped after SQLite reads the schema again.
 fn take_over(conn: &Connection, scratch: &str, index: &SchemaEntry) -> rusqlite::Result<()> {
-    conn.execute_batch("PRAGMA writable_schema = ON")?;
-    conn.execute(
-        "UPDATE sqlite_schema SET name = ?1, tbl_name = ?2, sql = ?3
-          WHERE type = 'index' AND name = ?4",
-        rusqlite::params![
-            index.name,
-            index.tbl_name,
-            index.sql,
-            format!("{scratch}_index")
-        ],
-    )?;
-    let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
-    conn.pragma_update(None, "schema_version", version.wrapping_add(1))?;
-    conn.execute_batch("PRAGMA writable_schema = OFF")?;
+    super::setup::edit_schema(conn, || {
+        conn.execute(
+            "UPDATE sqlite_schema SET name = ?1, tbl_name = ?2, sql = ?3
+              WHERE type = 'index' AND name = ?4",
+            rusqlite::params![
+                index.name,
+                index.tbl_name,
+                index.sql,
+                format!("{scratch}_index")
+            ],
+        )
+        .map(|_| ())
+    })?;
     conn.execute_batch(&format!("DROP TABLE {}", ident(scratch)))
 }
 

@@ -230,20 +230,29 @@ pub(crate) fn install_definitions(conn: &Connection, path: &Path, tables: &[Tabl
     if twinned.is_empty() {
         return Ok(());
     }
-    let install = || -> rusqlite::Result<()> {
-        conn.execute_batch("PRAGMA writable_schema = ON")?;
+    edit_schema(conn, || {
         for t in &twinned {
             conn.execute(
                 "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
                 rusqlite::params![t.sql, t.name],
             )?;
         }
-        // A new schema cookie makes every connection read the definitions again.
-        let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
-        conn.pragma_update(None, "schema_version", version.wrapping_add(1))?;
-        conn.execute_batch("PRAGMA writable_schema = OFF")
-    };
-    install().map_err(|e| Error::sqlite(path, format!("restoring table definitions: {e}")))
+        Ok(())
+    })
+    .map_err(|e| Error::sqlite(path, format!("restoring table definitions: {e}")))
+}
+
+/// Runs `edit` on `sqlite_schema` made writable, then gives the schema a new cookie, so that
+/// every connection reads the edited definitions again.
+pub(super) fn edit_schema(
+    conn: &Connection,
+    edit: impl FnOnce() -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    edit()?;
+    let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    conn.pragma_update(None, "schema_version", version.wrapping_add(1))?;
+    conn.execute_batch("PRAGMA writable_schema = OFF")
 }
 
 /// Opens the load transaction and creates the given tables.

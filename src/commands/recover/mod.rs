@@ -134,6 +134,24 @@ pub struct IncidentReport {
     pub estimate: Estimate,
     /// What `--fill-from` put back from backups (null without it).
     pub fill: Option<engine::FillReport>,
+    /// Seconds each step took (absent from reports written before it was added).
+    #[serde(default)]
+    pub timings: Timings,
+}
+
+/// Seconds each step of `recover` took: where the time of a run went.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Timings {
+    /// Copying and hashing the database and its sidecars into the incident folder.
+    pub snapshot: f64,
+    /// The engine, its own phases in `engine.timings`: rows, indexes, the proof.
+    pub recovery: f64,
+    /// Counting the rows of both sides (`diff`).
+    pub counts: f64,
+    /// Filling from `--fill-from` backups (0 without them).
+    pub fill: f64,
+    /// The whole run, from the first check of the arguments to the report.
+    pub total: f64,
 }
 
 impl IncidentReport {
@@ -160,6 +178,7 @@ impl IncidentReport {
 
 /// Runs the whole pipeline.
 pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
+    let started = std::time::Instant::now();
     if cmd.dry_run && (cmd.out.is_some() || cmd.incident_dir.is_some()) {
         return Err(Error::Usage(
             "--dry-run writes nothing: it cannot be combined with --out or --incident-dir".into(),
@@ -191,7 +210,7 @@ pub fn run(cmd: &RecoverCommand) -> Result<IncidentReport> {
             (dir.clone(), Some(dir))
         }
     };
-    let result = run_in(cmd, &source, &incident, estimate, backups.as_ref());
+    let result = run_in(cmd, &source, &incident, estimate, backups.as_ref(), started);
     if let (Err(_), Some(dir)) = (&result, created) {
         // Only removed when empty: a snapshot that was kept (an interrupt after it) stays.
         let _ = std::fs::remove_dir(dir);
@@ -207,28 +226,13 @@ fn run_in(
     incident: &Path,
     estimate: Estimate,
     backups: Option<&engine::fill::Backups>,
+    started: std::time::Instant,
 ) -> Result<IncidentReport> {
     refuse_busy_incident_dir(incident)?;
+    let mut clock = Lap::from(std::time::Instant::now());
     let snapshot_dir = incident.join("snapshot");
-    let manifest = snapshot::take(
-        &cmd.db,
-        &snapshot_dir,
-        &SnapshotOptions {
-            allow_changing: cmd.allow_changing,
-            progress: cmd.progress,
-        },
-    )
-    .map_err(|e| match e {
-        // Failing to write our own folder is not the database's fault: say where to go.
-        Error::Io { path, source } if path.starts_with(incident) && !cmd.dry_run => Error::Io {
-            path,
-            source: std::io::Error::new(
-                source.kind(),
-                format!("{source}; choose a writable folder with --incident-dir DIR"),
-            ),
-        },
-        other => other,
-    })?;
+    let manifest = take_snapshot(cmd, incident, &snapshot_dir)?;
+    let snapshot_seconds = clock.lap();
     let file_name = source
         .file_name()
         .ok_or_else(|| Error::unusable(&cmd.db, "has no file name"))?;
@@ -260,9 +264,11 @@ fn run_in(
         },
         other => interrupted(other),
     })?;
+    let recovery_seconds = clock.lap();
     if let Some(map) = &cmd.map {
         crate::output::map::write(&engine, &snap_db, map)?;
     }
+    clock.lap();
     let spinner = cmd
         .progress
         .spinner("counting rows, source against recovered");
@@ -275,7 +281,15 @@ fn run_in(
         return Err(interrupted(Error::Interrupted { path: out }));
     }
     let diff = diff?;
+    let counts_seconds = clock.lap();
     let fill = fill(&out, &engine, &snap_db, backups).map_err(interrupted)?;
+    let timings = Timings {
+        snapshot: snapshot_seconds,
+        recovery: recovery_seconds,
+        counts: counts_seconds,
+        fill: clock.lap(),
+        total: started.elapsed().as_secs_f64(),
+    };
     let outcome = RecoveryOutcome::of(&engine, &diff);
     let mut report = IncidentReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -302,6 +316,7 @@ fn run_in(
         engine,
         diff,
         fill,
+        timings,
     };
     if !cmd.dry_run {
         let path = incident.join("report.json");
@@ -309,6 +324,47 @@ fn run_in(
         write_json(&path, &report)?;
     }
     Ok(report)
+}
+
+/// Seconds since the last lap.
+struct Lap(std::time::Instant);
+
+impl From<std::time::Instant> for Lap {
+    fn from(at: std::time::Instant) -> Lap {
+        Lap(at)
+    }
+}
+
+impl Lap {
+    fn lap(&mut self) -> f64 {
+        let now = std::time::Instant::now();
+        let seconds = (now - self.0).as_secs_f64();
+        self.0 = now;
+        seconds
+    }
+}
+
+/// The snapshot of the user's files into `snapshot_dir`.
+fn take_snapshot(cmd: &RecoverCommand, incident: &Path, snapshot_dir: &Path) -> Result<Manifest> {
+    snapshot::take(
+        &cmd.db,
+        snapshot_dir,
+        &SnapshotOptions {
+            allow_changing: cmd.allow_changing,
+            progress: cmd.progress,
+        },
+    )
+    .map_err(|e| match e {
+        // Failing to write our own folder is not the database's fault: say where to go.
+        Error::Io { path, source } if path.starts_with(incident) && !cmd.dry_run => Error::Io {
+            path,
+            source: std::io::Error::new(
+                source.kind(),
+                format!("{source}; choose a writable folder with --incident-dir DIR"),
+            ),
+        },
+        other => other,
+    })
 }
 
 /// The `--fill-from` backups, copied, hashed and opened before anything is created: one that

@@ -284,3 +284,56 @@ fn a_walk_counted_source_whose_rows_were_lost_makes_diff_exit_non_zero() {
 }
 
 mod guards;
+
+/// `recover` has SQLite count a snapshot's rows through its `-wal` (SQLite's own reading, as
+/// the application's). The snapshot's files are linked, not copied, for that count: they keep
+/// their hashes, and nothing is left in the incident folder but what the run writes.
+#[test]
+fn counting_a_wal_snapshot_leaves_the_snapshot_as_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let guard = SourceGuard::new(&db);
+    let incident = dir.path().join("incident");
+    let out = cmd()
+        .args(["recover", "-q", "--json", "--incident-dir"])
+        .arg(&incident)
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    guard.assert_unchanged();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let table = &report["tables"][0];
+    assert_eq!(
+        table["source_rows"], 300,
+        "the rows only the -wal holds count"
+    );
+    assert_eq!(table["source_counted_by"], "sqlite", "{table}");
+    for file in report["snapshot"]["files"].as_array().unwrap() {
+        let name = file["name"].as_str().unwrap();
+        assert_eq!(
+            sha256_file(&incident.join("snapshot").join(name)),
+            file["sha256"].as_str().unwrap(),
+            "{name} changed after its hash was taken"
+        );
+    }
+    let mut left: Vec<String> = std::fs::read_dir(&incident)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["recovered.sqlite3", "report.json", "snapshot"]);
+    let timings = &report["timings"];
+    for step in ["snapshot", "recovery", "counts", "total"] {
+        assert!(
+            timings[step].as_f64().is_some_and(|s| s >= 0.0),
+            "{step}: {timings}"
+        );
+    }
+    assert!(timings["total"].as_f64() >= timings["recovery"].as_f64());
+}

@@ -12,7 +12,7 @@ pub(crate) use evidence::{walk_evidence, WalkEvidence};
 use crate::error::{exit, Error, Result};
 use crate::output::report::{text_table, Outcome};
 use crate::source::pagefile::sidecar;
-use crate::util::paths::working_copy;
+use crate::util::paths::{open_reading_copy, reading_copy, working_copy};
 use crate::util::progress::Progress;
 use crate::util::quote::ident;
 use rusqlite::{Connection, OpenFlags};
@@ -255,14 +255,14 @@ pub(crate) fn compare(
     recovered: &Path,
     walk: Option<BTreeMap<String, WalkEvidence>>,
 ) -> Result<DiffReport> {
-    let work = crate::util::paths::temp_dir("sqlite-rescue-diff-")?;
-    // SQLite writes a -shm, checkpoints or rolls back when it opens a database with a -wal
-    // or a hot -journal: give it a copy then. Otherwise it reads the snapshot as immutable.
+    let work = crate::util::paths::temp_dir_near(snapshot, ".sqlite-rescue-diff-")?;
+    // SQLite builds a -shm to read a -wal and rolls a hot -journal back: gather the files
+    // elsewhere for it then (links, for a -wal). Otherwise it reads the snapshot as immutable.
     let needs_copy = ["-wal", "-journal"]
         .iter()
         .any(|s| sidecar(snapshot, s).exists());
     let source_counts = if needs_copy {
-        count_with_sqlite(&working_copy(snapshot, work.path())?, false)
+        count_with_sqlite(&reading_copy(snapshot, work.path())?, false)
     } else {
         count_with_sqlite(snapshot, true)
     };
@@ -377,7 +377,7 @@ fn count_with_sqlite(db: &Path, immutable: bool) -> std::result::Result<Counts, 
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
         Connection::open_with_flags(crate::source::pagefile::immutable_uri(db), flags)
     } else {
-        Connection::open(db)
+        open_reading_copy(db)
     }
     .map_err(|e| e.to_string())?;
     let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());

@@ -8,6 +8,7 @@
 
 mod entry;
 mod fast;
+mod foreign_keys;
 mod full;
 mod plan;
 
@@ -92,10 +93,7 @@ pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
         return 0;
     };
     let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
-    conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+    foreign_keys::count(&conn).unwrap_or(0)
 }
 
 /// `PRAGMA integrity_check(TABLE)`, at most `limit` messages, "ok" left out. An index whose

@@ -1,0 +1,270 @@
+//! Rows whose foreign key names no parent row, counted as `PRAGMA foreign_key_check` counts
+//! them (one per row and key), without its lookup of every row in the parent.
+//!
+//! The common key, a single column naming its parent's rowid, is counted from the child's
+//! index on that column: one scan gives each distinct value and how many rows hold it, and
+//! each distinct value is looked up once. A Django table of millions of rows that names a
+//! few thousand parents costs an index scan and a few thousand lookups instead of a lookup
+//! per row. Every other table (a key of several columns, a parent keyed otherwise, no index
+//! to scan, a value that is not an integer) is counted by the pragma itself.
+
+use crate::util::quote::ident;
+use rusqlite::{Connection, OptionalExtension};
+
+/// One foreign key of one table, from `pragma_foreign_key_list`.
+struct ForeignKey {
+    id: i64,
+    parent: String,
+    from: String,
+    to: Option<String>,
+}
+
+/// Every violation in the database on `conn`, as the pragma counts them; `None` when the
+/// pragma itself fails (a key whose parent SQLite cannot resolve).
+pub(crate) fn count(conn: &Connection) -> Option<u64> {
+    let tables = child_tables(conn).ok()?;
+    let mut total = 0u64;
+    for table in tables {
+        let n = match by_parent_rowid(conn, &table) {
+            Some(n) => n,
+            None => by_pragma(conn, &table)?,
+        };
+        total = total.saturating_add(n);
+    }
+    Some(total)
+}
+
+/// The tables that declare a foreign key.
+fn child_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT t.name FROM pragma_table_list AS t, pragma_foreign_key_list(t.name) \
+         WHERE t.schema = 'main' AND t.type = 'table' ORDER BY t.name",
+    )?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    names.collect()
+}
+
+fn by_pragma(conn: &Connection, table: &str) -> Option<u64> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_foreign_key_check(?1)",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .ok()
+    .and_then(|n| u64::try_from(n).ok())
+}
+
+/// The table's violations when each of its keys is one column naming its parent's rowid and
+/// has an index to scan; `None` otherwise (or on any error), for the pragma to count.
+fn by_parent_rowid(conn: &Connection, table: &str) -> Option<u64> {
+    let keys = foreign_keys(conn, table).ok()?;
+    let mut total = 0u64;
+    for key in &keys {
+        if keys.iter().filter(|k| k.id == key.id).count() != 1
+            || !names_rowid(conn, &key.parent, key.to.as_deref())?
+        {
+            return None;
+        }
+        total = total.saturating_add(missing_parents(conn, table, key)?);
+    }
+    Some(total)
+}
+
+fn foreign_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<ForeignKey>> {
+    let mut stmt =
+        conn.prepare("SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1)")?;
+    let keys = stmt.query_map([table], |r| {
+        Ok(ForeignKey {
+            id: r.get(0)?,
+            parent: r.get(1)?,
+            from: r.get(2)?,
+            to: r.get(3)?,
+        })
+    })?;
+    keys.collect()
+}
+
+/// Whether the parent key `to` (its primary key when `None`) of `parent` is its rowid: an
+/// ordinary table whose primary key is one INTEGER column and has no index of its own (an
+/// `INTEGER PRIMARY KEY DESC` column is not the rowid, and gets one). `None` when the parent
+/// cannot be described.
+fn names_rowid(conn: &Connection, parent: &str, to: Option<&str>) -> Option<bool> {
+    let ordinary: Option<bool> = conn
+        .query_row(
+            "SELECT type = 'table' AND NOT wr FROM pragma_table_list \
+             WHERE schema = 'main' AND name = ?1 COLLATE NOCASE",
+            [parent],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()?;
+    if ordinary != Some(true) {
+        return Some(false);
+    }
+    let pk: Vec<(String, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT name, upper(type) FROM pragma_table_info(?1) WHERE pk > 0")
+            .ok()?;
+        let rows = stmt
+            .query_map([parent], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ok()?;
+        rows.collect::<rusqlite::Result<_>>().ok()?
+    };
+    let pk_index: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'",
+            [parent],
+            |r| r.get(0),
+        )
+        .ok()?;
+    let alias = match pk.as_slice() {
+        [(name, kind)] if kind == "INTEGER" && pk_index == 0 => name,
+        _ => return Some(false),
+    };
+    Some(to.is_none_or(|to| to.eq_ignore_ascii_case(alias)))
+}
+
+/// The rows of `table` whose `key` names no row of its parent, from one scan of an index on
+/// the key's column; `None` when no index gives the values in order or a value is not an
+/// integer (the pragma converts those as it looks them up).
+fn missing_parents(conn: &Connection, table: &str, key: &ForeignKey) -> Option<u64> {
+    let column = ident(&key.from);
+    let grouped = format!(
+        "SELECT {column}, count(*), max(typeof({column}) <> 'integer') FROM {} \
+         WHERE {column} IS NOT NULL GROUP BY {column}",
+        ident(table)
+    );
+    if !scans_in_order(conn, &grouped)? {
+        return None;
+    }
+    let mut lookup = conn
+        .prepare(&format!(
+            "SELECT 1 FROM {} WHERE rowid = ?1",
+            ident(&key.parent)
+        ))
+        .ok()?;
+    let mut stmt = conn.prepare(&grouped).ok()?;
+    let mut rows = stmt.raw_query();
+    let mut missing = 0u64;
+    while let Some(row) = rows.next().ok()? {
+        if row.get::<_, bool>(2).ok()? {
+            return None;
+        }
+        let (value, n) = (row.get::<_, i64>(0).ok()?, row.get::<_, i64>(1).ok()?);
+        if !lookup.exists([value]).ok()? {
+            missing = missing.saturating_add(u64::try_from(n).ok()?);
+        }
+    }
+    Some(missing)
+}
+
+/// Whether SQLite runs `sql` from an index, without sorting rows itself.
+fn scans_in_order(conn: &Connection, sql: &str) -> Option<bool> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
+    let steps = stmt.query_map([], |r| r.get::<_, String>(3)).ok()?;
+    let steps = steps.collect::<rusqlite::Result<Vec<_>>>().ok()?;
+    Some(
+        !steps.iter().any(|s| s.contains("TEMP B-TREE"))
+            && steps.iter().any(|s| s.contains("COVERING INDEX")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pragma's own count, for comparison.
+    fn pragma_count(conn: &Connection) -> Option<u64> {
+        conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+    }
+
+    fn db(sql: &str) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
+        conn.execute_batch(sql).unwrap();
+        conn
+    }
+
+    const ROWS: &str =
+        "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n WHERE v < 300)";
+
+    /// Each schema counted both ways; the indexed rowid keys take the fast way.
+    #[test]
+    fn counts_agree_with_the_pragma_on_every_shape_of_key() {
+        let shapes = [
+            // The common key: indexed, naming the parent's rowid, some parents gone.
+            format!(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY, v);
+                 CREATE TABLE c(id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));
+                 CREATE INDEX c_p ON c(p_id);
+                 {ROWS} INSERT INTO p SELECT v, v FROM n WHERE v % 7 <> 0;
+                 {ROWS} INSERT INTO c SELECT v, CASE WHEN v % 11 = 0 THEN NULL ELSE v % 50 END FROM n;"
+            ),
+            // The same, keyed by the parent's implied primary key, and a second key.
+            format!(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY);
+                 CREATE TABLE c(a REFERENCES p, b REFERENCES p(id));
+                 CREATE INDEX c_a ON c(a, b); CREATE INDEX c_b ON c(b DESC);
+                 {ROWS} INSERT INTO p SELECT v FROM n WHERE v < 40;
+                 {ROWS} INSERT INTO c SELECT v % 60, v % 45 FROM n;"
+            ),
+            // A value that is not an integer: counted by the pragma.
+            format!(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY);
+                 CREATE TABLE c(p_id REFERENCES p(id)); CREATE INDEX c_p ON c(p_id);
+                 {ROWS} INSERT INTO p SELECT v FROM n WHERE v < 20;
+                 {ROWS} INSERT INTO c SELECT CASE v % 5 WHEN 0 THEN '3' WHEN 1 THEN 4.0 ELSE v END FROM n;"
+            ),
+            // No index to scan, a key of two columns, a parent keyed by text, a DESC key
+            // that is not the rowid, a parent that does not exist.
+            format!(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY, k TEXT UNIQUE, a, b, UNIQUE(a, b));
+                 CREATE TABLE q(id INTEGER PRIMARY KEY DESC);
+                 CREATE TABLE c1(p_id REFERENCES p(id));
+                 CREATE TABLE c2(x, y, FOREIGN KEY(x, y) REFERENCES p(a, b)); CREATE INDEX c2_x ON c2(x, y);
+                 CREATE TABLE c3(k REFERENCES p(k)); CREATE INDEX c3_k ON c3(k);
+                 CREATE TABLE c4(q_id REFERENCES q(id)); CREATE INDEX c4_q ON c4(q_id);
+                 CREATE TABLE c5(z REFERENCES gone(id)); CREATE INDEX c5_z ON c5(z);
+                 {ROWS} INSERT INTO p SELECT v, 'k' || v, v % 3, v FROM n WHERE v < 30;
+                 {ROWS} INSERT INTO q SELECT v FROM n WHERE v < 10;
+                 {ROWS} INSERT INTO c1 SELECT v % 40 FROM n;
+                 {ROWS} INSERT INTO c2 SELECT v % 4, v % 6 FROM n;
+                 {ROWS} INSERT INTO c3 SELECT 'k' || (v % 35) FROM n;
+                 {ROWS} INSERT INTO c4 SELECT v % 12 FROM n;
+                 {ROWS} INSERT INTO c5 SELECT v FROM n WHERE v < 5;"
+            ),
+        ];
+        // Whether table `c` of each shape is counted from its index.
+        let fast = [true, true, false];
+        for (n, sql) in shapes.iter().enumerate() {
+            let conn = db(sql);
+            let expected = pragma_count(&conn).unwrap();
+            assert!(expected > 0, "each shape has violations: {sql}");
+            assert_eq!(count(&conn), Some(expected), "{sql}");
+            if let Some(&fast) = fast.get(n) {
+                assert_eq!(by_parent_rowid(&conn, "c").is_some(), fast, "{sql}");
+            } else {
+                for c in ["c1", "c2", "c3", "c4", "c5"] {
+                    assert_eq!(by_parent_rowid(&conn, c), None, "{c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_common_key_is_counted_from_its_index() {
+        let conn = db(&format!(
+            "CREATE TABLE p(id INTEGER PRIMARY KEY);
+             CREATE TABLE c(p_id INTEGER REFERENCES p(id)); CREATE INDEX c_p ON c(p_id);
+             {ROWS} INSERT INTO p SELECT v FROM n WHERE v <= 10;
+             {ROWS} INSERT INTO c SELECT v % 20 FROM n;"
+        ));
+        // p_id 0 and 11..=19: 10 values of the 20, 15 rows each.
+        assert_eq!(by_parent_rowid(&conn, "c"), Some(150));
+        assert_eq!(pragma_count(&conn), Some(150));
+    }
+}

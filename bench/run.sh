@@ -65,13 +65,15 @@ table() {
     done
 }
 
-# phases DB ARGS...: one `recover` of DB, and the engine's own timing of each phase.
+# phases DB ARGS...: one `recover` of DB: the seconds of each step (`timings`) and of each of
+# the engine's phases (`engine.timings`).
 phases() {
     local db=$1; shift
     prep
     "$bin" recover -q --json "$db" --incident-dir "$work/incident" "$@" 2>/dev/null |
-        python3 -c 'import json, sys; r = json.load(sys.stdin); t = r["engine"]["timings"]
-print("  phases (s): " + ", ".join("%s %.2f" % kv for kv in sorted(t.items())) + "; integrity " + "; ".join(r["integrity"][:3]))' || true
+        python3 -c 'import json, sys; r = json.load(sys.stdin); t = r["engine"]["timings"]; p = r["timings"]
+print("  steps (s): " + ", ".join("%s %.2f" % (k, p[k]) for k in ("snapshot", "recovery", "counts", "total"))
+      + "; engine phases (s): " + ", ".join("%s %.2f" % kv for kv in sorted(t.items())) + "; integrity " + "; ".join(r["integrity"][:3]))' || true
 }
 
 work="$dir/work"

@@ -138,6 +138,7 @@ impl Engine<'_> {
             &rows.side_tables,
             &mut rows.reports,
         );
+        clock.lap("counts");
         spinner.set_message("proving the recovered database sound");
         let (integrity, foreign_key_violations) =
             verify_phase(tmp, &catalog, &rows.reports, options)?;

@@ -72,12 +72,7 @@ pub(super) fn run_sqlite(
         full_check(&conn, &objects, limit, &mut facts);
     }
     if facts.ran && file_size <= FK_CHECK_MAX_BYTES {
-        facts.foreign_key_violations = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .ok()
-            .and_then(|n| u64::try_from(n).ok());
+        facts.foreign_key_violations = crate::engine::verify::foreign_key_count(&conn);
     }
     (facts, objects, Some(conn))
 }

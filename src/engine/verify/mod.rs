@@ -96,6 +96,12 @@ pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
     foreign_keys::count(&conn).unwrap_or(0)
 }
 
+/// What `PRAGMA foreign_key_check` counts in the database open on `conn`, counted the fast
+/// way where the keys allow; `None` when the pragma fails.
+pub(crate) fn foreign_key_count(conn: &Connection) -> Option<u64> {
+    foreign_keys::count(conn)
+}
+
 /// `PRAGMA integrity_check(TABLE)`, at most `limit` messages, "ok" left out. An index whose
 /// expression or WHERE calls a function only the application registers cannot be compared
 /// with its table here: SQLite stops at the unknown function. The function then gets a

@@ -187,6 +187,7 @@ pub(crate) fn assert_round_trip(src: &Path, dir: &Path) -> [Report; 2] {
         std::fs::copy(&wal, common::source_files(&truth).remove(1)).unwrap();
     }
     let want = contents(&truth);
+    let violations = foreign_key_violations(&truth);
     let run = |name: &str, table_by_table: bool| {
         let out = dir.join(name);
         let options = Options {
@@ -230,9 +231,23 @@ pub(crate) fn assert_round_trip(src: &Path, dir: &Path) -> [Report; 2] {
         drop(check);
         let got = contents(&out);
         assert_same(&want, &got, path);
+        assert_eq!(
+            report.foreign_key_violations, violations,
+            "{path}: foreign keys"
+        );
         report
     };
     [run("whole.db", false), run("tables.db", true)]
+}
+
+/// What `PRAGMA foreign_key_check` counts in `db` (0 where it cannot run), as reports do.
+fn foreign_key_violations(db: &Path) -> u64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_or(0, |n| u64::try_from(n).unwrap())
 }
 
 pub(crate) fn assert_same(

@@ -90,6 +90,9 @@ pub(super) struct Case {
     tables: Vec<TableSpec>,
     fts5: bool,
     rtree: bool,
+    /// A child table naming table 0's primary key: bit 0 indexes the key, bit 1 adds values
+    /// that are not integers.
+    foreign_key: Option<u8>,
 }
 
 const TYPES: [&str; 12] = [
@@ -251,6 +254,7 @@ pub(super) fn case() -> impl Strategy<Value = Case> {
         proptest::collection::vec(table_spec(), 1..4),
         proptest::bool::weighted(0.25),
         proptest::bool::weighted(0.25),
+        proptest::option::weighted(0.3, 0u8..4),
     )
         .prop_map(
             |(
@@ -263,6 +267,7 @@ pub(super) fn case() -> impl Strategy<Value = Case> {
                 tables,
                 fts5,
                 rtree,
+                foreign_key,
             )| Case {
                 page_size,
                 encoding,
@@ -274,6 +279,7 @@ pub(super) fn case() -> impl Strategy<Value = Case> {
                 tables,
                 fts5,
                 rtree,
+                foreign_key,
             },
         )
 }
@@ -476,6 +482,10 @@ pub(super) fn build(case: &Case, path: &Path) -> Connection {
         )
         .unwrap();
     }
+    if let Some(kind) = case.foreign_key {
+        conn.execute_batch(&child_table(&case.tables[0].name(0), kind))
+            .unwrap();
+    }
     if case.rtree {
         conn.execute_batch(
             "CREATE VIRTUAL TABLE boxes USING rtree(id, x0, x1);
@@ -496,6 +506,25 @@ pub(super) fn build(case: &Case, path: &Path) -> Connection {
         }
     }
     conn
+}
+
+/// A table whose rows name rows of `parent` by its primary key, some of them missing (as
+/// `kind` says: its key indexed, values that are not integers). A parent whose primary key
+/// is not one column makes SQLite's check fail, which the report counts as 0.
+fn child_table(parent: &str, kind: u8) -> String {
+    let mut sql = format!(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE fk_child(id INTEGER PRIMARY KEY, parent_ref INTEGER REFERENCES {});
+         INSERT INTO fk_child(parent_ref) VALUES (1), (2), (3), (NULL), (99), (-1), (2);",
+        quote(parent)
+    );
+    if kind & 1 == 1 {
+        sql.push_str("CREATE INDEX fk_child_ref ON fk_child(parent_ref);");
+    }
+    if kind & 2 == 2 {
+        sql.push_str("INSERT INTO fk_child(parent_ref) VALUES ('x'), (2.5), ('3');");
+    }
+    sql
 }
 
 /// Builds `case` at `dir/src.db`; with a WAL, the files are copied while the connection is

@@ -129,6 +129,8 @@ fn recover_into(db: &Path, out: &Path) -> (i32, serde_json::Value) {
         .args(["recover", "-q", "--json", "--out"])
         .arg(out)
         .arg(db)
+        // The incident folder goes beside the output, not into the repository.
+        .current_dir(out.parent().unwrap())
         .output()
         .unwrap();
     guard.assert_unchanged();

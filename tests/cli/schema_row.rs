@@ -88,6 +88,7 @@ fn the_schema_row_sample_names_the_table_and_puts_its_rows_in_it() {
         .args(["recover", "-q", "--json", "--out"])
         .arg(&out)
         .arg(&db)
+        .current_dir(dir.path())
         .output()
         .unwrap();
     guard.assert_unchanged();

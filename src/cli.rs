@@ -342,9 +342,13 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
 
 fn emit<T: Outcome>(outcome: &T, output: &OutputArgs) -> Result<i32> {
     if output.json {
-        let json = serde_json::to_string_pretty(outcome)
+        // Streamed: a recovery's report can run to tens of megabytes.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, outcome)
             .map_err(|e| sqlite_rescue::Error::Usage(format!("cannot write JSON: {e}")))?;
-        println!("{json}");
+        std::io::Write::write_all(&mut out, b"\n")
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .map_err(|e| sqlite_rescue::Error::io("stdout", e))?;
     } else {
         print!("{}", outcome.render_text());
     }

@@ -436,12 +436,16 @@ fn summarize(engine: &Report, diff: &DiffReport) -> Vec<TableSummary> {
         .collect()
 }
 
+/// Writes `value` to `path` as JSON, streamed (a report's page map can run to tens of
+/// megabytes), then synced and renamed into place.
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let json =
-        serde_json::to_vec_pretty(value).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    std::io::Write::write_all(&mut tmp, &json).map_err(|e| Error::io(path, e))?;
+    let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    std::io::Write::flush(&mut out).map_err(|e| Error::io(path, e))?;
+    drop(out);
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())

@@ -1,8 +1,8 @@
 //! What a recovery is expected to cost before it starts: how long, and how much free disk,
 //! from the size of the files and the schema's tables and indexes. The figures per gigabyte
-//! are the benchmarks' (docs/performance.md, 2 cores): the whole `recover` of a 1 GB file with
-//! an index per table took about 14 s, a Django-shaped one (an index on every ForeignKey,
-//! about 1.75 per table) about 30 s; `--verify full` 24 s and 76 s. More indexes per table
+//! are the benchmarks' (docs/performance.md, 2 cores, 2026-12-07): the whole `recover` of a
+//! 1 GB file with an index per table took about 8 s, a Django-shaped one (an index on every
+//! ForeignKey, about 1.75 per table) about 9 s; `--verify full` 10 s and 42 s. More indexes per table
 //! cost more (every index is checked against its table); the estimate moves between the two
 //! shapes with the schema's ratio.
 //!
@@ -20,9 +20,9 @@ use std::path::Path;
 
 /// Seconds per gigabyte of the whole `recover`, fast proof: one index per table, and the
 /// Django shape's 1.75.
-const SECONDS_PER_GB: (f64, f64) = (14.0, 30.0);
+const SECONDS_PER_GB: (f64, f64) = (8.0, 9.0);
 /// The same with `--verify full`.
-const SECONDS_PER_GB_FULL: (f64, f64) = (24.0, 76.0);
+const SECONDS_PER_GB_FULL: (f64, f64) = (10.0, 42.0);
 /// Indexes per table of the two benchmark shapes.
 const INDEXES_PER_TABLE: (f64, f64) = (1.0, 1.75);
 /// Under load the benchmarks varied by about this much either way.
@@ -241,11 +241,11 @@ mod tests {
     #[test]
     fn the_benchmark_shapes_get_the_benchmark_figures() {
         let reference = from_counts(1_000_000_000, 1_000_000_000, 2, 2, VerifyMode::Fast);
-        assert_eq!(reference.seconds, 14);
+        assert_eq!(reference.seconds, 8);
         let django = from_counts(1_000_000_000, 1_000_000_000, 8, 14, VerifyMode::Fast);
-        assert_eq!(django.seconds, 30);
+        assert_eq!(django.seconds, 9);
         let full = from_counts(1_000_000_000, 1_000_000_000, 8, 14, VerifyMode::Full);
-        assert_eq!(full.seconds, 76);
+        assert_eq!(full.seconds, 42);
         assert!(django.seconds_min < django.seconds && django.seconds < django.seconds_max);
         assert_eq!(django.disk_bytes, 2_100_000_000);
     }

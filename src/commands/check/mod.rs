@@ -263,7 +263,13 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
     let wal_facts = pf.wal().map(wal_facts);
     let journal = pf.journal().cloned();
     let missing_wal = crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal());
-    let work = working_copy(&snap_db, &tmp.join("work"))?;
+    // SQLite writes only to replay a -wal or roll a -journal back: without them it reads the
+    // snapshot itself, read-only, and no gigabyte is copied a second time.
+    let work = if probe::needs_writable_copy(&snap_db) {
+        working_copy(&snap_db, &tmp.join("work"))?
+    } else {
+        snap_db.clone()
+    };
     let limit = opts.max_errors.max(1);
     let (integrity, objects, conn) = probe::run_sqlite(&work, limit, file_size);
     warnings.extend(missing_wal.map(str::to_string));

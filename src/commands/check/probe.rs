@@ -18,6 +18,14 @@ pub(super) struct Object {
 /// Foreign key checks are skipped above this size: they can scan every table.
 const FK_CHECK_MAX_BYTES: u64 = 256 << 20;
 
+/// Whether SQLite must be given a writable copy of `db` to read it: a -wal it replays into
+/// the copy (the proof reads the file alone) or a -journal it rolls back. Otherwise it reads
+/// `db` itself, read-only and immutable.
+pub(super) fn needs_writable_copy(db: &Path) -> bool {
+    use crate::util::paths::sidecar;
+    sidecar(db, "-wal").exists() || sidecar(db, "-journal").exists()
+}
+
 pub(super) fn run_sqlite(
     work: &Path,
     limit: u32,
@@ -27,8 +35,16 @@ pub(super) fn run_sqlite(
         limit,
         ..IntegrityFacts::default()
     };
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match Connection::open_with_flags(work, flags) {
+    let opened = if needs_writable_copy(work) {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Connection::open_with_flags(work, flags)
+    } else {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        Connection::open_with_flags(crate::source::pagefile::immutable_uri(work), flags)
+    };
+    let conn = match opened {
         Ok(c) => c,
         Err(e) => {
             facts.error = Some(e.to_string());

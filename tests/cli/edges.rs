@@ -336,4 +336,11 @@ fn counting_a_wal_snapshot_leaves_the_snapshot_as_hashed() {
         );
     }
     assert!(timings["total"].as_f64() >= timings["recovery"].as_f64());
+    let text = cmd().arg("report").arg(&incident).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("time: ") && l.contains("of which the proof")),
+        "{text}"
+    );
 }

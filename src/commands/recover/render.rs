@@ -268,6 +268,27 @@ impl IncidentReport {
         out
     }
 
+    /// Where the run's time went (nothing for a report written before it was measured).
+    fn time_note(&self) -> String {
+        let t = &self.timings;
+        if t.total <= 0.0 {
+            return String::new();
+        }
+        let proof = self.engine.timings.get("verify").copied().unwrap_or(0.0);
+        let fill = match self.fill {
+            Some(_) => format!(", fill {}", seconds(t.fill)),
+            None => String::new(),
+        };
+        format!(
+            "time: {} (snapshot {}, recovery {} of which the proof {}, counts {}{fill})\n",
+            seconds(t.total),
+            seconds(t.snapshot),
+            seconds(t.recovery),
+            seconds(proof),
+            seconds(t.counts),
+        )
+    }
+
     /// Indexes, views and triggers, and the checks of the result.
     fn object_notes(&self) -> String {
         let mut out = String::new();
@@ -330,6 +351,7 @@ impl Outcome for IncidentReport {
         out.push_str(&self.row_notes());
         out.push_str(&self.file_notes());
         out.push_str(&self.object_notes());
+        out.push_str(&self.time_note());
         out.push('\n');
         let verdict = if self.outcome == RecoveryOutcome::Complete {
             "Every row the source holds came back in place.".to_string()
@@ -369,6 +391,17 @@ impl Outcome for IncidentReport {
 
     fn exit_code(&self) -> i32 {
         self.exit_code
+    }
+}
+
+/// Seconds to two significant places or so: "0.042 s", "3.1 s", "48 s".
+fn seconds(s: f64) -> String {
+    if s < 1.0 {
+        format!("{s:.3} s")
+    } else if s < 10.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.0} s")
     }
 }
 
@@ -520,4 +553,14 @@ fn not_whole(engine: &engine::Report, lost_and_found: u64, conflicts: u64) -> St
          (see above).",
         why.join("; ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seconds_keep_two_places_or_so() {
+        assert_eq!(super::seconds(0.0423), "0.042 s");
+        assert_eq!(super::seconds(3.06), "3.1 s");
+        assert_eq!(super::seconds(48.49), "48 s");
+    }
 }

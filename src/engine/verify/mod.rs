@@ -93,13 +93,14 @@ pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
         return 0;
     };
     let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
-    foreign_keys::count(&conn).unwrap_or(0)
+    foreign_keys::count(&conn, true).unwrap_or(0)
 }
 
-/// What `PRAGMA foreign_key_check` counts in the database open on `conn`, counted the fast
-/// way where the keys allow; `None` when the pragma fails.
-pub(crate) fn foreign_key_count(conn: &Connection) -> Option<u64> {
-    foreign_keys::count(conn)
+/// What `PRAGMA foreign_key_check` counts in the database open on `conn`, counted from
+/// indexes where the keys allow; `None` when the pragma fails, or when a table needs it and
+/// `pragma_allowed` is false.
+pub(crate) fn foreign_key_count(conn: &Connection, pragma_allowed: bool) -> Option<u64> {
+    foreign_keys::count(conn, pragma_allowed)
 }
 
 /// `PRAGMA integrity_check(TABLE)`, at most `limit` messages, "ok" left out. An index whose

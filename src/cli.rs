@@ -265,6 +265,7 @@ pub fn run(cli: Cli, command: clap::Command) -> Result<i32> {
             let opts = snapshot::SnapshotOptions {
                 allow_changing,
                 progress,
+                durable: true,
             };
             emit(&snapshot::take(&db, &into, &opts)?, &cli.output)
         }

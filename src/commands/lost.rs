@@ -132,6 +132,7 @@ pub fn analyze(db: &Path, progress: Progress) -> Result<Analysis> {
             // A diagnosis: take what is there (the manifest says if it kept changing).
             allow_changing: true,
             progress,
+            durable: false,
         },
     )?;
     let snapshot_db = manifest.db_path();

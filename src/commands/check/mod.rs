@@ -230,6 +230,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
             // A check is a diagnosis: take what is there and say so.
             allow_changing: true,
             progress: opts.progress,
+            durable: false,
         },
     )?;
     let mut warnings = manifest.warnings.clone();

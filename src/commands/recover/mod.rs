@@ -352,6 +352,8 @@ fn take_snapshot(cmd: &RecoverCommand, incident: &Path, snapshot_dir: &Path) -> 
         &SnapshotOptions {
             allow_changing: cmd.allow_changing,
             progress: cmd.progress,
+            // A rehearsal's snapshot is deleted with its folder: no need to wait for the disk.
+            durable: !cmd.dry_run,
         },
     )
     .map_err(|e| match e {

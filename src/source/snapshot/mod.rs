@@ -43,6 +43,9 @@ pub struct SnapshotOptions {
     /// Keep the last copy (with a warning in the manifest) if the source keeps changing.
     pub allow_changing: bool,
     pub progress: Progress,
+    /// Synced to the disk before it counts as taken: evidence that outlives the run. A
+    /// private copy a diagnosis reads and deletes is not, and spares the disk its writes.
+    pub durable: bool,
 }
 
 /// One copied file.
@@ -168,15 +171,16 @@ fn take_reading(
         for src in &sources {
             let dest = into.join(&src.name);
             guard.written.push(dest.clone());
-            let (file, moved) = copy_one(src, &dest, &bar, read_through).map_err(|e| {
-                match e {
-                    // Name the folder: whatever was copied into it is removed again.
-                    Error::Interrupted { .. } => Error::Interrupted {
-                        path: into.to_path_buf(),
-                    },
-                    other => other,
-                }
-            })?;
+            let (file, moved) =
+                copy_one(src, &dest, &bar, read_through, opts.durable).map_err(|e| {
+                    match e {
+                        // Name the folder: whatever was copied into it is removed again.
+                        Error::Interrupted { .. } => Error::Interrupted {
+                            path: into.to_path_buf(),
+                        },
+                        other => other,
+                    }
+                })?;
             if changed.is_none() {
                 changed = moved;
             }
@@ -212,7 +216,9 @@ fn take_reading(
         }
     };
 
-    sync_dir(into)?;
+    if opts.durable {
+        sync_dir(into)?;
+    }
     let manifest = Manifest {
         source,
         dir,
@@ -224,7 +230,7 @@ fn take_reading(
         attempts: attempt,
         warnings,
     };
-    write_manifest(into, &manifest, &mut guard)?;
+    write_manifest(into, &manifest, &mut guard, opts.durable)?;
     guard.disarm();
     Ok(manifest)
 }
@@ -316,6 +322,7 @@ fn copy_one(
     dest: &Path,
     bar: &indicatif::ProgressBar,
     read_through: ReadThrough<'_>,
+    durable: bool,
 ) -> Result<(Option<ManifestFile>, Option<String>)> {
     let input = match File::open(&src.path) {
         Ok(f) => f,
@@ -333,8 +340,10 @@ fn copy_one(
         .mode(0o600)
         .open(dest)
         .map_err(|e| Error::io(dest, e))?;
-    let (size, digest) = copy_and_hash(&mut *reader, &mut output, src, dest, bar)?;
-    output.sync_all().map_err(|e| Error::io(dest, e))?;
+    let (size, digest) = copy_and_hash(&mut *reader, &mut output, src, dest, bar, durable)?;
+    if durable {
+        output.sync_all().map_err(|e| Error::io(dest, e))?;
+    }
     drop(output);
     drop(reader);
     std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o444))
@@ -371,6 +380,7 @@ fn copy_and_hash(
     src: &Source,
     dest: &Path,
     bar: &indicatif::ProgressBar,
+    durable: bool,
 ) -> Result<(u64, [u8; 32])> {
     let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
     let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -378,7 +388,9 @@ fn copy_and_hash(
     let done = std::sync::atomic::AtomicBool::new(false);
     let syncing = output.try_clone().map_err(|e| Error::io(dest, e))?;
     std::thread::scope(|scope| {
-        scope.spawn(|| write_back(&syncing, &written, &done));
+        if durable {
+            scope.spawn(|| write_back(&syncing, &written, &done));
+        }
         let hasher = scope.spawn(move || {
             let mut hasher = Sha256::new();
             for chunk in chunks {
@@ -456,7 +468,12 @@ fn write_back(
 }
 
 /// Writes the manifest to a temporary name, syncs it, and renames it into place.
-fn write_manifest(into: &Path, manifest: &Manifest, guard: &mut DirGuard) -> Result<()> {
+fn write_manifest(
+    into: &Path,
+    manifest: &Manifest,
+    guard: &mut DirGuard,
+    durable: bool,
+) -> Result<()> {
     let tmp = into.join(".manifest.json.tmp");
     let path = into.join(MANIFEST_NAME);
     guard.written.push(tmp.clone());
@@ -470,12 +487,15 @@ fn write_manifest(into: &Path, manifest: &Manifest, guard: &mut DirGuard) -> Res
         .map_err(|e| Error::io(&tmp, e))?;
     f.write_all(json.as_bytes())
         .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
+        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
         .map_err(|e| Error::io(&tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     guard.written.push(path);
-    sync_dir(into)
+    if durable {
+        sync_dir(into)?;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

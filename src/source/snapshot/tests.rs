@@ -6,6 +6,7 @@ fn opts() -> SnapshotOptions {
     SnapshotOptions {
         allow_changing: false,
         progress: Progress::HIDDEN,
+        durable: true,
     }
 }
 
@@ -34,6 +35,33 @@ fn copies_and_hashes_in_one_pass() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o444);
+}
+
+/// A private snapshot (not synced) holds the same bytes, hashes and manifest as a durable one.
+#[test]
+fn a_snapshot_not_synced_is_the_same_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("a.db");
+    let bytes: Vec<u8> = (0..3 * CHUNK + 17)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    std::fs::write(&db, &bytes).unwrap();
+    std::fs::write(sidecar(&db, "-wal"), b"wal bytes").unwrap();
+    let durable = take(&db, &tmp.path().join("durable"), &opts()).unwrap();
+    let private = SnapshotOptions {
+        durable: false,
+        ..opts()
+    };
+    let quick = take(&db, &tmp.path().join("quick"), &private).unwrap();
+    let hashes = |m: &Manifest| -> Vec<(String, u64, String)> {
+        m.files
+            .iter()
+            .map(|f| (f.name.clone(), f.size, f.sha256.clone()))
+            .collect()
+    };
+    assert_eq!(hashes(&quick), hashes(&durable));
+    assert_eq!(std::fs::read(quick.db_path()).unwrap(), bytes);
+    assert!(tmp.path().join("quick").join(MANIFEST_NAME).is_file());
 }
 
 /// Reads like the file it wraps until `left` bytes have gone by, then fails as a disk

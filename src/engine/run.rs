@@ -61,23 +61,20 @@ struct Rows {
 
 /// Seconds per phase, for the report.
 struct Clock {
-    since: std::time::Instant,
+    lap: crate::util::stopwatch::Lap,
     timings: BTreeMap<String, f64>,
 }
 
 impl Clock {
     fn start() -> Clock {
         Clock {
-            since: std::time::Instant::now(),
+            lap: crate::util::stopwatch::Lap::start(),
             timings: BTreeMap::new(),
         }
     }
 
     fn lap(&mut self, phase: &str) {
-        let now = std::time::Instant::now();
-        self.timings
-            .insert(phase.to_string(), (now - self.since).as_secs_f64());
-        self.since = now;
+        self.timings.insert(phase.to_string(), self.lap.lap());
     }
 }
 

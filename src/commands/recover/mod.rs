@@ -229,7 +229,7 @@ fn run_in(
     started: std::time::Instant,
 ) -> Result<IncidentReport> {
     refuse_busy_incident_dir(incident)?;
-    let mut clock = Lap::from(std::time::Instant::now());
+    let mut clock = crate::util::stopwatch::Lap::start();
     let snapshot_dir = incident.join("snapshot");
     let manifest = take_snapshot(cmd, incident, &snapshot_dir)?;
     let snapshot_seconds = clock.lap();
@@ -324,24 +324,6 @@ fn run_in(
         write_json(&path, &report)?;
     }
     Ok(report)
-}
-
-/// Seconds since the last lap.
-struct Lap(std::time::Instant);
-
-impl From<std::time::Instant> for Lap {
-    fn from(at: std::time::Instant) -> Lap {
-        Lap(at)
-    }
-}
-
-impl Lap {
-    fn lap(&mut self) -> f64 {
-        let now = std::time::Instant::now();
-        let seconds = (now - self.0).as_secs_f64();
-        self.0 = now;
-        seconds
-    }
 }
 
 /// The snapshot of the user's files into `snapshot_dir`.

@@ -30,6 +30,12 @@ pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
         .map_err(|e| Error::io(std::env::temp_dir(), e))
 }
 
+/// Whether `db` has a -wal or a -journal beside it: what SQLite replays or rolls back when it
+/// opens the database (writing to do so), and what an immutable open would ignore.
+pub(crate) fn has_wal_or_journal(db: &Path) -> bool {
+    sidecar(db, "-wal").exists() || sidecar(db, "-journal").exists()
+}
+
 /// The database and its -wal gathered in `dir` for SQLite to read through its own WAL code,
 /// the originals untouched: hard links where `dir` is on the same file system (a gigabyte
 /// then costs nothing to gather), copies elsewhere. Open it with [`open_reading_copy`], which

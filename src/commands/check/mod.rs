@@ -267,7 +267,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
     let missing_wal = crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal());
     // SQLite writes only to replay a -wal or roll a -journal back: without them it reads the
     // snapshot itself, read-only, and no gigabyte is copied a second time.
-    let work = if probe::needs_writable_copy(&snap_db) {
+    let work = if crate::util::paths::has_wal_or_journal(&snap_db) {
         working_copy(&snap_db, &tmp.join("work"))?
     } else {
         snap_db.clone()

@@ -19,14 +19,6 @@ pub(super) struct Object {
 /// `PRAGMA foreign_key_check` looks every row up in its parent.
 const FK_CHECK_MAX_BYTES: u64 = 256 << 20;
 
-/// Whether SQLite must be given a writable copy of `db` to read it: a -wal it replays into
-/// the copy (the proof reads the file alone) or a -journal it rolls back. Otherwise it reads
-/// `db` itself, read-only and immutable.
-pub(super) fn needs_writable_copy(db: &Path) -> bool {
-    use crate::util::paths::sidecar;
-    sidecar(db, "-wal").exists() || sidecar(db, "-journal").exists()
-}
-
 pub(super) fn run_sqlite(
     work: &Path,
     limit: u32,
@@ -36,7 +28,9 @@ pub(super) fn run_sqlite(
         limit,
         ..IntegrityFacts::default()
     };
-    let opened = if needs_writable_copy(work) {
+    // A -wal is replayed into the copy (the proof reads the file alone), a -journal rolled
+    // back: the copy is written. Otherwise SQLite reads `db` itself, read-only and immutable.
+    let opened = if crate::util::paths::has_wal_or_journal(work) {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         Connection::open_with_flags(work, flags)
     } else {

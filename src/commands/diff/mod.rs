@@ -12,7 +12,7 @@ pub(crate) use evidence::{walk_evidence, WalkEvidence};
 use crate::error::{exit, Error, Result};
 use crate::output::report::{text_table, Outcome};
 use crate::source::pagefile::sidecar;
-use crate::util::paths::{open_reading_copy, reading_copy, working_copy};
+use crate::util::paths::{has_wal_or_journal, open_reading_copy, reading_copy, working_copy};
 use crate::util::progress::Progress;
 use crate::util::quote::ident;
 use rusqlite::{Connection, OpenFlags};
@@ -258,10 +258,7 @@ pub(crate) fn compare(
     let work = crate::util::paths::temp_dir_near(snapshot, ".sqlite-rescue-diff-")?;
     // SQLite builds a -shm to read a -wal and rolls a hot -journal back: gather the files
     // elsewhere for it then (links, for a -wal). Otherwise it reads the snapshot as immutable.
-    let needs_copy = ["-wal", "-journal"]
-        .iter()
-        .any(|s| sidecar(snapshot, s).exists());
-    let source_counts = if needs_copy {
+    let source_counts = if has_wal_or_journal(snapshot) {
         count_with_sqlite(&reading_copy(snapshot, work.path())?, false)
     } else {
         count_with_sqlite(snapshot, true)

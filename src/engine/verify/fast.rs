@@ -202,22 +202,22 @@ fn scan_table(
     let width = stmt.column_count();
     let mut rows = stmt.raw_query();
     // Each value is read and encoded once per row, however many indexes hold it.
-    let (mut values, mut ends) = (Vec::with_capacity(256), Vec::with_capacity(width));
+    let (mut values, mut spans) = (Vec::with_capacity(256), Vec::with_capacity(width));
     let mut buf = Vec::with_capacity(256);
     while let Some(row) = rows.next()? {
         values.clear();
-        ends.clear();
+        spans.clear();
         for c in 0..width {
+            let start = values.len();
             encode(&mut values, row.get_ref(c)?);
-            ends.push(values.len());
+            spans.push(start..values.len());
         }
         for (digest, (_, index)) in digests.iter_mut().zip(&wanted) {
             buf.clear();
             for &c in &index.columns {
-                let start = c.checked_sub(1).map_or(Some(0), |p| ends.get(p).copied());
-                let bytes = start
-                    .zip(ends.get(c).copied())
-                    .and_then(|(start, end)| values.get(start..end))
+                let bytes = spans
+                    .get(c)
+                    .and_then(|span| values.get(span.clone()))
                     .ok_or(rusqlite::Error::InvalidColumnIndex(c))?;
                 buf.extend_from_slice(bytes);
             }

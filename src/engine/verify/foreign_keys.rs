@@ -167,9 +167,7 @@ fn missing_parents(conn: &Connection, table: &str, key: &ForeignKey, alias: &str
 
 /// Whether SQLite runs `sql` from an index, without sorting rows itself.
 fn scans_in_order(conn: &Connection, sql: &str) -> Option<bool> {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).ok()?;
-    let steps = stmt.query_map([], |r| r.get::<_, String>(3)).ok()?;
-    let steps = steps.collect::<rusqlite::Result<Vec<_>>>().ok()?;
+    let steps = super::plan::query_plan(conn, sql).ok()?;
     Some(
         !steps.iter().any(|s| s.contains("TEMP B-TREE"))
             && steps.iter().any(|s| s.contains("COVERING INDEX")),

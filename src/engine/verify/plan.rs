@@ -286,7 +286,7 @@ fn table_scan(conn: &Connection, select: &str) -> rusqlite::Result<bool> {
     Ok(details.len() == 1 && details[0].starts_with("SCAN ") && !details[0].contains(" INDEX "))
 }
 
-fn query_plan(conn: &Connection, select: &str) -> rusqlite::Result<Vec<String>> {
+pub(super) fn query_plan(conn: &Connection, select: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {select}"))?;
     let details = stmt.query_map([], |r| r.get::<_, String>(3))?;
     details.collect()

@@ -21,14 +21,14 @@ fn build(path: &Path) {
     .unwrap();
 }
 
-/// Changes `from` to `to` (same length) on the table's own leaf page only: the index keeps
-/// the value as it was written.
-fn alter_in_table(path: &Path, from: &str, to: &str) {
+/// Changes `from` to `to` (same length) on one page of the tree `name` only (a table's own
+/// leaf, or one of its indexes): the other copies of the value stay as they were written.
+fn alter_in_tree(path: &Path, name: &str, from: &str, to: &str) {
     let conn = Connection::open(path).unwrap();
     let pages: Vec<i64> = conn
-        .prepare("SELECT pageno FROM dbstat WHERE name = 't' AND pagetype = 'leaf'")
+        .prepare("SELECT pageno FROM dbstat WHERE name = ?1")
         .unwrap()
-        .query_map([], |r| r.get(0))
+        .query_map([name], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -43,8 +43,14 @@ fn alter_in_table(path: &Path, from: &str, to: &str) {
             changed += 1;
         }
     }
-    assert_eq!(changed, 1, "the value is on one leaf of t");
+    assert_eq!(changed, 1, "the value is on one page of {name}");
     std::fs::write(path, bytes).unwrap();
+}
+
+/// Changes `from` to `to` on the table's own leaf page only: the index keeps the value as it
+/// was written.
+fn alter_in_table(path: &Path, from: &str, to: &str) {
+    alter_in_tree(path, "t", from, to);
 }
 
 #[test]
@@ -209,26 +215,7 @@ fn an_index_value_that_breaks_a_check_is_flagged_and_the_row_kept_as_read() {
     }
     // The index's copy is altered this time: the row is right, and the index's value would
     // break the CHECK constraint.
-    let conn = Connection::open(&db).unwrap();
-    let pages: Vec<i64> = conn
-        .prepare("SELECT pageno FROM dbstat WHERE name = 'sqlite_autoindex_c_1'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    drop(conn);
-    let mut bytes = std::fs::read(&db).unwrap();
-    let mut changed = 0;
-    for p in pages {
-        let page = &mut bytes[(p as usize - 1) * 1024..p as usize * 1024];
-        if let Some(at) = page.windows(8).position(|w| w == b"ok-00077") {
-            page[at..at + 3].copy_from_slice(b"no-");
-            changed += 1;
-        }
-    }
-    assert_eq!(changed, 1);
-    std::fs::write(&db, bytes).unwrap();
+    alter_in_tree(&db, "sqlite_autoindex_c_1", "ok-00077", "no-00077");
     let out = dir.path().join("out.db");
     let (code, report) = recover_into(&db, &out);
     assert_eq!(code, 1);

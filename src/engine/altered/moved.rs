@@ -260,13 +260,7 @@ impl<'t> Columns<'t> {
             sets.join(", "),
             self.rowid
         );
-        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&rowid];
-        params.extend(
-            self.values(values)
-                .into_iter()
-                .map(|v| v as &dyn rusqlite::ToSql),
-        );
-        conn.execute(&sql, params.as_slice()).map(|_| ())
+        self.execute(conn, &sql, rowid, values)
     }
 
     fn insert(
@@ -285,13 +279,24 @@ impl<'t> Columns<'t> {
             cols.join(", "),
             marks.join(", ")
         );
+        self.execute(conn, &sql, rowid, values)
+    }
+
+    /// Runs `sql` with the rowid as `?1` and the row's values from `?2` on.
+    fn execute(
+        &self,
+        conn: &rusqlite::Connection,
+        sql: &str,
+        rowid: i64,
+        values: &[SqlValue],
+    ) -> rusqlite::Result<()> {
         let mut params: Vec<&dyn rusqlite::ToSql> = vec![&rowid];
         params.extend(
             self.values(values)
                 .into_iter()
                 .map(|v| v as &dyn rusqlite::ToSql),
         );
-        conn.execute(&sql, params.as_slice()).map(|_| ())
+        conn.execute(sql, params.as_slice()).map(|_| ())
     }
 
     fn delete(&self, conn: &rusqlite::Connection, rowid: i64) -> rusqlite::Result<()> {

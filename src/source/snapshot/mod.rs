@@ -11,11 +11,13 @@ use crate::util::paths::resolved;
 use crate::util::progress::Progress;
 
 mod folder;
+mod seal;
 mod sidecar_guard;
 
 pub use sidecar_guard::refuse_sidecar;
 
-use folder::{prepare_dir, DirGuard};
+use folder::prepare_dir;
+use seal::{sync_dir, write_manifest};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -465,43 +467,6 @@ fn write_back(
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
-}
-
-/// Writes the manifest to a temporary name, syncs it, and renames it into place.
-fn write_manifest(
-    into: &Path,
-    manifest: &Manifest,
-    guard: &mut DirGuard,
-    durable: bool,
-) -> Result<()> {
-    let tmp = into.join(".manifest.json.tmp");
-    let path = into.join(MANIFEST_NAME);
-    guard.written.push(tmp.clone());
-    let json = serde_json::to_string_pretty(manifest)
-        .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(json.as_bytes())
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
-        .map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    guard.written.push(path);
-    if durable {
-        sync_dir(into)?;
-    }
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 /// RFC 3339 in UTC, to the microsecond.

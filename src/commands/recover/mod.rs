@@ -231,7 +231,7 @@ fn run_in(
     refuse_busy_incident_dir(incident)?;
     let mut clock = crate::util::stopwatch::Lap::start();
     let snapshot_dir = incident.join("snapshot");
-    let manifest = take_snapshot(cmd, incident, &snapshot_dir)?;
+    let (manifest, sealing) = take_snapshot(cmd, incident, &snapshot_dir)?;
     let snapshot_seconds = clock.lap();
     let file_name = source
         .file_name()
@@ -283,6 +283,10 @@ fn run_in(
     let diff = diff?;
     let counts_seconds = clock.lap();
     let fill = fill(&out, &engine, &snap_db, backups).map_err(interrupted)?;
+    // No report, and no recovered file that looks finished, without the snapshot sealed.
+    sealing.finish().inspect_err(|_| {
+        let _ = std::fs::remove_file(&out);
+    })?;
     let timings = Timings {
         snapshot: snapshot_seconds,
         recovery: recovery_seconds,
@@ -327,8 +331,14 @@ fn run_in(
 }
 
 /// The snapshot of the user's files into `snapshot_dir`.
-fn take_snapshot(cmd: &RecoverCommand, incident: &Path, snapshot_dir: &Path) -> Result<Manifest> {
-    snapshot::take(
+fn take_snapshot(
+    cmd: &RecoverCommand,
+    incident: &Path,
+    snapshot_dir: &Path,
+) -> Result<(Manifest, snapshot::Sealing)> {
+    // The disk takes the copies while the engine reads them from the page cache: the run
+    // waits for the snapshot to be sealed only before its report.
+    snapshot::take_sealing_behind(
         &cmd.db,
         snapshot_dir,
         &SnapshotOptions {

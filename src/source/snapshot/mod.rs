@@ -16,8 +16,9 @@ mod sidecar_guard;
 
 pub use sidecar_guard::refuse_sidecar;
 
-use folder::prepare_dir;
-use seal::{sync_dir, write_manifest};
+use folder::{prepare_dir, DirGuard};
+pub(crate) use seal::Sealing;
+use seal::Sync;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -139,6 +140,24 @@ pub fn take(db: &Path, into: &Path, opts: &SnapshotOptions) -> Result<Manifest> 
     take_reading(db, into, opts, &|file| Box::new(file))
 }
 
+/// [`take`], except that a durable snapshot is synced behind the caller: the copies are
+/// complete and hashed when this returns, and reach the disk (the manifest last, once they
+/// have) on a thread of their own while the caller reads them. [`Sealing::finish`] waits
+/// for that and says whether it worked; until then the folder has no manifest.
+pub(crate) fn take_sealing_behind(
+    db: &Path,
+    into: &Path,
+    opts: &SnapshotOptions,
+) -> Result<(Manifest, Sealing)> {
+    let (manifest, guard) = copy_set(db, into, opts, false, &|file| Box::new(file))?;
+    if !opts.durable {
+        seal::seal(into, &manifest, guard, Sync::Nothing)?;
+        return Ok((manifest, Sealing::done()));
+    }
+    let sealing = Sealing::start(into, manifest.clone(), guard)?;
+    Ok((manifest, sealing))
+}
+
 /// How a copy reads an opened source file: the file itself, or (in tests) a reader wrapped
 /// around it that fails part-way, standing in for a read error no test can cause for real.
 type ReadThrough<'r> = &'r dyn for<'f> Fn(&'f File) -> Box<dyn Read + 'f>;
@@ -150,6 +169,25 @@ fn take_reading(
     opts: &SnapshotOptions,
     read_through: ReadThrough<'_>,
 ) -> Result<Manifest> {
+    let (manifest, guard) = copy_set(db, into, opts, opts.durable, read_through)?;
+    let sync = if opts.durable {
+        Sync::Folder
+    } else {
+        Sync::Nothing
+    };
+    seal::seal(into, &manifest, guard, sync)?;
+    Ok(manifest)
+}
+
+/// Copies and hashes the set of files, each synced as it is copied when `sync_copies`; the
+/// guard removes them again unless the snapshot is sealed.
+fn copy_set(
+    db: &Path,
+    into: &Path,
+    opts: &SnapshotOptions,
+    sync_copies: bool,
+    read_through: ReadThrough<'_>,
+) -> Result<(Manifest, DirGuard)> {
     let source = resolved(db);
     refuse_sidecar(db)?;
     check_source(db)?;
@@ -174,7 +212,7 @@ fn take_reading(
             let dest = into.join(&src.name);
             guard.written.push(dest.clone());
             let (file, moved) =
-                copy_one(src, &dest, &bar, read_through, opts.durable).map_err(|e| {
+                copy_one(src, &dest, &bar, read_through, sync_copies).map_err(|e| {
                     match e {
                         // Name the folder: whatever was copied into it is removed again.
                         Error::Interrupted { .. } => Error::Interrupted {
@@ -218,9 +256,6 @@ fn take_reading(
         }
     };
 
-    if opts.durable {
-        sync_dir(into)?;
-    }
     let manifest = Manifest {
         source,
         dir,
@@ -232,9 +267,7 @@ fn take_reading(
         attempts: attempt,
         warnings,
     };
-    write_manifest(into, &manifest, &mut guard, opts.durable)?;
-    guard.disarm();
-    Ok(manifest)
+    Ok((manifest, guard))
 }
 
 /// The source must be a readable regular file. Whether it is a database is for the

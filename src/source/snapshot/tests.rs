@@ -64,6 +64,60 @@ fn a_snapshot_not_synced_is_the_same_snapshot() {
     assert!(tmp.path().join("quick").join(MANIFEST_NAME).is_file());
 }
 
+/// Sealed behind the caller, a snapshot ends as the same snapshot: the same copies and
+/// hashes, and a manifest on the disk once it is finished or dropped.
+#[test]
+fn a_snapshot_sealed_behind_is_the_same_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("a.db");
+    let bytes: Vec<u8> = (0..2 * CHUNK + 5)
+        .map(|i| u8::try_from(i % 241).unwrap())
+        .collect();
+    std::fs::write(&db, &bytes).unwrap();
+    std::fs::write(sidecar(&db, "-wal"), b"wal bytes").unwrap();
+    let now = take(&db, &tmp.path().join("now"), &opts()).unwrap();
+    let listed = |m: &Manifest| -> Vec<(String, u64, String)> {
+        m.files
+            .iter()
+            .map(|f| (f.name.clone(), f.size, f.sha256.clone()))
+            .collect()
+    };
+    for finish in [true, false] {
+        let into = tmp.path().join(format!("behind-{finish}"));
+        let (manifest, sealing) = take_sealing_behind(&db, &into, &opts()).unwrap();
+        assert_eq!(std::fs::read(manifest.db_path()).unwrap(), bytes);
+        if finish {
+            sealing.finish().unwrap();
+        } else {
+            drop(sealing);
+        }
+        let on_disk: Manifest =
+            serde_json::from_slice(&std::fs::read(into.join(MANIFEST_NAME)).unwrap()).unwrap();
+        assert_eq!(listed(&on_disk), listed(&now));
+        assert_eq!(listed(&manifest), listed(&now));
+    }
+}
+
+/// A seal that fails writes no manifest and removes the copies: no folder looks finished.
+#[test]
+fn a_failed_seal_leaves_no_manifest_and_no_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("a.db");
+    std::fs::write(&db, b"hello").unwrap();
+    let into = tmp.path().join("snap");
+    let (mut manifest, guard) =
+        copy_set(&db, &into, &opts(), false, &|file| Box::new(file)).unwrap();
+    assert!(into.join("a.db").is_file());
+    // A copy that cannot be synced (gone, here) fails the seal.
+    manifest.files.push(ManifestFile {
+        name: "a.db-wal".into(),
+        ..manifest.files[0].clone()
+    });
+    assert!(seal::seal(&into, &manifest, guard, Sync::Everything).is_err());
+    assert!(!into.join(MANIFEST_NAME).exists());
+    assert!(!into.join("a.db").exists());
+}
+
 /// Reads like the file it wraps until `left` bytes have gone by, then fails as a disk
 /// with a bad sector would (EIO).
 struct FailingReader<'f> {

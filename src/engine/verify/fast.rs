@@ -11,15 +11,18 @@
 //! index's scan also checks that its entries are in SQLite's order (which `quick_check` does
 //! not check within an index tree) and that a UNIQUE key does not repeat. A table with an
 //! index the scans cannot reproduce (an expression, a partial index, a collation of the
-//! application's) is checked with `integrity_check(TABLE)` instead.
+//! application's) is checked with `integrity_check(TABLE)` instead. The scans of rowid tables
+//! and their indexes read pages ([`super::pages`]) where they can, SQL where they cannot.
 
 use super::entry::{compare, encode, Digest, Keys};
 use super::lock;
-use super::plan::{self, IndexPlan, TableCheck, TablePlan};
+use super::pages;
+use super::plan::{self, IndexPlan, PagePlan, TableCheck, TablePlan};
 use crate::error::{Error, Result};
 use rusqlite::Connection;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -41,6 +44,16 @@ struct Found {
     messages: Vec<(usize, String)>,
     from_rows: HashMap<(usize, usize), Digest>,
     from_index: HashMap<(usize, usize), Digest>,
+    /// Tables whose rows, and indexes whose entries, were read from their pages.
+    rows_by_pages: HashSet<usize>,
+    index_by_pages: HashSet<(usize, usize)>,
+}
+
+/// Whether a job may read pages ([`super::pages`]) or goes through SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Pages,
+    Sql,
 }
 
 /// The proof of the database at `path` (nothing may be writing it): its messages, at most
@@ -66,12 +79,60 @@ pub(crate) fn check(
         limit,
     };
     super::on_every_core(path, jobs.len(), |conn, n| {
-        work(&ctx, conn, jobs[n].1, n, &found)
+        work(&ctx, conn, jobs[n].1, n, &found, Read::Pages)
     })?;
+    recheck_through_sql(&ctx, &found, jobs.len())?;
     let found = found
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok(messages(&plans, found, limit))
+}
+
+/// Every digest read from pages that does not match its other side is read again through
+/// SQL, both sides, before anything is said of it.
+fn recheck_through_sql(ctx: &Context<'_>, found: &Mutex<Found>, jobs: usize) -> Result<()> {
+    let again: Vec<Job> = {
+        let mut found = lock(found);
+        let found = &mut *found;
+        let mut again = Vec::new();
+        for (t, i) in mismatched(ctx.plans, found) {
+            if found.rows_by_pages.remove(&t) {
+                again.push(Job::Table(t));
+            }
+            if found.index_by_pages.remove(&(t, i)) {
+                again.push(Job::Index(t, i));
+            }
+        }
+        again
+    };
+    if again.is_empty() {
+        return Ok(());
+    }
+    let conn = super::open(ctx.path)?;
+    for (k, job) in again.into_iter().enumerate() {
+        work(ctx, &conn, job, jobs + k, found, Read::Sql)?;
+    }
+    Ok(())
+}
+
+/// Every (table, index) whose two digests are both there and differ.
+fn mismatched(plans: &[TablePlan], found: &Found) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (t, table) in plans.iter().enumerate() {
+        let TableCheck::Stream { indexes, .. } = &table.check else {
+            continue;
+        };
+        for (i, _) in indexes.iter().enumerate().filter(|(_, p)| !p.own_tree) {
+            if let (Some(rows), Some(entries)) =
+                (found.from_rows.get(&(t, i)), found.from_index.get(&(t, i)))
+            {
+                if rows != entries {
+                    out.push((t, i));
+                }
+            }
+        }
+    }
+    out
 }
 
 struct Context<'a> {
@@ -112,8 +173,9 @@ fn work(
     job: Job,
     n: usize,
     found: &Mutex<Found>,
+    read: Read,
 ) -> Result<()> {
-    run(ctx, conn, job, n, found).or_else(|e| match e.sqlite_error_code() {
+    run(ctx, conn, job, n, found, read).or_else(|e| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
             let what = match job {
                 Job::QuickCheck => "quick_check".to_string(),
@@ -141,6 +203,7 @@ fn run(
     job: Job,
     n: usize,
     found: &Mutex<Found>,
+    read: Read,
 ) -> rusqlite::Result<()> {
     match job {
         Job::QuickCheck => {
@@ -156,9 +219,25 @@ fn run(
                 .extend(messages.into_iter().map(|m| (n, m)));
         }
         Job::Table(t) => {
-            if let TableCheck::Stream { select, indexes } = &ctx.plans[t].check {
-                let digests = scan_table(conn, select, indexes, ctx.keys)?;
+            if let TableCheck::Stream {
+                select,
+                indexes,
+                pages,
+            } = &ctx.plans[t].check
+            {
+                let by_pages = pages
+                    .as_ref()
+                    .filter(|_| read == Read::Pages)
+                    .and_then(|p| table_by_pages(ctx, p, indexes).ok());
+                let from_pages = by_pages.is_some();
+                let digests = match by_pages {
+                    Some(d) => d,
+                    None => scan_table(conn, select, indexes, ctx.keys)?,
+                };
                 let mut found = lock(found);
+                if from_pages {
+                    found.rows_by_pages.insert(t);
+                }
                 for (i, d) in digests {
                     found.from_rows.insert((t, i), d);
                 }
@@ -166,11 +245,24 @@ fn run(
         }
         Job::Index(t, i) => {
             if let Some(index) = index_plan(ctx.plans, t, i) {
-                let mut messages = Vec::new();
-                let digest = scan_index(conn, index, ctx.keys, &mut messages, ctx.limit)?;
+                // A finding read from pages is read again through SQL: SQL's is reported.
+                let by_pages = (read == Read::Pages)
+                    .then(|| index_by_pages(ctx, index))
+                    .and_then(std::result::Result::ok)
+                    .filter(|check| check.messages.is_empty());
+                let from_pages = by_pages.is_some();
+                let check = match by_pages {
+                    Some(c) => c,
+                    None => scan_index(conn, index, ctx.keys, ctx.limit)?,
+                };
                 let mut found = lock(found);
-                found.messages.extend(messages.into_iter().map(|m| (n, m)));
-                found.from_index.insert((t, i), digest);
+                if from_pages {
+                    found.index_by_pages.insert((t, i));
+                }
+                found
+                    .messages
+                    .extend(check.messages.into_iter().map(|m| (n, m)));
+                found.from_index.insert((t, i), check.digest);
             }
         }
     }
@@ -184,6 +276,58 @@ fn pragma(conn: &Connection, sql: &str, limit: usize) -> rusqlite::Result<Vec<St
     Ok(messages.into_iter().filter(|m| m != "ok").collect())
 }
 
+/// The digests of a table's indexes, added to row by row.
+struct RowDigests<'p> {
+    wanted: Vec<(usize, &'p IndexPlan)>,
+    digests: Vec<Digest>,
+    buf: Vec<u8>,
+}
+
+impl<'p> RowDigests<'p> {
+    fn new(indexes: &'p [IndexPlan]) -> RowDigests<'p> {
+        let wanted: Vec<(usize, &IndexPlan)> = indexes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.own_tree)
+            .collect();
+        RowDigests {
+            digests: vec![Digest::default(); wanted.len()],
+            wanted,
+            buf: Vec::with_capacity(256),
+        }
+    }
+
+    /// One row: its values in the canonical encoding, `spans` saying where each one is.
+    /// `Err(c)` names a value the row does not have.
+    fn add(
+        &mut self,
+        values: &[u8],
+        spans: &[Range<usize>],
+        keys: &Keys,
+    ) -> std::result::Result<(), usize> {
+        for (digest, (_, index)) in self.digests.iter_mut().zip(&self.wanted) {
+            self.buf.clear();
+            for &c in &index.columns {
+                let bytes = spans
+                    .get(c)
+                    .and_then(|span| values.get(span.clone()))
+                    .ok_or(c)?;
+                self.buf.extend_from_slice(bytes);
+            }
+            digest.add(keys.hash(&self.buf));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<(usize, Digest)> {
+        self.wanted
+            .iter()
+            .map(|(i, _)| *i)
+            .zip(self.digests)
+            .collect()
+    }
+}
+
 /// One scan of a table: for each of its indexes (by position), the digest of the entries its
 /// rows imply.
 fn scan_table(
@@ -192,18 +336,12 @@ fn scan_table(
     indexes: &[IndexPlan],
     keys: &Keys,
 ) -> rusqlite::Result<Vec<(usize, Digest)>> {
-    let wanted: Vec<(usize, &IndexPlan)> = indexes
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.own_tree)
-        .collect();
-    let mut digests = vec![Digest::default(); wanted.len()];
+    let mut digests = RowDigests::new(indexes);
     let mut stmt = conn.prepare(select)?;
     let width = stmt.column_count();
     let mut rows = stmt.raw_query();
     // Each value is read and encoded once per row, however many indexes hold it.
     let (mut values, mut spans) = (Vec::with_capacity(256), Vec::with_capacity(width));
-    let mut buf = Vec::with_capacity(256);
     while let Some(row) = rows.next()? {
         values.clear();
         spans.clear();
@@ -212,66 +350,112 @@ fn scan_table(
             encode(&mut values, row.get_ref(c)?);
             spans.push(start..values.len());
         }
-        for (digest, (_, index)) in digests.iter_mut().zip(&wanted) {
-            buf.clear();
-            for &c in &index.columns {
-                let bytes = spans
-                    .get(c)
-                    .and_then(|span| values.get(span.clone()))
-                    .ok_or(rusqlite::Error::InvalidColumnIndex(c))?;
-                buf.extend_from_slice(bytes);
-            }
-            digest.add(keys.hash(&buf));
-        }
+        digests
+            .add(&values, &spans, keys)
+            .map_err(rusqlite::Error::InvalidColumnIndex)?;
     }
-    Ok(wanted.iter().map(|(i, _)| *i).zip(digests).collect())
+    Ok(digests.finish())
 }
 
-/// One scan of an index, in its order: the digest of its entries, and a message for each
-/// entry out of order and each repeated UNIQUE key (at most `limit`).
-fn scan_index(
-    conn: &Connection,
-    index: &IndexPlan,
-    keys: &Keys,
-    messages: &mut Vec<String>,
+/// [`scan_table`], reading the table's pages.
+fn table_by_pages(
+    ctx: &Context<'_>,
+    plan: &PagePlan,
+    indexes: &[IndexPlan],
+) -> std::result::Result<Vec<(usize, Digest)>, pages::Unreadable> {
+    let mut digests = RowDigests::new(indexes);
+    let mut missing = false;
+    pages::scan_table(ctx.path, plan, |values, spans| {
+        missing |= digests.add(values, spans, ctx.keys).is_err();
+    })?;
+    if missing {
+        return Err(pages::Unreadable);
+    }
+    Ok(digests.finish())
+}
+
+/// What one scan of an index found: the digest of its entries, and a message for each entry
+/// out of order and each repeated UNIQUE key.
+struct EntryCheck<'p> {
+    index: &'p IndexPlan,
     limit: usize,
-) -> rusqlite::Result<Digest> {
+    previous: Vec<u8>,
+    digest: Digest,
+    messages: Vec<String>,
+}
+
+impl<'p> EntryCheck<'p> {
+    fn new(index: &'p IndexPlan, limit: usize) -> EntryCheck<'p> {
+        EntryCheck {
+            index,
+            limit,
+            previous: Vec::with_capacity(256),
+            digest: Digest::default(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// The next entry in the index's order, in the canonical encoding (taken: `current` is
+    /// left holding the entry before it).
+    fn add(&mut self, current: &mut Vec<u8>, keys: &Keys) {
+        let index = self.index;
+        if self.digest.count > 0 && self.messages.len() < self.limit {
+            let (order, _) = compare(&self.previous, current, &index.order);
+            if order != Ordering::Less {
+                let (what, tree) = if index.own_tree {
+                    ("row", "primary key of")
+                } else {
+                    ("entry", "index")
+                };
+                self.messages.push(format!(
+                    "{tree} {}: {what} {} out of order",
+                    index.name,
+                    self.digest.count + 1
+                ));
+            }
+            if let Some(k) = index.unique_prefix.filter(|_| !index.own_tree) {
+                let prefix = &index.order[..k.min(index.order.len())];
+                if compare(&self.previous, current, prefix) == (Ordering::Equal, false) {
+                    self.messages
+                        .push(format!("non-unique entry in index {}", index.name));
+                }
+            }
+        }
+        self.digest.add(keys.hash(current));
+        std::mem::swap(&mut self.previous, current);
+    }
+}
+
+/// One scan of an index, in its order, through SQL.
+fn scan_index<'p>(
+    conn: &Connection,
+    index: &'p IndexPlan,
+    keys: &Keys,
+    limit: usize,
+) -> rusqlite::Result<EntryCheck<'p>> {
     let mut stmt = conn.prepare(&index.select)?;
     let width = index.order.len();
     let mut rows = stmt.raw_query();
-    let (mut previous, mut current) = (Vec::with_capacity(256), Vec::with_capacity(256));
-    let mut digest = Digest::default();
-    let what = if index.own_tree { "row" } else { "entry" };
+    let mut check = EntryCheck::new(index, limit);
+    let mut current = Vec::with_capacity(256);
     while let Some(row) = rows.next()? {
         current.clear();
         for c in 0..width {
             encode(&mut current, row.get_ref(c)?);
         }
-        if digest.count > 0 && messages.len() < limit {
-            let (order, _) = compare(&previous, &current, &index.order);
-            if order != Ordering::Less {
-                messages.push(format!(
-                    "{} {}: {what} {} out of order",
-                    if index.own_tree {
-                        "primary key of"
-                    } else {
-                        "index"
-                    },
-                    index.name,
-                    digest.count + 1
-                ));
-            }
-            if let Some(k) = index.unique_prefix.filter(|_| !index.own_tree) {
-                let prefix = &index.order[..k.min(width)];
-                if compare(&previous, &current, prefix) == (Ordering::Equal, false) {
-                    messages.push(format!("non-unique entry in index {}", index.name));
-                }
-            }
-        }
-        digest.add(keys.hash(&current));
-        std::mem::swap(&mut previous, &mut current);
+        check.add(&mut current, keys);
     }
-    Ok(digest)
+    Ok(check)
+}
+
+/// [`scan_index`], reading the index's pages.
+fn index_by_pages<'p>(
+    ctx: &Context<'_>,
+    index: &'p IndexPlan,
+) -> std::result::Result<EntryCheck<'p>, pages::Unreadable> {
+    let mut check = EntryCheck::new(index, ctx.limit);
+    pages::scan_index(ctx.path, index, |current| check.add(current, ctx.keys))?;
+    Ok(check)
 }
 
 /// The messages in job order, then each index whose entries differ from what its rows imply.
@@ -316,52 +500,4 @@ fn messages(plans: &[TablePlan], mut found: Found, limit: usize) -> Vec<String> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A page SQLite cannot read in the middle of a scan is a finding, not a failed run.
-    #[test]
-    fn an_unreadable_page_is_reported_not_raised() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.sqlite3");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA page_size = 4096;
-             CREATE TABLE a(x TEXT); CREATE INDEX ax ON a(x);
-             WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c WHERE v < 400)
-             INSERT INTO a SELECT printf('%0300d', v) FROM c;",
-        )
-        .unwrap();
-        let leaf: i64 = conn
-            .query_row(
-                "SELECT max(pageno) FROM dbstat WHERE name = 'a' AND pagetype = 'leaf'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        drop(conn);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let at = (usize::try_from(leaf).unwrap() - 1) * 4096;
-        bytes[at..at + 4096].fill(0xA5);
-        std::fs::write(&path, &bytes).unwrap();
-        let messages = check(&path, &BTreeMap::new(), 20).unwrap();
-        assert_ne!(messages, vec!["ok"]);
-        assert!(messages.len() <= 20);
-    }
-
-    #[test]
-    fn a_healthy_database_is_ok_and_limits_hold() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.sqlite3");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(
-                "CREATE TABLE a(x, y UNIQUE); CREATE INDEX ax ON a(x DESC, y);
-                 WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c WHERE v < 300)
-                 INSERT INTO a SELECT v % 7, v FROM c;",
-            )
-            .unwrap();
-        let rows = BTreeMap::from([("a".to_string(), 300)]);
-        assert_eq!(check(&path, &rows, 20).unwrap(), vec!["ok"]);
-    }
-}
+mod tests;

@@ -10,7 +10,9 @@ mod entry;
 mod fast;
 mod foreign_keys;
 mod full;
+mod pages;
 mod plan;
+mod plan_pages;
 
 // `restore` checks a file it did not write with SQLite's own check.
 pub(crate) use full::integrity_check;

@@ -36,6 +36,8 @@ pub(crate) enum TableCheck {
     Stream {
         select: String,
         indexes: Vec<IndexPlan>,
+        /// How the same scan reads the table's pages, where it can.
+        pages: Option<PagePlan>,
     },
     Fallback(Fallback),
 }
@@ -61,6 +63,37 @@ pub(crate) struct IndexPlan {
     pub(crate) unique_prefix: Option<usize>,
     /// A WITHOUT ROWID table's own tree: its order is checked, it has no digest to match.
     pub(crate) own_tree: bool,
+    /// How its scan reads its pages, where it can.
+    pub(crate) pages: Option<IndexPages>,
+}
+
+/// Where one value of a table's scan is in each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The rowid (or the column that is its alias, stored as NULL in the record).
+    Rowid,
+    /// A field of the record; `real` when the column has REAL affinity.
+    Field { field: usize, real: bool },
+}
+
+/// A rowid table's scan, read from its pages ([`super::pages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PagePlan {
+    pub(crate) root: u32,
+    /// Fields in every row's record: one per column.
+    pub(crate) fields: usize,
+    /// The last field the scan reads.
+    pub(crate) last_field: usize,
+    /// Each value of the table's scan, in its order.
+    pub(crate) sources: Vec<Source>,
+}
+
+/// An index's scan, read from its pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexPages {
+    pub(crate) root: u32,
+    /// For each value of an entry, whether its column has REAL affinity.
+    pub(crate) real: Vec<bool>,
 }
 
 /// One row of `index_xinfo`.
@@ -101,7 +134,7 @@ pub(crate) fn plan(conn: &Connection) -> rusqlite::Result<Vec<TablePlan>> {
 }
 
 /// One row of `index_list`: name, UNIQUE, origin ("c", "u" or "pk"), partial.
-type IndexRow = (String, bool, String, bool);
+pub(super) type IndexRow = (String, bool, String, bool);
 
 fn table_check(
     conn: &Connection,
@@ -137,7 +170,7 @@ fn table_check(
     // The table's scan: every value any index holds, each once.
     let mut selected: Vec<String> = Vec::new();
     let mut plans = Vec::new();
-    for index in indexes {
+    for index in indexes.iter().cloned() {
         match index_plan(conn, &table_side, index, &mut selected)? {
             Ok(plan) => plans.push(plan),
             Err(fallback) => return Ok(TableCheck::Fallback(fallback)),
@@ -150,9 +183,15 @@ fn table_check(
     if !table_scan(conn, &select)? {
         return Ok(TableCheck::Fallback(Fallback::NotTableScan));
     }
+    let pages = if without_rowid {
+        None
+    } else {
+        super::plan_pages::plan(conn, table, &rowid, &selected, &indexes, &mut plans)?
+    };
     Ok(TableCheck::Stream {
         select,
         indexes: plans,
+        pages,
     })
 }
 
@@ -235,6 +274,7 @@ fn index_plan(
         order,
         unique_prefix: unique.then_some(keys),
         own_tree,
+        pages: None,
     }))
 }
 

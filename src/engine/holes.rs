@@ -16,9 +16,11 @@ pub(super) fn settle_holes(map: &mut Claims, reports: &mut [TableReport], tables
             .flat_map(|r| r.holes.iter().map(move |h| (h.page, r.owner))),
     );
     for rep in reports.iter_mut() {
+        // A WITHOUT ROWID table's hole has no rowid range that orphan pages could be shown
+        // to cover: what filled it is not proof that nothing else was there.
         rep.rows_may_be_missing = rep.refused.is_some()
             || rep.holes.iter().any(|h| !h.filled)
-            || (!rep.holes.is_empty() && unexplained > 0);
+            || (!rep.holes.is_empty() && (unexplained > 0 || rep.without_rowid));
     }
     unexplained
 }

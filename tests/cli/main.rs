@@ -24,6 +24,7 @@ mod exact;
 mod faults;
 mod fill;
 mod fuzz_regressions;
+mod honesty;
 mod hostile;
 mod hot_journal;
 mod incidents;

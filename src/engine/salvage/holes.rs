@@ -32,7 +32,11 @@ pub(crate) fn shrink_hole(
     last: Option<i64>,
 ) {
     let (Some(first), Some(last)) = (first, last) else {
-        holes.remove(index);
+        // Keys with no rowid (a WITHOUT ROWID table's) do not say which part of the hole
+        // came back: the hole stays, for the next group, and nothing proves it whole.
+        if let Some(h) = holes.get_mut(index) {
+            h.filled = true;
+        }
         return;
     };
     let h = holes.remove(index);

@@ -217,7 +217,10 @@ fn gather(
             }
             pseudo_serial_types(row.fields, &mut types);
             for (t, table) in tables.iter().enumerate() {
-                if table.fits(&types) {
+                // A WITHOUT ROWID row has every field: an index's entry (fewer fields, its
+                // key and a rowid) would otherwise fit the table's first columns.
+                let whole = !table.without_rowid || types.len() == table.stored.len();
+                if whole && table.fits(&types) {
                     ev.fit[t] += 1;
                 }
             }

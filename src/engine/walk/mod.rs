@@ -457,10 +457,13 @@ impl<'a> Walker<'a> {
         let mut next = first;
         let mut ovf = std::mem::take(&mut self.ovf);
         let mut broken = None;
-        for _ in 0..needed {
+        for n in 0..needed {
             let readable = map.is_unseen(next) && self.pf.read(next, &mut ovf).is_some();
-            // A whole page of zeros is a zeroed page, not payload: never present it as data.
-            if !readable || ovf.iter().all(|b| *b == 0) {
+            // A whole page of zeros is a zeroed page, not payload, unless it ends the chain:
+            // the last page of a value whose tail is zeros (a zeroblob() written in place
+            // later, or not yet) is all zeros too, and SQLite reads it as data.
+            let ends_chain = n + 1 == needed;
+            if !readable || (!ends_chain && ovf.iter().all(|b| *b == 0)) {
                 broken = Some(next);
                 break;
             }

@@ -72,6 +72,18 @@ impl WalHeader {
         })
     }
 
+    /// The page size and salts a header states, its checksum not checked: enough to
+    /// recognise the frames written after it when the header itself is damaged.
+    pub fn parse_unchecked(bytes: &[u8]) -> Option<(u32, u32, u32)> {
+        let head = bytes.get(..WAL_HEADER_SIZE)?;
+        if !matches!(be_u32(head, 0)?, MAGIC_LE | MAGIC_BE) {
+            return None;
+        }
+        let page_size = be_u32(head, 8)?;
+        let valid_size = (512..=65536).contains(&page_size) && page_size.is_power_of_two();
+        valid_size.then_some((page_size, be_u32(head, 16)?, be_u32(head, 20)?))
+    }
+
     /// Size in bytes of one frame (header plus page).
     pub fn frame_size(&self) -> u64 {
         FRAME_HEADER_SIZE as u64 + u64::from(self.page_size)

@@ -73,6 +73,11 @@ pub struct WalInfo {
     pub commits: u64,
     /// Frames after the last valid commit (valid or not): a torn tail, never applied.
     pub torn_frames: u64,
+    /// Commit frames of this WAL (its salts) past the frame where its checksums break, or
+    /// after a damaged header: transactions that committed, that SQLite no longer applies,
+    /// and whose rows are therefore not in what it reads.
+    #[serde(default)]
+    pub commits_ignored: u64,
     /// Distinct pages whose newest committed image is in the WAL.
     pub pages: usize,
     /// Database size in pages after the last commit, if there was one (bounded by the pages
@@ -193,6 +198,7 @@ impl PageFile {
                     Some(why) => why,
                     None => "WAL file is empty".to_string(),
                 }),
+                commits_ignored: sidecars::commits_behind_damaged_header(&wal_path),
                 ..WalInfo::default()
             });
         }

@@ -121,3 +121,81 @@ fn a_value_ending_in_a_page_of_zeros_comes_back_exact() {
         );
     }
 }
+
+/// A database whose last `commits` transactions are only in its `-wal` (each adding 100
+/// rows), its files copied while the writer holds them.
+fn wal_only_commits(dir: &Path, commits: u32) -> std::path::PathBuf {
+    let live = dir.join("live.db");
+    let conn = Connection::open(&live).unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(
+        "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    for c in 0..commits {
+        conn.execute(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100)
+             INSERT INTO t(v) SELECT printf('commit %d row %d', ?1, x) FROM n",
+            [c],
+        )
+        .unwrap();
+    }
+    let db = dir.join("app.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut from = live.clone().into_os_string();
+        from.push(suffix);
+        let mut to = db.clone().into_os_string();
+        to.push(suffix);
+        std::fs::copy(from, to).unwrap();
+    }
+    drop(conn);
+    db
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at as usize] ^= 0x10;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Committed transactions past a damaged frame, or behind a damaged header, are rows SQLite
+/// no longer shows: the run says so and is not complete; an intact `-wal` comes back whole.
+#[test]
+fn commits_past_damage_in_the_wal_are_reported_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = wal_only_commits(&new_dir(dir.path(), "a"), 5);
+    let (code, report, out_db) = recover(&healthy);
+    assert_eq!(
+        (code, report["engine"]["wal"]["commits_ignored"].as_u64()),
+        (0, Some(0))
+    );
+    let count = |p: &Path| -> i64 {
+        Connection::open(p)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&out_db), 500);
+
+    let page = 4096u64;
+    // Inside the page of the second frame; and in the header's checkpoint sequence number.
+    for (name, at, ignored) in [("frame", 32 + (24 + page) + 24 + 100, 5), ("header", 13, 5)] {
+        let db = wal_only_commits(&new_dir(dir.path(), name), 5);
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        flip_byte(Path::new(&wal), at);
+        let (code, report, _) = recover(&db);
+        assert_eq!(code, 1, "{name}: {}", report["outcome"]);
+        let got = report["engine"]["wal"]["commits_ignored"].as_u64().unwrap();
+        assert!(got >= 1 && got <= ignored, "{name}: {got}");
+    }
+}
+
+fn new_dir(parent: &Path, name: &str) -> std::path::PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -5,7 +5,7 @@
 use super::{JournalInfo, PageFile, WalInfo};
 use crate::error::{Error, Result};
 use crate::format::journal::{check_record, JournalHeader, HEADER_FIELDS};
-use crate::format::wal::{check_frame, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
+use crate::format::wal::{check_frame, FrameHeader, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -169,6 +169,14 @@ impl PageFile {
             offset += header.frame_size();
         }
         info.torn_frames = total_frames - info.committed_frames;
+        let broken_at = info.valid_frames;
+        info.commits_ignored = commits_from(
+            &file,
+            broken_at,
+            total_frames,
+            header.frame_size(),
+            (header.salt1, header.salt2),
+        );
         if let Some(stated) = info.db_size {
             let size = self.bounded_size(stated, "-wal", &pages);
             pages.retain(|pgno, _| *pgno <= size);
@@ -181,6 +189,39 @@ impl PageFile {
         self.wal = Some(info);
         Ok(())
     }
+}
+
+/// Commit frames carrying `salts` among frames `first..total` (each `frame_size` bytes):
+/// only their headers are read.
+fn commits_from(file: &File, first: u64, total: u64, frame_size: u64, salts: (u32, u32)) -> u64 {
+    let mut head = [0u8; FRAME_HEADER_SIZE];
+    (first..total)
+        .filter(|k| {
+            let at = WAL_HEADER_SIZE as u64 + k * frame_size;
+            file.read_exact_at(&mut head, at).is_ok()
+                && FrameHeader::parse(&head).is_some_and(|f| {
+                    f.commit_size != 0 && f.pgno != 0 && (f.salt1, f.salt2) == salts
+                })
+        })
+        .count() as u64
+}
+
+/// The commit frames of a WAL whose header is damaged (see [`commits_from`]).
+pub(super) fn commits_behind_damaged_header(wal_path: &Path) -> u64 {
+    let Ok(file) = File::open(wal_path) else {
+        return 0;
+    };
+    let mut head = [0u8; WAL_HEADER_SIZE];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        return 0;
+    }
+    let Some((page_size, salt1, salt2)) = WalHeader::parse_unchecked(&head) else {
+        return 0;
+    };
+    let frame_size = FRAME_HEADER_SIZE as u64 + u64::from(page_size);
+    let bytes = file.metadata().map_or(0, |m| m.len());
+    let total = bytes.saturating_sub(WAL_HEADER_SIZE as u64) / frame_size;
+    commits_from(&file, 0, total, frame_size, (salt1, salt2))
 }
 
 pub(super) fn read_wal_header(wal_path: &Path) -> Option<WalHeader> {

@@ -280,8 +280,9 @@ impl Engine<'_> {
             reports.push(self.walk_refused(walker, &mut writer, entry, why)?);
         }
         self.walk_indexes(walker, &catalog.entries)?;
-        let (freelist_rows, freelist_damaged) =
+        let (mut freelist_rows, freelist_damaged) =
             self.walk_freelist(walker, &mut writer, options.include_freelist)?;
+        freelist_rows += self.claim_past_end(walker, &mut writer, options.include_freelist)?;
         // After the trees: a damaged header that claims auto-vacuum must not steal live pages.
         claim_ptrmap_pages(self.pf, &mut self.map);
         let walk_damage: Vec<Hole> = reports

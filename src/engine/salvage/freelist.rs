@@ -71,6 +71,37 @@ impl Engine<'_> {
     }
 }
 
+impl Engine<'_> {
+    /// Pages past the end the header states, where SQLite believes it (a file longer than its
+    /// database: what `SQLITE_FCNTL_CHUNK_SIZE` or a VACUUM that shrank it leaves). SQLite
+    /// never reads them, so whatever no tree reached there is free space, as the freelist
+    /// is: its rows are old, and exported only when asked for. Returns the rows exported.
+    pub(crate) fn claim_past_end(
+        &mut self,
+        walker: &mut Walker<'_>,
+        writer: &mut Writer,
+        include_rows: bool,
+    ) -> Result<u64> {
+        let Some(end) = crate::engine::run::current_header(self.pf)
+            .filter(crate::format::header::Header::page_count_is_valid)
+            .map(|h| h.page_count)
+        else {
+            return Ok(0);
+        };
+        let owner = self.map.owner_named("(freelist)");
+        let mut rows = 0;
+        for pgno in end.saturating_add(1)..=self.map.page_count() {
+            if self.map.is_unseen(pgno)
+                && self.map.claim(pgno, PageStatus::Free, Some(owner))
+                && include_rows
+            {
+                rows += export_free_page(walker, &mut self.map, pgno, writer)?;
+            }
+        }
+        Ok(rows)
+    }
+}
+
 /// Deleted rows still on a free page that reads as a table leaf: exported, never live.
 pub(crate) fn export_free_page(
     walker: &mut Walker<'_>,

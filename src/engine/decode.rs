@@ -205,8 +205,8 @@ pub(crate) const PLANNER_TABLES: [&str; 2] = ["sqlite_stat1", "sqlite_stat4"];
 /// Rows of SQLite's own tables, which are not inserted like the others.
 #[derive(Default)]
 pub(crate) struct InternalRows {
-    /// `sqlite_sequence`: table name and its highest AUTOINCREMENT value.
-    pub(crate) sequence: Vec<(String, i64)>,
+    /// `sqlite_sequence`: its rowid, a table's name and its highest AUTOINCREMENT value.
+    pub(crate) sequence: Vec<(Option<i64>, String, i64)>,
     /// Rows of [`PLANNER_TABLES`], by table.
     pub(crate) planner: Vec<(String, Vec<rusqlite::types::Value>)>,
 }
@@ -226,14 +226,17 @@ pub(crate) fn owned_value(
     }
 }
 
-pub(crate) fn sequence_entry(row: &RowRef<'_>, encoding: TextEncoding) -> Option<(String, i64)> {
+pub(crate) fn sequence_entry(
+    row: &RowRef<'_>,
+    encoding: TextEncoding,
+) -> Option<(Option<i64>, String, i64)> {
     use crate::format::record::Value;
     let name = match row.fields.first()?.value(row.payload) {
         Value::Text(t) => String::from_utf8(encoding.to_utf8(t).into_owned()).ok()?,
         _ => return None,
     };
     match row.fields.get(1)? {
-        Field::Integer(n) => Some((name, *n)),
+        Field::Integer(n) => Some((row.rowid, name, *n)),
         _ => None,
     }
 }

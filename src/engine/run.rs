@@ -301,18 +301,21 @@ impl Engine<'_> {
         )?;
         groups.append(&mut orphans.groups);
         writer.flush_all(tables)?;
-        for (name, seq) in &internal.sequence {
-            writer.merge_sequence(name, *seq)?;
-        }
-        // Copying an AUTOINCREMENT table adds a row to sqlite_sequence even when the source
-        // had none for it: a source whose sqlite_sequence read whole decides which rows it has.
+        // Copying an AUTOINCREMENT table adds a row to sqlite_sequence, or raises one: a
+        // source whose sqlite_sequence read whole has it back exactly as it was (SQLite takes
+        // the larger of it and the table's highest rowid, so no value there reuses a key).
+        // One read in part only raises what the copy wrote.
         if tables.iter().zip(&reports).any(|(t, r)| {
             t.name == "sqlite_sequence"
                 && !r.copied_intact
                 && r.holes.is_empty()
                 && r.bad_cells == 0
         }) {
-            writer.keep_sequences_of(internal.sequence.iter().map(|(n, _)| n.as_str()))?;
+            writer.replace_sequence(&internal.sequence)?;
+        } else {
+            for (_, name, seq) in &internal.sequence {
+                writer.merge_sequence(name, *seq)?;
+            }
         }
         writer.commit()?;
         Ok(Rows {

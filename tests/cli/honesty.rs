@@ -234,3 +234,28 @@ fn pages_past_the_stated_end_are_free_space() {
         vec![vec![rusqlite::types::Value::Integer(5)]]
     );
 }
+
+/// `sqlite_sequence` comes back as the source has it, on the path that decodes rows (a
+/// virtual table is present), however the application left it.
+#[test]
+fn sqlite_sequence_comes_back_exact_when_rows_are_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("seq.sqlite3");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE a(id INTEGER PRIMARY KEY AUTOINCREMENT, v);
+         INSERT INTO a VALUES (10, 1), (20, 2);
+         CREATE TABLE b(id INTEGER PRIMARY KEY AUTOINCREMENT, v); INSERT INTO b VALUES (1, 1);
+         UPDATE sqlite_sequence SET seq = 3 WHERE name = 'a';
+         UPDATE sqlite_sequence SET seq = 0 WHERE name = 'b';
+         INSERT INTO sqlite_sequence VALUES ('a', 5);
+         CREATE VIRTUAL TABLE f USING fts5(x);",
+    )
+    .unwrap();
+    let sql = "SELECT rowid, name, seq FROM sqlite_sequence ORDER BY rowid";
+    let original = query_rows(&conn, sql);
+    drop(conn);
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    assert_eq!(query_rows(&Connection::open(&out_db).unwrap(), sql), original);
+}

@@ -466,18 +466,20 @@ impl<'c> Writer<'c> {
         Ok(true)
     }
 
-    /// Raises `sqlite_sequence` to at least the source's values.
-    pub(crate) fn merge_sequence(&self, name: &str, seq: i64) -> Result<()> {
-        let exists: bool = self
-            .conn
+    fn has_sequence_table(&self) -> Result<bool> {
+        self.conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'",
                 [],
                 |r| r.get::<_, i64>(0),
             )
-            .map_err(|e| self.err(e))?
-            > 0;
-        if !exists {
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Raises `sqlite_sequence` to at least the source's values.
+    pub(crate) fn merge_sequence(&self, name: &str, seq: i64) -> Result<()> {
+        if !self.has_sequence_table()? {
             return Ok(());
         }
         let updated = self
@@ -498,20 +500,21 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
-    /// Removes the rows of `sqlite_sequence` for tables other than `names` (the source's).
-    pub(crate) fn keep_sequences_of<'n>(&self, names: impl Iterator<Item = &'n str>) -> Result<()> {
-        let keep: std::collections::HashSet<&str> = names.collect();
-        let have: Vec<String> = self
+    /// Makes `sqlite_sequence` hold exactly `rows` (rowid, name, seq), the source's.
+    pub(crate) fn replace_sequence(&self, rows: &[(Option<i64>, String, i64)]) -> Result<()> {
+        if !self.has_sequence_table()? {
+            return Ok(());
+        }
+        self.conn
+            .execute("DELETE FROM sqlite_sequence", [])
+            .map_err(|e| self.err(e))?;
+        let mut insert = self
             .conn
-            .prepare("SELECT name FROM sqlite_sequence")
-            .and_then(|mut stmt| {
-                stmt.query_map([], |r| r.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<_>>()
-            })
-            .unwrap_or_default();
-        for name in have.iter().filter(|n| !keep.contains(n.as_str())) {
-            self.conn
-                .execute("DELETE FROM sqlite_sequence WHERE name = ?1", [name])
+            .prepare("INSERT INTO sqlite_sequence(rowid, name, seq) VALUES (?1, ?2, ?3)")
+            .map_err(|e| self.err(e))?;
+        for (rowid, name, seq) in rows {
+            insert
+                .execute(rusqlite::params![rowid, name, seq])
                 .map_err(|e| self.err(e))?;
         }
         Ok(())

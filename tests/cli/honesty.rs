@@ -257,5 +257,36 @@ fn sqlite_sequence_comes_back_exact_when_rows_are_decoded() {
     drop(conn);
     let (code, report, out_db) = recover(&db);
     assert_eq!(code, 0, "{}", report["outcome"]);
-    assert_eq!(query_rows(&Connection::open(&out_db).unwrap(), sql), original);
+    assert_eq!(
+        query_rows(&Connection::open(&out_db).unwrap(), sql),
+        original
+    );
+}
+
+/// A stored generated column keeps the values the source stored, on the path that decodes
+/// rows, even where this SQLite would compute another (here LIKE, case-sensitive while the
+/// application wrote the row).
+#[test]
+fn stored_generated_values_come_back_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gen.sqlite3");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t(a, h AS (a LIKE 'A%') STORED, g AS (upper(a)) VIRTUAL);
+         CREATE INDEX t_h ON t(h);
+         CREATE VIRTUAL TABLE f USING fts5(x);
+         PRAGMA case_sensitive_like = 1;
+         INSERT INTO t(a) VALUES ('abc'), ('Abc');",
+    )
+    .unwrap();
+    let sql = "SELECT rowid, a, h, g FROM t ORDER BY rowid";
+    let original = query_rows(&conn, sql);
+    assert_eq!(original[0][2], rusqlite::types::Value::Integer(0));
+    drop(conn);
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    assert_eq!(
+        query_rows(&Connection::open(&out_db).unwrap(), sql),
+        original
+    );
 }

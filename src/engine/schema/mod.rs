@@ -280,7 +280,11 @@ pub(crate) fn interpret(
         }
         match table_from_sql(&scratch, entry, root) {
             Ok(mut t) => {
-                if !twin::rowid_addressable(&t) {
+                // A stored generated column loaded through its own definition would be
+                // computed again by this SQLite, which may not give what the source stored
+                // (another version's float formatting, a pragma set at run time): a twin
+                // keeps the stored values.
+                if !twin::rowid_addressable(&t) || t.columns.iter().any(|c| c.hidden == 3) {
                     t.twin = twin::twin_of(&scratch, &t).map(Box::new);
                 }
                 tables.push(t);

@@ -2,8 +2,9 @@
 //! exactly as the source's table stores them (the same record fields in the same order, the
 //! same rowid or key, the same automatic indexes), for a table whose own definition cannot
 //! be used to load it:
-//! - a stored generated column computed by a function only the application registers
-//!   (SQLite would refuse the table, or compute the stand-in's NULL into every row);
+//! - a stored generated column: computed again on load, its value could differ from the
+//!   one the source stored (another SQLite's float formatting, a pragma the application set,
+//!   a function only the application registers, whose stand-in computes NULL);
 //! - columns named `rowid`, `_rowid_` and `oid` all three, so SQL cannot give a row its
 //!   rowid and the rows would be numbered afresh.
 //!

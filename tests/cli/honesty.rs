@@ -290,3 +290,37 @@ fn stored_generated_values_come_back_as_stored() {
         original
     );
 }
+
+/// A row whose record header runs on past the part of the row its leaf keeps (hundreds of
+/// columns in small pages) is read whole, not taken for a page that does not belong.
+#[test]
+fn a_record_header_longer_than_the_leaf_keeps_comes_back() {
+    for (page_size, columns) in [(512, 480), (1024, 1500)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wide.sqlite3");
+        let names: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {page_size}; CREATE TABLE w({});
+             INSERT INTO w(c{}) VALUES (1);
+             INSERT INTO w({}) VALUES ({});",
+            names.join(", "),
+            columns - 1,
+            names.join(", "),
+            (0..columns)
+                .map(|i| format!("'v{i}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .unwrap();
+        let sql = "SELECT * FROM w ORDER BY rowid";
+        let original = query_rows(&conn, sql);
+        drop(conn);
+        let (code, report, out_db) = recover(&db);
+        assert_eq!(code, 0, "{page_size}: {}", report["outcome"]);
+        assert_eq!(
+            query_rows(&Connection::open(&out_db).unwrap(), sql),
+            original
+        );
+    }
+}

@@ -328,10 +328,16 @@ impl<'a> Walker<'a> {
             let ok = match cell::parse(page, offset) {
                 Ok(Cell::TableInterior { rowid, .. }) => in_bounds(rowid),
                 Ok(Cell::TableLeaf { rowid, payload }) => {
-                    in_bounds(rowid) && self.shape_fits(Some(rowid), &payload, shape)
+                    in_bounds(rowid)
+                        && self
+                            .shape_fits(Some(rowid), &payload, shape)
+                            .unwrap_or(true)
                 }
                 Ok(Cell::IndexLeaf { payload } | Cell::IndexInterior { payload, .. }) => {
-                    self.shape_fits(None, &payload, shape)
+                    match self.shape_fits(None, &payload, shape) {
+                        Some(fits) => fits,
+                        None => continue,
+                    }
                 }
                 Err(_) => continue,
             };
@@ -345,14 +351,22 @@ impl<'a> Walker<'a> {
         good >= bad
     }
 
+    /// Whether the cell's record has a shape its tree's table can hold; `None` when its
+    /// header runs on into the overflow pages (a row of hundreds of columns), which a sample
+    /// does not follow: the walk reads it whole.
     fn shape_fits(
         &mut self,
         rowid: Option<i64>,
         payload: &Payload<'_>,
         shape: ShapeCheck<'_>,
-    ) -> bool {
-        // The record header is almost always inside the local part of the payload.
-        record::serial_types(payload.local, &mut self.types).is_ok() && shape(rowid, &self.types)
+    ) -> Option<bool> {
+        if record::serial_types(payload.local, &mut self.types).is_ok() {
+            return Some(shape(rowid, &self.types));
+        }
+        let header_len = crate::format::varint::read(payload.local).map(|(n, _)| n);
+        let spills = payload.overflow.is_some()
+            && header_len.is_some_and(|n| n > payload.local.len() as u64 && n <= payload.total);
+        (!spills).then_some(false)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -324,3 +324,35 @@ fn a_record_header_longer_than_the_leaf_keeps_comes_back() {
         );
     }
 }
+
+/// Built-in virtual tables whose module allows no plain scan (a contentless FTS4 table,
+/// fts3tokenize) are recreated and work, and the run is complete.
+#[test]
+fn virtual_tables_that_allow_no_scan_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fts.sqlite3");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE VIRTUAL TABLE f USING fts4(content='', x);
+             INSERT INTO f(docid, x) VALUES (1, 'apple pie'), (2, 'banana');
+             CREATE VIRTUAL TABLE tk USING fts3tokenize(simple);
+             CREATE TABLE t(a); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(
+        code, 0,
+        "{} {}",
+        report["outcome"], report["engine"]["objects"]
+    );
+    let out = Connection::open(&out_db).unwrap();
+    assert_eq!(
+        query_rows(&out, "SELECT docid FROM f WHERE f MATCH 'apple'"),
+        vec![vec![rusqlite::types::Value::Integer(1)]]
+    );
+    assert_eq!(
+        query_rows(&out, "SELECT token FROM tk WHERE input = 'Hello World'").len(),
+        2
+    );
+}

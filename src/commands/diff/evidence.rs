@@ -39,11 +39,12 @@ pub(crate) fn walk_evidence(report: &crate::engine::Report) -> BTreeMap<String, 
         .iter()
         .map(|t| {
             let (lost_min, lost_max) = lost_bounds(&t.lost);
+            // A cell that did not parse is a row the walk saw and could not read.
             let evidence = WalkEvidence {
                 found: t.walked_rows.saturating_add(t.attributed_rows),
-                lost_min,
-                lost_max,
-                may_be_missing: t.rows_may_be_missing,
+                lost_min: lost_min.saturating_add(t.bad_cells),
+                lost_max: lost_max.and_then(|m| m.checked_add(t.bad_cells)),
+                may_be_missing: t.rows_may_be_missing || t.bad_cells > 0,
             };
             (t.name.clone(), evidence)
         })
@@ -119,9 +120,14 @@ pub(super) fn source_count(
                     error: None,
                 }
             } else {
+                // What the lost ranges may hold bounds the loss too, whatever SQLite counted
+                // (a page of another table read in this one's place counts as its rows).
+                let most = lost_max
+                    .and_then(|m| back.checked_add(m))
+                    .map_or(n, |m| m.max(n));
                 SourceCount {
                     rows: Some(n),
-                    max: Some(n),
+                    max: Some(most),
                     by: Some(CountedBy::Sqlite),
                     error: None,
                 }
@@ -269,6 +275,22 @@ mod tests {
         assert_eq!(missing_cell(&t), "1\u{2013}19");
         assert_eq!(source_cell(&t), "582\u{2013}600 (bounds)");
         assert_eq!(report_of(t).exit_code(), exit::DAMAGE);
+    }
+
+    /// SQLite counted a stray page of another table as this one's rows (948 for 947 back),
+    /// while the walk's lost range holds up to 53: the most that is missing is 53, not 1.
+    #[test]
+    fn a_lost_range_bounds_the_loss_above_what_sqlite_counted() {
+        let walk = WalkEvidence {
+            found: 947,
+            lost_min: 1,
+            lost_max: Some(53),
+            may_be_missing: true,
+        };
+        let source = source_count(Some(Ok(948)), Some(&walk), Some(947));
+        assert_eq!(source.by, Some(CountedBy::Sqlite));
+        let t = table_diff("t".into(), source, Some(947), Some(&walk), 0);
+        assert_eq!((t.missing_rows, t.missing_rows_max), (1, Some(53)));
     }
 
     #[test]

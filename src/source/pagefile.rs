@@ -380,8 +380,10 @@ fn geometry_from_header(head: &[u8], wal: Option<&WalHeader>) -> Geometry {
     }
 }
 
-/// How many pages to sample when guessing the page size.
-const INFER_SAMPLE_PAGES: u64 = 512;
+/// How many bytes from the start of the file are read under each page size when guessing it:
+/// the same bytes for every size, so that each is judged on the same pages (512 pages of 4096
+/// bytes).
+const INFER_SAMPLE_BYTES: u64 = 512 * 4096;
 
 /// Tries every page size from 512 to 65536 and keeps the one under which the most sampled
 /// pages parse as b-tree pages. A wrong, smaller size fails because cell pointers point past
@@ -398,9 +400,12 @@ pub(crate) fn infer_page_size(file: &File, file_len: u64) -> Option<u32> {
     best.map(|(size, _)| size)
 }
 
-/// How many of the first pages read as b-tree pages when the file is cut into `size`-byte pages.
+/// How many pages of the file's first [`INFER_SAMPLE_BYTES`] read as b-tree pages when the file
+/// is cut into `size`-byte pages. (Sampled by pages instead, a larger size would be judged on
+/// more of the file: pages further on, where more b-tree pages and fewer overflow pages may lie,
+/// could make half of the true pages outscore all of them.)
 fn btree_page_score(file: &File, file_len: u64, size: u32) -> u64 {
-    let pages = (file_len / u64::from(size)).min(INFER_SAMPLE_PAGES);
+    let pages = file_len.min(INFER_SAMPLE_BYTES.max(u64::from(size))) / u64::from(size);
     let mut buf = vec![0u8; size as usize];
     let mut score = 0;
     for i in 0..pages {

@@ -387,3 +387,36 @@ fn a_cell_a_lowered_count_hides_is_carved_back() {
         original
     );
 }
+
+/// A header whose page size was zeroed, on a file whose first pages are mostly overflow
+/// pages: the size is inferred from the same bytes for every candidate, so the true size
+/// wins over one that sees half the pages over more of the file.
+#[test]
+fn a_zeroed_page_size_is_inferred_over_overflow_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ps.sqlite3");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA page_size = 1024;
+         CREATE TABLE big(id INTEGER PRIMARY KEY, x BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 160)
+         INSERT INTO big SELECT i, randomblob(3000) FROM c;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000)
+         INSERT INTO t SELECT i, printf('row %d', i) FROM c;",
+    )
+    .unwrap();
+    let sql = "SELECT count(*) FROM t";
+    let original = query_rows(&conn, sql);
+    drop(conn);
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[16..18].fill(0);
+    std::fs::write(&db, &bytes).unwrap();
+    let (_, report, out_db) = recover(&db);
+    assert_eq!(report["engine"]["geometry"]["page_size"], 1024);
+    assert_eq!(report["lost_and_found_rows"], 0);
+    assert_eq!(
+        query_rows(&Connection::open(&out_db).unwrap(), sql),
+        original
+    );
+}

@@ -47,6 +47,26 @@ fn zero_pages(path: &Path, page_size: usize, pages: &[u32]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The last overflow page of a value that is data up to it, zeroed: a lost page, not zeros
+/// the value held. The row's value is reported damaged and the run is not complete.
+#[test]
+fn a_zeroed_last_overflow_page_of_data_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("zt.sqlite3");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE b(id INTEGER PRIMARY KEY, data BLOB);
+             INSERT INTO b VALUES (1, randomblob(10000));",
+        )
+        .unwrap();
+    let overflow = pages_of(&db, "b", "overflow");
+    zero_pages(&db, 4096, &overflow[overflow.len() - 1..]);
+    let (code, report, _) = recover(&db);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    assert_eq!(report["engine"]["tables"][0]["damaged_rows"], 1);
+}
+
 /// A WITHOUT ROWID table that lost an interior page: its orphan leaves come back, an index's
 /// orphan entries (whose records fit its first columns) do not become its rows, and the run
 /// does not call itself complete, since no rowid range proves the hole filled.

@@ -404,11 +404,12 @@ impl<'a> Walker<'a> {
         let mut broken = None;
         for n in 0..needed {
             let readable = map.is_unseen(next) && self.pf.read(next, &mut ovf).is_some();
-            // A whole page of zeros is a zeroed page, not payload, unless it ends the chain:
-            // the last page of a value whose tail is zeros (a zeroblob() written in place
-            // later, or not yet) is all zeros too, and SQLite reads it as data.
-            let ends_chain = n + 1 == needed;
-            if !readable || (!ends_chain && ovf.iter().all(|b| *b == 0)) {
+            // A whole page of zeros is a zeroed page, not payload, unless it ends a value
+            // whose zeros began before it: the last page of a zeroblob() (written in place
+            // later, or not yet) is all zeros too, and SQLite reads it as data. A value whose
+            // bytes just before that page are data lost its last page.
+            let zero_tail = n + 1 == needed && ends_in_zeros(&self.payload);
+            if !readable || (!zero_tail && ovf.iter().all(|b| *b == 0)) {
                 broken = Some(next);
                 break;
             }
@@ -427,6 +428,12 @@ impl<'a> Walker<'a> {
         self.ovf = ovf;
         broken
     }
+}
+
+/// Whether the last bytes read of a value (up to 8) are zeros.
+fn ends_in_zeros(payload: &[u8]) -> bool {
+    let tail = &payload[payload.len().saturating_sub(8)..];
+    !tail.is_empty() && tail.iter().all(|b| *b == 0)
 }
 
 /// Offset just past a cell's local payload (and its overflow pointer) within the page.

@@ -25,6 +25,16 @@ pub(super) fn settle_holes(map: &mut Claims, reports: &mut [TableReport], tables
     unexplained
 }
 
+/// Tables that own a page an ignored `-wal` frame wrote (a committed transaction past damage
+/// in the WAL) may miss rows: what that transaction wrote is in no page the engine read.
+pub(super) fn mark_wal_losses(map: &Claims, pages: &[u32], reports: &mut [TableReport]) {
+    let owners: HashSet<u32> = pages.iter().filter_map(|&p| map.owner(p)).collect();
+    for rep in reports.iter_mut().filter(|r| owners.contains(&r.owner)) {
+        rep.rows_may_be_missing = true;
+        rep.rows_lost_in_wal = true;
+    }
+}
+
 /// Tables every row of which came back: no part of their tree lost, none refused.
 pub(super) fn intact_tables(reports: &[TableReport]) -> HashSet<String> {
     reports

@@ -82,6 +82,10 @@ pub struct TableReport {
     /// was not filled from orphan pages, or was filled but some page of the file that could
     /// have held its rows is unreadable.
     pub rows_may_be_missing: bool,
+    /// A committed transaction the `-wal` holds past damage wrote to this table: it may miss
+    /// any number of rows, whatever SQLite counts (`engine.wal.commits_ignored`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rows_lost_in_wal: bool,
     /// The rowid ranges (or keys) of rows that are really missing, worked out from `holes`.
     pub lost: Vec<losses::LostRange>,
     /// What the table's surviving indexes still hold of its lost rows.

@@ -4,7 +4,7 @@
 use crate::engine::catalog::{read_catalog, Catalog};
 use crate::engine::copy::{transfer, vfs};
 use crate::engine::decode::{InternalRows, PLANNER_TABLES};
-use crate::engine::holes::{intact_tables, settle_holes};
+use crate::engine::holes::{intact_tables, mark_wal_losses, settle_holes};
 use crate::engine::objects::{create_objects, install_virtual_tables};
 use crate::engine::pages::Claims;
 use crate::engine::report::{ObjectReport, Options, OrphanGroup, Report, TableReport};
@@ -119,6 +119,9 @@ impl Engine<'_> {
         bar.finish_and_clear();
         clock.lap("rows");
         let unexplained = settle_holes(&mut engine.map, &mut rows.reports, catalog.tables.len());
+        if let Some(wal) = pf.wal() {
+            mark_wal_losses(&engine.map, &wal.pages_ignored, &mut rows.reports);
+        }
         let spinner = options
             .progress
             .spinner("building indexes, views and triggers");

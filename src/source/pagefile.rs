@@ -78,6 +78,10 @@ pub struct WalInfo {
     /// and whose rows are therefore not in what it reads.
     #[serde(default)]
     pub commits_ignored: u64,
+    /// The pages those ignored frames wrote, up to the last ignored commit (at most
+    /// [`MAX_PAGES_IGNORED`]): the tables they belong to may miss rows.
+    #[serde(skip)]
+    pub pages_ignored: Vec<u32>,
     /// Distinct pages whose newest committed image is in the WAL.
     pub pages: usize,
     /// Database size in pages after the last commit, if there was one (bounded by the pages
@@ -90,6 +94,9 @@ impl WalInfo {
         self.torn_frames > 0
     }
 }
+
+/// Pages of ignored WAL frames kept to name the tables they belong to.
+pub(crate) const MAX_PAGES_IGNORED: usize = 100_000;
 
 /// What a hot `-journal` held: the original pages of a transaction that never committed.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -198,9 +205,13 @@ impl PageFile {
                     Some(why) => why,
                     None => "WAL file is empty".to_string(),
                 }),
-                commits_ignored: sidecars::commits_behind_damaged_header(&wal_path),
+                commits_ignored: 0,
                 ..WalInfo::default()
             });
+        }
+        if let Some(w) = pf.wal.as_mut().filter(|w| w.unusable.is_some()) {
+            (w.commits_ignored, w.pages_ignored) =
+                sidecars::commits_behind_damaged_header(&wal_path);
         }
         Ok(pf)
     }

@@ -211,6 +211,8 @@ fn commits_past_damage_in_the_wal_are_reported_lost() {
         assert_eq!(code, 1, "{name}: {}", report["outcome"]);
         let got = report["engine"]["wal"]["commits_ignored"].as_u64().unwrap();
         assert!(got >= 1 && got <= ignored, "{name}: {got}");
+        // The table those transactions wrote to may miss any number of rows.
+        assert!(report["tables"][0]["missing_rows_max"].is_null(), "{name}");
     }
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct WalkEvidence {
     pub lost_max: Option<u64>,
     /// Rows may be missing, whether or not a lost range names them.
     pub may_be_missing: bool,
+    /// A transaction the `-wal` lost wrote to the table.
+    pub lost_in_wal: bool,
 }
 
 /// What the engine's walk knows of every table of `report`.
@@ -45,6 +47,7 @@ pub(crate) fn walk_evidence(report: &crate::engine::Report) -> BTreeMap<String, 
                 lost_min: lost_min.saturating_add(t.bad_cells),
                 lost_max: lost_max.and_then(|m| m.checked_add(t.bad_cells)),
                 may_be_missing: t.rows_may_be_missing || t.bad_cells > 0,
+                lost_in_wal: t.rows_lost_in_wal,
             };
             (t.name.clone(), evidence)
         })
@@ -125,9 +128,11 @@ pub(super) fn source_count(
                 let most = lost_max
                     .and_then(|m| back.checked_add(m))
                     .map_or(n, |m| m.max(n));
+                // A transaction the -wal lost is in no count: nothing bounds the loss above.
+                let unbounded = walk.is_some_and(|w| w.lost_in_wal);
                 SourceCount {
                     rows: Some(n),
-                    max: Some(most),
+                    max: (!unbounded).then_some(most),
                     by: Some(CountedBy::Sqlite),
                     error: None,
                 }
@@ -265,6 +270,7 @@ mod tests {
             lost_min: 1,
             lost_max: Some(19),
             may_be_missing: true,
+            lost_in_wal: false,
         };
         let source = source_count(Some(Err("malformed".into())), Some(&walk), Some(581));
         assert_eq!(source.by, Some(CountedBy::Bounds));
@@ -281,16 +287,22 @@ mod tests {
     /// while the walk's lost range holds up to 53: the most that is missing is 53, not 1.
     #[test]
     fn a_lost_range_bounds_the_loss_above_what_sqlite_counted() {
-        let walk = WalkEvidence {
+        let mut walk = WalkEvidence {
             found: 947,
             lost_min: 1,
             lost_max: Some(53),
-            may_be_missing: true,
+            may_be_missing: false,
+            lost_in_wal: false,
         };
         let source = source_count(Some(Ok(948)), Some(&walk), Some(947));
         assert_eq!(source.by, Some(CountedBy::Sqlite));
         let t = table_diff("t".into(), source, Some(947), Some(&walk), 0);
         assert_eq!((t.missing_rows, t.missing_rows_max), (1, Some(53)));
+        // A transaction the -wal lost wrote to it: nothing bounds the loss above.
+        walk.lost_in_wal = true;
+        let source = source_count(Some(Ok(948)), Some(&walk), Some(947));
+        let t = table_diff("t".into(), source, Some(947), Some(&walk), 0);
+        assert_eq!((t.missing_rows, t.missing_rows_max), (1, None));
     }
 
     #[test]
@@ -328,7 +340,7 @@ mod tests {
             let (lost_min, lost_max) = lost_bounds(&lost);
             prop_assert!(lost_min >= 1);
             prop_assert!(lost_max.is_none_or(|m| m >= lost_min));
-            let walk = WalkEvidence { found, lost_min, lost_max, may_be_missing };
+            let walk = WalkEvidence { found, lost_min, lost_max, may_be_missing, lost_in_wal: false };
             // None: absent from the source; Some(None): SQLite could not count it.
             let sqlite = sqlite.map(|c| c.ok_or_else(|| "malformed".to_string()));
             let source = source_count(sqlite, Some(&walk), recovered);

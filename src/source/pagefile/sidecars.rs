@@ -2,7 +2,7 @@
 //! and a `-wal`'s committed frames. Every size either states is bounded by what the files
 //! hold before anything is sized by it.
 
-use super::{JournalInfo, PageFile, WalInfo};
+use super::{JournalInfo, PageFile, WalInfo, MAX_PAGES_IGNORED};
 use crate::error::{Error, Result};
 use crate::format::journal::{check_record, JournalHeader, HEADER_FIELDS};
 use crate::format::wal::{check_frame, FrameHeader, WalHeader, FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
@@ -170,7 +170,7 @@ impl PageFile {
         }
         info.torn_frames = total_frames - info.committed_frames;
         let broken_at = info.valid_frames;
-        info.commits_ignored = commits_from(
+        (info.commits_ignored, info.pages_ignored) = commits_from(
             &file,
             broken_at,
             total_frames,
@@ -191,32 +191,50 @@ impl PageFile {
     }
 }
 
-/// Commit frames carrying `salts` among frames `first..total` (each `frame_size` bytes):
-/// only their headers are read.
-fn commits_from(file: &File, first: u64, total: u64, frame_size: u64, salts: (u32, u32)) -> u64 {
+/// Commit frames carrying `salts` among frames `first..total` (each `frame_size` bytes),
+/// and the pages the frames with those salts wrote up to the last such commit (sorted, each
+/// once, at most [`MAX_PAGES_IGNORED`]). Only the frames' headers are read.
+fn commits_from(
+    file: &File,
+    first: u64,
+    total: u64,
+    frame_size: u64,
+    salts: (u32, u32),
+) -> (u64, Vec<u32>) {
     let mut head = [0u8; FRAME_HEADER_SIZE];
-    (first..total)
-        .filter(|k| {
-            let at = WAL_HEADER_SIZE as u64 + k * frame_size;
-            file.read_exact_at(&mut head, at).is_ok()
-                && FrameHeader::parse(&head).is_some_and(|f| {
-                    f.commit_size != 0 && f.pgno != 0 && (f.salt1, f.salt2) == salts
-                })
-        })
-        .count() as u64
+    let (mut commits, mut pending, mut pages) = (0, Vec::new(), std::collections::BTreeSet::new());
+    for k in first..total {
+        let at = WAL_HEADER_SIZE as u64 + k * frame_size;
+        if file.read_exact_at(&mut head, at).is_err() {
+            break;
+        }
+        let Some(f) = FrameHeader::parse(&head) else {
+            continue;
+        };
+        if f.pgno == 0 || (f.salt1, f.salt2) != salts {
+            continue;
+        }
+        pending.push(f.pgno);
+        if f.commit_size != 0 {
+            commits += 1;
+            pages.extend(pending.drain(..));
+        }
+    }
+    (commits, pages.into_iter().take(MAX_PAGES_IGNORED).collect())
 }
 
-/// The commit frames of a WAL whose header is damaged (see [`commits_from`]).
-pub(super) fn commits_behind_damaged_header(wal_path: &Path) -> u64 {
+/// The commit frames of a WAL whose header is damaged, and their pages (see
+/// [`commits_from`]).
+pub(super) fn commits_behind_damaged_header(wal_path: &Path) -> (u64, Vec<u32>) {
     let Ok(file) = File::open(wal_path) else {
-        return 0;
+        return (0, Vec::new());
     };
     let mut head = [0u8; WAL_HEADER_SIZE];
     if file.read_exact_at(&mut head, 0).is_err() {
-        return 0;
+        return (0, Vec::new());
     }
     let Some((page_size, salt1, salt2)) = WalHeader::parse_unchecked(&head) else {
-        return 0;
+        return (0, Vec::new());
     };
     let frame_size = FRAME_HEADER_SIZE as u64 + u64::from(page_size);
     let bytes = file.metadata().map_or(0, |m| m.len());

@@ -211,7 +211,7 @@ impl PageFile {
         }
         if let Some(w) = pf.wal.as_mut().filter(|w| w.unusable.is_some()) {
             (w.commits_ignored, w.pages_ignored) =
-                sidecars::commits_behind_damaged_header(&wal_path);
+                sidecars::commits_behind_damaged_header(&wal_path, pf.geometry.page_size);
         }
         Ok(pf)
     }

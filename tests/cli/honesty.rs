@@ -202,7 +202,12 @@ fn commits_past_damage_in_the_wal_are_reported_lost() {
 
     let page = 4096u64;
     // Inside the page of the second frame; and in the header's checkpoint sequence number.
-    for (name, at, ignored) in [("frame", 32 + (24 + page) + 24 + 100, 5), ("header", 13, 5)] {
+    for (name, at, ignored) in [
+        ("frame", 32 + (24 + page) + 24 + 100, 5),
+        ("header", 13, 5),
+        ("magic", 1, 5),
+        ("salt", 17, 5),
+    ] {
         let db = wal_only_commits(&new_dir(dir.path(), name), 5);
         let mut wal = db.clone().into_os_string();
         wal.push("-wal");

@@ -170,6 +170,8 @@ impl PageFile {
         }
         info.torn_frames = total_frames - info.committed_frames;
         let broken_at = info.valid_frames;
+        // A frame cut short at the end of the file is a torn write, of a transaction that
+        // never committed as far as the application was told: only whole frames count.
         (info.commits_ignored, info.pages_ignored) = commits_from(
             &file,
             broken_at,
@@ -224,8 +226,10 @@ fn commits_from(
 }
 
 /// The commit frames of a WAL whose header is damaged, and their pages (see
-/// [`commits_from`]).
-pub(super) fn commits_behind_damaged_header(wal_path: &Path) -> (u64, Vec<u32>) {
+/// [`commits_from`]). The header's page size is taken when it is a valid one, else the
+/// database's (`page_size`); the salts are the first frame's, which always belongs to the
+/// WAL's current generation (a damaged header's own salts may be the damage).
+pub(super) fn commits_behind_damaged_header(wal_path: &Path, page_size: u32) -> (u64, Vec<u32>) {
     let Ok(file) = File::open(wal_path) else {
         return (0, Vec::new());
     };
@@ -233,13 +237,22 @@ pub(super) fn commits_behind_damaged_header(wal_path: &Path) -> (u64, Vec<u32>) 
     if file.read_exact_at(&mut head, 0).is_err() {
         return (0, Vec::new());
     }
-    let Some((page_size, salt1, salt2)) = WalHeader::parse_unchecked(&head) else {
+    let page_size = WalHeader::parse_unchecked(&head).map_or(page_size, |(size, _, _)| size);
+    let mut first = [0u8; FRAME_HEADER_SIZE];
+    if page_size == 0
+        || file
+            .read_exact_at(&mut first, WAL_HEADER_SIZE as u64)
+            .is_err()
+    {
+        return (0, Vec::new());
+    }
+    let Some(frame) = FrameHeader::parse(&first) else {
         return (0, Vec::new());
     };
     let frame_size = FRAME_HEADER_SIZE as u64 + u64::from(page_size);
     let bytes = file.metadata().map_or(0, |m| m.len());
-    let total = bytes.saturating_sub(WAL_HEADER_SIZE as u64) / frame_size;
-    commits_from(&file, 0, total, frame_size, (salt1, salt2))
+    let whole = bytes.saturating_sub(WAL_HEADER_SIZE as u64) / frame_size;
+    commits_from(&file, 0, whole, frame_size, (frame.salt1, frame.salt2))
 }
 
 pub(super) fn read_wal_header(wal_path: &Path) -> Option<WalHeader> {

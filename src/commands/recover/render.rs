@@ -239,8 +239,8 @@ impl IncidentReport {
         if let Some(w) = self.engine.wal.as_ref().filter(|w| w.commits_ignored > 0) {
             out.push_str(&format!(
                 "-wal damaged: {} committed transaction(s) lie past {}; SQLite no longer \
-                 applies them, and their rows are not in the recovered database (a backup \
-                 taken after them can fill them in: --fill-from BACKUP)\n",
+                 applies them, and their rows are not in the recovered database (only a \
+                 backup taken after them still holds them)\n",
                 w.commits_ignored,
                 match &w.unusable {
                     Some(why) => format!("a damaged header ({why})"),

@@ -47,6 +47,10 @@ impl Pages {
         let mut head = [0u8; 100];
         file.read_exact_at(&mut head, 0).map_err(|_| Unreadable)?;
         let header = Header::parse(&head).map_err(|_| Unreadable)?;
+        // SQL hands text over as UTF-8; pages hold it in the database's encoding.
+        if header.text_encoding() != Some(crate::format::TextEncoding::Utf8) {
+            return Err(Unreadable);
+        }
         let page_size = usize::try_from(header.page_size).map_err(|_| Unreadable)?;
         let usable = header
             .usable_size()

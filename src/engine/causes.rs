@@ -37,6 +37,10 @@ pub struct Evidence {
     pub wal_present: bool,
     /// Whether a `-journal` was beside the database.
     pub journal_present: bool,
+    /// Committed transactions the `-wal` holds past a broken checksum or a damaged header,
+    /// and where its damage is.
+    pub wal_commits_ignored: u64,
+    pub wal_damage: Option<String>,
     /// Whether the tool found any damage at all.
     pub damaged: bool,
 }
@@ -61,6 +65,7 @@ pub enum CauseId {
     Truncation,
     LostWrites,
     SeparatedSidecar,
+    DamagedWal,
     Unrecognised,
 }
 
@@ -82,10 +87,15 @@ pub fn likely_causes(e: &Evidence) -> Vec<Cause> {
     if !e.damaged {
         return Vec::new();
     }
-    let mut out: Vec<Cause> = [wal_reset_race(e), truncation(e), separated_sidecar(e)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut out: Vec<Cause> = [
+        wal_reset_race(e),
+        truncation(e),
+        separated_sidecar(e),
+        damaged_wal(e),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     out.extend(lost_writes(e, &out));
     if out.is_empty() {
         out.push(unrecognised(e));
@@ -186,6 +196,31 @@ fn separated_sidecar(e: &Evidence) -> Option<Cause> {
         ],
         prevention: "move, copy and back up the database together with its -wal and -shm, or \
                      with sqlite3's .backup; never delete a -wal by hand"
+            .to_string(),
+    })
+}
+
+fn damaged_wal(e: &Evidence) -> Option<Cause> {
+    if e.wal_commits_ignored == 0 {
+        return None;
+    }
+    let mut evidence = vec![format!(
+        "the -wal holds {} committed transaction(s) past its damage, which SQLite no longer applies",
+        e.wal_commits_ignored
+    )];
+    evidence.extend(e.wal_damage.clone());
+    Some(Cause {
+        id: CauseId::DamagedWal,
+        likelihood: Likelihood::Likely,
+        summary: "consistent with a -wal changed after SQLite wrote it: a copy of its file taken \
+                  while the application wrote, files of two moments restored together, or \
+                  storage that lost or misplaced writes"
+            .to_string(),
+        evidence,
+        prevention: "copy or back up a live database with sqlite3's .backup or VACUUM INTO, \
+                     never its files with cp while the application runs; keep the database, \
+                     its -wal and -shm together on a local disk, and never edit, replace or \
+                     delete a -wal by hand"
             .to_string(),
     })
 }
@@ -315,12 +350,23 @@ pub(crate) fn evidence_of(report: &crate::engine::Report) -> Evidence {
         pages_past_end: past_end,
         wal_present: report.wal.is_some(),
         journal_present: report.journal.is_some(),
+        wal_commits_ignored: report.wal.as_ref().map_or(0, |w| w.commits_ignored),
+        wal_damage: report.wal.as_ref().and_then(wal_damage),
         damaged: lost
+            || report.wal.as_ref().is_some_and(|w| w.commits_ignored > 0)
             || report.lost_and_found_rows > 0
             || report.unexplained_pages > 0
             || report.schema_damaged
             || !report.walk_damage.is_empty(),
     }
+}
+
+/// Where a `-wal`'s damage is, when it holds commits past it.
+pub(crate) fn wal_damage(w: &crate::source::pagefile::WalInfo) -> Option<String> {
+    (w.commits_ignored > 0).then(|| match &w.unusable {
+        Some(why) => format!("its header is damaged ({why})"),
+        None => format!("frame {} does not match its checksum", w.valid_frames + 1),
+    })
 }
 
 /// Whether an integrity_check message shows b-tree structure damage of the kind the WAL-reset
@@ -346,6 +392,25 @@ mod tests {
             damaged: true,
             ..Evidence::default()
         }
+    }
+
+    /// Commits past a damaged -wal name the damaged -wal, and only they do.
+    #[test]
+    fn commits_past_wal_damage_name_a_damaged_wal() {
+        let wal = Evidence {
+            wal_mode: true,
+            wal_present: true,
+            wal_commits_ignored: 3,
+            wal_damage: Some("frame 2 does not match its checksum".into()),
+            damaged: true,
+            ..Evidence::default()
+        };
+        let causes = likely_causes(&wal);
+        assert_eq!(causes[0].id, CauseId::DamagedWal);
+        assert!(causes[0].evidence.iter().any(|e| e.contains("frame 2")));
+        assert!(likely_causes(&racy())
+            .iter()
+            .all(|c| c.id != CauseId::DamagedWal));
     }
 
     #[test]

@@ -225,6 +225,7 @@ fn commits_past_damage_in_the_wal_are_reported_lost() {
         assert!(got >= 1 && got <= ignored, "{name}: {got}");
         // The table those transactions wrote to may miss any number of rows.
         assert!(report["tables"][0]["missing_rows_max"].is_null(), "{name}");
+        assert_eq!(report["causes"][0]["id"], "damaged-wal", "{name}");
     }
 }
 

@@ -44,6 +44,8 @@ pub(super) fn gather(
         pages_past_end: named.into_iter().filter(|&p| p > file_pages).collect(),
         wal_present: sidecars.0,
         journal_present: sidecars.1,
+        wal_commits_ignored: pf.wal().map_or(0, |w| w.commits_ignored),
+        wal_damage: pf.wal().and_then(crate::engine::causes::wal_damage),
         damaged: findings.iter().any(|f| f.damage),
     }
 }

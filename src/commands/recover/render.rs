@@ -236,17 +236,15 @@ impl IncidentReport {
         ) {
             out.push_str(&format!("note: {note}\n"));
         }
-        if let Some(w) = self.engine.wal.as_ref().filter(|w| w.commits_ignored > 0) {
-            out.push_str(&format!(
-                "-wal damaged: {} committed transaction(s) lie past {}; SQLite no longer \
-                 applies them, and their rows are not in the recovered database (only a \
-                 backup taken after them still holds them)\n",
-                w.commits_ignored,
-                match &w.unusable {
-                    Some(why) => format!("a damaged header ({why})"),
-                    None => format!("frame {} (its checksum does not match)", w.valid_frames + 1),
-                }
-            ));
+        if let Some(w) = self.engine.wal.as_ref() {
+            if let Some(damage) = crate::engine::causes::wal_damage(w) {
+                out.push_str(&format!(
+                    "-wal damaged ({damage}): {} committed transaction(s) lie past it; SQLite \
+                     no longer applies them, and their rows are not in the recovered database \
+                     (only a backup taken after them still holds them)\n",
+                    w.commits_ignored
+                ));
+            }
         }
         match &self.engine.journal {
             Some(j) if j.unusable.is_none() => out.push_str(&format!(

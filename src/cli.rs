@@ -94,7 +94,8 @@ pub enum Command {
         /// still writes: the copy may mix pages from before and after a write).
         #[arg(long)]
         allow_changing: bool,
-        /// Also export rows found on free pages (deleted rows) into a table `freelist_rows`.
+        /// Also export rows found on free pages (deleted rows), and on pages past the end
+        /// the header states, into a table `freelist_rows`.
         #[arg(long)]
         include_freelist: bool,
         /// A healthy database with the same schema (a fresh database your application

@@ -503,34 +503,30 @@ fn index_by_pages<'p>(
 /// The messages in job order, then each index whose entries differ from what its rows imply.
 fn messages(plans: &[TablePlan], mut found: Found, limit: usize) -> Vec<String> {
     found.messages.sort_by_key(|(n, _)| *n);
+    let mismatched = mismatched(plans, &found);
     let mut messages: Vec<String> = found.messages.into_iter().map(|(_, m)| m).collect();
-    for (t, table) in plans.iter().enumerate() {
-        let TableCheck::Stream { indexes, .. } = &table.check else {
+    // A scan SQLite could not finish has said so already: it has no digest to differ.
+    for (t, i) in mismatched {
+        let (table, rows, entries) = (
+            &plans[t].name,
+            found.from_rows[&(t, i)],
+            found.from_index[&(t, i)],
+        );
+        let Some(index) = index_plan(plans, t, i) else {
             continue;
         };
-        for (i, index) in indexes.iter().enumerate().filter(|(_, p)| !p.own_tree) {
-            // A scan SQLite could not finish has said so already.
-            let (Some(rows), Some(entries)) =
-                (found.from_rows.get(&(t, i)), found.from_index.get(&(t, i)))
-            else {
-                continue;
-            };
-            if rows == entries {
-                continue;
-            }
-            messages.push(if rows.count == entries.count {
-                format!(
-                    "index {} does not hold the entries table {} implies: as many entries as \
-                     rows, not the same ones",
-                    index.name, table.name
-                )
-            } else {
-                format!(
-                    "index {} does not hold the entries table {} implies: {} entries for {} rows",
-                    index.name, table.name, entries.count, rows.count
-                )
-            });
-        }
+        messages.push(if rows.count == entries.count {
+            format!(
+                "index {} does not hold the entries table {table} implies: as many entries as \
+                 rows, not the same ones",
+                index.name
+            )
+        } else {
+            format!(
+                "index {} does not hold the entries table {table} implies: {} entries for {} rows",
+                index.name, entries.count, rows.count
+            )
+        });
     }
     let mut seen = std::collections::HashSet::new();
     messages.retain(|m| seen.insert(m.clone()));

@@ -439,3 +439,67 @@ fn a_zeroed_page_size_is_inferred_over_overflow_pages() {
         original
     );
 }
+
+/// A WITHOUT ROWID table's index entries name their rows by primary key. A healthy table
+/// (a composite key with a descending NOCASE part, a REAL column, both encodings) comes back
+/// exact; a value altered in one of its rows is reported altered, the row named by its key.
+#[test]
+fn a_without_rowid_row_its_index_contradicts_is_reported_altered() {
+    let dir = tempfile::tempdir().unwrap();
+    for encoding in ["UTF-8", "UTF-16le"] {
+        let db = dir.path().join(format!("wr-{encoding}.sqlite3"));
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA encoding = '{encoding}'; PRAGMA page_size = 1024;
+             CREATE TABLE w(k TEXT COLLATE NOCASE, n INTEGER, v TEXT, r REAL,
+                            PRIMARY KEY (k DESC, n)) WITHOUT ROWID;
+             CREATE INDEX wv ON w(v); CREATE INDEX wr ON w(r, k);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 600)
+             INSERT INTO w SELECT printf('Key%04d', i / 2), i % 2, printf('value-%05d', i),
+                                  i / 4 FROM c;"
+        ))
+        .unwrap();
+        drop(conn);
+        let sql = "SELECT k, n, v, r, typeof(r) FROM w ORDER BY k, n";
+        assert_comes_back_exact(&db, sql);
+
+        // One row's v, altered in the table's own pages (the index keeps what was written).
+        let page_size = 1024;
+        let target: Vec<u8> = match encoding {
+            "UTF-8" => b"value-00321".to_vec(),
+            _ => "value-00321"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect(),
+        };
+        let mut bytes = std::fs::read(&db).unwrap();
+        // A WITHOUT ROWID table is an index b-tree: its interior pages hold rows too.
+        let pages = [pages_of(&db, "w", "leaf"), pages_of(&db, "w", "internal")].concat();
+        let at = pages
+            .into_iter()
+            .find_map(|p| {
+                let start = (p as usize - 1) * page_size;
+                let page = &bytes[start..start + page_size];
+                let off = page.windows(target.len()).position(|w| w == target)?;
+                Some(start + off + target.len() - if encoding == "UTF-8" { 1 } else { 2 })
+            })
+            .expect("the value is on a page of the table");
+        bytes[at] = b'9';
+        let damaged = dir.path().join(format!("wr-{encoding}-altered.sqlite3"));
+        std::fs::write(&damaged, &bytes).unwrap();
+
+        let (code, report, _) = recover(&damaged);
+        assert_eq!(code, 1, "{encoding}: {}", report["outcome"]);
+        let table = &report["engine"]["tables"][0];
+        assert_eq!(table["altered_rows"], 1, "{encoding}: {table}");
+        let altered = &table["altered"][0];
+        assert_eq!(
+            altered["key"],
+            serde_json::json!(["Key0160", 1]),
+            "{encoding}"
+        );
+        assert_eq!(altered["index"], "wv", "{encoding}");
+        assert_eq!(altered["columns"][0]["index_value"], "value-00321");
+        assert_eq!(altered["columns"][0]["row_value"], "value-00329");
+    }
+}

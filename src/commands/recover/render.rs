@@ -87,10 +87,16 @@ impl IncidentReport {
     fn altered_notes(&self, t: &crate::engine::TableReport, out: &mut String) {
         if t.altered_rows > 0 {
             out.push_str(&format!(
-                "{}: {} rows disagree with what an index holds for their rowid, or have a \
+                "{}: {} rows disagree with what an index holds for their {}, or have a \
                  record header that does not fit their payload: back, but altered \
                  (report.json lists them under altered)\n",
-                t.name, t.altered_rows
+                t.name,
+                t.altered_rows,
+                if t.without_rowid {
+                    "primary key"
+                } else {
+                    "rowid"
+                }
             ));
             if t.repaired_rows > 0 {
                 out.push_str(&format!(
@@ -102,8 +108,8 @@ impl IncidentReport {
             for a in t.altered.iter().take(5) {
                 for c in a.columns.iter().filter(|_| a.moved_to.is_none()) {
                     out.push_str(&format!(
-                        "  rowid {}: {} is {} in the row, {} in index {}{}\n",
-                        a.rowid,
+                        "  {}: {} is {} in the row, {} in index {}{}\n",
+                        a.named(),
                         c.column,
                         c.row_value,
                         c.index_value,
@@ -113,20 +119,20 @@ impl IncidentReport {
                 }
                 if a.header_inconsistent {
                     out.push_str(&format!(
-                        "  rowid {}: its record's header does not fit its payload (its \
+                        "  {}: its record's header does not fit its payload (its \
                          serial types were altered, or it was cut)\n",
-                        a.rowid
+                        a.named()
                     ));
                 }
                 if let Some(home) = &a.moved_to {
                     out.push_str(&format!(
-                        "  rowid {}: a row of {home} (its index lists it), read from one of \
+                        "  {}: a row of {home} (its index lists it), read from one of \
                          its pages: put back there\n",
-                        a.rowid
+                        a.named()
                     ));
                 }
                 if let Some(why) = &a.not_repaired {
-                    out.push_str(&format!("  rowid {}: left as read: {why}\n", a.rowid));
+                    out.push_str(&format!("  {}: left as read: {why}\n", a.named()));
                 }
             }
         }

@@ -21,6 +21,7 @@ use rusqlite::types::Value as SqlValue;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
+mod keyed;
 mod moved;
 mod repair;
 pub(crate) use repair::Sources;
@@ -36,7 +37,12 @@ const MAX_REPAIRED: usize = 100_000;
 /// One row whose values disagree with an index of its table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlteredRow {
-    pub rowid: i64,
+    /// The row's rowid; absent for a WITHOUT ROWID table's row, named by `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rowid: Option<i64>,
+    /// A WITHOUT ROWID table's row: its primary key's values, in the key's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<serde_json::Value>>,
     pub index: String,
     /// The columns that disagree: what the row holds, what the index holds.
     pub columns: Vec<AlteredColumn>,
@@ -55,6 +61,20 @@ pub struct AlteredRow {
     /// disagree with each other, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_repaired: Option<String>,
+}
+
+impl AlteredRow {
+    /// How the text report names the row: `rowid 12`, or `key ("a", 3)`.
+    pub fn named(&self) -> String {
+        match (&self.rowid, &self.key) {
+            (Some(rowid), _) => format!("rowid {rowid}"),
+            (None, Some(key)) => {
+                let values: Vec<String> = key.iter().map(ToString::to_string).collect();
+                format!("key ({})", values.join(", "))
+            }
+            (None, None) => "a row".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -87,8 +107,8 @@ struct Witness {
 }
 
 /// What the indexes of `table` say of the rows now in the output (`conn`): the rows whose
-/// indexed values differ from the entry an index holds for their rowid. Each such row takes
-/// the values its indexes hold, its record as read kept in `records` first.
+/// values differ from what an index holds for their rowid (or, in a WITHOUT ROWID table,
+/// their primary key).
 pub(crate) fn altered_rows(
     conn: &rusqlite::Connection,
     entries: &[SchemaEntry],
@@ -97,9 +117,26 @@ pub(crate) fn altered_rows(
     sources: &Sources<'_>,
     records: &mut AlteredRecords,
 ) -> Findings {
-    if table.without_rowid || table.internal {
-        return Findings::default();
+    if table.internal {
+        Findings::default()
+    } else if table.without_rowid {
+        keyed::altered_keyed_rows(conn, entries, table, sources.pf, sources.encoding)
+    } else {
+        altered_rowid_rows(conn, entries, tables, table, sources, records)
     }
+}
+
+/// What the indexes of `table` say of the rows now in the output (`conn`): the rows whose
+/// indexed values differ from the entry an index holds for their rowid. Each such row takes
+/// the values its indexes hold, its record as read kept in `records` first.
+fn altered_rowid_rows(
+    conn: &rusqlite::Connection,
+    entries: &[SchemaEntry],
+    tables: &[Table],
+    table: &Table,
+    sources: &Sources<'_>,
+    records: &mut AlteredRecords,
+) -> Findings {
     let (pf, encoding) = (sources.pf, sources.encoding);
     let mut altered: BTreeMap<i64, usize> = BTreeMap::new();
     let mut witnesses = Vec::new();
@@ -166,7 +203,8 @@ pub(crate) fn altered_rows(
             .iter()
             .take(MAX_DESCRIBED)
             .map(|&rowid| AlteredRow {
-                rowid,
+                rowid: Some(rowid),
+                key: None,
                 index: String::new(),
                 columns: Vec::new(),
                 header_inconsistent: true,
@@ -178,11 +216,14 @@ pub(crate) fn altered_rows(
             }),
     );
     for row in &mut described {
-        row.header_inconsistent = inconsistent.contains(&row.rowid);
-        row.moved_to = moved_to.get(&row.rowid).cloned();
+        let Some(rowid) = row.rowid else {
+            continue;
+        };
+        row.header_inconsistent = inconsistent.contains(&rowid);
+        row.moved_to = moved_to.get(&rowid).cloned();
         if !row.columns.is_empty() && row.moved_to.is_none() {
-            row.not_repaired = refused.get(&row.rowid).cloned();
-            row.repaired = row.not_repaired.is_none() && wanted.contains_key(&row.rowid);
+            row.not_repaired = refused.get(&rowid).cloned();
+            row.repaired = row.not_repaired.is_none() && wanted.contains_key(&rowid);
         }
     }
     described.sort_by_key(|r| r.rowid);
@@ -414,7 +455,8 @@ fn describe(
         })
         .collect();
     Some(AlteredRow {
-        rowid,
+        rowid: Some(rowid),
+        key: None,
         index: witness.name.clone(),
         columns,
         header_inconsistent: false,

@@ -157,9 +157,7 @@ impl Engine<'_> {
             side_tables: rows.side_tables,
             app_collations,
             app_functions,
-            settings_not_kept: current_header(pf)
-                .map(|h| writer::settings_not_kept(&h, tmp))
-                .unwrap_or_default(),
+            settings_not_kept: settings_not_kept(pf, tmp),
             conflict_rows: rows.reports.iter().map(|r| r.conflict_rows).sum(),
             tables: rows.reports,
             objects,
@@ -468,6 +466,22 @@ fn verify_phase(
         (integrity, keys.join().unwrap_or(0))
     });
     Ok((integrity?, foreign_key_violations))
+}
+
+/// The settings the output does not share with the source, but for those the header stated
+/// wrongly and the pages corrected (`geometry.inferred`): those the output has right.
+fn settings_not_kept(pf: &PageFile, tmp: &Path) -> Vec<String> {
+    let inferred = &pf.geometry().inferred;
+    let mut settings = current_header(pf)
+        .map(|h| writer::settings_not_kept(&h, tmp))
+        .unwrap_or_default();
+    settings.retain(|s| {
+        !inferred
+            .iter()
+            .filter_map(|i| i.split(" (").next())
+            .any(|fact| s.starts_with(fact))
+    });
+    settings
 }
 
 /// The collations only the application registers, each given a stand-in that keeps the

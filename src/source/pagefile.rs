@@ -167,6 +167,9 @@ impl PageFile {
         if geometry.page_size != 0 && geometry.inferred.is_empty() {
             check_header_page_size(&file, file_len, &mut geometry);
         }
+        if geometry.page_size != 0 && geometry.reserved_bytes != 0 {
+            check_reserved_bytes(&file, file_len, &mut geometry);
+        }
         if geometry.page_size == 0 {
             geometry.page_size = infer_page_size(&file, file_len).ok_or_else(|| {
                 Error::unusable(
@@ -446,6 +449,54 @@ fn check_header_page_size(file: &File, file_len: u64, geometry: &mut Geometry) {
             "page size (the header says {stated}, the pages read as {inferred}-byte pages)"
         ));
     }
+}
+
+/// Reserved bytes the header states can be wrong too. SQLite never puts a cell in a page's
+/// reserved tail, and fills each page's content area from the usable end down: when more of
+/// the sampled b-tree pages hold cells that run into the stated tail than hold their cells
+/// clear of it, the pages were written with fewer reserved bytes, and the largest cell end
+/// says how many.
+fn check_reserved_bytes(file: &File, file_len: u64, geometry: &mut Geometry) {
+    let size = geometry.page_size;
+    let stated = geometry.reserved_bytes;
+    let usable = (size as usize).saturating_sub(usize::from(stated));
+    let pages = file_len.min(INFER_SAMPLE_BYTES.max(u64::from(size))) / u64::from(size);
+    let mut buf = vec![0u8; size as usize];
+    let (mut into_tail, mut clear, mut furthest) = (0u32, 0u32, 0usize);
+    for i in 0..pages {
+        if file.read_exact_at(&mut buf, i * u64::from(size)).is_err() {
+            break;
+        }
+        let Some(end) = cells_end(&buf, if i == 0 { HEADER_SIZE } else { 0 }) else {
+            continue;
+        };
+        furthest = furthest.max(end);
+        if end > usable {
+            into_tail += 1;
+        } else {
+            clear += 1;
+        }
+    }
+    let written = u8::try_from((size as usize).saturating_sub(furthest)).unwrap_or(u8::MAX);
+    if into_tail >= 2 && into_tail > clear && written < stated && size as usize - usize::from(written) >= 480 {
+        geometry.reserved_bytes = written;
+        geometry.inferred.push(format!(
+            "reserved bytes (the header says {stated}, the pages' cells run to byte {furthest} of {size})"
+        ));
+    }
+}
+
+/// Where the furthest cell of a page that reads as a b-tree page (its whole length usable)
+/// ends; `None` for any other page, or one without cells.
+fn cells_end(page: &[u8], header_offset: usize) -> Option<usize> {
+    if !looks_like_btree_page(page, header_offset) {
+        return None;
+    }
+    let parsed = BtreePage::parse_strict(page, header_offset, page.len()).ok()?;
+    (0..parsed.cell_count)
+        .filter_map(|i| parsed.cell_offset(i))
+        .filter_map(|at| Some(at + crate::format::cell::cell_len(&parsed, at)?))
+        .max()
 }
 
 /// A strict plausibility test: header, cell pointers and freeblocks all in range.

@@ -503,3 +503,36 @@ fn a_without_rowid_row_its_index_contradicts_is_reported_altered() {
         assert_eq!(altered["columns"][0]["row_value"], "value-00329");
     }
 }
+
+/// The header's reserved-bytes count raised (0 → 8): SQLite finds cells running off every
+/// page's usable end. The pages show where their cells end, so every row comes back, and the
+/// text says the header was not trusted.
+#[test]
+fn a_damaged_reserved_bytes_count_is_corrected_from_the_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reserved.sqlite3");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 1024;
+             CREATE TABLE a(x INTEGER PRIMARY KEY, y TEXT); CREATE INDEX ay ON a(y);
+             CREATE TABLE b(x INTEGER PRIMARY KEY, y TEXT);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1500)
+             INSERT INTO a SELECT i, printf('a-%05d', i) FROM c;
+             INSERT INTO b SELECT x, replace(y, 'a-', 'b-') FROM a;",
+        )
+        .unwrap();
+    let sql = "SELECT 'a', x, y FROM a UNION ALL SELECT 'b', x, y FROM b";
+    let original = query_rows(&Connection::open(&db).unwrap(), sql);
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[20] = 8;
+    std::fs::write(&db, &bytes).unwrap();
+
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    assert_eq!(query_rows(&Connection::open(&out_db).unwrap(), sql), original);
+    assert_eq!(report["engine"]["geometry"]["reserved_bytes"], 0);
+    let inferred = report["engine"]["geometry"]["inferred"].to_string();
+    assert!(inferred.contains("reserved bytes"), "{inferred}");
+    assert_eq!(report["engine"]["settings_not_kept"], serde_json::json!([]));
+}

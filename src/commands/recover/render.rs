@@ -278,6 +278,9 @@ impl IncidentReport {
                 self.engine.app_functions.join(", ")
             ));
         }
+        for i in &self.engine.geometry.inferred {
+            out.push_str(&format!("header not trusted, taken from the pages: {i}\n"));
+        }
         for s in &self.engine.settings_not_kept {
             out.push_str(&format!("setting not kept: {s}\n"));
         }

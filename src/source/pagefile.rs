@@ -478,7 +478,11 @@ fn check_reserved_bytes(file: &File, file_len: u64, geometry: &mut Geometry) {
         }
     }
     let written = u8::try_from((size as usize).saturating_sub(furthest)).unwrap_or(u8::MAX);
-    if into_tail >= 2 && into_tail > clear && written < stated && size as usize - usize::from(written) >= 480 {
+    if into_tail >= 2
+        && into_tail > clear
+        && written < stated
+        && size as usize - usize::from(written) >= 480
+    {
         geometry.reserved_bytes = written;
         geometry.inferred.push(format!(
             "reserved bytes (the header says {stated}, the pages' cells run to byte {furthest} of {size})"

@@ -530,9 +530,34 @@ fn a_damaged_reserved_bytes_count_is_corrected_from_the_pages() {
 
     let (code, report, out_db) = recover(&db);
     assert_eq!(code, 0, "{}", report["outcome"]);
-    assert_eq!(query_rows(&Connection::open(&out_db).unwrap(), sql), original);
+    assert_eq!(
+        query_rows(&Connection::open(&out_db).unwrap(), sql),
+        original
+    );
     assert_eq!(report["engine"]["geometry"]["reserved_bytes"], 0);
     let inferred = report["engine"]["geometry"]["inferred"].to_string();
     assert!(inferred.contains("reserved bytes"), "{inferred}");
     assert_eq!(report["engine"]["settings_not_kept"], serde_json::json!([]));
+}
+
+/// A schema page that cannot be read: the tables it named may be gone without a row to show
+/// for it, so the run is never complete, even with nothing in lost_and_found.
+#[test]
+fn an_unreadable_schema_is_never_a_complete_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("schema.sqlite3");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 1024; CREATE TABLE empty(x); CREATE INDEX empty_x ON empty(x);",
+        )
+        .unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[100..1024].fill(0);
+    std::fs::write(&db, &bytes).unwrap();
+
+    let (code, report, _) = recover(&db);
+    assert_eq!(report["engine"]["schema_damaged"], true);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    assert_ne!(report["outcome"], "complete");
 }

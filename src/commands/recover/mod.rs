@@ -167,6 +167,8 @@ impl IncidentReport {
             && diff.conflict_rows == 0
             && engine.lost_and_found_rows == 0
             && engine.schema_rebuilt.is_empty()
+            // Part of the schema unread: a table it named may be gone without a trace.
+            && !engine.schema_damaged
             // Transactions the -wal committed past damage are rows SQLite no longer shows.
             && engine.wal.as_ref().is_none_or(|w| w.commits_ignored == 0)
             && engine.tables.iter().all(|t| {

@@ -564,6 +564,13 @@ fn not_whole(engine: &engine::Report, lost_and_found: u64, conflicts: u64) -> St
             }
         ));
     }
+    if engine.schema_damaged && lost_and_found == 0 {
+        why.push(
+            "part of the schema could not be read, so a table it named may be missing here \
+             without a trace (a healthy copy of the schema: run again with --schema-from FILE)"
+                .to_string(),
+        );
+    }
     if why.is_empty() {
         return "Some rows did not come back in place: see above.".to_string();
     }

@@ -44,8 +44,17 @@ pub(crate) fn read_catalog(
     // After --schema-from: a table it gives back needs no rebuilding.
     let (extra, rebuilt) = rebuild_tables(pf, &entries);
     entries.extend(extra);
-    if pf.geometry().encoding.is_none() {
-        pf.set_encoding(encoding, true);
+    match pf.geometry().encoding {
+        None => pf.set_encoding(encoding, Some("text encoding".to_string())),
+        Some(stated) if stated != encoding => pf.set_encoding(
+            encoding,
+            Some(format!(
+                "text encoding (the header says {}, the schema's text is {})",
+                stated.pragma_name(),
+                encoding.pragma_name()
+            )),
+        ),
+        Some(_) => {}
     }
     // Stand-ins for the application's collations and functions before SQLite reads the
     // tables' SQL (see stand_ins).
@@ -62,18 +71,19 @@ pub(crate) fn read_catalog(
     Ok((catalog, encoding, app_functions.all))
 }
 
-/// Reads `sqlite_schema` from page 1's tree, skipping cells that do not decode.
+/// Reads `sqlite_schema` from page 1's tree, skipping cells that do not decode. The text
+/// encoding is the header's unless the schema's own text says otherwise: every schema row
+/// starts with its type (`table`, `index`, ...), which reads one way in UTF-8 and another in
+/// UTF-16, so a damaged encoding field in the header is caught here.
 pub(crate) fn read_schema(
     pf: &PageFile,
     map: &mut Claims,
     bar: indicatif::ProgressBar,
 ) -> Result<(Vec<SchemaEntry>, TextEncoding, bool)> {
     let owner = map.owner_named("sqlite_schema");
-    let mut encoding = pf.geometry().encoding;
-    let mut entries = Vec::new();
+    let mut records: Vec<Vec<u8>> = Vec::new();
     let mut walker = Walker::new(pf, bar, &interrupted);
     let fits = |_: Option<i64>, types: &[u64]| types.len() == 5;
-    let mut undecoded = 0u64;
     let stats = walker.walk(
         map,
         owner,
@@ -82,22 +92,52 @@ pub(crate) fn read_schema(
         PageStatus::Tree,
         &fits,
         &mut |row: &RowRef<'_>| {
-            let enc = *encoding.get_or_insert_with(|| match row.fields.first() {
-                Some(f) => match f.value(row.payload) {
-                    crate::format::record::Value::Text(t) => schema::sniff_encoding(t),
-                    _ => TextEncoding::Utf8,
-                },
-                None => TextEncoding::Utf8,
-            });
-            match schema::entry_from_record(row.payload, row.fields, enc) {
-                Some(e) => entries.push(e),
-                None => undecoded += 1,
-            }
+            records.push(row.payload.to_vec());
             Ok(())
         },
     )?;
+    let encoding = schema_encoding(pf.geometry().encoding, &records);
+    let mut fields = Vec::new();
+    let mut entries = Vec::new();
+    let mut undecoded = 0u64;
+    for record in &records {
+        let entry = crate::format::record::decode_fields(record, &mut fields)
+            .ok()
+            .and_then(|_| schema::entry_from_record(record, &fields, encoding));
+        match entry {
+            Some(e) => entries.push(e),
+            None => undecoded += 1,
+        }
+    }
     let whole = stats.holes.is_empty() && stats.bad_cells == 0 && undecoded == 0;
-    Ok((entries, encoding.unwrap_or(TextEncoding::Utf8), whole))
+    Ok((entries, encoding, whole))
+}
+
+/// The encoding the schema's rows are written in: what most of their type fields read as,
+/// unless the header states one that none of them contradicts (or there are none).
+fn schema_encoding(stated: Option<TextEncoding>, records: &[Vec<u8>]) -> TextEncoding {
+    let mut fields = Vec::new();
+    let mut votes: Vec<(TextEncoding, usize)> = Vec::new();
+    for record in records {
+        if crate::format::record::decode_fields(record, &mut fields).is_err() {
+            continue;
+        }
+        let Some(crate::format::record::Value::Text(t)) = fields.first().map(|f| f.value(record))
+        else {
+            continue;
+        };
+        let sniffed = schema::sniff_encoding(t);
+        match votes.iter_mut().find(|(e, _)| *e == sniffed) {
+            Some((_, n)) => *n += 1,
+            None => votes.push((sniffed, 1)),
+        }
+    }
+    let most = votes.iter().max_by_key(|(_, n)| *n).map(|(e, _)| *e);
+    match (stated, most) {
+        (Some(s), Some(m)) if s != m && !votes.iter().any(|(e, _)| *e == s) => m,
+        (Some(s), _) => s,
+        (None, m) => m.unwrap_or(TextEncoding::Utf8),
+    }
 }
 
 /// The names the engine gives its own tables when it recovers `db` (see

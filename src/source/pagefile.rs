@@ -245,12 +245,10 @@ impl PageFile {
         &self.geometry
     }
 
-    /// Lets the schema reader record an inferred encoding.
-    pub(crate) fn set_encoding(&mut self, encoding: TextEncoding, inferred: bool) {
+    /// Lets the schema reader settle the encoding, saying why when it was inferred.
+    pub(crate) fn set_encoding(&mut self, encoding: TextEncoding, inferred: Option<String>) {
         self.geometry.encoding = Some(encoding);
-        if inferred {
-            self.geometry.inferred.push("text encoding".to_string());
-        }
+        self.geometry.inferred.extend(inferred);
     }
 
     pub fn wal(&self) -> Option<&WalInfo> {

@@ -561,3 +561,37 @@ fn an_unreadable_schema_is_never_a_complete_recovery() {
     assert_eq!(code, 1, "{}", report["outcome"]);
     assert_ne!(report["outcome"], "complete");
 }
+
+/// The header's text encoding changed (UTF-8 ↔ UTF-16le): the schema's own text shows which
+/// it is, so every table is found and every value comes back as written.
+#[test]
+fn a_damaged_text_encoding_is_corrected_from_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    for (encoding, written, stated) in [("UTF-8", 1u8, 2u8), ("UTF-16le", 2, 1)] {
+        let db = dir.path().join(format!("{encoding}.sqlite3"));
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA encoding = '{encoding}'; PRAGMA page_size = 1024;
+             CREATE TABLE a(x INTEGER PRIMARY KEY, y TEXT); CREATE INDEX ay ON a(y);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 800)
+             INSERT INTO a SELECT i, printf('a-%05d-é', i) FROM c;"
+        ))
+        .unwrap();
+        let sql = "SELECT x, y FROM a ORDER BY x";
+        let original = query_rows(&conn, sql);
+        drop(conn);
+        let mut bytes = std::fs::read(&db).unwrap();
+        assert_eq!(bytes[59], written);
+        bytes[59] = stated;
+        std::fs::write(&db, &bytes).unwrap();
+
+        let (code, report, out_db) = recover(&db);
+        assert_eq!(code, 0, "{encoding}: {}", report["outcome"]);
+        let out = Connection::open(&out_db).unwrap();
+        assert_eq!(query_rows(&out, sql), original, "{encoding}");
+        let pragma: String = out.query_row("PRAGMA encoding", [], |r| r.get(0)).unwrap();
+        assert_eq!(pragma, encoding);
+        let inferred = report["engine"]["geometry"]["inferred"].to_string();
+        assert!(inferred.contains("text encoding"), "{inferred}");
+    }
+}

@@ -78,8 +78,9 @@ pub struct WalInfo {
     /// and whose rows are therefore not in what it reads.
     #[serde(default)]
     pub commits_ignored: u64,
-    /// The pages those ignored frames wrote, up to the last ignored commit (at most
-    /// [`MAX_PAGES_IGNORED`]): the tables they belong to may miss rows.
+    /// The pages those ignored transactions wrote, from the first frame of the one the break
+    /// fell in to the last ignored commit (at most [`MAX_PAGES_IGNORED`]): the tables they
+    /// belong to may miss rows.
     #[serde(skip)]
     pub pages_ignored: Vec<u32>,
     /// Distinct pages whose newest committed image is in the WAL.

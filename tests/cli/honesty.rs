@@ -149,9 +149,9 @@ fn a_value_ending_in_a_page_of_zeros_comes_back_exact() {
     }
 }
 
-/// A database whose last `commits` transactions are only in its `-wal` (each adding 100
+/// A database whose last `commits` transactions are only in its `-wal` (each adding `rows`
 /// rows), its files copied while the writer holds them.
-fn wal_only_commits(dir: &Path, commits: u32) -> std::path::PathBuf {
+fn wal_only_commits(dir: &Path, commits: u32, rows: u32) -> std::path::PathBuf {
     let live = dir.join("live.db");
     let conn = Connection::open(&live).unwrap();
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
@@ -164,9 +164,9 @@ fn wal_only_commits(dir: &Path, commits: u32) -> std::path::PathBuf {
         .unwrap();
     for c in 0..commits {
         conn.execute(
-            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100)
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?2)
              INSERT INTO t(v) SELECT printf('commit %d row %d', ?1, x) FROM n",
-            [c],
+            [c, rows],
         )
         .unwrap();
     }
@@ -193,7 +193,7 @@ fn flip_byte(path: &Path, at: u64) {
 #[test]
 fn commits_past_damage_in_the_wal_are_reported_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let healthy = wal_only_commits(&new_dir(dir.path(), "a"), 5);
+    let healthy = wal_only_commits(&new_dir(dir.path(), "a"), 5, 100);
     let (code, report, out_db) = recover(&healthy);
     assert_eq!(
         (code, report["engine"]["wal"]["commits_ignored"].as_u64()),
@@ -215,7 +215,7 @@ fn commits_past_damage_in_the_wal_are_reported_lost() {
         ("magic", 1, 5),
         ("salt", 17, 5),
     ] {
-        let db = wal_only_commits(&new_dir(dir.path(), name), 5);
+        let db = wal_only_commits(&new_dir(dir.path(), name), 5, 100);
         let mut wal = db.clone().into_os_string();
         wal.push("-wal");
         flip_byte(Path::new(&wal), at);
@@ -227,6 +227,43 @@ fn commits_past_damage_in_the_wal_are_reported_lost() {
         assert!(report["tables"][0]["missing_rows_max"].is_null(), "{name}");
         assert_eq!(report["causes"][0]["id"], "damaged-wal", "{name}");
     }
+}
+
+/// Damage in the last transaction's first frame of a new page: from the break on, its frames
+/// write only new pages no table owns yet, so the pages its earlier frames wrote are what
+/// name the table.
+#[test]
+fn the_transaction_a_wal_break_falls_in_names_its_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_only_commits(dir.path(), 5, 1000);
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let bytes = std::fs::read(&wal).unwrap();
+    let frame = 24 + 4096;
+    let field = |k: usize, at: usize| {
+        let at = 32 + k * frame + at;
+        u64::from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()))
+    };
+    let frames = (bytes.len() - 32) / frame;
+    let commits: Vec<usize> = (0..frames).filter(|&k| field(k, 4) != 0).collect();
+    assert_eq!(commits.len(), 5);
+    // The database's size in pages as the fourth commit left it. Frames go in page order:
+    // the last transaction's old pages first, its new pages after.
+    let had = field(commits[3], 4);
+    let last = (commits[3] + 1..commits[4])
+        .filter(|&k| field(k, 0) <= had)
+        .max()
+        .expect("the last transaction rewrites a page the database had");
+    assert!((last + 1..=commits[4]).all(|k| field(k, 0) > had));
+    flip_byte(&wal, (32 + (last + 1) * frame + 24 + 200) as u64);
+
+    let (code, report, _) = recover(&db);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    assert_eq!(report["engine"]["wal"]["commits_ignored"], 1);
+    let t = &report["engine"]["tables"][0];
+    assert_eq!(t["rows_lost_in_wal"], true, "{t}");
+    assert!(report["tables"][0]["missing_rows_max"].is_null());
 }
 
 fn new_dir(parent: &Path, name: &str) -> std::path::PathBuf {

@@ -169,12 +169,13 @@ impl PageFile {
             offset += header.frame_size();
         }
         info.torn_frames = total_frames - info.committed_frames;
-        let broken_at = info.valid_frames;
         // A frame cut short at the end of the file is a torn write, of a transaction that
-        // never committed as far as the application was told: only whole frames count.
+        // never committed as far as the application was told: only whole frames count. The
+        // transaction the break fell in is counted from its first frame: the pages its valid
+        // frames wrote before the break are as lost as those after it.
         (info.commits_ignored, info.pages_ignored) = commits_from(
             &file,
-            broken_at,
+            info.committed_frames,
             total_frames,
             header.frame_size(),
             (header.salt1, header.salt2),

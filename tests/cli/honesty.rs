@@ -632,3 +632,49 @@ fn a_damaged_text_encoding_is_corrected_from_the_schema() {
         assert!(inferred.contains("text encoding"), "{inferred}");
     }
 }
+
+/// A main file cut short under a `-wal` that holds the newest pages, among them pages past
+/// what is left of the main file: those pages are read from the `-wal` by their numbers, so
+/// every row they hold comes back.
+#[test]
+fn wal_pages_past_a_cut_main_file_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let conn = Connection::open(&live).unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(
+        "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 4000)
+         INSERT INTO t(id, v) SELECT x, printf('main row %06d', x) FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);
+         WITH RECURSIVE n(x) AS (SELECT 4001 UNION ALL SELECT x + 1 FROM n WHERE x < 6000)
+         INSERT INTO t(id, v) SELECT x, printf('wal row %06d', x) FROM n;",
+    )
+    .unwrap();
+    let db = dir.path().join("app.db");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::copy(
+            format!("{}{suffix}", live.display()),
+            format!("{}{suffix}", db.display()),
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let main = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &main[..main.len() / 2 / 4096 * 4096]).unwrap();
+
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let from_wal: i64 = Connection::open(&out_db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM t WHERE v LIKE 'wal row %'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        from_wal, 2000,
+        "{}",
+        report["engine"]["geometry"]["inferred"]
+    );
+}

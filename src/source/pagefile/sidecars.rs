@@ -109,13 +109,18 @@ impl PageFile {
         let main = self.geometry.file_pages;
         let beyond = pages.keys().filter(|&&p| p > main).count();
         let held = main.saturating_add(u32::try_from(beyond).unwrap_or(u32::MAX));
-        if stated <= held {
+        // A page the sidecar holds is readable whatever lies below it (a main file cut short
+        // loses the pages between), so long as the ledger its number needs stays small beside
+        // what the files hold.
+        let highest = pages.keys().copied().max().unwrap_or(0);
+        let reach = held.max(highest.min(held.saturating_mul(4).max(1 << 20)));
+        if stated <= reach {
             return stated;
         }
         self.geometry.inferred.push(format!(
-            "page count (the {sidecar} says {stated} pages; the files hold at most {held})"
+            "page count (the {sidecar} says {stated} pages; no file holds a page past {reach})"
         ));
-        held
+        reach
     }
 
     /// Reads the WAL once, front to back, keeping for each page the newest frame of a

@@ -6,6 +6,9 @@ use crate::common::{cmd, query_rows, SourceGuard};
 use rusqlite::Connection;
 use std::path::Path;
 
+mod header;
+mod wal;
+
 /// Runs `recover --json` into a new incident folder beside `db`; returns the exit code, the
 /// report and the recovered file's path.
 fn recover(db: &Path) -> (i32, serde_json::Value, std::path::PathBuf) {
@@ -149,121 +152,10 @@ fn a_value_ending_in_a_page_of_zeros_comes_back_exact() {
     }
 }
 
-/// A database whose last `commits` transactions are only in its `-wal` (each adding `rows`
-/// rows), its files copied while the writer holds them.
-fn wal_only_commits(dir: &Path, commits: u32, rows: u32) -> std::path::PathBuf {
-    let live = dir.join("live.db");
-    let conn = Connection::open(&live).unwrap();
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .unwrap();
-    conn.execute_batch(
-        "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
-    )
-    .unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .unwrap();
-    for c in 0..commits {
-        conn.execute(
-            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?2)
-             INSERT INTO t(v) SELECT printf('commit %d row %d', ?1, x) FROM n",
-            [c, rows],
-        )
-        .unwrap();
-    }
-    let db = dir.join("app.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let mut from = live.clone().into_os_string();
-        from.push(suffix);
-        let mut to = db.clone().into_os_string();
-        to.push(suffix);
-        std::fs::copy(from, to).unwrap();
-    }
-    drop(conn);
-    db
-}
-
 fn flip_byte(path: &Path, at: u64) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[at as usize] ^= 0x10;
     std::fs::write(path, bytes).unwrap();
-}
-
-/// Committed transactions past a damaged frame, or behind a damaged header, are rows SQLite
-/// no longer shows: the run says so and is not complete; an intact `-wal` comes back whole.
-#[test]
-fn commits_past_damage_in_the_wal_are_reported_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let healthy = wal_only_commits(&new_dir(dir.path(), "a"), 5, 100);
-    let (code, report, out_db) = recover(&healthy);
-    assert_eq!(
-        (code, report["engine"]["wal"]["commits_ignored"].as_u64()),
-        (0, Some(0))
-    );
-    let count = |p: &Path| -> i64 {
-        Connection::open(p)
-            .unwrap()
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(count(&out_db), 500);
-
-    let page = 4096u64;
-    // Inside the page of the second frame; and in the header's checkpoint sequence number.
-    for (name, at, ignored) in [
-        ("frame", 32 + (24 + page) + 24 + 100, 5),
-        ("header", 13, 5),
-        ("magic", 1, 5),
-        ("salt", 17, 5),
-    ] {
-        let db = wal_only_commits(&new_dir(dir.path(), name), 5, 100);
-        let mut wal = db.clone().into_os_string();
-        wal.push("-wal");
-        flip_byte(Path::new(&wal), at);
-        let (code, report, _) = recover(&db);
-        assert_eq!(code, 1, "{name}: {}", report["outcome"]);
-        let got = report["engine"]["wal"]["commits_ignored"].as_u64().unwrap();
-        assert!(got >= 1 && got <= ignored, "{name}: {got}");
-        // The table those transactions wrote to may miss any number of rows.
-        assert!(report["tables"][0]["missing_rows_max"].is_null(), "{name}");
-        assert_eq!(report["causes"][0]["id"], "damaged-wal", "{name}");
-    }
-}
-
-/// Damage in the last transaction's first frame of a new page: from the break on, its frames
-/// write only new pages no table owns yet, so the pages its earlier frames wrote are what
-/// name the table.
-#[test]
-fn the_transaction_a_wal_break_falls_in_names_its_tables() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = wal_only_commits(dir.path(), 5, 1000);
-    let mut wal = db.clone().into_os_string();
-    wal.push("-wal");
-    let wal = std::path::PathBuf::from(wal);
-    let bytes = std::fs::read(&wal).unwrap();
-    let frame = 24 + 4096;
-    let field = |k: usize, at: usize| {
-        let at = 32 + k * frame + at;
-        u64::from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()))
-    };
-    let frames = (bytes.len() - 32) / frame;
-    let commits: Vec<usize> = (0..frames).filter(|&k| field(k, 4) != 0).collect();
-    assert_eq!(commits.len(), 5);
-    // The database's size in pages as the fourth commit left it. Frames go in page order:
-    // the last transaction's old pages first, its new pages after.
-    let had = field(commits[3], 4);
-    let last = (commits[3] + 1..commits[4])
-        .filter(|&k| field(k, 0) <= had)
-        .max()
-        .expect("the last transaction rewrites a page the database had");
-    assert!((last + 1..=commits[4]).all(|k| field(k, 0) > had));
-    flip_byte(&wal, (32 + (last + 1) * frame + 24 + 200) as u64);
-
-    let (code, report, _) = recover(&db);
-    assert_eq!(code, 1, "{}", report["outcome"]);
-    assert_eq!(report["engine"]["wal"]["commits_ignored"], 1);
-    let t = &report["engine"]["tables"][0];
-    assert_eq!(t["rows_lost_in_wal"], true, "{t}");
-    assert!(report["tables"][0]["missing_rows_max"].is_null());
 }
 
 fn new_dir(parent: &Path, name: &str) -> std::path::PathBuf {
@@ -444,39 +336,6 @@ fn a_cell_a_lowered_count_hides_is_carved_back() {
     );
 }
 
-/// A header whose page size was zeroed, on a file whose first pages are mostly overflow
-/// pages: the size is inferred from the same bytes for every candidate, so the true size
-/// wins over one that sees half the pages over more of the file.
-#[test]
-fn a_zeroed_page_size_is_inferred_over_overflow_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("ps.sqlite3");
-    let conn = Connection::open(&db).unwrap();
-    conn.execute_batch(
-        "PRAGMA page_size = 1024;
-         CREATE TABLE big(id INTEGER PRIMARY KEY, x BLOB);
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 160)
-         INSERT INTO big SELECT i, randomblob(3000) FROM c;
-         CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000)
-         INSERT INTO t SELECT i, printf('row %d', i) FROM c;",
-    )
-    .unwrap();
-    let sql = "SELECT count(*) FROM t";
-    let original = query_rows(&conn, sql);
-    drop(conn);
-    let mut bytes = std::fs::read(&db).unwrap();
-    bytes[16..18].fill(0);
-    std::fs::write(&db, &bytes).unwrap();
-    let (_, report, out_db) = recover(&db);
-    assert_eq!(report["engine"]["geometry"]["page_size"], 1024);
-    assert_eq!(report["lost_and_found_rows"], 0);
-    assert_eq!(
-        query_rows(&Connection::open(&out_db).unwrap(), sql),
-        original
-    );
-}
-
 /// A WITHOUT ROWID table's index entries name their rows by primary key. A healthy table
 /// (a composite key with a descending NOCASE part, a REAL column, both encodings) comes back
 /// exact; a value altered in one of its rows is reported altered, the row named by its key.
@@ -539,142 +398,4 @@ fn a_without_rowid_row_its_index_contradicts_is_reported_altered() {
         assert_eq!(altered["columns"][0]["index_value"], "value-00321");
         assert_eq!(altered["columns"][0]["row_value"], "value-00329");
     }
-}
-
-/// The header's reserved-bytes count raised (0 → 8): SQLite finds cells running off every
-/// page's usable end. The pages show where their cells end, so every row comes back, and the
-/// text says the header was not trusted.
-#[test]
-fn a_damaged_reserved_bytes_count_is_corrected_from_the_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("reserved.sqlite3");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch(
-            "PRAGMA page_size = 1024;
-             CREATE TABLE a(x INTEGER PRIMARY KEY, y TEXT); CREATE INDEX ay ON a(y);
-             CREATE TABLE b(x INTEGER PRIMARY KEY, y TEXT);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1500)
-             INSERT INTO a SELECT i, printf('a-%05d', i) FROM c;
-             INSERT INTO b SELECT x, replace(y, 'a-', 'b-') FROM a;",
-        )
-        .unwrap();
-    let sql = "SELECT 'a', x, y FROM a UNION ALL SELECT 'b', x, y FROM b";
-    let original = query_rows(&Connection::open(&db).unwrap(), sql);
-    let mut bytes = std::fs::read(&db).unwrap();
-    bytes[20] = 8;
-    std::fs::write(&db, &bytes).unwrap();
-
-    let (code, report, out_db) = recover(&db);
-    assert_eq!(code, 0, "{}", report["outcome"]);
-    assert_eq!(
-        query_rows(&Connection::open(&out_db).unwrap(), sql),
-        original
-    );
-    assert_eq!(report["engine"]["geometry"]["reserved_bytes"], 0);
-    let inferred = report["engine"]["geometry"]["inferred"].to_string();
-    assert!(inferred.contains("reserved bytes"), "{inferred}");
-    assert_eq!(report["engine"]["settings_not_kept"], serde_json::json!([]));
-}
-
-/// A schema page that cannot be read: the tables it named may be gone without a row to show
-/// for it, so the run is never complete, even with nothing in lost_and_found.
-#[test]
-fn an_unreadable_schema_is_never_a_complete_recovery() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("schema.sqlite3");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch(
-            "PRAGMA page_size = 1024; CREATE TABLE empty(x); CREATE INDEX empty_x ON empty(x);",
-        )
-        .unwrap();
-    let mut bytes = std::fs::read(&db).unwrap();
-    bytes[100..1024].fill(0);
-    std::fs::write(&db, &bytes).unwrap();
-
-    let (code, report, _) = recover(&db);
-    assert_eq!(report["engine"]["schema_damaged"], true);
-    assert_eq!(code, 1, "{}", report["outcome"]);
-    assert_ne!(report["outcome"], "complete");
-}
-
-/// The header's text encoding changed (UTF-8 ↔ UTF-16le): the schema's own text shows which
-/// it is, so every table is found and every value comes back as written.
-#[test]
-fn a_damaged_text_encoding_is_corrected_from_the_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    for (encoding, written, stated) in [("UTF-8", 1u8, 2u8), ("UTF-16le", 2, 1)] {
-        let db = dir.path().join(format!("{encoding}.sqlite3"));
-        let conn = Connection::open(&db).unwrap();
-        conn.execute_batch(&format!(
-            "PRAGMA encoding = '{encoding}'; PRAGMA page_size = 1024;
-             CREATE TABLE a(x INTEGER PRIMARY KEY, y TEXT); CREATE INDEX ay ON a(y);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 800)
-             INSERT INTO a SELECT i, printf('a-%05d-é', i) FROM c;"
-        ))
-        .unwrap();
-        let sql = "SELECT x, y FROM a ORDER BY x";
-        let original = query_rows(&conn, sql);
-        drop(conn);
-        let mut bytes = std::fs::read(&db).unwrap();
-        assert_eq!(bytes[59], written);
-        bytes[59] = stated;
-        std::fs::write(&db, &bytes).unwrap();
-
-        let (code, report, out_db) = recover(&db);
-        assert_eq!(code, 0, "{encoding}: {}", report["outcome"]);
-        let out = Connection::open(&out_db).unwrap();
-        assert_eq!(query_rows(&out, sql), original, "{encoding}");
-        let pragma: String = out.query_row("PRAGMA encoding", [], |r| r.get(0)).unwrap();
-        assert_eq!(pragma, encoding);
-        let inferred = report["engine"]["geometry"]["inferred"].to_string();
-        assert!(inferred.contains("text encoding"), "{inferred}");
-    }
-}
-
-/// A main file cut short under a `-wal` that holds the newest pages, among them pages past
-/// what is left of the main file: those pages are read from the `-wal` by their numbers, so
-/// every row they hold comes back.
-#[test]
-fn wal_pages_past_a_cut_main_file_are_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("live.db");
-    let conn = Connection::open(&live).unwrap();
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .unwrap();
-    conn.execute_batch(
-        "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 4000)
-         INSERT INTO t(id, v) SELECT x, printf('main row %06d', x) FROM n;
-         PRAGMA wal_checkpoint(TRUNCATE);
-         WITH RECURSIVE n(x) AS (SELECT 4001 UNION ALL SELECT x + 1 FROM n WHERE x < 6000)
-         INSERT INTO t(id, v) SELECT x, printf('wal row %06d', x) FROM n;",
-    )
-    .unwrap();
-    let db = dir.path().join("app.db");
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::copy(
-            format!("{}{suffix}", live.display()),
-            format!("{}{suffix}", db.display()),
-        )
-        .unwrap();
-    }
-    drop(conn);
-    let main = std::fs::read(&db).unwrap();
-    std::fs::write(&db, &main[..main.len() / 2 / 4096 * 4096]).unwrap();
-
-    let (code, report, out_db) = recover(&db);
-    assert_eq!(code, 1, "{}", report["outcome"]);
-    let from_wal: i64 = Connection::open(&out_db)
-        .unwrap()
-        .query_row("SELECT count(*) FROM t WHERE v LIKE 'wal row %'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(
-        from_wal, 2000,
-        "{}",
-        report["engine"]["geometry"]["inferred"]
-    );
 }

@@ -1,0 +1,160 @@
+//! The `-wal`: commits past damage in it, and pages it holds past a main file cut short.
+
+use super::*;
+
+/// A database whose last `commits` transactions are only in its `-wal` (each adding `rows`
+/// rows), its files copied while the writer holds them.
+fn wal_only_commits(dir: &Path, commits: u32, rows: u32) -> std::path::PathBuf {
+    let live = dir.join("live.db");
+    let conn = Connection::open(&live).unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(
+        "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    for c in 0..commits {
+        conn.execute(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?2)
+             INSERT INTO t(v) SELECT printf('commit %d row %d', ?1, x) FROM n",
+            [c, rows],
+        )
+        .unwrap();
+    }
+    let db = dir.join("app.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut from = live.clone().into_os_string();
+        from.push(suffix);
+        let mut to = db.clone().into_os_string();
+        to.push(suffix);
+        std::fs::copy(from, to).unwrap();
+    }
+    drop(conn);
+    db
+}
+
+/// Committed transactions past a damaged frame, or behind a damaged header, are rows SQLite
+/// no longer shows: the run says so and is not complete; an intact `-wal` comes back whole.
+#[test]
+fn commits_past_damage_in_the_wal_are_reported_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = wal_only_commits(&new_dir(dir.path(), "a"), 5, 100);
+    let (code, report, out_db) = recover(&healthy);
+    assert_eq!(
+        (code, report["engine"]["wal"]["commits_ignored"].as_u64()),
+        (0, Some(0))
+    );
+    let count = |p: &Path| -> i64 {
+        Connection::open(p)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&out_db), 500);
+
+    let page = 4096u64;
+    // Inside the page of the second frame; and in the header's checkpoint sequence number.
+    for (name, at, ignored) in [
+        ("frame", 32 + (24 + page) + 24 + 100, 5),
+        ("header", 13, 5),
+        ("magic", 1, 5),
+        ("salt", 17, 5),
+    ] {
+        let db = wal_only_commits(&new_dir(dir.path(), name), 5, 100);
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        flip_byte(Path::new(&wal), at);
+        let (code, report, _) = recover(&db);
+        assert_eq!(code, 1, "{name}: {}", report["outcome"]);
+        let got = report["engine"]["wal"]["commits_ignored"].as_u64().unwrap();
+        assert!(got >= 1 && got <= ignored, "{name}: {got}");
+        // The table those transactions wrote to may miss any number of rows.
+        assert!(report["tables"][0]["missing_rows_max"].is_null(), "{name}");
+        assert_eq!(report["causes"][0]["id"], "damaged-wal", "{name}");
+    }
+}
+
+/// Damage in the last transaction's first frame of a new page: from the break on, its frames
+/// write only new pages no table owns yet, so the pages its earlier frames wrote are what
+/// name the table.
+#[test]
+fn the_transaction_a_wal_break_falls_in_names_its_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_only_commits(dir.path(), 5, 1000);
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let bytes = std::fs::read(&wal).unwrap();
+    let frame = 24 + 4096;
+    let field = |k: usize, at: usize| {
+        let at = 32 + k * frame + at;
+        u64::from(u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()))
+    };
+    let frames = (bytes.len() - 32) / frame;
+    let commits: Vec<usize> = (0..frames).filter(|&k| field(k, 4) != 0).collect();
+    assert_eq!(commits.len(), 5);
+    // The database's size in pages as the fourth commit left it. Frames go in page order:
+    // the last transaction's old pages first, its new pages after.
+    let had = field(commits[3], 4);
+    let last = (commits[3] + 1..commits[4])
+        .filter(|&k| field(k, 0) <= had)
+        .max()
+        .expect("the last transaction rewrites a page the database had");
+    assert!((last + 1..=commits[4]).all(|k| field(k, 0) > had));
+    flip_byte(&wal, (32 + (last + 1) * frame + 24 + 200) as u64);
+
+    let (code, report, _) = recover(&db);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    assert_eq!(report["engine"]["wal"]["commits_ignored"], 1);
+    let t = &report["engine"]["tables"][0];
+    assert_eq!(t["rows_lost_in_wal"], true, "{t}");
+    assert!(report["tables"][0]["missing_rows_max"].is_null());
+}
+
+/// A main file cut short under a `-wal` that holds the newest pages, among them pages past
+/// what is left of the main file: those pages are read from the `-wal` by their numbers, so
+/// every row they hold comes back.
+#[test]
+fn wal_pages_past_a_cut_main_file_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let conn = Connection::open(&live).unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(
+        "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 4000)
+         INSERT INTO t(id, v) SELECT x, printf('main row %06d', x) FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);
+         WITH RECURSIVE n(x) AS (SELECT 4001 UNION ALL SELECT x + 1 FROM n WHERE x < 6000)
+         INSERT INTO t(id, v) SELECT x, printf('wal row %06d', x) FROM n;",
+    )
+    .unwrap();
+    let db = dir.path().join("app.db");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::copy(
+            format!("{}{suffix}", live.display()),
+            format!("{}{suffix}", db.display()),
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let main = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &main[..main.len() / 2 / 4096 * 4096]).unwrap();
+
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let from_wal: i64 = Connection::open(&out_db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM t WHERE v LIKE 'wal row %'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        from_wal, 2000,
+        "{}",
+        report["engine"]["geometry"]["inferred"]
+    );
+}

@@ -183,6 +183,48 @@ fn zeroed_index_leaf_is_index_only_damage() {
     assert!(!run.stdout.contains("table data damage"), "{}", run.stdout);
 }
 
+/// A value altered in a row its index still holds as written: integrity_check finds the row
+/// missing from the index, as it would an entry lost with its page, but the index holds as
+/// many entries as the table has rows. Rebuilding the index would make the altered value
+/// final: the verdict says the rows disagree and sends the user to recover.
+#[test]
+fn a_row_its_index_contradicts_is_not_index_only_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("altered.db");
+    build_db(&db);
+    let page = leaf_page(&db, "t");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let start = ((page - 1) * 1024) as usize;
+    let at = bytes[start..start + 1024]
+        .windows(5)
+        .position(|w| w == b"name-")
+        .map(|p| start + p + 5)
+        .expect("a name on the table's leaf");
+    bytes[at] = if bytes[at] == b'9' { b'8' } else { b'9' };
+    std::fs::write(&db, bytes).unwrap();
+
+    let (run, v) = check_json(&db);
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let findings = v["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().all(|f| f["kind"] != "index-only"),
+        "{findings:?}"
+    );
+    let disagree = findings
+        .iter()
+        .find(|f| {
+            f["summary"]
+                .as_str()
+                .unwrap_or("")
+                .contains("disagree with index t_name")
+        })
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(disagree["tables"], serde_json::json!(["t"]));
+    let text = run_check(&db, &[]);
+    assert!(!text.stdout.contains("REINDEX on it"), "{}", text.stdout);
+    assert!(text.stdout.contains("recover"), "{}", text.stdout);
+}
+
 #[test]
 fn zeroed_header_is_a_damaged_header() {
     let tmp = tempfile::tempdir().unwrap();

@@ -3,9 +3,9 @@
 
 use super::probe::Object;
 use super::{Finding, FindingKind, HeaderFacts, IntegrityFacts, WalFacts};
-use crate::util::quote::{shell, tool_command};
+use crate::util::quote::{ident, shell, tool_command};
 use rusqlite::Connection;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// What one integrity_check message is about.
@@ -263,6 +263,8 @@ struct Tally {
     unreferenced: bool,
     generic: bool,
     unknown: usize,
+    /// Tables whose rows an index contradicts (table → index), from [`contradicted`].
+    contradicted: BTreeMap<String, String>,
 }
 
 impl Tally {
@@ -276,6 +278,10 @@ impl Tally {
             (Some(c), true) => page_owners(c, objects),
             _ => HashMap::new(),
         };
+        let contradicted = conn
+            .as_ref()
+            .map(|c| contradicted(c, &integrity.messages, objects))
+            .unwrap_or_default();
         drop(conn);
         let mut concerns: Vec<Concern> = integrity
             .messages
@@ -298,7 +304,12 @@ impl Tally {
                     .unwrap_or_default(),
             }
         }));
+        // An index that contradicts its rows says nothing of which side is right.
+        concerns.retain(
+            |c| !matches!(c, Concern::Index { table, .. } if contradicted.contains_key(table)),
+        );
         let mut tally = Tally {
+            contradicted,
             structure: integrity.messages.iter().any(|m| {
                 let m = m.to_ascii_lowercase();
                 m.contains("2nd reference to page") || m.contains("child page depth differs")
@@ -351,8 +362,11 @@ impl Tally {
         if self.generic && !something_named && !self.freelist {
             self.unknown += 1;
         }
-        let index_only =
-            !self.structure && !self.freelist && self.unknown == 0 && self.tables.is_empty();
+        let index_only = !self.structure
+            && !self.freelist
+            && self.unknown == 0
+            && self.tables.is_empty()
+            && self.contradicted.is_empty();
         if index_only && !self.indexes.is_empty() {
             let mut f = finding(
                 FindingKind::IndexOnly,
@@ -366,6 +380,22 @@ impl Tally {
             f.tables = self.index_tables.iter().cloned().collect();
             out.push(f);
         }
+        for (table, index) in &self.contradicted {
+            let mut f = finding(
+                FindingKind::TableData,
+                format!(
+                    "rows of {table} disagree with index {index}: it holds as many entries as \
+                     the table has rows, yet integrity_check finds rows missing from it, so a \
+                     value was altered in a row or in its entry. REINDEX would make the rows' \
+                     values final; recover compares each row with its entries"
+                ),
+                true,
+            );
+            f.tables = vec![table.clone()];
+            f.indexes = vec![index.clone()];
+            out.push(f);
+        }
+        self.tables.retain(|t| !self.contradicted.contains_key(t));
         if !self.tables.is_empty() {
             let mut f = finding(
                 FindingKind::TableData,
@@ -394,6 +424,37 @@ impl Tally {
             ));
         }
     }
+}
+
+/// The tables with an index that integrity_check finds rows missing from while it holds at
+/// least as many entries as the table has rows: its entries are not missing but different
+/// (table → index). An index that cannot be counted (a partial one, an unreadable page) is
+/// left out: its entries may well be missing.
+fn contradicted(
+    conn: &Connection,
+    messages: &[String],
+    objects: &[Object],
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let named: BTreeSet<String> = messages
+        .iter()
+        .filter_map(|m| name_after(m, " missing from index "))
+        .collect();
+    for index in named {
+        let Some(o) = objects.iter().find(|o| o.name.eq_ignore_ascii_case(&index)) else {
+            continue;
+        };
+        let (t, i) = (ident(&o.table), ident(&o.name));
+        let count = |sql: String| conn.query_row(&sql, [], |r| r.get::<_, i64>(0)).ok();
+        let entries = count(format!("SELECT count(*) FROM {t} INDEXED BY {i}"));
+        let rows = count(format!("SELECT count(*) FROM {t} NOT INDEXED"));
+        if let (Some(entries), Some(rows)) = (entries, rows) {
+            if entries >= rows && !out.contains_key(&o.table) {
+                out.insert(o.table.clone(), o.name.clone());
+            }
+        }
+    }
+    out
 }
 
 fn join(names: &BTreeSet<String>) -> String {

@@ -128,8 +128,11 @@ pub(super) fn source_count(
                 let most = lost_max
                     .and_then(|m| back.checked_add(m))
                     .map_or(n, |m| m.max(n));
-                // A transaction the -wal lost is in no count: nothing bounds the loss above.
-                let unbounded = walk.is_some_and(|w| w.lost_in_wal);
+                // A transaction the -wal lost is in no count, and a lost range with no
+                // bound was counted as whatever SQLite read in its place: nothing bounds the
+                // loss above.
+                let unbounded =
+                    walk.is_some_and(|w| w.lost_in_wal) || (lost_min > 0 && lost_max.is_none());
                 SourceCount {
                     rows: Some(n),
                     max: (!unbounded).then_some(most),
@@ -300,6 +303,12 @@ mod tests {
         assert_eq!((t.missing_rows, t.missing_rows_max), (1, Some(53)));
         // A transaction the -wal lost wrote to it: nothing bounds the loss above.
         walk.lost_in_wal = true;
+        let source = source_count(Some(Ok(948)), Some(&walk), Some(947));
+        let t = table_diff("t".into(), source, Some(947), Some(&walk), 0);
+        assert_eq!((t.missing_rows, t.missing_rows_max), (1, None));
+        // A lost range with no lower rowid: what SQLite counted in its place bounds nothing.
+        walk.lost_in_wal = false;
+        walk.lost_max = None;
         let source = source_count(Some(Ok(948)), Some(&walk), Some(947));
         let t = table_diff("t".into(), source, Some(947), Some(&walk), 0);
         assert_eq!((t.missing_rows, t.missing_rows_max), (1, None));

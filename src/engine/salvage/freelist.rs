@@ -19,7 +19,11 @@ impl Engine<'_> {
         writer: &mut Writer,
         include_rows: bool,
     ) -> Result<(u64, Option<String>)> {
-        let Some(header) = self.pf.geometry().header.clone() else {
+        // The header as SQLite reads it: a freelist changed since the last checkpoint starts
+        // in the -wal's page 1.
+        let Some(header) = crate::engine::run::current_header(self.pf)
+            .or_else(|| self.pf.geometry().header.clone())
+        else {
             return Ok((0, Some("header unreadable: freelist unknown".into())));
         };
         let owner = self.map.owner_named("(freelist)");
@@ -128,7 +132,8 @@ pub(crate) fn export_free_page(
 }
 
 pub(crate) fn claim_ptrmap_pages(pf: &PageFile, map: &mut Claims) {
-    let Some(h) = pf.geometry().header.as_ref() else {
+    let Some(h) = crate::engine::run::current_header(pf).or_else(|| pf.geometry().header.clone())
+    else {
         return;
     };
     if h.largest_root_page == 0 {

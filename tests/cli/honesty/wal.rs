@@ -158,3 +158,55 @@ fn wal_pages_past_a_cut_main_file_are_read() {
         report["engine"]["geometry"]["inferred"]
     );
 }
+
+/// Rows deleted after the last checkpoint: the freelist that holds their pages starts in
+/// the -wal's page 1, not the main file's. Those pages are free space, as SQLite reads them,
+/// not orphans: nothing goes to lost_and_found.
+#[test]
+fn a_freelist_only_the_wal_knows_is_free_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let conn = Connection::open(&live).unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(
+        "PRAGMA secure_delete = OFF; PRAGMA wal_autocheckpoint = 0;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 200)
+         INSERT INTO t SELECT x, printf('row %d %.300c', x, 'x') FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);
+         DELETE FROM t WHERE id > 10;",
+    )
+    .unwrap();
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    assert!(free > 10);
+    let db = dir.path().join("app.db");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::copy(
+            format!("{}{suffix}", live.display()),
+            format!("{}{suffix}", db.display()),
+        )
+        .unwrap();
+    }
+    drop(conn);
+
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    assert_eq!(
+        report["engine"]["pages"]["free"], free,
+        "{}",
+        report["engine"]["pages"]
+    );
+    assert!(report["engine"]["orphans"].as_array().unwrap().is_empty());
+    let tables: i64 = Connection::open(&out_db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'lost_and_found'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
+}

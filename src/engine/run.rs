@@ -560,6 +560,11 @@ pub(crate) fn current_header(pf: &PageFile) -> Option<crate::format::header::Hea
     crate::format::header::Header::parse(&page).ok()
 }
 
+/// [`current_header`], or the main file's when page 1 as SQLite reads it has none.
+pub(crate) fn header_as_read(pf: &PageFile) -> Option<crate::format::header::Header> {
+    current_header(pf).or_else(|| pf.geometry().header.clone())
+}
+
 pub(crate) fn count_rows(conn: &rusqlite::Connection, table: &str) -> u64 {
     conn.query_row(
         &format!("SELECT count(*) FROM {}", writer::ident(table)),

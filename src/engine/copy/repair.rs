@@ -108,7 +108,9 @@ fn end_key(pf: &crate::source::pagefile::PageFile, mut pgno: u32, largest: bool)
 /// Every page the header's freelist names (trunks and leaves), as far as it can be followed.
 fn freelist_pages(pf: &crate::source::pagefile::PageFile, page_count: u32) -> HashSet<u32> {
     let mut pages = HashSet::new();
-    let Some(header) = pf.geometry().header.as_ref() else {
+    // The freelist as SQLite reads it: changed since the last checkpoint, it starts in the
+    // -wal's page 1.
+    let Some(header) = crate::engine::run::header_as_read(pf) else {
         return pages;
     };
     let mut trunk = header.freelist_trunk;

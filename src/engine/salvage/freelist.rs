@@ -132,8 +132,7 @@ pub(crate) fn export_free_page(
 }
 
 pub(crate) fn claim_ptrmap_pages(pf: &PageFile, map: &mut Claims) {
-    let Some(h) = crate::engine::run::current_header(pf).or_else(|| pf.geometry().header.clone())
-    else {
+    let Some(h) = crate::engine::run::header_as_read(pf) else {
         return;
     };
     if h.largest_root_page == 0 {

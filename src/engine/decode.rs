@@ -64,7 +64,11 @@ impl Engine<'_> {
                         .iter()
                         .map(|f| owned_value(f.value(row.payload), encoding))
                         .collect();
-                    internal.planner.push((table.name.clone(), values));
+                    internal.planner.push(PlannerRow {
+                        table: table.name.clone(),
+                        rowid: row.rowid,
+                        values,
+                    });
                     return Ok(());
                 }
                 if table.internal {
@@ -207,8 +211,15 @@ pub(crate) const PLANNER_TABLES: [&str; 2] = ["sqlite_stat1", "sqlite_stat4"];
 pub(crate) struct InternalRows {
     /// `sqlite_sequence`: its rowid, a table's name and its highest AUTOINCREMENT value.
     pub(crate) sequence: Vec<(Option<i64>, String, i64)>,
-    /// Rows of [`PLANNER_TABLES`], by table.
-    pub(crate) planner: Vec<(String, Vec<rusqlite::types::Value>)>,
+    /// Rows of [`PLANNER_TABLES`].
+    pub(crate) planner: Vec<PlannerRow>,
+}
+
+/// One row of a planner statistics table, under its own rowid.
+pub(crate) struct PlannerRow {
+    pub(crate) table: String,
+    pub(crate) rowid: Option<i64>,
+    pub(crate) values: Vec<rusqlite::types::Value>,
 }
 
 pub(crate) fn owned_value(

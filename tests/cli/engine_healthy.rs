@@ -395,20 +395,30 @@ fn planner_statistics_come_back() {
          INSERT INTO t SELECT x, 'v' || (x % 100), x % 7 FROM c;
          ANALYZE;
          UPDATE sqlite_stat1 SET stat = '1234 56' WHERE idx = 't_a';
+         DELETE FROM sqlite_stat1 WHERE idx = 't_b';
+         INSERT INTO sqlite_stat1(rowid, tbl, idx, stat) VALUES (17, 't', 't_b', '2000 300');
          DROP TABLE sqlite_stat4;",
     )
     .unwrap();
     drop(conn);
-    let out = dir.path().join("out.db");
-    let report = recover(&src, &out, &Options::default()).unwrap();
-    assert!(report.integrity_ok(), "{:?}", report.integrity);
-    let stat1 = "SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY idx";
-    let src = Connection::open(&src).unwrap();
-    let out = Connection::open(&out).unwrap();
-    assert_eq!(rows(&out, stat1), rows(&src, stat1));
-    assert!(rows(&out, stat1)
-        .iter()
-        .any(|r| r[2] == Value::Text("1234 56".into())));
-    let stat_tables = "SELECT name FROM sqlite_schema WHERE name LIKE 'sqlite_stat%' ORDER BY 1";
-    assert_eq!(rows(&out, stat_tables), rows(&src, stat_tables));
+    // Copied whole, and table by table: each row under its own rowid.
+    for table_by_table in [false, true] {
+        let out = dir.path().join(format!("out-{table_by_table}.db"));
+        let options = Options {
+            table_by_table,
+            ..Options::default()
+        };
+        let report = recover(&src, &out, &options).unwrap();
+        assert!(report.integrity_ok(), "{:?}", report.integrity);
+        let stat1 = "SELECT rowid, tbl, idx, stat FROM sqlite_stat1 ORDER BY rowid";
+        let source = Connection::open(&src).unwrap();
+        let out = Connection::open(&out).unwrap();
+        assert_eq!(rows(&out, stat1), rows(&source, stat1), "{table_by_table}");
+        assert!(rows(&out, stat1)
+            .iter()
+            .any(|r| r[3] == Value::Text("1234 56".into())));
+        let stat_tables =
+            "SELECT name FROM sqlite_schema WHERE name LIKE 'sqlite_stat%' ORDER BY 1";
+        assert_eq!(rows(&out, stat_tables), rows(&source, stat_tables));
+    }
 }

@@ -230,7 +230,7 @@ pub(crate) fn reference_entries(
 }
 
 /// Columns of the internal tables whose CREATE statements SQLite will not run for us.
-fn internal_columns(name: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn internal_columns(name: &str) -> Option<&'static [&'static str]> {
     match name {
         "sqlite_sequence" => Some(&["name", "seq"]),
         "sqlite_stat1" => Some(&["tbl", "idx", "stat"]),

@@ -197,7 +197,7 @@ pub(crate) fn drop_triggers(conn: &Connection, path: &Path) -> Result<()> {
 pub(crate) fn restore_planner_stats(
     conn: &Connection,
     tables: &[&str],
-    rows: &[(String, Vec<rusqlite::types::Value>)],
+    rows: &[crate::engine::decode::PlannerRow],
 ) {
     if tables.is_empty() {
         return;
@@ -211,10 +211,31 @@ pub(crate) fn restore_planner_stats(
         for extra in made.iter().filter(|m| !tables.contains(&m.as_str())) {
             conn.execute_batch(&format!("DROP TABLE {}", ident(extra)))?;
         }
-        for (table, values) in rows {
-            let marks = vec!["?"; values.len()].join(", ");
-            conn.prepare_cached(&format!("INSERT INTO {} VALUES ({marks})", ident(table)))?
-                .execute(rusqlite::params_from_iter(values))?;
+        for row in rows {
+            let table = ident(&row.table);
+            let columns = crate::engine::schema::internal_columns(&row.table)
+                .filter(|c| c.len() == row.values.len());
+            match columns {
+                // Under the source's rowid: a row's rowid is part of what the source holds.
+                Some(cols) => {
+                    let names: Vec<String> = cols.iter().map(|n| ident(n)).collect();
+                    let marks = vec!["?"; cols.len() + 1].join(", ");
+                    let rowid = rusqlite::types::Value::from(row.rowid);
+                    let sql = format!(
+                        "INSERT INTO {table}(rowid, {}) VALUES ({marks})",
+                        names.join(", ")
+                    );
+                    conn.prepare_cached(&sql)?
+                        .execute(rusqlite::params_from_iter(
+                            std::iter::once(&rowid).chain(&row.values),
+                        ))?;
+                }
+                None => {
+                    let marks = vec!["?"; row.values.len()].join(", ");
+                    conn.prepare_cached(&format!("INSERT INTO {table} VALUES ({marks})"))?
+                        .execute(rusqlite::params_from_iter(&row.values))?;
+                }
+            }
         }
         conn.execute_batch("COMMIT")
     };

@@ -55,6 +55,19 @@ impl TextEncoding {
         }
     }
 
+    /// Text as this encoding stores it, from UTF-8.
+    pub fn from_utf8(self, text: &str) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            TextEncoding::Utf8 => std::borrow::Cow::Borrowed(text.as_bytes()),
+            TextEncoding::Utf16le => {
+                std::borrow::Cow::Owned(text.encode_utf16().flat_map(u16::to_le_bytes).collect())
+            }
+            TextEncoding::Utf16be => {
+                std::borrow::Cow::Owned(text.encode_utf16().flat_map(u16::to_be_bytes).collect())
+            }
+        }
+    }
+
     /// Turns stored text bytes into UTF-8 bytes, borrowing when they already are.
     pub fn to_utf8(self, bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         match self {

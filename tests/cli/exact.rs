@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use sqlite_rescue::engine::{recover, Options, Report};
 use std::path::Path;
 
+mod added_columns;
 mod app;
 mod damaged;
 mod generate;

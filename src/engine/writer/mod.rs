@@ -12,6 +12,7 @@ use crate::format::TextEncoding;
 use rusqlite::{Connection, ToSql};
 use std::path::{Path, PathBuf};
 
+mod defaults;
 mod kept_index;
 mod setup;
 mod side;
@@ -79,6 +80,9 @@ pub(crate) struct Writer<'c> {
     conflicts: SideTable,
     damaged: SideTable,
     freelist: SideTable,
+    /// Per table, what SQLite reads for the columns a short row lacks (see `defaults`),
+    /// learned at its first short row.
+    defaults: std::collections::HashMap<usize, Option<Vec<rusqlite::types::Value>>>,
 }
 
 /// Where a row that is not a clean insert went.
@@ -135,6 +139,7 @@ impl<'c> Writer<'c> {
                 lead_count: 3,
                 width: None,
             },
+            defaults: std::collections::HashMap::new(),
         }
     }
 
@@ -154,6 +159,19 @@ impl<'c> Writer<'c> {
         fields: &[Field],
         page: u32,
     ) -> Result<()> {
+        if fields.len() < table.stored.len() {
+            let encoding = self.encoding;
+            let defaults = self
+                .defaults
+                .entry(t)
+                .or_insert_with(|| defaults::read_as_defaults(table));
+            if let Some((bytes, whole)) = defaults
+                .as_deref()
+                .and_then(|d| defaults::complete_row(payload, fields, d, encoding))
+            {
+                return self.insert_row(t, table, rowid, &bytes, &whole, page);
+            }
+        }
         let table = table.loaded_as();
         let n = fields.len().min(table.stored.len());
         if !text_converts(self.encoding, payload, fields) {

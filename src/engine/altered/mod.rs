@@ -372,7 +372,9 @@ fn disagreeing(
     names: &[Option<String>],
     listed: &HashMap<i64, u64>,
 ) -> Vec<i64> {
-    let sql = select_sql(table, names, false);
+    let Some(sql) = select_sql(table, names, false) else {
+        return Vec::new();
+    };
     let Ok(mut stmt) = conn.prepare(&sql) else {
         return Vec::new();
     };
@@ -397,20 +399,18 @@ fn disagreeing(
 }
 
 /// `SELECT rowid, <key columns> FROM table [WHERE rowid = ?1]`, the rowid named by a name no
-/// column shadows.
-fn select_sql(table: &Table, names: &[Option<String>], one_row: bool) -> String {
-    let rowid = ["rowid", "_rowid_", "oid"]
-        .into_iter()
-        .find(|n| !table.columns.iter().any(|c| c.name.eq_ignore_ascii_case(n)))
-        .unwrap_or("rowid");
+/// column shadows (or the INTEGER PRIMARY KEY); `None` when every name SQL has for it is a
+/// column's: such a table's rows cannot be compared by rowid.
+fn select_sql(table: &Table, names: &[Option<String>], one_row: bool) -> Option<String> {
+    let rowid = crate::engine::writer::rowid_name(table)?;
     // Each column twice: as SQLite returns it, and its bytes as stored (text in the
     // database's own encoding, which the index entries hold too).
     let cols: Vec<String> = names
         .iter()
-        .map(|n| n.as_deref().map_or(rowid.to_string(), ident))
+        .map(|n| n.as_deref().map_or(rowid.clone(), ident))
         .map(|c| format!("{c}, CAST({c} AS BLOB)"))
         .collect();
-    format!(
+    Some(format!(
         "SELECT {rowid}, {} FROM {}{}",
         cols.join(", "),
         ident(&table.name),
@@ -419,7 +419,7 @@ fn select_sql(table: &Table, names: &[Option<String>], one_row: bool) -> String 
         } else {
             String::new()
         }
-    )
+    ))
 }
 
 /// The row's and the index's values for one altered row, the differing columns only.
@@ -436,7 +436,7 @@ fn describe(
         .iter()
         .map(|v| v.as_ref().map_or(serde_json::Value::Null, value_json))
         .collect();
-    let sql = select_sql(table, names, true);
+    let sql = select_sql(table, names, true)?;
     let in_row: Vec<serde_json::Value> = conn
         .query_row(&sql, [rowid], |r| {
             Ok((0..names.len())

@@ -56,7 +56,9 @@ pub(super) fn misplaced<'t>(
             let (Some(names), Some(listed)) = (names, index_keys(pf, root, keys.len())) else {
                 continue;
             };
-            let sql = select_sql(table, &names, true);
+            let Some(sql) = select_sql(table, &names, true) else {
+                continue;
+            };
             for &r in rowids {
                 let Some(expected) = listed.get(&r).filter(|_| !out.contains_key(&r)) else {
                     continue;

@@ -243,12 +243,6 @@ impl Digest {
         self.sum = self.sum.wrapping_add(hash);
         self.count += 1;
     }
-
-    /// Adds the entries `other` digests: the digest of both multisets together.
-    pub(crate) fn merge(&mut self, other: Digest) {
-        self.sum = self.sum.wrapping_add(other.sum);
-        self.count += other.count;
-    }
 }
 
 #[cfg(test)]

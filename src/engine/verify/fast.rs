@@ -16,7 +16,7 @@
 
 use super::entry::{Digest, Keys};
 use super::lock;
-use super::pages::{self, Part};
+use super::pages;
 use super::plan::{self, IndexPlan, TableCheck, TablePlan};
 use crate::error::{Error, Result};
 use rusqlite::Connection;
@@ -31,8 +31,6 @@ enum Job {
     QuickCheck,
     /// The digests of every index of table `t`, from its rows.
     Table(usize),
-    /// The same from a share of table `t`'s rows, read from pages only.
-    TablePart(usize, Part),
     /// Index `i` of table `t`: its digest, order and uniqueness, from its entries.
     Index(usize, usize),
     /// `integrity_check(TABLE)` of table `t`.
@@ -47,23 +45,8 @@ struct Found {
     from_index: HashMap<(usize, usize), Digest>,
     /// Tables whose rows, and indexes whose entries, were read from their pages.
     rows_by_pages: HashSet<usize>,
-    /// Tables read in parts: what the parts read so far add up to.
-    row_parts: HashMap<usize, RowParts>,
     index_by_pages: HashSet<(usize, usize)>,
 }
-
-/// What the parts of one table's rows have given so far.
-#[derive(Default)]
-struct RowParts {
-    done: usize,
-    /// A part pages could not serve: the whole table is read through SQL instead.
-    failed: bool,
-    digests: BTreeMap<usize, Digest>,
-}
-
-/// Tables with at least this many rows are read in [`PARTS`] parts, one job each.
-const SPLIT_ROWS: u64 = 100_000;
-const PARTS: usize = 4;
 
 /// Whether a job may read pages ([`super::pages`]) or goes through SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,30 +80,11 @@ pub(crate) fn check(
     super::on_every_core(path, jobs.len(), |conn, n| {
         work(&ctx, conn, jobs[n].1, n, &found, Read::Pages)
     })?;
-    let again = tables_parts_failed(&found);
-    if !again.is_empty() {
-        super::on_every_core(path, again.len(), |conn, k| {
-            work(&ctx, conn, again[k], jobs.len() + k, &found, Read::Sql)
-        })?;
-    }
-    recheck_through_sql(&ctx, &found, jobs.len() + again.len())?;
+    recheck_through_sql(&ctx, &found, jobs.len())?;
     let found = found
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     Ok(messages(&plans, found, limit))
-}
-
-/// A whole scan through SQL for every table one of whose parts pages could not serve.
-fn tables_parts_failed(found: &Mutex<Found>) -> Vec<Job> {
-    let found = lock(found);
-    let mut tables: Vec<usize> = found
-        .row_parts
-        .iter()
-        .filter(|(_, parts)| parts.failed)
-        .map(|(t, _)| *t)
-        .collect();
-    tables.sort_unstable();
-    tables.into_iter().map(Job::Table).collect()
 }
 
 /// Every digest read from pages that does not match its other side is read again through
@@ -176,10 +140,7 @@ pub(crate) fn pages_disagree_with_sql(path: &Path) -> Result<Vec<String>> {
         else {
             continue;
         };
-        if let Some(Ok(by_pages)) = pages
-            .as_ref()
-            .map(|p| table_by_pages(&ctx, p, indexes, Part::WHOLE))
-        {
+        if let Some(Ok(by_pages)) = pages.as_ref().map(|p| table_by_pages(&ctx, p, indexes)) {
             if by_pages != scan_table(&conn, select, indexes, &keys).map_err(sql)? {
                 out.push(format!("table {}", table.name));
             }
@@ -234,14 +195,8 @@ fn jobs(plans: &[TablePlan], rows: &BTreeMap<String, u64>) -> Vec<(u64, Job)> {
             TableCheck::Fallback(plan::Fallback::Virtual) => jobs.push((0, Job::Full(t))),
             // integrity_check(TABLE) looks each row up in each index: the longest job.
             TableCheck::Fallback(_) => jobs.push((n.saturating_mul(3), Job::Full(t))),
-            TableCheck::Stream { indexes, pages, .. } => {
-                let digested = indexes.iter().any(|i| !i.own_tree);
-                if digested && pages.is_some() && n >= SPLIT_ROWS {
-                    let share = n / PARTS as u64;
-                    jobs.extend(
-                        (0..PARTS).map(|k| (share, Job::TablePart(t, Part { k, of: PARTS }))),
-                    );
-                } else if digested {
+            TableCheck::Stream { indexes, .. } => {
+                if indexes.iter().any(|i| !i.own_tree) {
                     jobs.push((n, Job::Table(t)));
                 }
                 jobs.extend((0..indexes.len()).map(|i| (n / 2, Job::Index(t, i))));
@@ -265,9 +220,7 @@ fn work(
         Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
             let what = match job {
                 Job::QuickCheck => "quick_check".to_string(),
-                Job::Table(t) | Job::TablePart(t, _) | Job::Full(t) => {
-                    format!("table {}", ctx.plans[t].name)
-                }
+                Job::Table(t) | Job::Full(t) => format!("table {}", ctx.plans[t].name),
                 Job::Index(t, i) => index_plan(ctx.plans, t, i)
                     .map_or_else(String::new, |p| format!("index {}", p.name)),
             };
@@ -316,7 +269,7 @@ fn run(
                 let by_pages = pages
                     .as_ref()
                     .filter(|_| read == Read::Pages)
-                    .and_then(|p| table_by_pages(ctx, p, indexes, Part::WHOLE).ok());
+                    .and_then(|p| table_by_pages(ctx, p, indexes).ok());
                 let from_pages = by_pages.is_some();
                 let digests = match by_pages {
                     Some(d) => d,
@@ -331,7 +284,6 @@ fn run(
                 }
             }
         }
-        Job::TablePart(t, part) => table_part(ctx, t, part, found),
         Job::Index(t, i) => {
             if let Some(index) = index_plan(ctx.plans, t, i) {
                 // A finding read from pages is read again through SQL: SQL's is reported.
@@ -356,38 +308,6 @@ fn run(
         }
     }
     Ok(())
-}
-
-/// One share of table `t`'s rows, read from pages, added to what its other shares gave; the
-/// last to finish hands the sums on as the table's digests.
-fn table_part(ctx: &Context<'_>, t: usize, part: Part, found: &Mutex<Found>) {
-    let TableCheck::Stream {
-        indexes,
-        pages: Some(pages),
-        ..
-    } = &ctx.plans[t].check
-    else {
-        return;
-    };
-    let read = table_by_pages(ctx, pages, indexes, part);
-    let mut found = lock(found);
-    let parts = found.row_parts.entry(t).or_default();
-    parts.done += 1;
-    match read {
-        Ok(digests) => {
-            for (i, d) in digests {
-                parts.digests.entry(i).or_default().merge(d);
-            }
-        }
-        Err(pages::Unreadable) => parts.failed = true,
-    }
-    if parts.done == part.of && !parts.failed {
-        let digests = std::mem::take(&mut parts.digests);
-        found.rows_by_pages.insert(t);
-        for (i, d) in digests {
-            found.from_rows.insert((t, i), d);
-        }
-    }
 }
 
 fn pragma(conn: &Connection, sql: &str, limit: usize) -> rusqlite::Result<Vec<String>> {

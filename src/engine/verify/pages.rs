@@ -110,25 +110,6 @@ impl Pages {
     }
 }
 
-/// A share of a tree's leaves, so that one table's rows can be read on every core: the
-/// `k`th of `of` runs of its leaves, in order. Digests are sums, so the shares add up to the
-/// whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Part {
-    pub(crate) k: usize,
-    pub(crate) of: usize,
-}
-
-impl Part {
-    pub(crate) const WHOLE: Part = Part { k: 0, of: 1 };
-
-    fn of<T>(self, items: &[T]) -> &[T] {
-        let (n, of) = (items.len(), self.of.max(1));
-        let at = |k: usize| (n.saturating_mul(k) / of).min(n);
-        &items[at(self.k)..at(self.k + 1)]
-    }
-}
-
 /// Where a tree's entries are, in its order: whole leaves, and (in an index) the entries
 /// interior pages hold between their children.
 #[derive(Debug, Clone, Copy)]
@@ -189,17 +170,15 @@ fn descend(
     descend(pages, right, index, depth + 1, visited, items)
 }
 
-/// Calls `each(rowid, payload)` for every entry of `part` of the tree at `root`, in order
-/// (the rowid is `None` in an index).
+/// Calls `each(rowid, payload)` for every entry of the tree at `root`, in order (the rowid
+/// is `None` in an index).
 fn for_each_entry(
     pages: &Pages,
     root: u32,
     index: bool,
-    part: Part,
     mut each: impl FnMut(Option<i64>, &Payload<'_>, &mut Vec<u8>) -> Read<()>,
 ) -> Read<()> {
-    let all = items(pages, root, index)?;
-    let items = part.of(&all);
+    let items = items(pages, root, index)?;
     let (mut run, mut single, mut spill) = (Vec::new(), Vec::new(), Vec::new());
     let mut k = 0;
     while k < items.len() {
@@ -261,12 +240,11 @@ fn push(buf: &mut Vec<u8>, value: Value<'_>, real: bool) {
     encode(buf, value);
 }
 
-/// The rows of `part` of the table, each as the values of the table's SQL scan (in the
-/// canonical encoding, `spans` saying where each one is): `row(values, spans)` for each row.
+/// The table's rows, each as the values of the table's SQL scan (in the canonical encoding,
+/// `spans` saying where each one is): `row(values, spans)` for every row.
 pub(super) fn scan_table(
     path: &Path,
     plan: &PagePlan,
-    part: Part,
     mut row: impl FnMut(&[u8], &[std::ops::Range<usize>]),
 ) -> Read<()> {
     let pages = Pages::open(path)?;
@@ -275,7 +253,7 @@ pub(super) fn scan_table(
         Vec::with_capacity(256),
         Vec::with_capacity(plan.sources.len()),
     );
-    for_each_entry(&pages, plan.root, false, part, |rowid, payload, spill| {
+    for_each_entry(&pages, plan.root, false, |rowid, payload, spill| {
         let rowid = rowid.ok_or(Unreadable)?;
         let mut bytes = payload.local;
         let decoded = match record::decode_fields(bytes, &mut fields) {
@@ -319,7 +297,7 @@ pub(super) fn scan_index(
     let plan = index.pages.as_ref().ok_or(Unreadable)?;
     let mut fields: Vec<Field> = Vec::new();
     let mut current = Vec::with_capacity(256);
-    for_each_entry(&pages, plan.root, true, Part::WHOLE, |_, payload, spill| {
+    for_each_entry(&pages, plan.root, true, |_, payload, spill| {
         let bytes = pages.whole(payload, spill)?;
         let decoded = record::decode_fields(bytes, &mut fields).map_err(|_| Unreadable)?;
         if !decoded.complete || decoded.fields != plan.real.len() {
@@ -357,8 +335,7 @@ mod tests {
     }
 
     /// Reads every table and index of the database at `path` both ways; returns the tables
-    /// whose scans were read from pages, and those whose pages could not serve. A table read
-    /// in parts gives the same rows, in the same order.
+    /// whose scans were read from pages, and those whose pages could not serve.
     fn both_ways(path: &Path) -> (Vec<String>, Vec<String>) {
         let conn = Connection::open(path).unwrap();
         let (mut by_pages, mut by_sql) = (Vec::new(), Vec::new());
@@ -376,23 +353,11 @@ mod tests {
                 continue;
             };
             let mut rows = Vec::new();
-            if scan_table(path, pages, Part::WHOLE, |values, _| {
-                rows.push(values.to_vec())
-            })
-            .is_err()
-            {
+            if scan_table(path, pages, |values, _| rows.push(values.to_vec())).is_err() {
                 by_sql.push(table.name.clone());
                 continue;
             }
             assert_eq!(rows, through_sql(&conn, select), "table {}", table.name);
-            let mut in_parts = Vec::new();
-            for k in 0..3 {
-                scan_table(path, pages, Part { k, of: 3 }, |values, _| {
-                    in_parts.push(values.to_vec());
-                })
-                .unwrap();
-            }
-            assert_eq!(in_parts, rows, "table {} read in three parts", table.name);
             for index in indexes {
                 let mut entries = Vec::new();
                 scan_index(path, index, |e| entries.push(e.clone())).unwrap();
@@ -406,20 +371,6 @@ mod tests {
             by_pages.push(table.name.clone());
         }
         (by_pages, by_sql)
-    }
-
-    /// The parts of any list are its items, each once and in order, whatever their number.
-    #[test]
-    fn parts_share_out_every_item_once() {
-        for n in 0..20usize {
-            let items: Vec<usize> = (0..n).collect();
-            for of in 1..6 {
-                let joined: Vec<usize> = (0..of)
-                    .flat_map(|k| Part { k, of }.of(&items).to_vec())
-                    .collect();
-                assert_eq!(joined, items, "{n} items in {of} parts");
-            }
-        }
     }
 
     /// Pages give exactly what SQL gives, value for value and in the same order: every

@@ -3,7 +3,6 @@
 
 use super::{pages, Context};
 use crate::engine::verify::entry::{compare, encode, Digest, Keys};
-use crate::engine::verify::pages::Part;
 use crate::engine::verify::plan::{IndexPlan, PagePlan};
 use rusqlite::Connection;
 use std::cmp::Ordering;
@@ -90,16 +89,15 @@ pub(super) fn scan_table(
     Ok(digests.finish())
 }
 
-/// [`scan_table`] of `part` of the table, reading its pages.
+/// [`scan_table`], reading the table's pages.
 pub(super) fn table_by_pages(
     ctx: &Context<'_>,
     plan: &PagePlan,
     indexes: &[IndexPlan],
-    part: Part,
 ) -> std::result::Result<Vec<(usize, Digest)>, pages::Unreadable> {
     let mut digests = RowDigests::new(indexes);
     let mut missing = false;
-    pages::scan_table(ctx.path, plan, part, |values, spans| {
+    pages::scan_table(ctx.path, plan, |values, spans| {
         missing |= digests.add(values, spans, ctx.keys).is_err();
     })?;
     if missing {

@@ -444,18 +444,24 @@ fn local_end(page: &BtreePage<'_>, payload: &Payload<'_>) -> usize {
 }
 
 fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
-    let mut children: Vec<Frame> = Vec::with_capacity(usize::from(page.cell_count) + 1);
+    let cells: Vec<(u32, Option<i64>)> = cell::cells(page)
+        .filter_map(|(_, cell)| match cell {
+            Ok(Cell::TableInterior { left_child, rowid }) => Some((left_child, Some(rowid))),
+            Ok(Cell::IndexInterior { left_child, .. }) => Some((left_child, None)),
+            _ => None,
+        })
+        .collect();
+    let trusted = trusted_dividers(&cells, frame);
+    let mut children: Vec<Frame> = Vec::with_capacity(cells.len() + 1);
     let mut lo = frame.lo;
-    for (_, cell) in cell::cells(page) {
-        let (child, key) = match cell {
-            Ok(Cell::TableInterior { left_child, rowid }) => (left_child, Some(rowid)),
-            Ok(Cell::IndexInterior { left_child, .. }) => (left_child, None),
-            _ => continue,
-        };
-        let hi = match (key, frame.hi) {
-            (Some(k), Some(h)) => Some(k.min(h)),
-            (Some(k), None) => Some(k),
-            (None, h) => h,
+    for (i, &(child, key)) in cells.iter().enumerate() {
+        // A divider out of order with its neighbours was altered: the bound is the next one
+        // that is not, so the rows a child really holds stay inside its frame.
+        let hi = match key {
+            Some(_) => (i..cells.len())
+                .find_map(|j| trusted[j])
+                .map_or(frame.hi, |k| Some(frame.hi.map_or(k, |h| k.min(h)))),
+            None => frame.hi,
         };
         children.push(Frame {
             pgno: child,
@@ -464,8 +470,8 @@ fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
             hi,
             depth: frame.depth + 1,
         });
-        if key.is_some() {
-            lo = hi;
+        if let Some(k) = trusted[i] {
+            lo = Some(k);
         }
     }
     if let Some(right) = page.right_child {
@@ -479,6 +485,21 @@ fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
     }
     // Pushed in reverse so the leftmost child is walked first: rows come out in key order.
     stack.extend(children.into_iter().rev());
+}
+
+/// Each divider key of an interior table page that can bound its children: inside the
+/// page's own frame and in order with the dividers beside it (SQLite keeps them strictly
+/// increasing). `None` for an index page's entries and for a divider that breaks that order.
+fn trusted_dividers(cells: &[(u32, Option<i64>)], frame: &Frame) -> Vec<Option<i64>> {
+    (0..cells.len())
+        .map(|i| {
+            let key = cells[i].1?;
+            let before = i.checked_sub(1).and_then(|j| cells[j].1);
+            let after = cells.get(i + 1).and_then(|c| c.1);
+            let in_order = before.is_none_or(|b| b < key) && after.is_none_or(|a| key < a);
+            (in_order && frame_contains(frame, key)).then_some(key)
+        })
+        .collect()
 }
 
 fn frame_pgno(frame: &Frame) -> u32 {

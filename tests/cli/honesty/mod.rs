@@ -420,3 +420,52 @@ fn a_table_that_shadows_every_rowid_name_is_not_called_altered() {
         "SELECT k, \"rowid\", \"_rowid_\", \"oid\" FROM c ORDER BY k",
     );
 }
+
+/// A divider key of an interior page altered out of order with its neighbours: the leaves
+/// below it still hold their rows in order, so the divider, not the leaf, is what is wrong,
+/// and every row comes back in its table rather than in lost_and_found.
+#[test]
+fn a_divider_key_out_of_order_does_not_cast_out_its_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("divider.sqlite3");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA page_size = 1024;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX tv ON t(v);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 5000)
+         INSERT INTO t SELECT i, printf('value %06d', i) FROM c;",
+    )
+    .unwrap();
+    let sql = "SELECT id, v FROM t ORDER BY id";
+    let original = query_rows(&conn, sql);
+    drop(conn);
+    let interior = *pages_of(&db, "t", "internal").last().unwrap() as usize;
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = (interior - 1) * 1024;
+    let cells = usize::from(u16::from_be_bytes([bytes[page + 3], bytes[page + 4]]));
+    let pointer = page + 12 + 2 * (cells / 2);
+    let cell = page + usize::from(u16::from_be_bytes([bytes[pointer], bytes[pointer + 1]]));
+    // The key's varint after the child pointer: its last byte's bit 6 flipped.
+    let mut at = cell + 4;
+    while bytes[at] & 0x80 != 0 {
+        at += 1;
+    }
+    bytes[at] ^= 0x40;
+    std::fs::write(&db, &bytes).unwrap();
+    let check: String = Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert!(check.contains("out of order"), "{check}");
+
+    let (code, report, out_db) = recover(&db);
+    let got = query_rows(&Connection::open(&out_db).unwrap(), sql);
+    assert!(
+        got == original,
+        "{} rows of {} back",
+        got.len(),
+        original.len()
+    );
+    assert_eq!(report["lost_and_found_rows"], 0);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+}

@@ -23,15 +23,20 @@ fn wal_only_commits(dir: &Path, commits: u32, rows: u32) -> std::path::PathBuf {
         )
         .unwrap();
     }
-    let db = dir.join("app.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let mut from = live.clone().into_os_string();
-        from.push(suffix);
-        let mut to = db.clone().into_os_string();
-        to.push(suffix);
-        std::fs::copy(from, to).unwrap();
-    }
+    let db = copied_live(&live, dir);
     drop(conn);
+    db
+}
+
+/// The files of the database at `live`, copied while its writer holds them to `dir/app.db`.
+fn copied_live(live: &Path, dir: &Path) -> std::path::PathBuf {
+    let db = dir.join("app.db");
+    let to = crate::common::source_files(&db);
+    for (from, to) in crate::common::source_files(live).iter().zip(&to) {
+        if from.exists() {
+            std::fs::copy(from, to).unwrap();
+        }
+    }
     db
 }
 
@@ -132,14 +137,7 @@ fn wal_pages_past_a_cut_main_file_are_read() {
          INSERT INTO t(id, v) SELECT x, printf('wal row %06d', x) FROM n;",
     )
     .unwrap();
-    let db = dir.path().join("app.db");
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::copy(
-            format!("{}{suffix}", live.display()),
-            format!("{}{suffix}", db.display()),
-        )
-        .unwrap();
-    }
+    let db = copied_live(&live, dir.path());
     drop(conn);
     let main = std::fs::read(&db).unwrap();
     std::fs::write(&db, &main[..main.len() / 2 / 4096 * 4096]).unwrap();
@@ -182,14 +180,7 @@ fn a_freelist_only_the_wal_knows_is_free_space() {
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))
         .unwrap();
     assert!(free > 10);
-    let db = dir.path().join("app.db");
-    for suffix in ["", "-wal", "-shm"] {
-        std::fs::copy(
-            format!("{}{suffix}", live.display()),
-            format!("{}{suffix}", db.display()),
-        )
-        .unwrap();
-    }
+    let db = copied_live(&live, dir.path());
     drop(conn);
 
     let (code, report, out_db) = recover(&db);

@@ -395,6 +395,9 @@ impl Engine<'_> {
                     tops: attributed_tops(groups, &table.name),
                     encoding: self.encoding,
                     suspect_pages: &reports[t].suspect_pages,
+                    every_row_in_place: reports[t].holes.is_empty()
+                        && reports[t].conflict_rows == 0
+                        && !reports[t].rows_may_be_missing,
                 };
                 let found = altered::altered_rows(
                     conn,

@@ -15,6 +15,10 @@ use crate::util::quote::ident;
 use rusqlite::types::Value as SqlValue;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Rows an index contradicts: primary key hash → (the key's stored bytes, to order the rows
+/// by; the row's values as SQLite reads them).
+type Contradicted = BTreeMap<u64, (Vec<u8>, Vec<SqlValue>)>;
+
 /// One index of the table, as its entries lay out the row's columns.
 struct Shape {
     name: String,
@@ -31,17 +35,28 @@ pub(super) fn altered_keyed_rows(
     conn: &rusqlite::Connection,
     entries: &[SchemaEntry],
     table: &Table,
-    pf: &PageFile,
-    encoding: TextEncoding,
+    sources: &super::Sources<'_>,
 ) -> Findings {
+    let (pf, encoding) = (sources.pf, sources.encoding);
     let mut altered: BTreeMap<Vec<u8>, AlteredRow> = BTreeMap::new();
     let mut total: HashSet<u64> = HashSet::new();
     for shape in shapes(entries, table) {
         let Some(listed) = listed(pf, &shape) else {
             continue;
         };
-        let rows = disagreeing(conn, table, &shape, &listed);
-        let want: HashSet<u64> = rows.keys().copied().collect();
+        let (rows, seen) = disagreeing(conn, table, &shape, &listed);
+        // An entry whose key no row holds: that row's key was altered (it came back under
+        // another key, which no entry lists), unless the row was lost and counted so.
+        let unanswered: HashSet<u64> = if sources.every_row_in_place {
+            listed
+                .keys()
+                .filter(|k| !seen.contains(k))
+                .copied()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let want: HashSet<u64> = rows.keys().chain(&unanswered).copied().collect();
         let held = held_values(pf, &shape, &want, encoding);
         for (key, (order, in_row)) in rows {
             total.insert(key);
@@ -52,6 +67,14 @@ pub(super) fn altered_keyed_rows(
                 continue;
             };
             altered.insert(order, describe(&shape, &in_row, in_index));
+        }
+        for key in unanswered {
+            total.insert(key);
+            if let Some(in_index) = held.get(&key).filter(|_| altered.len() < MAX_DESCRIBED) {
+                let row = unanswered_entry(&shape, in_index);
+                let order = serde_json::to_vec(&row.key).unwrap_or_default();
+                altered.insert(order, row);
+            }
         }
     }
     Findings {
@@ -160,15 +183,14 @@ fn entry_hashes(row: &RowRef<'_>, shape: &Shape) -> Option<(u64, u64)> {
     Some((key, entry))
 }
 
-/// The rows whose primary key an entry of the index names, with other values: primary key
-/// hash → (the key's stored bytes, to order the rows by; the row's values as SQLite reads
-/// them).
+/// The rows whose primary key an entry of the index names, with other values; and the keys
+/// of the entries some row answers.
 fn disagreeing(
     conn: &rusqlite::Connection,
     table: &Table,
     shape: &Shape,
     listed: &HashMap<u64, u64>,
-) -> BTreeMap<u64, (Vec<u8>, Vec<SqlValue>)> {
+) -> (Contradicted, HashSet<u64>) {
     // Each column twice: as SQLite returns it, and its bytes as stored (text in the
     // database's own encoding, which the entries hold too).
     let cols: Vec<String> = shape
@@ -177,12 +199,12 @@ fn disagreeing(
         .map(|c| format!("{0}, CAST({0} AS BLOB)", ident(c)))
         .collect();
     let sql = format!("SELECT {} FROM {}", cols.join(", "), ident(&table.name));
-    let mut out = BTreeMap::new();
+    let (mut out, mut seen) = (BTreeMap::new(), HashSet::new());
     let Ok(mut stmt) = conn.prepare(&sql) else {
-        return out;
+        return (out, listed.keys().copied().collect());
     };
     let Ok(mut rows) = stmt.query([]) else {
-        return out;
+        return (out, listed.keys().copied().collect());
     };
     let n = shape.columns.len();
     while let Ok(Some(r)) = rows.next() {
@@ -191,6 +213,7 @@ fn disagreeing(
         let Some(expected) = listed.get(&key) else {
             continue;
         };
+        seen.insert(key);
         if key_hash((0..n).map(value)) != *expected {
             let mut order = Vec::new();
             for &i in &shape.key_at {
@@ -204,7 +227,7 @@ fn disagreeing(
             out.insert(key, (order, values));
         }
     }
-    out
+    (out, seen)
 }
 
 /// What the index holds for each of the wanted primary keys (text as UTF-8; `None` for text
@@ -230,6 +253,34 @@ fn held_values(
         Ok(())
     });
     out
+}
+
+/// An entry whose primary key no row holds, named by that key.
+fn unanswered_entry(shape: &Shape, in_index: &[Option<SqlValue>]) -> AlteredRow {
+    let key = shape
+        .key_at
+        .iter()
+        .map(|&i| {
+            in_index
+                .get(i)
+                .and_then(Option::as_ref)
+                .map_or(serde_json::Value::Null, value_json)
+        })
+        .collect();
+    AlteredRow {
+        rowid: None,
+        key: Some(key),
+        index: shape.name.clone(),
+        columns: Vec::new(),
+        repaired: false,
+        header_inconsistent: false,
+        moved_to: None,
+        not_repaired: Some(
+            "no row holds this primary key, which the index lists: its row came back under an \
+             altered key"
+                .into(),
+        ),
+    }
 }
 
 /// The row named by its primary key, with the columns where it and the index differ.

@@ -120,7 +120,7 @@ pub(crate) fn altered_rows(
     if table.internal {
         Findings::default()
     } else if table.without_rowid {
-        keyed::altered_keyed_rows(conn, entries, table, sources.pf, sources.encoding)
+        keyed::altered_keyed_rows(conn, entries, table, sources)
     } else {
         altered_rowid_rows(conn, entries, tables, table, sources, records)
     }

@@ -29,6 +29,9 @@ pub(crate) struct Sources<'a> {
     pub encoding: TextEncoding,
     /// The table's pages whose rows were read despite signs of damage.
     pub suspect_pages: &'a [u32],
+    /// Every row the walk found is in the table: no hole, none refused. An index entry no
+    /// row answers is then a row whose key was altered, not one already counted lost.
+    pub every_row_in_place: bool,
 }
 
 /// Why an altered row was left as it was read.

@@ -469,3 +469,47 @@ fn a_divider_key_out_of_order_does_not_cast_out_its_leaf() {
     assert_eq!(report["lost_and_found_rows"], 0);
     assert_eq!(code, 0, "{}", report["outcome"]);
 }
+
+/// A WITHOUT ROWID row whose key was altered comes back under the altered key, which no index
+/// entry lists, while the entry for its real key has no row: that entry names the row.
+#[test]
+fn a_without_rowid_row_under_an_altered_key_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wr-key.sqlite3");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 1024;
+             CREATE TABLE kv(k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+             CREATE INDEX kv_n ON kv(n);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300)
+             INSERT INTO kv SELECT printf('key%06d', i * 10), 100000000 + i FROM c;",
+        )
+        .unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    let target = b"key001500";
+    let at = [pages_of(&db, "kv", "leaf"), pages_of(&db, "kv", "internal")]
+        .concat()
+        .into_iter()
+        .find_map(|p| {
+            let start = (p as usize - 1) * 1024;
+            let off = bytes[start..start + 1024]
+                .windows(target.len())
+                .position(|w| w == target)?;
+            Some(start + off + target.len() - 1)
+        })
+        .expect("the key is on a page of the table");
+    bytes[at] = b'5';
+    std::fs::write(&db, &bytes).unwrap();
+
+    let (code, report, _) = recover(&db);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let table = &report["engine"]["tables"][0];
+    assert!(table["altered_rows"].as_u64().unwrap() >= 1, "{table}");
+    let named = table["altered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["key"] == serde_json::json!(["key001500"]) && a["index"] == "kv_n");
+    assert!(named, "{table}");
+}

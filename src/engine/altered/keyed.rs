@@ -87,15 +87,9 @@ pub(super) fn altered_keyed_rows(
 /// The plain-column, not partial, secondary indexes of `table`, as SQLite lays out their
 /// entries (learned from the table's and index's definitions in a scratch database).
 fn shapes(entries: &[SchemaEntry], table: &Table) -> Vec<Shape> {
-    let Some(table_sql) = table.sql.as_deref() else {
+    let Some(scratch) = crate::engine::salvage::membership::scratch_with(table) else {
         return Vec::new();
     };
-    let Ok(scratch) = rusqlite::Connection::open_in_memory() else {
-        return Vec::new();
-    };
-    if scratch.execute_batch(table_sql).is_err() {
-        return Vec::new();
-    }
     let key: Vec<String> = names(
         &scratch,
         "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",

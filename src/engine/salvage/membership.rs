@@ -133,21 +133,23 @@ pub(crate) fn testify(
         .collect()
 }
 
+/// An in-memory database holding `table`'s definition, for SQLite to describe it and its
+/// indexes; `None` when it has none or SQLite refuses it.
+pub(crate) fn scratch_with(table: &Table) -> Option<rusqlite::Connection> {
+    let scratch = rusqlite::Connection::open_in_memory().ok()?;
+    scratch.execute_batch(table.sql.as_deref()?).ok()?;
+    Some(scratch)
+}
+
 /// The indexes of `table` an entry of which names one row: not partial, every key column a
 /// column of the table. Each with its root page and where its key columns are in a record.
 pub(crate) fn indexes_of(
     entries: &[SchemaEntry],
     table: &Table,
 ) -> Vec<(String, u32, Vec<KeySource>)> {
-    let Some(table_sql) = table.sql.as_deref() else {
+    let Some(scratch) = scratch_with(table) else {
         return Vec::new();
     };
-    let Ok(scratch) = rusqlite::Connection::open_in_memory() else {
-        return Vec::new();
-    };
-    if scratch.execute_batch(table_sql).is_err() {
-        return Vec::new();
-    }
     entries
         .iter()
         .filter(|e| e.kind == SchemaKind::Index && e.tbl_name == table.name && e.rootpage > 0)

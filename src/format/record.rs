@@ -216,9 +216,44 @@ pub fn serial_types(payload: &[u8], out: &mut Vec<u64>) -> Result<(), RecordErro
     Ok(())
 }
 
+/// Where the field holding byte `offset` of the record's body begins and ends, read from the
+/// header at the start of `payload` (which may hold only a prefix of the record); `None` when
+/// the header is not whole there or `offset` is in the header or past the record.
+pub fn field_span(payload: &[u8], offset: usize) -> Option<std::ops::Range<usize>> {
+    let mut types = Vec::new();
+    serial_types(payload, &mut types).ok()?;
+    let (header_len, _) = varint::read(payload)?;
+    let mut start = usize::try_from(header_len).ok()?;
+    if offset < start {
+        return None;
+    }
+    for serial in types {
+        let end = start.checked_add(usize::try_from(serial_type_len(serial)?).ok()?)?;
+        if offset < end {
+            return Some(start..end);
+        }
+        start = end;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_field_holding_a_byte_is_found_with_its_span() {
+        // header: len 4, types text(3), blob(2), int8; body "abc", [0, 0], 7
+        let p = [4u8, 19, 16, 1, b'a', b'b', b'c', 0, 0, 7];
+        assert_eq!(field_span(&p, 2), None, "in the header");
+        assert_eq!(field_span(&p, 4), Some(4..7));
+        assert_eq!(field_span(&p, 6), Some(4..7));
+        assert_eq!(field_span(&p, 8), Some(7..9));
+        assert_eq!(field_span(&p, 9), Some(9..10));
+        assert_eq!(field_span(&p, 10), None, "past the record");
+        // Only a prefix of the body present: the header still says where fields lie.
+        assert_eq!(field_span(&p[..8], 7), Some(7..9));
+    }
 
     #[test]
     fn decodes_every_storage_class() {

@@ -405,9 +405,9 @@ impl<'a> Walker<'a> {
         for n in 0..needed {
             let readable = map.is_unseen(next) && self.pf.read(next, &mut ovf).is_some();
             // A whole page of zeros is a zeroed page, not payload, unless it ends a value
-            // whose zeros began before it: the last page of a zeroblob() (written in place
-            // later, or not yet) is all zeros too, and SQLite reads it as data. A value whose
-            // bytes just before that page are data lost its last page.
+            // whose zeros began before it (see ends_in_zeros): the last page of a zeroblob()
+            // (written in place later, or not yet) is all zeros too, and SQLite reads it as
+            // data. A value whose bytes just before that page are data lost its last page.
             let zero_tail = n + 1 == needed && ends_in_zeros(&self.payload);
             if !readable || (!zero_tail && ovf.iter().all(|b| *b == 0)) {
                 broken = Some(next);
@@ -430,10 +430,17 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// Whether the last bytes read of a value (up to 8) are zeros.
+/// Whether a page of zeros after the bytes read so far can be the rest of the record as
+/// written: 8 zeros end what was read, or the field that goes on into the page has only
+/// zeros before it (a zeroblob()), or no field does (the page starts a field, and SQLite
+/// reads whatever it holds with nothing to say otherwise).
 fn ends_in_zeros(payload: &[u8]) -> bool {
-    let tail = &payload[payload.len().saturating_sub(8)..];
-    !tail.is_empty() && tail.iter().all(|b| *b == 0)
+    let zeros = payload.iter().rev().take_while(|b| **b == 0).count();
+    let field = payload
+        .len()
+        .checked_sub(1)
+        .and_then(|last| record::field_span(payload, last));
+    zeros >= 8 || field.is_some_and(|f| f.end == payload.len() || payload.len() - f.start <= zeros)
 }
 
 /// Offset just past a cell's local payload (and its overflow pointer) within the page.

@@ -463,11 +463,14 @@ fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
     let mut lo = frame.lo;
     for (i, &(child, key)) in cells.iter().enumerate() {
         // A divider out of order with its neighbours was altered: the bound is the next one
-        // that is not, so the rows a child really holds stay inside its frame.
+        // that is not, so the rows a child really holds stay inside its frame. Dividers in
+        // order among themselves bound their children even past the bound the parent gave
+        // (the parent's divider may be the altered one); `belongs` has already weighed this
+        // page's keys against that bound.
         let hi = match key {
             Some(_) => (i..cells.len())
                 .find_map(|j| trusted[j])
-                .map_or(frame.hi, |k| Some(frame.hi.map_or(k, |h| k.min(h)))),
+                .map_or(frame.hi, Some),
             None => frame.hi,
         };
         children.push(Frame {
@@ -482,11 +485,14 @@ fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
         }
     }
     if let Some(right) = page.right_child {
+        // The page's own dividers reach past the parent's bound: that bound was altered,
+        // and the rightmost child is bounded only by the rows after it.
+        let past = matches!((lo, frame.hi), (Some(l), Some(h)) if l >= h);
         children.push(Frame {
             pgno: right,
             parent: Some(frame_pgno(frame)),
             lo,
-            hi: frame.hi,
+            hi: if past { None } else { frame.hi },
             depth: frame.depth + 1,
         });
     }
@@ -494,9 +500,10 @@ fn push_children(page: &BtreePage<'_>, frame: &Frame, stack: &mut Vec<Frame>) {
     stack.extend(children.into_iter().rev());
 }
 
-/// Each divider key of an interior table page that can bound its children: inside the
-/// page's own frame and in order with the dividers beside it (SQLite keeps them strictly
-/// increasing). `None` for an index page's entries and for a divider that breaks that order.
+/// Each divider key of an interior table page that can bound its children: above the
+/// page's own lower bound and in order with the dividers beside it (SQLite keeps them
+/// strictly increasing). `None` for an index page's entries and for a divider that breaks
+/// that order.
 fn trusted_dividers(cells: &[(u32, Option<i64>)], frame: &Frame) -> Vec<Option<i64>> {
     (0..cells.len())
         .map(|i| {
@@ -504,7 +511,7 @@ fn trusted_dividers(cells: &[(u32, Option<i64>)], frame: &Frame) -> Vec<Option<i
             let before = i.checked_sub(1).and_then(|j| cells[j].1);
             let after = cells.get(i + 1).and_then(|c| c.1);
             let in_order = before.is_none_or(|b| b < key) && after.is_none_or(|a| key < a);
-            (in_order && frame_contains(frame, key)).then_some(key)
+            (in_order && frame.lo.is_none_or(|lo| key > lo)).then_some(key)
         })
         .collect()
 }

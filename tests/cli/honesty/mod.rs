@@ -476,6 +476,57 @@ fn a_divider_key_out_of_order_does_not_cast_out_its_leaf() {
     assert_eq!(code, 0, "{}", report["outcome"]);
 }
 
+/// A divider of the root lowered, still in order with its neighbours, above a page of
+/// dividers of its own: that page's dividers, in order among themselves, bound its leaves,
+/// and the rows past the root's altered bound stay in the table.
+#[test]
+fn a_lowered_root_divider_does_not_cast_out_the_leaves_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("root-divider.sqlite3");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA page_size = 512; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
+         INSERT INTO t SELECT i, printf('row%06d-%.40c', i, 'x') FROM c;",
+    )
+    .unwrap();
+    let root: i64 = conn
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 't'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let root = usize::try_from(root).unwrap();
+    let sql = "SELECT id, v FROM t ORDER BY id";
+    let original = query_rows(&conn, sql);
+    drop(conn);
+    let mut bytes = std::fs::read(&db).unwrap();
+    let page = (root - 1) * 512;
+    assert_eq!(bytes[page], 0x05, "the root is an interior page");
+    let cell = page + usize::from(u16::from_be_bytes([bytes[page + 12], bytes[page + 13]]));
+    let child = u32::from_be_bytes(bytes[cell..cell + 4].try_into().unwrap()) as usize;
+    assert_eq!(bytes[(child - 1) * 512], 0x05, "three levels");
+    // The first divider's varint: its last byte's highest set bit cleared lowers it.
+    let mut at = cell + 4;
+    while bytes[at] & 0x80 != 0 {
+        at += 1;
+    }
+    let bit = (0..7).rev().find(|b| bytes[at] >> b & 1 == 1).unwrap();
+    bytes[at] ^= 1 << bit;
+    std::fs::write(&db, &bytes).unwrap();
+
+    let (code, report, out_db) = recover(&db);
+    let got = query_rows(&Connection::open(&out_db).unwrap(), sql);
+    assert!(
+        got == original,
+        "{} rows of {} back",
+        got.len(),
+        original.len()
+    );
+    assert_eq!(code, 0, "{}", report["outcome"]);
+}
+
 /// A WITHOUT ROWID row whose key was altered comes back under the altered key, which no index
 /// entry lists, while the entry for its real key has no row: that entry names the row.
 #[test]

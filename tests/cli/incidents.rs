@@ -113,8 +113,8 @@ fn lost_diff_and_report_read_an_incident_as_the_database_answers() {
     );
     assert_eq!((on_db.code, on_incident.code), (Some(1), Some(1)));
     let (on_db, on_incident) = (on_db.json(), on_incident.json());
-    assert_eq!(on_db["schema_version"], 1, "{on_db}");
-    assert_eq!(on_incident["schema_version"], 1, "{on_incident}");
+    assert_eq!(on_db["schema_version"], 2, "{on_db}");
+    assert_eq!(on_incident["schema_version"], 2, "{on_incident}");
     assert_eq!(on_db["tables"], on_incident["tables"]);
     let users = on_incident["tables"]
         .as_array()
@@ -237,12 +237,12 @@ fn an_altered_incident_is_refused() {
 
     // A report in a newer layout: its own exit code, one line that says so.
     let mut report: Value = serde_json::from_str(&written).unwrap();
-    report["schema_version"] = Value::from(2);
+    report["schema_version"] = Value::from(3);
     std::fs::write(&report_path, report.to_string()).unwrap();
     let (code, err) = refusal(work.path(), &incident);
     assert_eq!(code, Some(6), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("schema_version 2 is newer than"), "{err}");
+    assert!(err.contains("schema_version 3 is newer than"), "{err}");
 
     // Not a report at all, or none: unusable input.
     std::fs::write(&report_path, "{\"schema_version\": 1, \"tables\": 3}").unwrap();

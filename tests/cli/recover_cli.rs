@@ -177,7 +177,7 @@ fn report_json_has_every_documented_field() {
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(incident.join("report.json")).unwrap()).unwrap();
     assert_eq!(printed["tables"], written["tables"]);
-    assert_eq!(written["schema_version"], 1);
+    assert_eq!(written["schema_version"], 2);
     for field in documented_fields("## Top level") {
         assert!(
             written.get(&field).is_some(),

@@ -17,7 +17,7 @@ mod render;
 pub(crate) use render::fill_text;
 
 /// Version of the report.json layout (docs/report-format.md).
-pub(crate) const REPORT_SCHEMA_VERSION: u32 = 1;
+pub(crate) const REPORT_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub struct RecoverCommand {

@@ -5,10 +5,7 @@ use super::*;
 /// A database whose last `commits` transactions are only in its `-wal` (each adding `rows`
 /// rows), its files copied while the writer holds them.
 fn wal_only_commits(dir: &Path, commits: u32, rows: u32) -> std::path::PathBuf {
-    let live = dir.join("live.db");
-    let conn = Connection::open(&live).unwrap();
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .unwrap();
+    let (live, conn) = live_wal(dir);
     conn.execute_batch(
         "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
     )
@@ -26,6 +23,15 @@ fn wal_only_commits(dir: &Path, commits: u32, rows: u32) -> std::path::PathBuf {
     let db = copied_live(&live, dir);
     drop(conn);
     db
+}
+
+/// A database in WAL mode at `dir/live.db`, and the writer's connection to it.
+fn live_wal(dir: &Path) -> (std::path::PathBuf, Connection) {
+    let live = dir.join("live.db");
+    let conn = Connection::open(&live).unwrap();
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    (live, conn)
 }
 
 /// The files of the database at `live`, copied while its writer holds them to `dir/app.db`.
@@ -124,10 +130,7 @@ fn the_transaction_a_wal_break_falls_in_names_its_tables() {
 #[test]
 fn wal_pages_past_a_cut_main_file_are_read() {
     let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("live.db");
-    let conn = Connection::open(&live).unwrap();
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .unwrap();
+    let (live, conn) = live_wal(dir.path());
     conn.execute_batch(
         "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
          WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 4000)
@@ -163,10 +166,7 @@ fn wal_pages_past_a_cut_main_file_are_read() {
 #[test]
 fn a_freelist_only_the_wal_knows_is_free_space() {
     let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("live.db");
-    let conn = Connection::open(&live).unwrap();
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .unwrap();
+    let (live, conn) = live_wal(dir.path());
     conn.execute_batch(
         "PRAGMA secure_delete = OFF; PRAGMA wal_autocheckpoint = 0;
          CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);

@@ -203,31 +203,31 @@ fn int_real(i: i64, r: f64) -> Ordering {
     })
 }
 
-/// A keyed 128-bit hash of encoded entries (SipHash-1-3 with a 128-bit output, its key drawn
-/// at random for each verification), summed with wrapping: the digest of a multiset,
-/// independent of order.
+/// A keyed 128-bit hash of encoded entries (XXH3-128 under a secret drawn at random for each
+/// verification), summed with wrapping: the digest of a multiset, independent of order.
 #[derive(Clone)]
 pub(crate) struct Keys {
-    k0: u64,
-    k1: u64,
+    secret: [u8; SECRET_LEN],
 }
+
+/// XXH3's default secret length: every input length reads distinct secret bytes.
+const SECRET_LEN: usize = 192;
 
 impl Keys {
     pub(crate) fn new() -> Keys {
-        // Keys no file can know in advance: the process's own random hashing keys.
+        // A secret no file can know in advance: drawn from the process's own random hashing
+        // keys, one 64-bit word at a time.
         let random = std::collections::hash_map::RandomState::new();
-        Keys {
-            k0: random.hash_one(0u8),
-            k1: random.hash_one(1u8),
+        let mut secret = [0u8; SECRET_LEN];
+        for (i, word) in secret.chunks_exact_mut(8).enumerate() {
+            word.copy_from_slice(&random.hash_one(i).to_le_bytes());
         }
+        Keys { secret }
     }
 
-    /// One keyed 128-bit SipHash-1-3 of the entry (one pass, where two 64-bit ones took two).
+    /// One keyed 128-bit hash of the entry.
     pub(crate) fn hash(&self, entry: &[u8]) -> u128 {
-        use siphasher::sip128::Hasher128;
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.k0, self.k1);
-        std::hash::Hasher::write(&mut h, entry);
-        h.finish128().as_u128()
+        xxhash_rust::xxh3::xxh3_128_with_secret(entry, &self.secret)
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Evidence {
     /// and where its damage is.
     pub wal_commits_ignored: u64,
     pub wal_damage: Option<String>,
+    /// Committed frames the `-shm` records that neither the `-wal` nor the main file holds.
+    pub wal_index_frames_lost: u64,
     /// Whether the tool found any damage at all.
     pub damaged: bool,
 }
@@ -177,8 +179,25 @@ fn truncation(e: &Evidence) -> Option<Cause> {
 }
 
 fn separated_sidecar(e: &Evidence) -> Option<Cause> {
-    if !e.wal_mode || e.wal_present || e.pages_past_end.is_empty() {
+    let shm_says = e.wal_index_frames_lost > 0;
+    if !e.wal_mode || e.wal_present || (e.pages_past_end.is_empty() && !shm_says) {
         return None;
+    }
+    let mut evidence =
+        vec!["the header says WAL mode and no -wal is beside the database".to_string()];
+    if !e.pages_past_end.is_empty() {
+        evidence.push(format!(
+            "b-trees point at pages past the end of the main file ({}): their newest \
+             versions were in the -wal",
+            pages(&e.pages_past_end)
+        ));
+    }
+    if shm_says {
+        evidence.push(format!(
+            "the -shm records {} committed frame(s) no checkpoint copied into the main file: \
+             the -wal held them",
+            e.wal_index_frames_lost
+        ));
     }
     Some(Cause {
         id: CauseId::SeparatedSidecar,
@@ -186,14 +205,7 @@ fn separated_sidecar(e: &Evidence) -> Option<Cause> {
         summary: "consistent with a database separated from its -wal: the -wal was deleted, or \
                   the database copied without it, while it held the newest pages"
             .to_string(),
-        evidence: vec![
-            "the header says WAL mode and no -wal is beside the database".to_string(),
-            format!(
-                "b-trees point at pages past the end of the main file ({}): their newest \
-                 versions were in the -wal",
-                pages(&e.pages_past_end)
-            ),
-        ],
+        evidence,
         prevention: "move, copy and back up the database together with its -wal and -shm, or \
                      with sqlite3's .backup; never delete a -wal by hand"
             .to_string(),
@@ -201,14 +213,26 @@ fn separated_sidecar(e: &Evidence) -> Option<Cause> {
 }
 
 fn damaged_wal(e: &Evidence) -> Option<Cause> {
-    if e.wal_commits_ignored == 0 {
+    let cut = e.wal_present && e.wal_index_frames_lost > 0;
+    if e.wal_commits_ignored == 0 && !cut {
         return None;
     }
-    let mut evidence = vec![format!(
-        "the -wal holds {} committed transaction(s) past its damage, which SQLite no longer applies",
-        e.wal_commits_ignored
-    )];
-    evidence.extend(e.wal_damage.clone());
+    let mut evidence = Vec::new();
+    if e.wal_commits_ignored > 0 {
+        evidence.push(format!(
+            "the -wal holds {} committed transaction(s) past its damage, which SQLite no \
+             longer applies",
+            e.wal_commits_ignored
+        ));
+        evidence.extend(e.wal_damage.clone());
+    }
+    if cut {
+        evidence.push(format!(
+            "the -shm records {} committed frame(s) past the last one the -wal holds: the -wal \
+             was cut short or replaced after SQLite wrote it",
+            e.wal_index_frames_lost
+        ));
+    }
     Some(Cause {
         id: CauseId::DamagedWal,
         likelihood: Likelihood::Likely,
@@ -352,8 +376,10 @@ pub(crate) fn evidence_of(report: &crate::engine::Report) -> Evidence {
         journal_present: report.journal.is_some(),
         wal_commits_ignored: report.wal.as_ref().map_or(0, |w| w.commits_ignored),
         wal_damage: report.wal.as_ref().and_then(wal_damage),
+        wal_index_frames_lost: report.wal_index_loss.as_ref().map_or(0, |l| l.frames_lost),
         damaged: lost
             || report.wal.as_ref().is_some_and(|w| w.commits_ignored > 0)
+            || report.wal_index_loss.is_some()
             || report.lost_and_found_rows > 0
             || report.unexplained_pages > 0
             || report.schema_damaged

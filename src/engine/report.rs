@@ -171,6 +171,10 @@ pub struct Report {
     /// A hot rollback journal beside the snapshot, whose original pages were read in place
     /// of the ones its unfinished transaction changed.
     pub journal: Option<crate::source::pagefile::JournalInfo>,
+    /// Committed transactions the `-shm` records that neither the `-wal` nor the main file
+    /// holds: rows, or changes to them, that are in no file.
+    #[serde(default)]
+    pub wal_index_loss: Option<crate::source::pagefile::WalIndexLoss>,
     pub schema_entries: usize,
     /// The names of the tables the engine added beside the user's (lost_and_found, ...),
     /// chosen free of the source's own names.

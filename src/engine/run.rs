@@ -119,8 +119,12 @@ impl Engine<'_> {
         bar.finish_and_clear();
         clock.lap("rows");
         let unexplained = settle_holes(&mut engine.map, &mut rows.reports, catalog.tables.len());
-        if let Some(wal) = pf.wal() {
-            mark_wal_losses(&engine.map, &wal.pages_ignored, &mut rows.reports);
+        let wal_pages = pf.wal().map(|w| &w.pages_ignored);
+        for pages in wal_pages
+            .into_iter()
+            .chain(pf.wal_index_loss().map(|l| &l.pages_lost))
+        {
+            mark_wal_losses(&engine.map, pages, &mut rows.reports);
         }
         let spinner = options
             .progress
@@ -153,6 +157,7 @@ impl Engine<'_> {
             geometry: pf.geometry().clone(),
             wal: pf.wal().cloned(),
             journal: pf.journal().cloned(),
+            wal_index_loss: pf.wal_index_loss().cloned(),
             schema_entries: catalog.entries.len(),
             side_tables: rows.side_tables,
             app_collations,

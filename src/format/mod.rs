@@ -12,6 +12,7 @@ pub mod overflow;
 pub mod page;
 pub mod ptrmap;
 pub mod record;
+pub mod shm;
 pub mod varint;
 pub mod wal;
 

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod sidecars;
+mod wal_index;
+
+pub use wal_index::WalIndexLoss;
 
 /// Page size, reserved bytes, encoding and size of the database, and which of these facts
 /// came from the header and which were inferred.
@@ -85,6 +88,9 @@ pub struct WalInfo {
     pub pages_ignored: Vec<u32>,
     /// Distinct pages whose newest committed image is in the WAL.
     pub pages: usize,
+    /// The salts of the header, when it is usable (the `-shm` must carry the same).
+    #[serde(skip)]
+    pub salts: Option<(u32, u32)>,
     /// Database size in pages after the last commit, if there was one (bounded by the pages
     /// the files hold: see `bounded_size`).
     pub db_size: Option<u32>,
@@ -141,6 +147,7 @@ pub struct PageFile {
     /// pgno -> byte offset of the page's original image in the hot journal.
     journal_pages: Arc<HashMap<u32, u64>>,
     journal: Option<JournalInfo>,
+    wal_index_loss: Option<WalIndexLoss>,
 }
 
 impl PageFile {
@@ -194,6 +201,7 @@ impl PageFile {
             journal_file: None,
             journal_pages: Arc::default(),
             journal: None,
+            wal_index_loss: None,
         };
         if wal_header.is_none() {
             // In WAL mode a journal is not SQLite's to roll back, so only without a WAL.
@@ -217,6 +225,7 @@ impl PageFile {
             (w.commits_ignored, w.pages_ignored) =
                 sidecars::commits_behind_damaged_header(&wal_path, pf.geometry.page_size);
         }
+        pf.check_wal_index(&sidecar(path, "-shm"));
         Ok(pf)
     }
 
@@ -235,6 +244,7 @@ impl PageFile {
             journal_file: self.journal_file.clone(),
             journal_pages: Arc::clone(&self.journal_pages),
             journal: self.journal.clone(),
+            wal_index_loss: self.wal_index_loss.clone(),
         }
     }
 
@@ -254,6 +264,12 @@ impl PageFile {
 
     pub fn wal(&self) -> Option<&WalInfo> {
         self.wal.as_ref()
+    }
+
+    /// Committed transactions the `-shm` records that neither the `-wal` nor the main file
+    /// holds.
+    pub fn wal_index_loss(&self) -> Option<&WalIndexLoss> {
+        self.wal_index_loss.as_ref()
     }
 
     pub(crate) fn journal(&self) -> Option<&JournalInfo> {

@@ -252,6 +252,11 @@ fn wal_finding(w: &WalFacts) -> Option<Finding> {
     })
 }
 
+/// Transactions the `-shm` records that no file holds: damage whatever SQLite reads.
+pub(super) fn wal_index_finding(loss: &crate::source::pagefile::WalIndexLoss) -> Finding {
+    finding(FindingKind::WalLostCommits, loss.describe(), true)
+}
+
 /// What integrity_check's messages are about, added up.
 #[derive(Default)]
 struct Tally {

@@ -74,6 +74,8 @@ pub enum FindingKind {
     FreelistDamage,
     WalTornTail,
     WalUnusable,
+    /// Committed transactions the `-shm` records that no file holds.
+    WalLostCommits,
     BtreeStructure,
     IndexOnly,
     /// Index pages the engine's own walk of every index could not read (zeroed, garbage).
@@ -264,7 +266,8 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
     let header_facts = header_facts(pf.geometry(), magic_ok, file_size);
     let wal_facts = pf.wal().map(wal_facts);
     let journal = pf.journal().cloned();
-    let missing_wal = crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal());
+    let missing_wal = crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal())
+        .filter(|_| pf.wal_index_loss().is_none());
     // SQLite writes only to replay a -wal or roll a -journal back: without them it reads the
     // snapshot itself, read-only, and no gigabyte is copied a second time.
     let work = if crate::util::paths::has_wal_or_journal(&snap_db) {
@@ -290,6 +293,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         conn,
     );
     findings.extend(index_pages::finding(&pf));
+    findings.extend(pf.wal_index_loss().map(classify::wal_index_finding));
     let sidecars = (pf.wal().is_some(), pf.journal().is_some());
     let causes = crate::engine::causes::likely_causes(&evidence::gather(
         &pf, sidecars, &integrity, &findings,

@@ -236,10 +236,12 @@ impl IncidentReport {
     /// The WAL and the journal, and what the application must do again.
     fn file_notes(&self) -> String {
         let mut out = String::new();
-        if let Some(note) = crate::source::pagefile::missing_wal_note(
+        let note = crate::source::pagefile::missing_wal_note(
             &self.engine.geometry,
             self.engine.wal.as_ref(),
-        ) {
+        );
+        // The -shm's own record of lost commits says more than the note would.
+        if let Some(note) = note.filter(|_| self.engine.wal_index_loss.is_none()) {
             out.push_str(&format!("note: {note}\n"));
         }
         if let Some(w) = self.engine.wal.as_ref() {
@@ -251,6 +253,9 @@ impl IncidentReport {
                     w.commits_ignored
                 ));
             }
+        }
+        if let Some(loss) = &self.engine.wal_index_loss {
+            out.push_str(&format!("{}\n", loss.describe()));
         }
         match &self.engine.journal {
             Some(j) if j.unusable.is_none() => out.push_str(&format!(

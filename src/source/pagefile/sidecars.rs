@@ -131,6 +131,7 @@ impl PageFile {
         let mut info = WalInfo {
             path: wal_path.to_path_buf(),
             bytes,
+            salts: Some((header.salt1, header.salt2)),
             ..WalInfo::default()
         };
         if header.page_size != self.geometry.page_size {

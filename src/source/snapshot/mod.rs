@@ -29,9 +29,12 @@ use std::time::SystemTime;
 /// How many times the whole set of files is copied before giving up on a changing source.
 pub(crate) const ATTEMPTS: u32 = 3;
 
-/// The sidecars SQLite may keep beside a database, with the role each one plays.
+/// The sidecars SQLite may keep beside a database, with the role each one plays, in the order
+/// they are copied: the `-shm` before the `-wal`, because SQLite records a commit in the
+/// `-shm` only after its frames are in the `-wal`, so a copy taken while the application
+/// writes (`--allow-changing`) never holds a `-shm` ahead of its `-wal`.
 pub(crate) const SIDECARS: [(&str, &str); 3] =
-    [("-wal", "wal"), ("-shm", "shm"), ("-journal", "journal")];
+    [("-shm", "shm"), ("-wal", "wal"), ("-journal", "journal")];
 
 /// The name of the manifest inside a snapshot folder.
 pub(crate) const MANIFEST_NAME: &str = "manifest.json";

@@ -201,3 +201,81 @@ fn a_freelist_only_the_wal_knows_is_free_space() {
         .unwrap();
     assert_eq!(tables, 0);
 }
+
+/// The commit frames of the `-wal` at `wal` (pages of 4096 bytes), counted from 0.
+fn commit_frames(wal: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(wal).unwrap();
+    let frame = 24 + 4096;
+    (0..(bytes.len() - 32) / frame)
+        .filter(|k| {
+            let at = 32 + k * frame + 4;
+            u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) != 0
+        })
+        .collect()
+}
+
+/// The `-shm` records how far the `-wal`'s commits reached. A `-wal` cut at a frame boundary
+/// (no checksum breaks) or gone loses commits SQLite would never show: the run names the
+/// table, says so, and is not complete, and `check` calls it damage. The same files whole
+/// come back exact.
+#[test]
+fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = |p: &Path| -> i64 {
+        Connection::open(p)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    };
+    let whole = wal_only_commits(&new_dir(dir.path(), "whole"), 5, 100);
+    let (code, report, _) = recover(&whole);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    assert!(report["engine"]["wal_index_loss"].is_null());
+
+    let cut = wal_only_commits(&new_dir(dir.path(), "cut"), 5, 100);
+    let wal = crate::common::source_files(&cut)[1].clone();
+    let commits = commit_frames(&wal);
+    assert_eq!(commits.len(), 5);
+    let keep = commits[3] + 1;
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    file.set_len(32 + (keep * (24 + 4096)) as u64).unwrap();
+    drop(file);
+    let (code, report, out_db) = recover(&cut);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let loss = &report["engine"]["wal_index_loss"];
+    assert_eq!(
+        loss["frames_lost"],
+        (commits[4] + 1 - keep) as u64,
+        "{loss}"
+    );
+    assert_eq!(loss["frames_applied"], keep as u64);
+    assert_eq!(loss["wal_beside"], true);
+    assert_eq!(report["engine"]["tables"][0]["rows_lost_in_wal"], true);
+    assert_eq!(count(&out_db), 400);
+    let out = cmd().args(["check", "--json"]).arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        check["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "wal-lost-commits"),
+        "{}",
+        check["findings"]
+    );
+
+    let gone = wal_only_commits(&new_dir(dir.path(), "gone"), 5, 100);
+    let frames = commit_frames(&crate::common::source_files(&gone)[1])[4] + 1;
+    std::fs::remove_file(&crate::common::source_files(&gone)[1]).unwrap();
+    let (code, report, _) = recover(&gone);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let loss = &report["engine"]["wal_index_loss"];
+    assert_eq!(loss["frames_lost"], frames as u64, "{loss}");
+    assert_eq!(loss["wal_beside"], false);
+    assert!(report["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == "separated-sidecar"));
+}

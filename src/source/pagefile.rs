@@ -91,6 +91,11 @@ pub struct WalInfo {
     /// The salts of the header, when it is usable (the `-shm` must carry the same).
     #[serde(skip)]
     pub salts: Option<(u32, u32)>,
+    /// The `-shm` records that a checkpoint copied more frames into the main file than the
+    /// `-wal` holds now (it was cut short since): its frames are older than the main file's
+    /// pages, and are not read.
+    #[serde(default)]
+    pub older_than_main_file: bool,
     /// Database size in pages after the last commit, if there was one (bounded by the pages
     /// the files hold: see `bounded_size`).
     pub db_size: Option<u32>,

@@ -244,8 +244,25 @@ pub fn diff(source: &Path, recovered: &Path) -> Result<DiffReport> {
     compare(&copy, source, recovered, None)
 }
 
+/// What the engine knows of a snapshot it has just recovered.
+pub(crate) struct Known {
+    walk: BTreeMap<String, WalkEvidence>,
+    /// The snapshot's `-shm` records a checkpoint past every frame its `-wal` holds: the
+    /// main file is read alone.
+    wal_older: bool,
+}
+
+impl Known {
+    pub(crate) fn of(report: &crate::engine::Report) -> Known {
+        Known {
+            walk: walk_evidence(report),
+            wal_older: report.wal.as_ref().is_some_and(|w| w.older_than_main_file),
+        }
+    }
+}
+
 /// Compares a snapshot (already a private copy the caller owns, sidecars beside it) with a
-/// recovered database. `display_source` is the path to show. `walk` holds what the engine's
+/// recovered database. `display_source` is the path to show. `known` holds what the engine's
 /// walk knows of each table when the caller has just recovered the snapshot; it counts the
 /// tables SQLite cannot, and its lost ranges count in every table (without it, the engine
 /// walks the snapshot when SQLite cannot count a table).
@@ -253,12 +270,20 @@ pub(crate) fn compare(
     snapshot: &Path,
     display_source: &Path,
     recovered: &Path,
-    walk: Option<BTreeMap<String, WalkEvidence>>,
+    known: Option<Known>,
 ) -> Result<DiffReport> {
+    let wal_older = known.as_ref().map_or_else(
+        || {
+            crate::source::pagefile::PageFile::open(display_source)
+                .is_ok_and(|pf| pf.wal().is_some_and(|w| w.older_than_main_file))
+        },
+        |k| k.wal_older,
+    );
+    let walk = known.map(|k| k.walk);
     let work = crate::util::paths::temp_dir_near(snapshot, ".sqlite-rescue-diff-")?;
     // SQLite builds a -shm to read a -wal and rolls a hot -journal back: gather the files
     // elsewhere for it then (links, for a -wal). Otherwise it reads the snapshot as immutable.
-    let source_counts = if has_wal_or_journal(snapshot) {
+    let source_counts = if has_wal_or_journal(snapshot) && !wal_older {
         count_with_sqlite(&reading_copy(snapshot, work.path())?, false)
     } else {
         count_with_sqlite(snapshot, true)

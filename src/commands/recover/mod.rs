@@ -278,7 +278,7 @@ fn run_in(
     let spinner = cmd
         .progress
         .spinner("counting rows, source against recovered");
-    let diff = diff::compare(&snap_db, source, &out, Some(diff::walk_evidence(&engine)));
+    let diff = diff::compare(&snap_db, source, &out, Some(diff::Known::of(&engine)));
     spinner.finish_and_clear();
     if crate::util::interrupt::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
         // Stopped before the report: the recovered file goes too, so nothing in the incident

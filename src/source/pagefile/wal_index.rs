@@ -60,51 +60,89 @@ impl WalIndexLoss {
 const MAX_INDEX_BYTES: u64 = 1 << 26;
 
 impl PageFile {
-    /// Compares the `-shm` at `path` with the `-wal` loaded (if any). Said only when it can
-    /// be trusted to speak of this `-wal`: a database in WAL mode, a header whose two copies
-    /// agree and whose checksum is right, of the database's page size, and either no `-wal`
-    /// at all or a usable one whose salts are the header's (a `-wal` restarted since, or one
-    /// of another database, says nothing here).
+    /// Compares the `-shm` at `path` with the `-wal` loaded (if any). It speaks only when it
+    /// can be trusted to speak of this `-wal`: a database in WAL mode, a header whose two
+    /// copies agree and whose checksum is right, of the database's page size, and either no
+    /// `-wal` at all or a usable one whose salts are the header's (a `-wal` restarted since,
+    /// or one of another database, says nothing here).
     pub(super) fn check_wal_index(&mut self, path: &Path) {
-        let Some(loss) = wal_index_loss(path, self.geometry.page_size, self.wal.as_ref()) else {
+        if !self.geometry.wal_mode() && self.wal.is_none() {
+            return;
+        }
+        let Some(index) = Index::read(path, self.geometry.page_size, self.wal.as_ref()) else {
             return;
         };
-        let wal_mode_or_wal = self.geometry.wal_mode() || self.wal.is_some();
-        if wal_mode_or_wal && loss.frames_lost > 0 {
-            self.wal_index_loss = Some(loss);
+        if index.applied > 0 && u64::from(index.header.checkpointed) > index.applied {
+            self.skip_checkpointed_wal();
+        }
+        self.wal_index_loss = index.loss(path, self.wal.is_some());
+    }
+
+    /// Every frame the `-wal` holds was copied into the main file by a checkpoint that went
+    /// further (the `-wal` was cut short since): the main file's pages are newer than any
+    /// of its frames, so they are read alone, as SQLite reads them while its `-shm` says so.
+    fn skip_checkpointed_wal(&mut self) {
+        self.wal_pages = std::sync::Arc::default();
+        self.geometry.page_count = self.geometry.file_pages;
+        if let Some(w) = self.wal.as_mut() {
+            w.older_than_main_file = true;
+            w.pages = 0;
+            w.db_size = None;
         }
     }
 }
 
-fn wal_index_loss(path: &Path, page_size: u32, wal: Option<&WalInfo>) -> Option<WalIndexLoss> {
-    let file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    let mut head = [0u8; HEADER_SIZE];
-    file.read_exact_at(&mut head, 0).ok()?;
-    let header = WalIndexHeader::parse(&head)?;
-    if header.page_size != page_size {
-        return None;
+/// A trusted `-shm`: its file, its header, and the committed frames the `-wal` applies.
+struct Index {
+    file: File,
+    len: u64,
+    header: WalIndexHeader,
+    applied: u64,
+}
+
+impl Index {
+    fn read(path: &Path, page_size: u32, wal: Option<&WalInfo>) -> Option<Index> {
+        let file = File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        let mut head = [0u8; HEADER_SIZE];
+        file.read_exact_at(&mut head, 0).ok()?;
+        let header = WalIndexHeader::parse(&head)?;
+        if header.page_size != page_size {
+            return None;
+        }
+        let applied = match wal {
+            None => 0,
+            Some(w) if w.unusable.is_none() && w.salts == Some(header.salts) => w.committed_frames,
+            Some(_) => return None,
+        };
+        Some(Index {
+            file,
+            len,
+            header,
+            applied,
+        })
     }
-    let applied = match wal {
-        None => 0,
-        Some(w) if w.unusable.is_none() && w.salts == Some(header.salts) => w.committed_frames,
-        Some(_) => return None,
-    };
-    let covered = applied.max(u64::from(header.checkpointed));
-    let recorded = u64::from(header.last_frame);
-    if recorded <= covered {
-        return None;
+
+    /// The committed frames recorded past both what the `-wal` applies and what was
+    /// checkpointed, if any.
+    fn loss(&self, path: &Path, wal_beside: bool) -> Option<WalIndexLoss> {
+        let header = &self.header;
+        let covered = self.applied.max(u64::from(header.checkpointed));
+        let recorded = u64::from(header.last_frame);
+        if recorded <= covered {
+            return None;
+        }
+        Some(WalIndexLoss {
+            path: path.to_path_buf(),
+            frames_recorded: header.last_frame,
+            frames_checkpointed: header.checkpointed,
+            wal_beside,
+            frames_applied: self.applied,
+            frames_lost: recorded - covered,
+            // covered < recorded <= u32::MAX
+            pages_lost: pages_of(&self.file, self.len, header, u32::try_from(covered).ok()?),
+        })
     }
-    Some(WalIndexLoss {
-        path: path.to_path_buf(),
-        frames_recorded: header.last_frame,
-        frames_checkpointed: header.checkpointed,
-        wal_beside: wal.is_some(),
-        frames_applied: applied,
-        frames_lost: recorded - covered,
-        // covered < recorded <= u32::MAX
-        pages_lost: pages_of(&file, len, &header, u32::try_from(covered).ok()?),
-    })
 }
 
 /// The pages frames `after + 1..=header.last_frame` wrote, as far as the file holds them.
@@ -142,6 +180,10 @@ fn pages_of(file: &File, len: u64, header: &WalIndexHeader, after: u32) -> Vec<u
 mod tests {
     use super::*;
 
+    fn loss_of(path: &Path, page_size: u32, wal: Option<&WalInfo>) -> Option<WalIndexLoss> {
+        Index::read(path, page_size, wal)?.loss(path, wal.is_some())
+    }
+
     /// A header that claims four billion frames over a file holding two: what the file holds
     /// is read, nothing is sized by the claim, and the loss is still said.
     #[test]
@@ -152,28 +194,22 @@ mod tests {
         bytes.extend_from_slice(&5u32.to_le_bytes());
         bytes.extend_from_slice(&9u32.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        let loss = wal_index_loss(&path, 4096, None).unwrap();
+        let loss = loss_of(&path, 4096, None).unwrap();
         assert_eq!(loss.frames_lost, u64::from(u32::MAX));
         assert_eq!(loss.pages_lost, vec![5, 9]);
         assert!(!loss.wal_beside);
-        assert!(
-            wal_index_loss(&path, 1024, None).is_none(),
-            "another page size"
-        );
+        assert!(loss_of(&path, 1024, None).is_none(), "another page size");
         let other = WalInfo {
             salts: Some((1, 2)),
             ..WalInfo::default()
         };
-        assert!(
-            wal_index_loss(&path, 4096, Some(&other)).is_none(),
-            "another -wal"
-        );
+        assert!(loss_of(&path, 4096, Some(&other)).is_none(), "another -wal");
         let this = WalInfo {
             salts: Some((0x0102_0304, 0x0506_0708)),
             committed_frames: 7,
             ..WalInfo::default()
         };
-        let loss = wal_index_loss(&path, 4096, Some(&this)).unwrap();
+        let loss = loss_of(&path, 4096, Some(&this)).unwrap();
         assert_eq!(loss.frames_lost, u64::from(u32::MAX) - 7);
         assert!(loss.pages_lost.is_empty(), "frames 8 on are past the file");
     }

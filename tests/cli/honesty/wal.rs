@@ -279,3 +279,56 @@ fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
         .iter()
         .any(|c| c["id"] == "separated-sidecar"));
 }
+
+/// A `-wal` cut short below what a checkpoint already copied into the main file holds only
+/// older images of its pages: laid over the main file, they would take back rows the
+/// checkpoint had made permanent (SQLite itself, rebuilding its `-shm` from such a `-wal`,
+/// shows 200 of these 500 rows). The `-shm` records the checkpoint, so the main file is read
+/// alone and every row comes back, on both sides of the count.
+#[test]
+fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, conn) = live_wal(dir.path());
+    conn.execute_batch(
+        "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    for c in 0..5 {
+        conn.execute(
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100)
+             INSERT INTO t(v) SELECT printf('commit %d row %d %.80c', ?1, x, '*') FROM n",
+            [c],
+        )
+        .unwrap();
+    }
+    let (busy, frames, copied): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((busy, frames), (0, copied), "a whole checkpoint");
+    let db = copied_live(&live, dir.path());
+    drop(conn);
+    let wal = crate::common::source_files(&db)[1].clone();
+    let commits = commit_frames(&wal);
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    file.set_len(32 + ((commits[1] + 1) * (24 + 4096)) as u64)
+        .unwrap();
+    drop(file);
+
+    let (code, report, out_db) = recover(&db);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    assert_eq!(report["engine"]["wal"]["older_than_main_file"], true);
+    assert!(report["engine"]["wal_index_loss"].is_null());
+    assert_eq!(
+        report["tables"][0]["source_rows"], 500,
+        "{}",
+        report["tables"]
+    );
+    let rows: i64 = Connection::open(&out_db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 500);
+}

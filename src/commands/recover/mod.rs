@@ -13,8 +13,9 @@ use crate::util::progress::Progress;
 use crate::util::quote::{shell, tool_command};
 use std::path::{Path, PathBuf};
 
+mod fill_text;
 mod render;
-pub(crate) use render::fill_text;
+pub(crate) use fill_text::fill_text;
 
 /// Version of the report.json layout (docs/report-format.md).
 pub(crate) const REPORT_SCHEMA_VERSION: u32 = 2;

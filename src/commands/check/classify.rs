@@ -257,6 +257,20 @@ pub(super) fn wal_index_finding(loss: &crate::source::pagefile::WalIndexLoss) ->
     finding(FindingKind::WalLostCommits, loss.describe(), true)
 }
 
+/// A `-wal` older than the main file: what SQLite shows of it is an older database.
+pub(super) fn older_wal_finding(w: &crate::source::pagefile::WalInfo) -> Option<Finding> {
+    w.older_than_main_file.then(|| {
+        finding(
+            FindingKind::WalOlderThanDatabase,
+            "the -wal was cut short below the checkpoint the -shm records: SQLite, once it \
+             rebuilds its -shm, reads the -wal's older frames over the main file's newer pages \
+             and shows rows the checkpoint had replaced; recover reads the main file alone"
+                .to_string(),
+            true,
+        )
+    })
+}
+
 /// What integrity_check's messages are about, added up.
 #[derive(Default)]
 struct Tally {

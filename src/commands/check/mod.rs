@@ -76,6 +76,9 @@ pub enum FindingKind {
     WalUnusable,
     /// Committed transactions the `-shm` records that no file holds.
     WalLostCommits,
+    /// A `-wal` cut short below the checkpoint the `-shm` records: SQLite would read its
+    /// older frames over the main file's newer pages.
+    WalOlderThanDatabase,
     BtreeStructure,
     IndexOnly,
     /// Index pages the engine's own walk of every index could not read (zeroed, garbage).
@@ -294,6 +297,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
     );
     findings.extend(index_pages::finding(&pf));
     findings.extend(pf.wal_index_loss().map(classify::wal_index_finding));
+    findings.extend(pf.wal().and_then(classify::older_wal_finding));
     let sidecars = (pf.wal().is_some(), pf.journal().is_some());
     let causes = crate::engine::causes::likely_causes(&evidence::gather(
         &pf, sidecars, &integrity, &findings,

@@ -254,6 +254,18 @@ impl IncidentReport {
                 ));
             }
         }
+        if self
+            .engine
+            .wal
+            .as_ref()
+            .is_some_and(|w| w.older_than_main_file)
+        {
+            out.push_str(
+                "-wal not read: the -shm records a checkpoint that copied more into the main \
+                 file than the -wal still holds (it was cut short since), so its frames are \
+                 older than the main file's pages; the main file was read alone\n",
+            );
+        }
         if let Some(loss) = &self.engine.wal_index_loss {
             out.push_str(&format!("{}\n", loss.describe()));
         }

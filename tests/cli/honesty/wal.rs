@@ -326,6 +326,24 @@ fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
         "{}",
         report["tables"]
     );
+    let text = cmd()
+        .args(["recover", "--dry-run"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(text.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("-wal not read: the -shm records a checkpoint"),
+        "{text}"
+    );
+    let out = cmd().args(["check", "--json"]).arg(&db).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        check["findings"][0]["kind"], "wal-older-than-database",
+        "{check}"
+    );
     let rows: i64 = Connection::open(&out_db)
         .unwrap()
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))

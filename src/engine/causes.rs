@@ -42,7 +42,7 @@ pub struct Evidence {
     pub wal_commits_ignored: u64,
     pub wal_damage: Option<String>,
     /// Committed frames the `-shm` records that neither the `-wal` nor the main file holds.
-    pub wal_index_frames_lost: u64,
+    pub wal_index_frames_missing: u64,
     /// Whether the tool found any damage at all.
     pub damaged: bool,
 }
@@ -179,7 +179,7 @@ fn truncation(e: &Evidence) -> Option<Cause> {
 }
 
 fn separated_sidecar(e: &Evidence) -> Option<Cause> {
-    let shm_says = e.wal_index_frames_lost > 0;
+    let shm_says = e.wal_index_frames_missing > 0;
     if !e.wal_mode || e.wal_present || (e.pages_past_end.is_empty() && !shm_says) {
         return None;
     }
@@ -196,7 +196,7 @@ fn separated_sidecar(e: &Evidence) -> Option<Cause> {
         evidence.push(format!(
             "the -shm records {} committed frame(s) no checkpoint copied into the main file: \
              the -wal held them",
-            e.wal_index_frames_lost
+            e.wal_index_frames_missing
         ));
     }
     Some(Cause {
@@ -213,7 +213,7 @@ fn separated_sidecar(e: &Evidence) -> Option<Cause> {
 }
 
 fn damaged_wal(e: &Evidence) -> Option<Cause> {
-    let cut = e.wal_present && e.wal_index_frames_lost > 0;
+    let cut = e.wal_present && e.wal_index_frames_missing > 0;
     if e.wal_commits_ignored == 0 && !cut {
         return None;
     }
@@ -230,7 +230,7 @@ fn damaged_wal(e: &Evidence) -> Option<Cause> {
         evidence.push(format!(
             "the -shm records {} committed frame(s) past the last one the -wal holds: the -wal \
              was cut short or replaced after SQLite wrote it",
-            e.wal_index_frames_lost
+            e.wal_index_frames_missing
         ));
     }
     Some(Cause {
@@ -376,10 +376,16 @@ pub(crate) fn evidence_of(report: &crate::engine::Report) -> Evidence {
         journal_present: report.journal.is_some(),
         wal_commits_ignored: report.wal.as_ref().map_or(0, |w| w.commits_ignored),
         wal_damage: report.wal.as_ref().and_then(wal_damage),
-        wal_index_frames_lost: report.wal_index_loss.as_ref().map_or(0, |l| l.frames_lost),
+        wal_index_frames_missing: report
+            .wal_index_gap
+            .as_ref()
+            .map_or(0, |l| l.frames_missing),
         damaged: lost
             || report.wal.as_ref().is_some_and(|w| w.commits_ignored > 0)
-            || report.wal_index_loss.is_some()
+            || report
+                .wal_index_gap
+                .as_ref()
+                .is_some_and(crate::source::pagefile::WalIndexGap::is_loss)
             || report.lost_and_found_rows > 0
             || report.unexplained_pages > 0
             || report.schema_damaged

@@ -174,7 +174,7 @@ pub struct Report {
     /// Committed transactions the `-shm` records that neither the `-wal` nor the main file
     /// holds: rows, or changes to them, that are in no file.
     #[serde(default)]
-    pub wal_index_loss: Option<crate::source::pagefile::WalIndexLoss>,
+    pub wal_index_gap: Option<crate::source::pagefile::WalIndexGap>,
     pub schema_entries: usize,
     /// The names of the tables the engine added beside the user's (lost_and_found, ...),
     /// chosen free of the source's own names.

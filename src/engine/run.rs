@@ -15,7 +15,7 @@ use crate::engine::writer::{self, OutputSettings, Writer};
 use crate::engine::{altered, losses, stand_ins, Engine};
 use crate::error::{Error, Result};
 use crate::format::TextEncoding;
-use crate::source::pagefile::PageFile;
+use crate::source::pagefile::{PageFile, WalIndexGap};
 use crate::util::interrupt::{interrupted, InterruptWatch};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -120,10 +120,11 @@ impl Engine<'_> {
         clock.lap("rows");
         let unexplained = settle_holes(&mut engine.map, &mut rows.reports, catalog.tables.len());
         let wal_pages = pf.wal().map(|w| &w.pages_ignored);
-        for pages in wal_pages
-            .into_iter()
-            .chain(pf.wal_index_loss().map(|l| &l.pages_lost))
-        {
+        for pages in wal_pages.into_iter().chain(
+            pf.wal_index_gap()
+                .filter(|g| g.is_loss())
+                .map(|g| &g.pages_missing),
+        ) {
             mark_wal_losses(&engine.map, pages, &mut rows.reports);
         }
         let spinner = options
@@ -157,7 +158,7 @@ impl Engine<'_> {
             geometry: pf.geometry().clone(),
             wal: pf.wal().cloned(),
             journal: pf.journal().cloned(),
-            wal_index_loss: pf.wal_index_loss().cloned(),
+            wal_index_gap: pf.wal_index_gap().cloned(),
             schema_entries: catalog.entries.len(),
             side_tables: rows.side_tables,
             app_collations,
@@ -302,7 +303,8 @@ impl Engine<'_> {
             tables,
             &mut reports,
             &mut writer,
-            catalog.whole,
+            // Commits no file holds may have left rows only on orphan pages.
+            catalog.whole && !self.pf.wal_index_gap().is_some_and(WalIndexGap::is_loss),
             &catalog.entries,
         )?;
         groups.append(&mut orphans.groups);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 mod sidecars;
 mod wal_index;
 
-pub use wal_index::WalIndexLoss;
+pub use wal_index::WalIndexGap;
 
 /// Page size, reserved bytes, encoding and size of the database, and which of these facts
 /// came from the header and which were inferred.
@@ -152,7 +152,7 @@ pub struct PageFile {
     /// pgno -> byte offset of the page's original image in the hot journal.
     journal_pages: Arc<HashMap<u32, u64>>,
     journal: Option<JournalInfo>,
-    wal_index_loss: Option<WalIndexLoss>,
+    wal_index_gap: Option<WalIndexGap>,
 }
 
 impl PageFile {
@@ -206,7 +206,7 @@ impl PageFile {
             journal_file: None,
             journal_pages: Arc::default(),
             journal: None,
-            wal_index_loss: None,
+            wal_index_gap: None,
         };
         if wal_header.is_none() {
             // In WAL mode a journal is not SQLite's to roll back, so only without a WAL.
@@ -249,7 +249,7 @@ impl PageFile {
             journal_file: self.journal_file.clone(),
             journal_pages: Arc::clone(&self.journal_pages),
             journal: self.journal.clone(),
-            wal_index_loss: self.wal_index_loss.clone(),
+            wal_index_gap: self.wal_index_gap.clone(),
         }
     }
 
@@ -273,8 +273,8 @@ impl PageFile {
 
     /// Committed transactions the `-shm` records that neither the `-wal` nor the main file
     /// holds.
-    pub fn wal_index_loss(&self) -> Option<&WalIndexLoss> {
-        self.wal_index_loss.as_ref()
+    pub fn wal_index_gap(&self) -> Option<&WalIndexGap> {
+        self.wal_index_gap.as_ref()
     }
 
     pub(crate) fn journal(&self) -> Option<&JournalInfo> {
@@ -291,6 +291,35 @@ impl PageFile {
 
     pub fn page_count(&self) -> u32 {
         self.geometry.page_count
+    }
+
+    /// Pages SQLite reads past the main file's end that no sidecar holds: up to the size the
+    /// `-wal`'s last commit or the `-journal` states when one does, else the header's (when
+    /// SQLite would trust it).
+    pub(crate) fn pages_missing_past_end(&self) -> u32 {
+        let sized_by_sidecar = self.wal.as_ref().is_some_and(|w| w.db_size.is_some())
+            || self.journal.as_ref().is_some_and(|j| j.unusable.is_none());
+        let stated = self
+            .geometry
+            .header
+            .as_ref()
+            .filter(|h| h.page_count_is_valid())
+            .map_or(0, |h| h.page_count);
+        let end = if sized_by_sidecar {
+            self.geometry.page_count
+        } else {
+            stated
+        };
+        let main = self.geometry.file_pages;
+        let held = self
+            .wal_pages
+            .keys()
+            .chain(self.journal_pages.keys())
+            .filter(|&&p| p > main && p <= end)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        end.saturating_sub(main)
+            .saturating_sub(u32::try_from(held).unwrap_or(u32::MAX))
     }
 
     /// Where page `pgno`'s current image lives, without reading it.

@@ -192,7 +192,7 @@ fn header_findings(h: &HeaderFacts) -> Vec<Finding> {
         ));
     }
     if let Some(count) = h.header_page_count {
-        if h.header_page_count_valid && count > h.file_pages {
+        if h.header_page_count_valid && count > h.file_pages && h.pages_missing_past_end > 0 {
             out.push(finding(
                 FindingKind::TruncatedFile,
                 format!(
@@ -252,9 +252,10 @@ fn wal_finding(w: &WalFacts) -> Option<Finding> {
     })
 }
 
-/// Transactions the `-shm` records that no file holds: damage whatever SQLite reads.
-pub(super) fn wal_index_finding(loss: &crate::source::pagefile::WalIndexLoss) -> Finding {
-    finding(FindingKind::WalLostCommits, loss.describe(), true)
+/// Transactions the `-shm` records that no file holds: damage when a `-wal` is there (cut
+/// short or emptied), a caution when none is.
+pub(super) fn wal_index_finding(loss: &crate::source::pagefile::WalIndexGap) -> Finding {
+    finding(FindingKind::WalLostCommits, loss.describe(), loss.is_loss())
 }
 
 /// A `-wal` older than the main file: what SQLite shows of it is an older database.

@@ -46,7 +46,7 @@ pub(super) fn gather(
         journal_present: sidecars.1,
         wal_commits_ignored: pf.wal().map_or(0, |w| w.commits_ignored),
         wal_damage: pf.wal().and_then(crate::engine::causes::wal_damage),
-        wal_index_frames_lost: pf.wal_index_loss().map_or(0, |l| l.frames_lost),
+        wal_index_frames_missing: pf.wal_index_gap().map_or(0, |l| l.frames_missing),
         damaged: findings.iter().any(|f| f.damage),
     }
 }

@@ -107,6 +107,10 @@ pub struct HeaderFacts {
     pub header_page_count_valid: bool,
     /// Pages in the database as SQLite would see it, WAL applied.
     pub pages_with_wal: u32,
+    /// Pages SQLite would read past the main file's end that no `-wal` or `-journal` holds:
+    /// what a truncation cut off (after a checkpoint that stopped part way, the header may
+    /// count pages only the `-wal` holds yet).
+    pub pages_missing_past_end: u32,
     pub encoding: Option<String>,
     /// "wal" or "rollback", from the header's read/write versions.
     pub journal_mode: Option<String>,
@@ -266,11 +270,12 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
             "not a SQLite database: no \"SQLite format 3\" header and its pages do not read as b-tree pages",
         ));
     }
-    let header_facts = header_facts(pf.geometry(), magic_ok, file_size);
+    let mut header_facts = header_facts(pf.geometry(), magic_ok, file_size);
+    header_facts.pages_missing_past_end = pf.pages_missing_past_end();
     let wal_facts = pf.wal().map(wal_facts);
     let journal = pf.journal().cloned();
     let missing_wal = crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal())
-        .filter(|_| pf.wal_index_loss().is_none());
+        .filter(|_| pf.wal_index_gap().is_none());
     // SQLite writes only to replay a -wal or roll a -journal back: without them it reads the
     // snapshot itself, read-only, and no gigabyte is copied a second time.
     let work = if crate::util::paths::has_wal_or_journal(&snap_db) {
@@ -296,7 +301,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         conn,
     );
     findings.extend(index_pages::finding(&pf));
-    findings.extend(pf.wal_index_loss().map(classify::wal_index_finding));
+    findings.extend(pf.wal_index_gap().map(classify::wal_index_finding));
     findings.extend(pf.wal().and_then(classify::older_wal_finding));
     let sidecars = (pf.wal().is_some(), pf.journal().is_some());
     let causes = crate::engine::causes::likely_causes(&evidence::gather(
@@ -373,6 +378,7 @@ fn header_facts(geo: &Geometry, magic_ok: bool, file_size: u64) -> HeaderFacts {
         header_page_count: header.as_ref().map(|h| h.page_count),
         header_page_count_valid: header.as_ref().is_some_and(Header::page_count_is_valid),
         pages_with_wal: geo.page_count,
+        pages_missing_past_end: 0,
         encoding: geo.encoding.map(|e| e.pragma_name().to_string()),
         journal_mode: header.as_ref().map(|h| h.journal_mode().to_string()),
         read_version: header.as_ref().map(|h| h.read_version),

@@ -173,7 +173,7 @@ impl IncidentReport {
             // Transactions the -wal committed past damage are rows SQLite no longer shows.
             && engine.wal.as_ref().is_none_or(|w| w.commits_ignored == 0)
             // So are transactions the -shm records and no file holds.
-            && engine.wal_index_loss.is_none()
+            && engine.wal_index_gap.as_ref().is_none_or(|g| !g.is_loss())
             && engine.tables.iter().all(|t| {
                 t.damaged_rows == 0
                     && t.suspect_rows == 0

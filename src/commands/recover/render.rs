@@ -241,7 +241,7 @@ impl IncidentReport {
             self.engine.wal.as_ref(),
         );
         // The -shm's own record of lost commits says more than the note would.
-        if let Some(note) = note.filter(|_| self.engine.wal_index_loss.is_none()) {
+        if let Some(note) = note.filter(|_| self.engine.wal_index_gap.is_none()) {
             out.push_str(&format!("note: {note}\n"));
         }
         if let Some(w) = self.engine.wal.as_ref() {
@@ -266,7 +266,7 @@ impl IncidentReport {
                  older than the main file's pages; the main file was read alone\n",
             );
         }
-        if let Some(loss) = &self.engine.wal_index_loss {
+        if let Some(loss) = &self.engine.wal_index_gap {
             out.push_str(&format!("{}\n", loss.describe()));
         }
         match &self.engine.journal {

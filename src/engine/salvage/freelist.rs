@@ -93,9 +93,17 @@ impl Engine<'_> {
             return Ok(0);
         };
         let owner = self.map.owner_named("(freelist)");
+        // Unless the -shm says a checkpoint wrote them after the header was: then they are
+        // live pages the schema no longer reaches, left to the salvage of orphan pages.
+        let live: std::collections::HashSet<u32> = self
+            .pf
+            .wal_index_gap()
+            .map(|g| g.checkpointed_past_header.iter().copied().collect())
+            .unwrap_or_default();
         let mut rows = 0;
         for pgno in end.saturating_add(1)..=self.map.page_count() {
             if self.map.is_unseen(pgno)
+                && !live.contains(&pgno)
                 && self.map.claim(pgno, PageStatus::Free, Some(owner))
                 && include_rows
             {

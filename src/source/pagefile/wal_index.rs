@@ -7,6 +7,7 @@
 
 use super::{PageFile, WalInfo, MAX_PAGES_IGNORED};
 use crate::format::shm::{frame_offset, frame_page, WalIndexHeader, HEADER_SIZE};
+use crate::format::wal::WAL_HEADER_SIZE;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Committed transactions the `-shm` records and no file holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct WalIndexLoss {
+pub struct WalIndexGap {
     pub path: PathBuf,
     /// The last frame of the last transaction the `-shm` records as committed.
     pub frames_recorded: u32,
@@ -25,31 +26,60 @@ pub struct WalIndexLoss {
     /// Committed frames the `-wal` holds and that are applied (0 without a `-wal`).
     pub frames_applied: u64,
     /// Committed frames past both: what they wrote is in no file.
-    pub frames_lost: u64,
+    pub frames_missing: u64,
     /// The pages those frames wrote, as the `-shm` records them (sorted, each once, at most
     /// [`MAX_PAGES_IGNORED`]): the tables they belong to miss rows, or miss changes.
     #[serde(skip)]
-    pub pages_lost: Vec<u32>,
+    pub pages_missing: Vec<u32>,
+    /// With no `-wal`: pages of the main file past the count its header states that frames
+    /// the `-shm` records as checkpointed wrote. The header is older than the checkpoint (it
+    /// stopped before page 1), so these pages hold committed rows the schema no longer
+    /// reaches, and the frames missing are certainly lost.
+    #[serde(skip)]
+    pub checkpointed_past_header: Vec<u32>,
+    /// How many there are.
+    #[serde(default)]
+    pub pages_past_header: usize,
 }
 
-impl WalIndexLoss {
-    /// The loss in words, for a reader of either command's report.
+impl WalIndexGap {
+    /// Whether the frames are certainly lost: a `-wal` is there, cut short or emptied. With
+    /// no `-wal` at all they may be in one that was moved or deleted, or the `-shm` may be
+    /// stale (a connection in exclusive locking mode keeps its index in memory and leaves an
+    /// older `-shm` behind; so does a backup put back beside one): said, not counted.
+    pub fn is_loss(&self) -> bool {
+        self.wal_beside || !self.checkpointed_past_header.is_empty()
+    }
+
+    /// The gap in words, for a reader of either command's report.
     pub fn describe(&self) -> String {
-        let lost = self.frames_lost;
+        let missing = self.frames_missing;
         if self.wal_beside {
             format!(
-                "the -shm records {lost} committed -wal frame(s) past the {} the -wal holds: the \
-                 -wal was cut short or replaced after SQLite wrote it, and the transactions those \
-                 frames wrote are in neither file (only a backup taken after them still holds \
-                 them)",
+                "the -shm records {missing} committed -wal frame(s) past the {} the -wal holds: \
+                 the -wal was cut short or emptied after SQLite wrote it, and the transactions \
+                 those frames wrote are in neither file (only a backup taken after them still \
+                 holds them)",
                 self.frames_applied
+            )
+        } else if self.pages_past_header > 0 {
+            format!(
+                "no -wal is beside the database, yet its -shm records {missing} committed -wal \
+                 frame(s) that no checkpoint copied into the main file, and a checkpoint that \
+                 stopped before page 1 left {} page(s) past the count the header states: the \
+                 -wal was moved or deleted, and those transactions are in neither file (put it \
+                 back beside the database and run again, if it still exists); rows on those \
+                 pages are in lost_and_found",
+                self.pages_past_header
             )
         } else {
             format!(
-                "no -wal is beside the database, yet its -shm records {lost} committed -wal \
-                 frame(s) that no checkpoint copied into the main file: the transactions they \
-                 wrote are in neither file (put the -wal back beside the database and run \
-                 again, if it still exists)"
+                "no -wal is beside the database, yet its -shm records {missing} committed -wal \
+                 frame(s) that no checkpoint copied into the main file: if a -wal was moved or \
+                 deleted, put it back beside the database and run again, since without it those \
+                 transactions are in neither file (a -shm left behind by a connection in \
+                 exclusive locking mode, or beside a backup put back, records frames that are \
+                 no loss)"
             )
         }
     }
@@ -75,7 +105,39 @@ impl PageFile {
         if index.applied > 0 && u64::from(index.header.checkpointed) > index.applied {
             self.skip_checkpointed_wal();
         }
-        self.wal_index_loss = index.loss(path, self.wal.is_some());
+        self.wal_index_gap = index.loss(path, self.wal.is_some()).map(|mut gap| {
+            if !gap.wal_beside {
+                gap.checkpointed_past_header = self.checkpointed_past_header(&index);
+                gap.pages_past_header = gap.checkpointed_past_header.len();
+            }
+            gap
+        });
+    }
+
+    /// Pages past the count the main file's header states, inside the file, that frames the
+    /// `-shm` records as checkpointed wrote.
+    fn checkpointed_past_header(&self, index: &Index) -> Vec<u32> {
+        let header = self.geometry.header.as_ref();
+        let Some(stated) = header
+            .filter(|h| h.page_count_is_valid())
+            .map(|h| h.page_count)
+        else {
+            return Vec::new();
+        };
+        let file_pages = self.geometry.file_pages;
+        if stated >= file_pages || index.header.checkpointed == 0 {
+            return Vec::new();
+        }
+        let written = pages_of(
+            &index.file,
+            index.len,
+            &index.header,
+            1..=index.header.checkpointed,
+        );
+        written
+            .into_iter()
+            .filter(|&p| p > stated && p <= file_pages)
+            .collect()
     }
 
     /// Every frame the `-wal` holds was copied into the main file by a checkpoint that went
@@ -112,6 +174,8 @@ impl Index {
         }
         let applied = match wal {
             None => 0,
+            // Emptied: a -wal SQLite truncates has its -shm reset first.
+            Some(w) if w.bytes < WAL_HEADER_SIZE as u64 => 0,
             Some(w) if w.unusable.is_none() && w.salts == Some(header.salts) => w.committed_frames,
             Some(_) => return None,
         };
@@ -125,29 +189,41 @@ impl Index {
 
     /// The committed frames recorded past both what the `-wal` applies and what was
     /// checkpointed, if any.
-    fn loss(&self, path: &Path, wal_beside: bool) -> Option<WalIndexLoss> {
+    fn loss(&self, path: &Path, wal_beside: bool) -> Option<WalIndexGap> {
         let header = &self.header;
         let covered = self.applied.max(u64::from(header.checkpointed));
         let recorded = u64::from(header.last_frame);
         if recorded <= covered {
             return None;
         }
-        Some(WalIndexLoss {
+        Some(WalIndexGap {
             path: path.to_path_buf(),
             frames_recorded: header.last_frame,
             frames_checkpointed: header.checkpointed,
             wal_beside,
             frames_applied: self.applied,
-            frames_lost: recorded - covered,
+            frames_missing: recorded - covered,
             // covered < recorded <= u32::MAX
-            pages_lost: pages_of(&self.file, self.len, header, u32::try_from(covered).ok()?),
+            pages_missing: pages_of(
+                &self.file,
+                self.len,
+                header,
+                u32::try_from(covered).ok()? + 1..=header.last_frame,
+            ),
+            checkpointed_past_header: Vec::new(),
+            pages_past_header: 0,
         })
     }
 }
 
-/// The pages frames `after + 1..=header.last_frame` wrote, as far as the file holds them.
-fn pages_of(file: &File, len: u64, header: &WalIndexHeader, after: u32) -> Vec<u32> {
-    let last = header.last_frame;
+/// The pages `frames` (counted from 1) wrote, as far as the file holds them.
+fn pages_of(
+    file: &File,
+    len: u64,
+    header: &WalIndexHeader,
+    frames: std::ops::RangeInclusive<u32>,
+) -> Vec<u32> {
+    let last = *frames.end();
     let needed = frame_offset(last)
         .and_then(|o| u64::try_from(o).ok())
         .map_or(len, |o| o.saturating_add(4));
@@ -161,7 +237,7 @@ fn pages_of(file: &File, len: u64, header: &WalIndexHeader, after: u32) -> Vec<u
         return Vec::new();
     }
     let mut pages = BTreeSet::new();
-    for frame in after.saturating_add(1)..=last {
+    for frame in frames {
         match frame_page(&bytes, frame, header) {
             Some(p) => {
                 pages.insert(p);
@@ -180,7 +256,7 @@ fn pages_of(file: &File, len: u64, header: &WalIndexHeader, after: u32) -> Vec<u
 mod tests {
     use super::*;
 
-    fn loss_of(path: &Path, page_size: u32, wal: Option<&WalInfo>) -> Option<WalIndexLoss> {
+    fn loss_of(path: &Path, page_size: u32, wal: Option<&WalInfo>) -> Option<WalIndexGap> {
         Index::read(path, page_size, wal)?.loss(path, wal.is_some())
     }
 
@@ -195,22 +271,27 @@ mod tests {
         bytes.extend_from_slice(&9u32.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
         let loss = loss_of(&path, 4096, None).unwrap();
-        assert_eq!(loss.frames_lost, u64::from(u32::MAX));
-        assert_eq!(loss.pages_lost, vec![5, 9]);
+        assert_eq!(loss.frames_missing, u64::from(u32::MAX));
+        assert_eq!(loss.pages_missing, vec![5, 9]);
         assert!(!loss.wal_beside);
         assert!(loss_of(&path, 1024, None).is_none(), "another page size");
         let other = WalInfo {
+            bytes: 32 + 7 * (24 + 4096),
             salts: Some((1, 2)),
             ..WalInfo::default()
         };
         assert!(loss_of(&path, 4096, Some(&other)).is_none(), "another -wal");
         let this = WalInfo {
+            bytes: 32 + 7 * (24 + 4096),
             salts: Some((0x0102_0304, 0x0506_0708)),
             committed_frames: 7,
             ..WalInfo::default()
         };
         let loss = loss_of(&path, 4096, Some(&this)).unwrap();
-        assert_eq!(loss.frames_lost, u64::from(u32::MAX) - 7);
-        assert!(loss.pages_lost.is_empty(), "frames 8 on are past the file");
+        assert_eq!(loss.frames_missing, u64::from(u32::MAX) - 7);
+        assert!(
+            loss.pages_missing.is_empty(),
+            "frames 8 on are past the file"
+        );
     }
 }

@@ -215,9 +215,9 @@ fn commit_frames(wal: &Path) -> Vec<usize> {
 }
 
 /// The `-shm` records how far the `-wal`'s commits reached. A `-wal` cut at a frame boundary
-/// (no checksum breaks) or gone loses commits SQLite would never show: the run names the
-/// table, says so, and is not complete, and `check` calls it damage. The same files whole
-/// come back exact.
+/// (no checksum breaks) or emptied loses commits SQLite would never show: the run names the
+/// table, says so, and is not complete, and `check` calls it damage. A `-wal` gone is said
+/// and not counted. The same files whole come back exact.
 #[test]
 fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +230,7 @@ fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
     let whole = wal_only_commits(&new_dir(dir.path(), "whole"), 5, 100);
     let (code, report, _) = recover(&whole);
     assert_eq!(code, 0, "{}", report["outcome"]);
-    assert!(report["engine"]["wal_index_loss"].is_null());
+    assert!(report["engine"]["wal_index_gap"].is_null());
 
     let cut = wal_only_commits(&new_dir(dir.path(), "cut"), 5, 100);
     let wal = crate::common::source_files(&cut)[1].clone();
@@ -242,14 +242,14 @@ fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
     drop(file);
     let (code, report, out_db) = recover(&cut);
     assert_eq!(code, 1, "{}", report["outcome"]);
-    let loss = &report["engine"]["wal_index_loss"];
+    let gap = &report["engine"]["wal_index_gap"];
     assert_eq!(
-        loss["frames_lost"],
+        gap["frames_missing"],
         (commits[4] + 1 - keep) as u64,
-        "{loss}"
+        "{gap}"
     );
-    assert_eq!(loss["frames_applied"], keep as u64);
-    assert_eq!(loss["wal_beside"], true);
+    assert_eq!(gap["frames_applied"], keep as u64);
+    assert_eq!(gap["wal_beside"], true);
     assert_eq!(report["engine"]["tables"][0]["rows_lost_in_wal"], true);
     assert_eq!(count(&out_db), 400);
     let out = cmd().args(["check", "--json"]).arg(&cut).output().unwrap();
@@ -265,19 +265,36 @@ fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
         check["findings"]
     );
 
+    // Emptied: SQLite empties a -wal only after resetting its -shm.
+    let emptied = wal_only_commits(&new_dir(dir.path(), "emptied"), 5, 100);
+    let wal = crate::common::source_files(&emptied)[1].clone();
+    let frames = commit_frames(&wal)[4] + 1;
+    std::fs::write(&wal, b"").unwrap();
+    let (code, report, _) = recover(&emptied);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let gap = &report["engine"]["wal_index_gap"];
+    assert_eq!(gap["frames_missing"], frames as u64, "{gap}");
+    assert_eq!(gap["wal_beside"], true);
+
+    // Gone: the -wal may be elsewhere, or the -shm stale (a connection in exclusive locking
+    // mode leaves an older one behind): said, and not counted as a loss.
     let gone = wal_only_commits(&new_dir(dir.path(), "gone"), 5, 100);
-    let frames = commit_frames(&crate::common::source_files(&gone)[1])[4] + 1;
     std::fs::remove_file(&crate::common::source_files(&gone)[1]).unwrap();
     let (code, report, _) = recover(&gone);
-    assert_eq!(code, 1, "{}", report["outcome"]);
-    let loss = &report["engine"]["wal_index_loss"];
-    assert_eq!(loss["frames_lost"], frames as u64, "{loss}");
-    assert_eq!(loss["wal_beside"], false);
-    assert!(report["causes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["id"] == "separated-sidecar"));
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    let gap = &report["engine"]["wal_index_gap"];
+    assert_eq!(gap["frames_missing"], frames as u64, "{gap}");
+    assert_eq!(gap["wal_beside"], false);
+    let out = cmd()
+        .args(["recover", "--dry-run"])
+        .arg(&gone)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no -wal is beside the database, yet its -shm records"),
+        "{text}"
+    );
 }
 
 /// A `-wal` cut short below what a checkpoint already copied into the main file holds only
@@ -320,7 +337,7 @@ fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
     let (code, report, out_db) = recover(&db);
     assert_eq!(code, 0, "{}", report["outcome"]);
     assert_eq!(report["engine"]["wal"]["older_than_main_file"], true);
-    assert!(report["engine"]["wal_index_loss"].is_null());
+    assert!(report["engine"]["wal_index_gap"].is_null());
     assert_eq!(
         report["tables"][0]["source_rows"], 500,
         "{}",
@@ -349,4 +366,75 @@ fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 500);
+}
+
+/// A writer and a reader that pins an older snapshot, so that the checkpoint stops part way.
+fn pinned_checkpoint(
+    dir: &Path,
+    before: &str,
+    after: &str,
+) -> (std::path::PathBuf, Connection, Connection) {
+    let (live, conn) = live_wal(dir);
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0;").unwrap();
+    conn.execute_batch(before).unwrap();
+    let reader = Connection::open(&live).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    conn.execute_batch(after).unwrap();
+    let (_, frames, copied): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert!(0 < copied && copied < frames, "{copied} of {frames} frames");
+    (live, conn, reader)
+}
+
+/// After a checkpoint that stopped part way, the main file may be shorter than its header
+/// counts while the `-wal` holds the rest: `check` calls that healthy, as SQLite reads it.
+#[test]
+fn a_checkpoint_part_way_is_no_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, conn, reader) = pinned_checkpoint(
+        dir.path(),
+        "BEGIN; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 60)
+         INSERT INTO t(v) SELECT printf('%.300c', 'x') FROM n; COMMIT;",
+        "UPDATE t SET v = 'y';",
+    );
+    let db = copied_live(&live, dir.path());
+    drop((reader, conn));
+    let out = cmd().args(["check", "--json"]).arg(&db).output().unwrap();
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", check["findings"]);
+    let (code, report, _) = recover(&db);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+}
+
+/// A checkpoint that stopped before page 1, then the `-wal` deleted: the main file holds
+/// pages of committed rows its stale page 1 no longer reaches. The `-shm` says a checkpoint
+/// wrote them, so the gap is a loss, and their rows are live ones in lost_and_found, not
+/// stale copies.
+#[test]
+fn pages_a_checkpoint_wrote_past_a_stale_header_are_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let insert = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100)
+                  INSERT INTO t(v) SELECT printf('%.300c', 'x') FROM n;";
+    let (live, conn, reader) = pinned_checkpoint(
+        dir.path(),
+        &format!("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); {insert}"),
+        insert,
+    );
+    let db = copied_live(&live, dir.path());
+    drop((reader, conn));
+    std::fs::remove_file(&crate::common::source_files(&db)[1]).unwrap();
+    let (code, report, _) = recover(&db);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let gap = &report["engine"]["wal_index_gap"];
+    assert!(gap["pages_past_header"].as_u64().unwrap() > 0, "{gap}");
+    let live_rows = report["engine"]["lost_and_found_rows"].as_u64().unwrap();
+    assert!(live_rows > 0, "{}", report["engine"]["orphans"]);
+    assert_eq!(report["engine"]["stale_rows"], 0);
 }

@@ -25,6 +25,16 @@ fn wal_only_commits(dir: &Path, commits: u32, rows: u32) -> std::path::PathBuf {
     db
 }
 
+/// How many rows table `t` of the database at `db` has.
+fn rows_of_t(db: &Path) -> i64 {
+    rows_of_t_on(&Connection::open(db).unwrap())
+}
+
+fn rows_of_t_on(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap()
+}
+
 /// A database in WAL mode at `dir/live.db`, and the writer's connection to it.
 fn live_wal(dir: &Path) -> (std::path::PathBuf, Connection) {
     let live = dir.join("live.db");
@@ -57,13 +67,7 @@ fn commits_past_damage_in_the_wal_are_reported_lost() {
         (code, report["engine"]["wal"]["commits_ignored"].as_u64()),
         (0, Some(0))
     );
-    let count = |p: &Path| -> i64 {
-        Connection::open(p)
-            .unwrap()
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(count(&out_db), 500);
+    assert_eq!(rows_of_t(&out_db), 500);
 
     let page = 4096u64;
     // Inside the page of the second frame; and in the header's checkpoint sequence number.
@@ -221,12 +225,6 @@ fn commit_frames(wal: &Path) -> Vec<usize> {
 #[test]
 fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let count = |p: &Path| -> i64 {
-        Connection::open(p)
-            .unwrap()
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap()
-    };
     let whole = wal_only_commits(&new_dir(dir.path(), "whole"), 5, 100);
     let (code, report, _) = recover(&whole);
     assert_eq!(code, 0, "{}", report["outcome"]);
@@ -251,7 +249,7 @@ fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
     assert_eq!(gap["frames_applied"], keep as u64);
     assert_eq!(gap["wal_beside"], true);
     assert_eq!(report["engine"]["tables"][0]["rows_lost_in_wal"], true);
-    assert_eq!(count(&out_db), 400);
+    assert_eq!(rows_of_t(&out_db), 400);
     let out = cmd().args(["check", "--json"]).arg(&cut).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -361,11 +359,7 @@ fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
         check["findings"][0]["kind"], "wal-older-than-database",
         "{check}"
     );
-    let rows: i64 = Connection::open(&out_db)
-        .unwrap()
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(rows, 500);
+    assert_eq!(rows_of_t(&out_db), 500);
 }
 
 /// A writer and a reader that pins an older snapshot, so that the checkpoint stops part way.
@@ -379,9 +373,7 @@ fn pinned_checkpoint(
     conn.execute_batch(before).unwrap();
     let reader = Connection::open(&live).unwrap();
     reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-        .unwrap();
+    rows_of_t_on(&reader);
     conn.execute_batch(after).unwrap();
     let (_, frames, copied): (i64, i64, i64) = conn
         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {

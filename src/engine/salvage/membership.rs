@@ -88,6 +88,50 @@ impl Witnesses<'_> {
     }
 }
 
+impl Witnesses<'_> {
+    /// Among look-alike tables, the one whose root the pointer map leads to from `top`: an
+    /// auto-vacuum database records each page's parent, even where the parent page itself is
+    /// lost. `None` without a pointer map, or where its entries lead to no candidate's root.
+    pub(crate) fn pointer_map_root(
+        &self,
+        top: u32,
+        tables: &[Table],
+        ts: &[usize],
+    ) -> Option<(usize, String)> {
+        let root = pointer_map_root(self.pf, top)?;
+        let t = ts.iter().copied().find(|&t| tables[t].root == root)?;
+        Some((
+            t,
+            format!(
+                "the pointer map leads from page {top} up to page {root}, the root of {}",
+                tables[t].name
+            ),
+        ))
+    }
+}
+
+/// The root page the pointer map leads to from `page`, following each page's parent.
+fn pointer_map_root(pf: &PageFile, mut page: u32) -> Option<u32> {
+    use crate::format::ptrmap::{self, PtrmapType};
+    // Deeper than any b-tree SQLite builds: a longer chain is a cycle.
+    const MAX_DEPTH: usize = 64;
+    let header = crate::engine::run::header_as_read(pf)?;
+    if header.largest_root_page == 0 {
+        return None;
+    }
+    let mut buf = Vec::new();
+    for _ in 0..MAX_DEPTH {
+        let (map, index) = ptrmap::locate(page, pf.usable())?;
+        pf.read(map, &mut buf)?;
+        match ptrmap::entry(&buf, index)? {
+            (PtrmapType::RootPage, _) => return Some(page),
+            (PtrmapType::Btree, parent) if parent != 0 && parent != page => page = parent,
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Where an index key column's value is in a table's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeySource {

@@ -98,7 +98,7 @@ pub(crate) fn recover_orphans(
             pf: walker.page_file(),
             entries,
         };
-        let decision = decide(&evidence, tree, tables, reports, &witnesses);
+        let decision = decide(top, &evidence, tree, tables, reports, &witnesses);
         let group = apply(
             walker,
             map,
@@ -249,6 +249,7 @@ fn mostly(part: u64, whole: u64) -> bool {
 }
 
 fn decide(
+    top_page: u32,
     ev: &Evidence,
     tree: TreeKind,
     tables: &[Table],
@@ -299,7 +300,10 @@ fn decide(
         },
         many => {
             let ts: Vec<usize> = many.iter().map(|(t, _)| *t).collect();
-            match witnesses.separate(&ev.prints, (ev.first, ev.last), tables, &ts) {
+            let separated = witnesses
+                .separate(&ev.prints, (ev.first, ev.last), tables, &ts)
+                .or_else(|| witnesses.pointer_map_root(top_page, tables, &ts));
+            match separated {
                 Some((table, why)) => Decision::Attribute {
                     table,
                     hole: many
@@ -309,7 +313,7 @@ fn decide(
                     witness: Some(why),
                 },
                 None => Decision::LostAndFound(format!(
-                    "ambiguous: fits {} equally, and no index tells them apart",
+                    "ambiguous: fits {} equally, and no index or pointer map tells them apart",
                     names(tables, &ts)
                 )),
             }

@@ -203,7 +203,7 @@ impl PageFile {
 /// Commit frames carrying `salts` among frames `first..total` (each `frame_size` bytes),
 /// and the pages the frames with those salts wrote up to the last such commit (sorted, each
 /// once, at most [`MAX_PAGES_IGNORED`]). Only the frames' headers are read.
-fn commits_from(
+pub(super) fn commits_from(
     file: &File,
     first: u64,
     total: u64,

@@ -5,9 +5,10 @@
 //! itself would not see, since the first connection to open the database rebuilds the `-shm`
 //! from the `-wal` it finds.
 
+use super::sidecars::commits_from;
 use super::{PageFile, WalInfo, MAX_PAGES_IGNORED};
 use crate::format::shm::{frame_offset, frame_page, WalIndexHeader, HEADER_SIZE};
-use crate::format::wal::WAL_HEADER_SIZE;
+use crate::format::wal::{FRAME_HEADER_SIZE, WAL_HEADER_SIZE};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -103,7 +104,7 @@ impl PageFile {
             return;
         };
         if index.applied > 0 && u64::from(index.header.checkpointed) > index.applied {
-            self.skip_checkpointed_wal();
+            self.skip_checkpointed_wal(index.header.checkpointed);
         }
         self.wal_index_gap = index.loss(path, self.wal.is_some()).map(|mut gap| {
             if !gap.wal_beside {
@@ -143,13 +144,21 @@ impl PageFile {
     /// Every frame the `-wal` holds was copied into the main file by a checkpoint that went
     /// further (the `-wal` was cut short since): the main file's pages are newer than any
     /// of its frames, so they are read alone, as SQLite reads them while its `-shm` says so.
-    fn skip_checkpointed_wal(&mut self) {
+    /// Commits past a break in its checksums count as lost only past what was checkpointed.
+    fn skip_checkpointed_wal(&mut self, checkpointed: u32) {
         self.wal_pages = std::sync::Arc::default();
         self.geometry.page_count = self.geometry.file_pages;
-        if let Some(w) = self.wal.as_mut() {
-            w.older_than_main_file = true;
-            w.pages = 0;
-            w.db_size = None;
+        let frame_size = FRAME_HEADER_SIZE as u64 + u64::from(self.geometry.page_size);
+        let (Some(w), Some(file)) = (self.wal.as_mut(), self.wal_file.as_ref()) else {
+            return;
+        };
+        w.older_than_main_file = true;
+        w.pages = 0;
+        w.db_size = None;
+        if let (true, Some(salts)) = (w.commits_ignored > 0, w.salts) {
+            let frames = w.bytes.saturating_sub(WAL_HEADER_SIZE as u64) / frame_size;
+            (w.commits_ignored, w.pages_ignored) =
+                commits_from(file, u64::from(checkpointed), frames, frame_size, salts);
         }
     }
 }

@@ -295,15 +295,10 @@ fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
     );
 }
 
-/// A `-wal` cut short below what a checkpoint already copied into the main file holds only
-/// older images of its pages: laid over the main file, they would take back rows the
-/// checkpoint had made permanent (SQLite itself, rebuilding its `-shm` from such a `-wal`,
-/// shows 200 of these 500 rows). The `-shm` records the checkpoint, so the main file is read
-/// alone and every row comes back, on both sides of the count.
-#[test]
-fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let (live, conn) = live_wal(dir.path());
+/// Five commits of 100 rows, all of them checkpointed into the main file, the `-wal` not yet
+/// restarted, copied while the writer holds the files.
+fn checkpointed_wal(dir: &Path) -> std::path::PathBuf {
+    let (live, conn) = live_wal(dir);
     conn.execute_batch(
         "PRAGMA wal_autocheckpoint=0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
          PRAGMA wal_checkpoint(TRUNCATE);",
@@ -323,8 +318,19 @@ fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
         })
         .unwrap();
     assert_eq!((busy, frames), (0, copied), "a whole checkpoint");
-    let db = copied_live(&live, dir.path());
-    drop(conn);
+    copied_live(&live, dir)
+}
+
+/// A `-wal` cut short below what a checkpoint already copied into the main file holds only
+/// older images of its pages: laid over the main file, they would take back rows the
+/// checkpoint had made permanent (SQLite itself, rebuilding its `-shm` from such a `-wal`,
+/// shows 200 of these 500 rows). The `-shm` records the checkpoint, so the main file is read
+/// alone and every row comes back, on both sides of the count. So with a frame damaged
+/// among those checkpointed: the commits past it are in the main file, not lost.
+#[test]
+fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = checkpointed_wal(&new_dir(dir.path(), "cut"));
     let wal = crate::common::source_files(&db)[1].clone();
     let commits = commit_frames(&wal);
     let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
@@ -358,6 +364,23 @@ fn a_wal_older_than_its_checkpoint_is_not_read_over_the_main_file() {
     assert_eq!(
         check["findings"][0]["kind"], "wal-older-than-database",
         "{check}"
+    );
+    assert_eq!(rows_of_t(&out_db), 500);
+
+    let damaged = checkpointed_wal(&new_dir(dir.path(), "damaged"));
+    let wal = crate::common::source_files(&damaged)[1].clone();
+    let commits = commit_frames(&wal);
+    flip_byte(
+        &wal,
+        (32 + (commits[1] + 1) * (24 + 4096) + 24 + 100) as u64,
+    );
+    let (code, report, out_db) = recover(&damaged);
+    assert_eq!(code, 0, "{}", report["outcome"]);
+    let w = &report["engine"]["wal"];
+    assert_eq!(
+        (&w["older_than_main_file"], &w["commits_ignored"]),
+        (&true.into(), &0.into()),
+        "{w}"
     );
     assert_eq!(rows_of_t(&out_db), 500);
 }

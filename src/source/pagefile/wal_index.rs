@@ -106,7 +106,12 @@ impl PageFile {
         if index.applied > 0 && u64::from(index.header.checkpointed) > index.applied {
             self.skip_checkpointed_wal(index.header.checkpointed);
         }
-        self.wal_index_gap = index.loss(path, self.wal.is_some()).map(|mut gap| {
+        let frames = self.wal.as_ref().map(|w| WalFrames {
+            file: self.wal_file.as_deref(),
+            bytes: w.bytes,
+            frame_size: FRAME_HEADER_SIZE as u64 + u64::from(self.geometry.page_size),
+        });
+        self.wal_index_gap = index.loss(path, frames.as_ref()).map(|mut gap| {
             if !gap.wal_beside {
                 gap.checkpointed_past_header = self.checkpointed_past_header(&index);
                 gap.pages_past_header = gap.checkpointed_past_header.len();
@@ -197,31 +202,61 @@ impl Index {
     }
 
     /// The committed frames recorded past both what the `-wal` applies and what was
-    /// checkpointed, if any.
-    fn loss(&self, path: &Path, wal_beside: bool) -> Option<WalIndexGap> {
+    /// checkpointed, and that the `-wal` (if any) does not hold either: a frame still in it
+    /// with the page number the `-shm` records is there, whatever its checksum says (a
+    /// break in the checksums is judged by the `-wal`'s own frames).
+    fn loss(&self, path: &Path, wal: Option<&WalFrames<'_>>) -> Option<WalIndexGap> {
         let header = &self.header;
         let covered = self.applied.max(u64::from(header.checkpointed));
         let recorded = u64::from(header.last_frame);
         if recorded <= covered {
             return None;
         }
-        Some(WalIndexGap {
+        // covered < recorded <= u32::MAX
+        let frames = u32::try_from(covered).ok()? + 1..=header.last_frame;
+        let (mut held, mut pages) = (0u64, BTreeSet::new());
+        for_each_frame_page(&self.file, self.len, header, frames, |frame, page| {
+            if wal.is_some_and(|w| w.page_of(frame) == Some(page)) {
+                held += 1;
+            } else if pages.len() < MAX_PAGES_IGNORED {
+                pages.insert(page);
+            }
+        });
+        let missing = recorded - covered - held;
+        (missing > 0).then(|| WalIndexGap {
             path: path.to_path_buf(),
             frames_recorded: header.last_frame,
             frames_checkpointed: header.checkpointed,
-            wal_beside,
+            wal_beside: wal.is_some(),
             frames_applied: self.applied,
-            frames_missing: recorded - covered,
-            // covered < recorded <= u32::MAX
-            pages_missing: pages_of(
-                &self.file,
-                self.len,
-                header,
-                u32::try_from(covered).ok()? + 1..=header.last_frame,
-            ),
+            frames_missing: missing,
+            pages_missing: pages.into_iter().collect(),
             checkpointed_past_header: Vec::new(),
             pages_past_header: 0,
         })
+    }
+}
+
+/// The `-wal` beside a `-shm`, as far as its frames' page numbers go.
+pub(super) struct WalFrames<'a> {
+    pub(super) file: Option<&'a File>,
+    pub(super) bytes: u64,
+    pub(super) frame_size: u64,
+}
+
+impl WalFrames<'_> {
+    /// The page number in the header of `frame` (counted from 1), if the file holds the
+    /// whole frame.
+    fn page_of(&self, frame: u32) -> Option<u32> {
+        let at = u64::from(frame.checked_sub(1)?)
+            .checked_mul(self.frame_size)?
+            .checked_add(WAL_HEADER_SIZE as u64)?;
+        if at.checked_add(self.frame_size)? > self.bytes {
+            return None;
+        }
+        let mut word = [0u8; 4];
+        self.file?.read_exact_at(&mut word, at).ok()?;
+        Some(u32::from_be_bytes(word))
     }
 }
 
@@ -232,33 +267,43 @@ fn pages_of(
     header: &WalIndexHeader,
     frames: std::ops::RangeInclusive<u32>,
 ) -> Vec<u32> {
+    let mut pages = BTreeSet::new();
+    for_each_frame_page(file, len, header, frames, |_, page| {
+        if pages.len() < MAX_PAGES_IGNORED {
+            pages.insert(page);
+        }
+    });
+    pages.into_iter().collect()
+}
+
+/// Calls `each(frame, page)` for the frames of `frames` whose page number the file holds.
+fn for_each_frame_page(
+    file: &File,
+    len: u64,
+    header: &WalIndexHeader,
+    frames: std::ops::RangeInclusive<u32>,
+    mut each: impl FnMut(u32, u32),
+) {
     let last = *frames.end();
     let needed = frame_offset(last)
         .and_then(|o| u64::try_from(o).ok())
         .map_or(len, |o| o.saturating_add(4));
     let size = needed.min(len);
     if size > MAX_INDEX_BYTES {
-        return Vec::new();
+        return;
     }
     // Sized by the file's own length (at most what the last frame needs), never by a field.
     let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(0)];
     if file.read_exact_at(&mut bytes, 0).is_err() {
-        return Vec::new();
+        return;
     }
-    let mut pages = BTreeSet::new();
     for frame in frames {
         match frame_page(&bytes, frame, header) {
-            Some(p) => {
-                pages.insert(p);
-            }
+            Some(p) => each(frame, p),
             None if frame_offset(frame).is_none_or(|o| o >= bytes.len()) => break,
             None => {}
         }
-        if pages.len() >= MAX_PAGES_IGNORED {
-            break;
-        }
     }
-    pages.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -266,7 +311,12 @@ mod tests {
     use super::*;
 
     fn loss_of(path: &Path, page_size: u32, wal: Option<&WalInfo>) -> Option<WalIndexGap> {
-        Index::read(path, page_size, wal)?.loss(path, wal.is_some())
+        let frames = wal.map(|w| WalFrames {
+            file: None,
+            bytes: w.bytes,
+            frame_size: 24 + u64::from(page_size),
+        });
+        Index::read(path, page_size, wal)?.loss(path, frames.as_ref())
     }
 
     /// A header that claims four billion frames over a file holding two: what the file holds

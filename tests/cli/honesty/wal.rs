@@ -453,3 +453,38 @@ fn pages_a_checkpoint_wrote_past_a_stale_header_are_live() {
     assert!(live_rows > 0, "{}", report["engine"]["orphans"]);
     assert_eq!(report["engine"]["stale_rows"], 0);
 }
+
+/// Frames the `-shm` records that are still in the `-wal` with their page numbers are there,
+/// whatever their checksums: a break in those is judged by the `-wal`'s own frames (SQLite
+/// writes some frames with their checksums still to come). Zeroed ones are gone.
+#[test]
+fn recorded_frames_still_in_the_wal_are_no_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = wal_only_commits(&new_dir(dir.path(), "broken"), 5, 100);
+    let wal = crate::common::source_files(&broken)[1].clone();
+    let commits = commit_frames(&wal);
+    flip_byte(&wal, (32 + commits[4] * (24 + 4096) + 24 + 100) as u64);
+    let (code, report, _) = recover(&broken);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    assert!(
+        report["engine"]["wal_index_gap"].is_null(),
+        "{}",
+        report["engine"]["wal_index_gap"]
+    );
+    assert_eq!(report["engine"]["wal"]["commits_ignored"], 1);
+
+    let zeroed = wal_only_commits(&new_dir(dir.path(), "zeroed"), 5, 100);
+    let wal = crate::common::source_files(&zeroed)[1].clone();
+    let commits = commit_frames(&wal);
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[32 + (commits[3] + 1) * (24 + 4096)..].fill(0);
+    std::fs::write(&wal, bytes).unwrap();
+    let (code, report, _) = recover(&zeroed);
+    assert_eq!(code, 1, "{}", report["outcome"]);
+    let gap = &report["engine"]["wal_index_gap"];
+    assert_eq!(
+        gap["frames_missing"],
+        (commits[4] - commits[3]) as u64,
+        "{gap}"
+    );
+}

@@ -168,6 +168,33 @@ mod tests {
         assert_eq!(WalIndexHeader::parse(&[0xff; HEADER_SIZE]), None);
     }
 
+    proptest::proptest! {
+        /// Any bytes, or a whole header with one byte changed: parsing never panics, and a
+        /// change to either copy of the header alone makes it refused.
+        #[test]
+        fn any_bytes_parse_or_not_without_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            at in 0usize..136,
+            value in proptest::prelude::any::<u8>(),
+            frame in proptest::prelude::any::<u32>(),
+        ) {
+            if let Some(h) = WalIndexHeader::parse(&bytes) {
+                let _ = frame_page(&bytes, frame, &h);
+            }
+            let mut h = header(frame, 0);
+            let changed = h[at] != value;
+            h[at] = value;
+            match WalIndexHeader::parse(&h) {
+                Some(parsed) => {
+                    proptest::prop_assert!(!(changed && at < 96), "byte {} changed", at);
+                    let _ = frame_page(&h, frame, &parsed);
+                }
+                None => proptest::prop_assert!(changed),
+            }
+            let _ = frame_offset(frame);
+        }
+    }
+
     #[test]
     fn frames_lie_in_blocks_after_the_header() {
         assert_eq!(frame_offset(0), None);

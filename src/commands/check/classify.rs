@@ -252,10 +252,9 @@ fn wal_finding(w: &WalFacts) -> Option<Finding> {
     })
 }
 
-/// Transactions the `-shm` records that no file holds: damage when a `-wal` is there (cut
-/// short or emptied), a caution when none is.
+/// Transactions the `-shm` records that no file holds, where that is a loss.
 pub(super) fn wal_index_finding(loss: &crate::source::pagefile::WalIndexGap) -> Finding {
-    finding(FindingKind::WalLostCommits, loss.describe(), loss.is_loss())
+    finding(FindingKind::WalLostCommits, loss.describe(), true)
 }
 
 /// A `-wal` older than the main file: what SQLite shows of it is an older database.

@@ -274,8 +274,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
     header_facts.pages_missing_past_end = pf.pages_missing_past_end();
     let wal_facts = pf.wal().map(wal_facts);
     let journal = pf.journal().cloned();
-    let missing_wal = crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal())
-        .filter(|_| pf.wal_index_gap().is_none());
+    let (wal_findings, missing_wal) = sidecar_findings(&pf);
     // SQLite writes only to replay a -wal or roll a -journal back: without them it reads the
     // snapshot itself, read-only, and no gigabyte is copied a second time.
     let work = if crate::util::paths::has_wal_or_journal(&snap_db) {
@@ -285,7 +284,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
     };
     let limit = opts.max_errors.max(1);
     let (integrity, objects, conn) = probe::run_sqlite(&work, limit, file_size);
-    warnings.extend(missing_wal.map(str::to_string));
+    warnings.extend(missing_wal);
     if manifest.attempts > 1 && warnings.is_empty() {
         warnings.push(format!(
             "the source changed while it was copied; {} passes were needed",
@@ -301,8 +300,7 @@ fn check_in(db: &Path, source: &Path, tmp: &Path, opts: &CheckOptions) -> Result
         conn,
     );
     findings.extend(index_pages::finding(&pf));
-    findings.extend(pf.wal_index_gap().map(classify::wal_index_finding));
-    findings.extend(pf.wal().and_then(classify::older_wal_finding));
+    findings.extend(wal_findings);
     let sidecars = (pf.wal().is_some(), pf.journal().is_some());
     let causes = crate::engine::causes::likely_causes(&evidence::gather(
         &pf, sidecars, &integrity, &findings,
@@ -393,6 +391,26 @@ fn header_facts(geo: &Geometry, magic_ok: bool, file_size: u64) -> HeaderFacts {
         problems: header.as_ref().map(Header::problems).unwrap_or_default(),
         inferred: geo.inferred.clone(),
     }
+}
+
+/// What the `-wal` and `-shm` say that SQLite's checks do not: findings, and a warning.
+fn sidecar_findings(pf: &PageFile) -> (Vec<Finding>, Option<String>) {
+    let gap = pf.wal_index_gap();
+    // The -shm's record of commits no file holds says more than the note would; when it is no
+    // proof of loss (no -wal at all), it is the warning.
+    let warning = match gap {
+        Some(g) => (!g.is_loss()).then(|| g.describe()),
+        None => {
+            crate::source::pagefile::missing_wal_note(pf.geometry(), pf.wal()).map(str::to_string)
+        }
+    };
+    let mut findings: Vec<Finding> = gap
+        .filter(|g| g.is_loss())
+        .map(classify::wal_index_finding)
+        .into_iter()
+        .collect();
+    findings.extend(pf.wal().and_then(classify::older_wal_finding));
+    (findings, warning)
 }
 
 /// What the WAL holds, as the engine read it.

@@ -266,8 +266,9 @@ impl IncidentReport {
                  older than the main file's pages; the main file was read alone\n",
             );
         }
-        if let Some(loss) = &self.engine.wal_index_gap {
-            out.push_str(&format!("{}\n", loss.describe()));
+        if let Some(gap) = &self.engine.wal_index_gap {
+            let note = if gap.is_loss() { "" } else { "note: " };
+            out.push_str(&format!("{note}{}\n", gap.describe()));
         }
         match &self.engine.journal {
             Some(j) if j.unusable.is_none() => out.push_str(&format!(

@@ -290,8 +290,19 @@ fn commits_the_shm_records_and_no_file_holds_are_reported_lost() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("no -wal is beside the database, yet its -shm records"),
+        text.contains("note: no -wal is beside the database, yet its -shm records"),
         "{text}"
+    );
+    let out = cmd().args(["check", "--json"]).arg(&gone).output().unwrap();
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{check}");
+    assert_eq!(check["findings"], serde_json::json!([]));
+    let warned = check["warnings"].as_array().unwrap();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("its -shm records")),
+        "{check}"
     );
 }
 

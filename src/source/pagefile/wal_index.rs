@@ -26,7 +26,8 @@ pub struct WalIndexGap {
     pub wal_beside: bool,
     /// Committed frames the `-wal` holds and that are applied (0 without a `-wal`).
     pub frames_applied: u64,
-    /// Committed frames past both: what they wrote is in no file.
+    /// Committed frames past both that the `-wal` does not hold either (gone, or a frame of
+    /// another page in their place): what they wrote is in no file.
     pub frames_missing: u64,
     /// The pages those frames wrote, as the `-shm` records them (sorted, each once, at most
     /// [`MAX_PAGES_IGNORED`]): the tables they belong to miss rows, or miss changes.
@@ -49,7 +50,8 @@ impl WalIndexGap {
     /// stale (a connection in exclusive locking mode keeps its index in memory and leaves an
     /// older `-shm` behind; so does a backup put back beside one): said, not counted.
     pub fn is_loss(&self) -> bool {
-        self.wal_beside || !self.checkpointed_past_header.is_empty()
+        // From the count, which a report read back keeps (the pages themselves it does not).
+        self.wal_beside || self.pages_past_header > 0
     }
 
     /// The gap in words, for a reader of either command's report.

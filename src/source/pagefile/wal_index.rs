@@ -58,12 +58,15 @@ impl WalIndexGap {
     pub fn describe(&self) -> String {
         let missing = self.frames_missing;
         if self.wal_beside {
+            let held = match self.frames_applied {
+                0 => "none of which the -wal holds".to_string(),
+                n => format!("past the {n} the -wal holds"),
+            };
             format!(
-                "the -shm records {missing} committed -wal frame(s) past the {} the -wal holds: \
-                 the -wal was cut short or emptied after SQLite wrote it, and the transactions \
-                 those frames wrote are in neither file (only a backup taken after them still \
-                 holds them)",
-                self.frames_applied
+                "the -shm records {missing} committed -wal frame(s) {held}: the -wal was cut \
+                 short, emptied or overwritten after SQLite wrote it, and the transactions those \
+                 frames wrote are in neither file (only a backup taken after them still holds \
+                 them)"
             )
         } else if self.pages_past_header > 0 {
             format!(

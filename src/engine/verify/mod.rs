@@ -13,6 +13,7 @@ mod full;
 mod pages;
 mod plan;
 mod plan_pages;
+mod reader;
 
 // `restore` checks a file it did not write with SQLite's own check.
 pub(crate) use full::integrity_check;

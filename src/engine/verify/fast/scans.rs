@@ -4,6 +4,7 @@
 use super::{pages, Context};
 use crate::engine::verify::entry::{compare, encode, Digest, Keys};
 use crate::engine::verify::plan::{IndexPlan, PagePlan};
+use crate::engine::verify::reader;
 use rusqlite::Connection;
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -94,14 +95,14 @@ pub(super) fn table_by_pages(
     ctx: &Context<'_>,
     plan: &PagePlan,
     indexes: &[IndexPlan],
-) -> std::result::Result<Vec<(usize, Digest)>, pages::Unreadable> {
+) -> std::result::Result<Vec<(usize, Digest)>, reader::Unreadable> {
     let mut digests = RowDigests::new(indexes);
     let mut missing = false;
     pages::scan_table(ctx.path, plan, |values, spans| {
         missing |= digests.add(values, spans, ctx.keys).is_err();
     })?;
     if missing {
-        return Err(pages::Unreadable);
+        return Err(reader::Unreadable);
     }
     Ok(digests.finish())
 }
@@ -184,7 +185,7 @@ pub(super) fn scan_index<'p>(
 pub(super) fn index_by_pages<'p>(
     ctx: &Context<'_>,
     index: &'p IndexPlan,
-) -> std::result::Result<EntryCheck<'p>, pages::Unreadable> {
+) -> std::result::Result<EntryCheck<'p>, reader::Unreadable> {
     let mut check = EntryCheck::new(index, ctx.limit);
     pages::scan_index(ctx.path, index, |current| check.add(current, ctx.keys))?;
     Ok(check)

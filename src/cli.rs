@@ -106,7 +106,8 @@ pub enum Command {
         /// Also draw the damage map (SVG: every page, by owning table and status) to this file.
         #[arg(long, value_name = "FILE.svg")]
         map: Option<PathBuf>,
-        /// How to prove the recovered database sound: `fast` (quick_check, and every index
+        /// How to prove the recovered database sound: `fast` (every b-tree's structure walked
+        /// from its pages, SQLite's quick_check where the walk has a doubt, and every index
         /// matched against its table's rows in sequential scans) or `full` (SQLite's
         /// integrity_check: every row looked up in every index; slower on large databases).
         #[arg(long, value_name = "fast|full", default_value = "fast")]

@@ -35,7 +35,7 @@ pub use report::{
     OrphanGroup, PageMapSnapshot, PageRun, Report, SchemaDifference, TableFill, TableReport,
 };
 use run::Strategy;
-pub use verify::{pages_disagree_with_sql, verify, VerifyMode};
+pub use verify::{pages_disagree_with_sql, structure_proved_by_pages, verify, VerifyMode};
 pub use writer::SideNames;
 
 use crate::error::{Error, Result};

@@ -20,8 +20,9 @@ pub struct Options {
     /// a copied index that disagrees with its rows is not found and rebuilt: a caller that
     /// skips the check and finds a problem later recovers again with the check on.
     pub skip_verify: bool,
-    /// How the result is proved sound: `quick_check` and a digest of every index against its
-    /// table's rows (the default), or SQLite's full `integrity_check`.
+    /// How the result is proved sound: every b-tree's structure walked from its pages and a
+    /// digest of every index against its table's rows (the default), or SQLite's full
+    /// `integrity_check`.
     pub verify: crate::engine::verify::VerifyMode,
     /// Decode every table row by row, also those that read whole (which are otherwise copied
     /// by SQLite's transfer path): the same rows, slower; for comparison and benchmarks.

@@ -158,8 +158,9 @@ pub enum CheckedBy {
     #[default]
     #[serde(rename = "integrity_check")]
     IntegrityCheck,
-    /// The proof `recover` makes of its result: `quick_check`, and every index matched with
-    /// its table by digest, on every core. Used first; a database it does not find sound is
+    /// The proof `recover` makes of its result: every b-tree's structure walked from its pages
+    /// (`quick_check` where the walk has a doubt), and every index matched with its table by
+    /// digest, on every core. (Its JSON name is from when `quick_check` proved the structure.) Used first; a database it does not find sound is
     /// checked by `integrity_check`, whose messages say what is wrong.
     #[serde(rename = "quick_check+digests")]
     Digests,

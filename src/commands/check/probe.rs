@@ -89,8 +89,9 @@ pub(super) fn run_sqlite(
     (facts, objects, Some(conn))
 }
 
-/// Whether the recovery engine's proof finds the working copy sound: `quick_check` and every
-/// index matched with its table by digest, on both cores, where SQLite's `integrity_check`
+/// Whether the recovery engine's proof finds the working copy sound: every b-tree's structure
+/// walked from its pages (`quick_check` where the walk has a doubt) and every index matched
+/// with its table by digest, on both cores, where SQLite's `integrity_check`
 /// looks every row up in every index on one. A copy it finds sound is what
 /// `integrity_check` would call "ok"; anything else is checked by `integrity_check`, whose
 /// messages say what is wrong. The WAL is checkpointed into the private copy first (the

@@ -161,8 +161,8 @@ fn integrity_section(o: &mut Lines, i: &IntegrityFacts) {
             line(format!("integrity_check (at most {} messages)", i.limit));
         }
         super::CheckedBy::Digests => line(
-            "integrity (quick_check, and every index matched with its table, as recover proves \
-             its result)"
+            "integrity (every b-tree walked from its pages, and every index matched with its \
+             table, as recover proves its result)"
                 .to_string(),
         ),
     }

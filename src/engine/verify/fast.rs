@@ -1,23 +1,25 @@
-//! The fast proof: `quick_check` for the structure of every b-tree, and for every index a
-//! digest of its entries computed twice, once from its table's rows and once from the index
-//! itself, each in one sequential scan, on every core.
+//! The fast proof: the structure of every b-tree proved from its pages ([`structure`]), and
+//! for every index a digest of its entries computed twice, once from its table's rows and
+//! once from the index itself, each in one sequential scan, on every core.
 //!
-//! `quick_check` is `integrity_check` without two things (SQLite's documentation of the
-//! pragma): it does not check that each index holds the entries its table implies, and it
-//! does not check UNIQUE constraints. It does check every b-tree's shape, that each page is
-//! used once, rowid order within table trees, index entry counts, NOT NULL and CHECK
+//! The structure walk checks what `quick_check` checks of a file SQLite wrote; what it does
+//! not recognise makes `quick_check` of the whole file decide. `quick_check` is
+//! `integrity_check` without two things (SQLite's documentation of the pragma): it does not
+//! check that each index holds the entries its table implies, and it does not check UNIQUE
 //! constraints. What it leaves out is proved here: equal digests (a keyed 128-bit hash per
 //! entry, summed) mean the index holds exactly the multiset of entries the rows imply; the
 //! index's scan also checks that its entries are in SQLite's order (which `quick_check` does
 //! not check within an index tree) and that a UNIQUE key does not repeat. A table with an
 //! index the scans cannot reproduce (an expression, a partial index, a collation of the
 //! application's) is checked with `integrity_check(TABLE)` instead. The scans of rowid tables
-//! and their indexes read pages ([`super::pages`]) where they can, SQL where they cannot.
+//! and their indexes read pages ([`super::pages`]) where they can, proving those trees'
+//! structure on the way, and SQL where they cannot.
 
 use super::entry::{Digest, Keys};
 use super::lock;
 use super::pages;
 use super::plan::{self, IndexPlan, TableCheck, TablePlan};
+use super::structure::Structure;
 use crate::error::{Error, Result};
 use rusqlite::Connection;
 use scans::{index_by_pages, scan_index, scan_table, table_by_pages};
@@ -28,7 +30,14 @@ use std::sync::Mutex;
 /// One piece of the proof, run on one connection.
 #[derive(Debug, Clone, Copy)]
 enum Job {
+    /// `quick_check` of the whole file: when the structure is not proved from pages.
     QuickCheck,
+    /// The structure of tree `k` ([`structure`]).
+    Tree(usize),
+    /// The freelist's pages.
+    Freelist,
+    /// `quick_check(TABLE)` of the `k`th table whose rows only SQL can check.
+    Rows(usize),
     /// The digests of every index of table `t`, from its rows.
     Table(usize),
     /// Index `i` of table `t`: its digest, order and uniqueness, from its entries.
@@ -62,13 +71,24 @@ pub(crate) fn check(
     rows: &BTreeMap<String, u64>,
     limit: usize,
 ) -> Result<Vec<String>> {
+    proof(path, rows, limit).map(|(messages, _)| messages)
+}
+
+/// [`check`], and whether the structure was proved from pages (not by `quick_check`).
+pub(super) fn proof(
+    path: &Path,
+    rows: &BTreeMap<String, u64>,
+    limit: usize,
+) -> Result<(Vec<String>, bool)> {
     let conn = super::open(path)?;
     // A schema SQLite cannot describe table by table is checked the slow way, whole.
     let Ok(plans) = plan::plan(&conn) else {
-        return super::full::integrity_check(path, rows, limit);
+        return Ok((super::full::integrity_check(path, rows, limit)?, false));
     };
+    // A file the walk cannot plan for is proved by quick_check.
+    let structure = Structure::new(&conn, path).ok().flatten();
     drop(conn);
-    let jobs = jobs(&plans, rows);
+    let jobs = jobs(&plans, rows, structure.as_ref());
     let keys = Keys::new();
     let found = Mutex::new(Found::default());
     let ctx = Context {
@@ -76,15 +96,22 @@ pub(crate) fn check(
         plans: &plans,
         keys: &keys,
         limit,
+        structure: structure.as_ref(),
     };
     super::on_every_core(path, jobs.len(), |conn, n| {
         work(&ctx, conn, jobs[n].1, n, &found, Read::Pages)
     })?;
     recheck_through_sql(&ctx, &found, jobs.len())?;
+    // What the pages did not prove, SQLite's own check of the whole file does.
+    let by_pages = structure.as_ref().is_some_and(Structure::proved);
+    if structure.is_some() && !by_pages {
+        let conn = super::open(path)?;
+        work(&ctx, &conn, Job::QuickCheck, 0, &found, Read::Sql)?;
+    }
     let found = found
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok(messages(&plans, found, limit))
+    Ok((messages(&plans, found, limit), by_pages))
 }
 
 /// Every digest read from pages that does not match its other side is read again through
@@ -128,6 +155,7 @@ pub(crate) fn pages_disagree_with_sql(path: &Path) -> Result<Vec<String>> {
         plans: &plans,
         keys: &keys,
         limit: 20,
+        structure: None,
     };
     let sql = |e| Error::sqlite(path, e);
     let mut out = Vec::new();
@@ -140,13 +168,16 @@ pub(crate) fn pages_disagree_with_sql(path: &Path) -> Result<Vec<String>> {
         else {
             continue;
         };
-        if let Some(Ok(by_pages)) = pages.as_ref().map(|p| table_by_pages(&ctx, p, indexes)) {
+        if let Some(Ok(by_pages)) = pages
+            .as_ref()
+            .map(|p| table_by_pages(&ctx, p, indexes, None))
+        {
             if by_pages != scan_table(&conn, select, indexes, &keys).map_err(sql)? {
                 out.push(format!("table {}", table.name));
             }
         }
         for index in indexes.iter().filter(|i| i.pages.is_some()) {
-            if let Ok(by_pages) = index_by_pages(&ctx, index) {
+            if let Ok(by_pages) = index_by_pages(&ctx, index, None) {
                 if by_pages.digest != scan_index(&conn, index, &keys, 20).map_err(sql)?.digest {
                     out.push(format!("index {}", index.name));
                 }
@@ -181,12 +212,42 @@ struct Context<'a> {
     plans: &'a [TablePlan],
     keys: &'a Keys,
     limit: usize,
+    /// The structure proved from pages; `None`: by `quick_check`.
+    structure: Option<&'a Structure>,
 }
 
 /// Every job, the longest first so that the last to finish is a short one.
-fn jobs(plans: &[TablePlan], rows: &BTreeMap<String, u64>) -> Vec<(u64, Job)> {
-    let total: u64 = rows.values().sum();
-    let mut jobs = vec![(total, Job::QuickCheck)];
+fn jobs(
+    plans: &[TablePlan],
+    rows: &BTreeMap<String, u64>,
+    structure: Option<&Structure>,
+) -> Vec<(u64, Job)> {
+    let rows_of = |table: &str| rows.get(table).copied().unwrap_or(0);
+    let mut jobs = match structure {
+        None => vec![(rows.values().sum(), Job::QuickCheck)],
+        Some(s) => {
+            let mut jobs = vec![(0, Job::Freelist)];
+            // A tree the digests read from its pages is proved by that scan.
+            let covered = read_by_pages(plans);
+            jobs.extend(
+                (0..s.trees())
+                    .filter(|&k| !covered.contains(s.tree_names(k).0))
+                    .map(|k| (rows_of(s.tree_names(k).1) / 3, Job::Tree(k))),
+            );
+            // integrity_check(TABLE) checks a fallback table's rows already.
+            let full = |name: &str| {
+                plans
+                    .iter()
+                    .any(|p| p.name == name && matches!(p.check, TableCheck::Fallback(_)))
+            };
+            for (k, name) in s.rows_by_sqlite().iter().enumerate() {
+                if !full(name) {
+                    jobs.push((rows_of(name), Job::Rows(k)));
+                }
+            }
+            jobs
+        }
+    };
     for (t, table) in plans.iter().enumerate() {
         let n = rows.get(&table.name).copied().unwrap_or(0);
         match &table.check {
@@ -207,6 +268,27 @@ fn jobs(plans: &[TablePlan], rows: &BTreeMap<String, u64>) -> Vec<(u64, Job)> {
     jobs
 }
 
+/// The trees whose pages the digest scans read: every table with a page plan and an index
+/// (not its own tree) to digest, and every index with a page plan.
+fn read_by_pages(plans: &[TablePlan]) -> HashSet<&str> {
+    let mut names = HashSet::new();
+    for table in plans {
+        let TableCheck::Stream { indexes, pages, .. } = &table.check else {
+            continue;
+        };
+        if pages.is_some() && indexes.iter().any(|i| !i.own_tree) {
+            names.insert(table.name.as_str());
+        }
+        names.extend(
+            indexes
+                .iter()
+                .filter(|i| i.pages.is_some())
+                .map(|i| i.name.as_str()),
+        );
+    }
+    names
+}
+
 /// Runs job `n`; a tree SQLite cannot read is a finding, as integrity_check reports it.
 fn work(
     ctx: &Context<'_>,
@@ -219,7 +301,11 @@ fn work(
     run(ctx, conn, job, n, found, read).or_else(|e| match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
             let what = match job {
-                Job::QuickCheck => "quick_check".to_string(),
+                Job::QuickCheck | Job::Tree(_) | Job::Freelist => "quick_check".to_string(),
+                Job::Rows(k) => ctx
+                    .structure
+                    .and_then(|s| s.rows_by_sqlite().get(k))
+                    .map_or_else(String::new, |name| format!("table {name}")),
                 Job::Table(t) | Job::Full(t) => format!("table {}", ctx.plans[t].name),
                 Job::Index(t, i) => index_plan(ctx.plans, t, i)
                     .map_or_else(String::new, |p| format!("index {}", p.name)),
@@ -246,67 +332,116 @@ fn run(
     found: &Mutex<Found>,
     read: Read,
 ) -> rusqlite::Result<()> {
-    match job {
-        Job::QuickCheck => {
-            let messages = pragma(conn, "PRAGMA quick_check", ctx.limit)?;
-            lock(found)
-                .messages
-                .extend(messages.into_iter().map(|m| (n, m)));
+    let messages = match job {
+        Job::QuickCheck => pragma(conn, "PRAGMA quick_check", ctx.limit)?,
+        Job::Rows(k) => match ctx.structure.and_then(|s| s.rows_by_sqlite().get(k)) {
+            Some(name) => {
+                let sql = format!("PRAGMA quick_check({})", crate::util::quote::ident(name));
+                pragma(conn, &sql, ctx.limit)?
+            }
+            None => Vec::new(),
+        },
+        Job::Full(t) => super::table_integrity(conn, &ctx.plans[t].name, ctx.limit)?,
+        Job::Tree(k) => {
+            ctx.structure.inspect(|s| s.walk_tree(ctx.path, k));
+            Vec::new()
         }
-        Job::Full(t) => {
-            let messages = super::table_integrity(conn, &ctx.plans[t].name, ctx.limit)?;
-            lock(found)
-                .messages
-                .extend(messages.into_iter().map(|m| (n, m)));
+        Job::Freelist => {
+            ctx.structure.inspect(|s| s.walk_freelist(ctx.path));
+            Vec::new()
         }
         Job::Table(t) => {
-            if let TableCheck::Stream {
-                select,
-                indexes,
-                pages,
-            } = &ctx.plans[t].check
-            {
-                let by_pages = pages
-                    .as_ref()
-                    .filter(|_| read == Read::Pages)
-                    .and_then(|p| table_by_pages(ctx, p, indexes).ok());
-                let from_pages = by_pages.is_some();
-                let digests = match by_pages {
-                    Some(d) => d,
-                    None => scan_table(conn, select, indexes, ctx.keys)?,
-                };
-                let mut found = lock(found);
-                if from_pages {
-                    found.rows_by_pages.insert(t);
-                }
-                for (i, d) in digests {
-                    found.from_rows.insert((t, i), d);
-                }
-            }
+            table_job(ctx, conn, t, found, read)?;
+            Vec::new()
         }
         Job::Index(t, i) => {
-            if let Some(index) = index_plan(ctx.plans, t, i) {
-                // A finding read from pages is read again through SQL: SQL's is reported.
-                let by_pages = (read == Read::Pages)
-                    .then(|| index_by_pages(ctx, index))
-                    .and_then(std::result::Result::ok)
-                    .filter(|check| check.messages.is_empty());
-                let from_pages = by_pages.is_some();
-                let check = match by_pages {
-                    Some(c) => c,
-                    None => scan_index(conn, index, ctx.keys, ctx.limit)?,
-                };
-                let mut found = lock(found);
-                if from_pages {
-                    found.index_by_pages.insert((t, i));
-                }
-                found
-                    .messages
-                    .extend(check.messages.into_iter().map(|m| (n, m)));
-                found.from_index.insert((t, i), check.digest);
-            }
+            index_job(ctx, conn, (t, i), n, found, read)?;
+            Vec::new()
         }
+    };
+    lock(found)
+        .messages
+        .extend(messages.into_iter().map(|m| (n, m)));
+    Ok(())
+}
+
+/// The digests of every index of table `t`, from its rows: read from its pages (proving its
+/// tree's structure on the way) where it can, else through SQL.
+fn table_job(
+    ctx: &Context<'_>,
+    conn: &Connection,
+    t: usize,
+    found: &Mutex<Found>,
+    read: Read,
+) -> rusqlite::Result<()> {
+    let TableCheck::Stream {
+        select,
+        indexes,
+        pages,
+    } = &ctx.plans[t].check
+    else {
+        return Ok(());
+    };
+    let proof = ctx.structure.and_then(|s| s.proof(&ctx.plans[t].name));
+    let by_pages = pages
+        .as_ref()
+        .filter(|_| read == Read::Pages)
+        .and_then(|p| table_by_pages(ctx, p, indexes, proof).ok());
+    let from_pages = by_pages.is_some();
+    if read == Read::Pages && pages.is_some() && !from_pages {
+        // This scan was to prove the tree's structure: quick_check will.
+        ctx.structure.inspect(|s| s.doubt());
     }
+    let digests = match by_pages {
+        Some(d) => d,
+        None => scan_table(conn, select, indexes, ctx.keys)?,
+    };
+    let mut found = lock(found);
+    if from_pages {
+        found.rows_by_pages.insert(t);
+    }
+    for (i, d) in digests {
+        found.from_rows.insert((t, i), d);
+    }
+    Ok(())
+}
+
+/// Index `i` of table `t`: its digest, order and uniqueness, from its pages (proving its
+/// tree's structure on the way) where it can, else through SQL. A finding read from pages is
+/// read again through SQL: SQL's is reported.
+fn index_job(
+    ctx: &Context<'_>,
+    conn: &Connection,
+    (t, i): (usize, usize),
+    n: usize,
+    found: &Mutex<Found>,
+    read: Read,
+) -> rusqlite::Result<()> {
+    let Some(index) = index_plan(ctx.plans, t, i) else {
+        return Ok(());
+    };
+    let proof = ctx.structure.and_then(|s| s.proof(&index.name));
+    let read_pages = (read == Read::Pages)
+        .then(|| index_by_pages(ctx, index, proof))
+        .and_then(std::result::Result::ok);
+    if read == Read::Pages && index.pages.is_some() && read_pages.is_none() {
+        // This scan was to prove the tree's structure: quick_check will.
+        ctx.structure.inspect(|s| s.doubt());
+    }
+    let by_pages = read_pages.filter(|check| check.messages.is_empty());
+    let from_pages = by_pages.is_some();
+    let check = match by_pages {
+        Some(c) => c,
+        None => scan_index(conn, index, ctx.keys, ctx.limit)?,
+    };
+    let mut found = lock(found);
+    if from_pages {
+        found.index_by_pages.insert((t, i));
+    }
+    found
+        .messages
+        .extend(check.messages.into_iter().map(|m| (n, m)));
+    found.from_index.insert((t, i), check.digest);
     Ok(())
 }
 

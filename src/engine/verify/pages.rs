@@ -8,135 +8,18 @@
 //! overflow chain) stops it with [`Unreadable`], and the scan runs through SQL instead. A
 //! digest from pages that differs from its other side is worked out again through SQL before
 //! anything is reported, so this path can cost time but never raise a finding of its own.
-//! The structure of every tree is still `quick_check`'s to prove.
+//! Each tree is read by the structure proof's walk ([`super::structure::walk`]), which checks
+//! every page it reads: the records' shape it leaves to the decoding here.
 
 use super::entry::encode;
 use super::plan::{IndexPlan, PagePlan, Source};
 use super::reader::{Pages, Read, Unreadable};
-use crate::format::cell::{self, Cell, Payload};
+use super::structure::walk::{self, record_ok, Records, Walk};
+use super::structure::{Doubt, TreeKind, TreeProof};
+use crate::format::cell::Payload;
 use crate::format::record::{self, Field, Value};
 use rusqlite::types::ValueRef;
 use std::path::Path;
-
-/// Trees deeper than this are not b-trees SQLite wrote.
-const MAX_DEPTH: u32 = 40;
-
-/// Pages read at once when leaves are neighbours.
-const RUN: usize = 64;
-
-/// Where a tree's entries are, in its order: whole leaves, and (in an index) the entries
-/// interior pages hold between their children.
-#[derive(Debug, Clone, Copy)]
-enum Item {
-    Leaf(u32),
-    Entry { page: u32, cell: u16 },
-}
-
-/// Walks the tree at `root` (an index's when `index`) through its interior pages.
-fn items(pages: &Pages, root: u32, index: bool) -> Read<Vec<Item>> {
-    let mut items = Vec::new();
-    let mut visited = 0u32;
-    descend(pages, root, index, 0, &mut visited, &mut items)?;
-    Ok(items)
-}
-
-fn descend(
-    pages: &Pages,
-    pgno: u32,
-    index: bool,
-    depth: u32,
-    visited: &mut u32,
-    items: &mut Vec<Item>,
-) -> Read<()> {
-    *visited += 1;
-    if depth > MAX_DEPTH || *visited > pages.page_count {
-        return Err(Unreadable);
-    }
-    let mut data = Vec::new();
-    pages.read(pgno, 1, &mut data)?;
-    let page = pages.page(pgno, &data)?;
-    if page.kind.is_table() == index {
-        return Err(Unreadable);
-    }
-    if page.kind.is_leaf() {
-        items.push(Item::Leaf(pgno));
-        return Ok(());
-    }
-    for (i, cell) in cell::cells(&page) {
-        let (Cell::TableInterior {
-            left_child: child, ..
-        }
-        | Cell::IndexInterior {
-            left_child: child, ..
-        }) = cell.map_err(|_| Unreadable)?
-        else {
-            return Err(Unreadable);
-        };
-        descend(pages, child, index, depth + 1, visited, items)?;
-        if index {
-            items.push(Item::Entry {
-                page: pgno,
-                cell: i,
-            });
-        }
-    }
-    let right = page.right_child.ok_or(Unreadable)?;
-    descend(pages, right, index, depth + 1, visited, items)
-}
-
-/// Calls `each(rowid, payload)` for every entry of the tree at `root`, in order (the rowid
-/// is `None` in an index).
-fn for_each_entry(
-    pages: &Pages,
-    root: u32,
-    index: bool,
-    mut each: impl FnMut(Option<i64>, &Payload<'_>, &mut Vec<u8>) -> Read<()>,
-) -> Read<()> {
-    let items = items(pages, root, index)?;
-    let (mut run, mut single, mut spill) = (Vec::new(), Vec::new(), Vec::new());
-    let mut k = 0;
-    while k < items.len() {
-        match items[k] {
-            Item::Entry { page, cell } => {
-                pages.read(page, 1, &mut single)?;
-                let p = pages.page(page, &single)?;
-                let offset = p.cell_offset(cell).ok_or(Unreadable)?;
-                match cell::parse(&p, offset).map_err(|_| Unreadable)? {
-                    Cell::IndexInterior { payload, .. } => each(None, &payload, &mut spill)?,
-                    _ => return Err(Unreadable),
-                }
-                k += 1;
-            }
-            Item::Leaf(first) => {
-                // Neighbouring leaves, as a freshly written file lays them out, in one read.
-                let mut n = 1;
-                while n < RUN
-                    && matches!(items.get(k + n), Some(Item::Leaf(p)) if u64::from(*p) == u64::from(first) + n as u64)
-                {
-                    n += 1;
-                }
-                pages.read(first, n, &mut run)?;
-                for (j, data) in run.chunks(pages.page_size).enumerate() {
-                    let pgno = first + u32::try_from(j).map_err(|_| Unreadable)?;
-                    let page = pages.page(pgno, data)?;
-                    for (_, c) in cell::cells(&page) {
-                        match c.map_err(|_| Unreadable)? {
-                            Cell::TableLeaf { rowid, payload } if !index => {
-                                each(Some(rowid), &payload, &mut spill)?;
-                            }
-                            Cell::IndexLeaf { payload } if index => {
-                                each(None, &payload, &mut spill)?;
-                            }
-                            _ => return Err(Unreadable),
-                        }
-                    }
-                }
-                k += n;
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Appends `value` in the canonical encoding, read as SQLite reads a column: an integer in a
 /// column of REAL affinity is a real.
@@ -159,28 +42,51 @@ fn push(buf: &mut Vec<u8>, value: Value<'_>, real: bool) {
 pub(super) fn scan_table(
     path: &Path,
     plan: &PagePlan,
+    proof: Option<TreeProof<'_>>,
     mut row: impl FnMut(&[u8], &[std::ops::Range<usize>]),
 ) -> Read<()> {
     let pages = Pages::open(path)?;
+    let walk = Walk {
+        pages: &pages,
+        ledger: proof.map(|p| p.ledger),
+        root: plan.root,
+        kind: TreeKind::Table,
+        records: Records::ByVisitor,
+    };
+    let rule = proof.and_then(|p| p.rule);
     let mut fields: Vec<Field> = Vec::new();
-    let (mut values, mut spans) = (
+    let (mut values, mut spans, mut spill) = (
         Vec::with_capacity(256),
         Vec::with_capacity(plan.sources.len()),
+        Vec::new(),
     );
-    for_each_entry(&pages, plan.root, false, |rowid, payload, spill| {
-        let rowid = rowid.ok_or(Unreadable)?;
+    let each = |rowid: Option<i64>, payload: &Payload<'_>| -> Result<(), Doubt> {
+        let rowid = rowid.ok_or(Doubt)?;
         let mut bytes = payload.local;
         let decoded = match record::decode_fields(bytes, &mut fields) {
             Ok(d) if d.first_missing.is_none_or(|(f, _)| f > plan.last_field) => d,
             _ => {
-                bytes = pages.whole(payload, spill)?;
-                record::decode_fields(bytes, &mut fields).map_err(|_| Unreadable)?
+                bytes = pages.whole(payload, &mut spill)?;
+                record::decode_fields(bytes, &mut fields).map_err(|_| Doubt)?
             }
         };
         // A row written before ADD COLUMN is short: its missing values are the column's
         // default, which only SQL knows.
         if decoded.fields != plan.fields {
-            return Err(Unreadable);
+            return Err(Doubt);
+        }
+        // The record's shape, which the walk leaves to this decode where it is whole here.
+        if decoded.exact_length && bytes.len() as u64 == payload.total {
+            let not_null = rule.map_or(&[][..], |r| &r.not_null);
+            if fields
+                .iter()
+                .zip(not_null)
+                .any(|(f, &nn)| nn && f.is_null())
+            {
+                return Err(Doubt);
+            }
+        } else {
+            record_ok(payload, rule)?;
         }
         values.clear();
         spans.clear();
@@ -189,7 +95,7 @@ pub(super) fn scan_table(
             match *source {
                 Source::Rowid => push(&mut values, Value::Integer(rowid), false),
                 Source::Field { field, real } => {
-                    let value = fields.get(field).ok_or(Unreadable)?.value(bytes);
+                    let value = fields.get(field).ok_or(Doubt)?.value(bytes);
                     push(&mut values, value, real);
                 }
             }
@@ -197,7 +103,8 @@ pub(super) fn scan_table(
         }
         row(&values, &spans);
         Ok(())
-    })
+    };
+    walk::entries(&walk, each).map_err(|_| Unreadable)
 }
 
 /// The index's entries in its order, each in the canonical encoding: `entry(values)` for
@@ -205,17 +112,26 @@ pub(super) fn scan_table(
 pub(super) fn scan_index(
     path: &Path,
     index: &IndexPlan,
+    proof: Option<TreeProof<'_>>,
     mut entry: impl FnMut(&mut Vec<u8>),
 ) -> Read<()> {
     let pages = Pages::open(path)?;
     let plan = index.pages.as_ref().ok_or(Unreadable)?;
+    let walk = Walk {
+        pages: &pages,
+        ledger: proof.map(|p| p.ledger),
+        root: plan.root,
+        kind: TreeKind::Index,
+        records: Records::ByVisitor,
+    };
     let mut fields: Vec<Field> = Vec::new();
-    let mut current = Vec::with_capacity(256);
-    for_each_entry(&pages, plan.root, true, |_, payload, spill| {
-        let bytes = pages.whole(payload, spill)?;
-        let decoded = record::decode_fields(bytes, &mut fields).map_err(|_| Unreadable)?;
-        if !decoded.complete || decoded.fields != plan.real.len() {
-            return Err(Unreadable);
+    let (mut current, mut spill) = (Vec::with_capacity(256), Vec::new());
+    let each = |_: Option<i64>, payload: &Payload<'_>| -> Result<(), Doubt> {
+        let bytes = pages.whole(payload, &mut spill)?;
+        let decoded = record::decode_fields(bytes, &mut fields).map_err(|_| Doubt)?;
+        // Whole and exactly as long as the payload: the record's shape, for the walk.
+        if !decoded.exact_length || decoded.fields != plan.real.len() {
+            return Err(Doubt);
         }
         current.clear();
         for (field, &real) in fields.iter().zip(&plan.real) {
@@ -223,7 +139,8 @@ pub(super) fn scan_index(
         }
         entry(&mut current);
         Ok(())
-    })
+    };
+    walk::entries(&walk, each).map_err(|_| Unreadable)
 }
 
 #[cfg(test)]
@@ -267,14 +184,14 @@ mod tests {
                 continue;
             };
             let mut rows = Vec::new();
-            if scan_table(path, pages, |values, _| rows.push(values.to_vec())).is_err() {
+            if scan_table(path, pages, None, |values, _| rows.push(values.to_vec())).is_err() {
                 by_sql.push(table.name.clone());
                 continue;
             }
             assert_eq!(rows, through_sql(&conn, select), "table {}", table.name);
             for index in indexes {
                 let mut entries = Vec::new();
-                scan_index(path, index, |e| entries.push(e.clone())).unwrap();
+                scan_index(path, index, None, |e| entries.push(e.clone())).unwrap();
                 assert_eq!(
                     entries,
                     through_sql(&conn, &index.select),

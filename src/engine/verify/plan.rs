@@ -30,7 +30,7 @@ pub(crate) enum Fallback {
 /// How one table is proved.
 #[derive(Debug, Clone)]
 pub(crate) enum TableCheck {
-    /// No index: `quick_check` covers its tree.
+    /// No index: the structure proof covers its tree.
     Nothing,
     /// One scan of the table (`select`) for the entries of every index.
     Stream {

@@ -65,6 +65,19 @@ impl Pages {
         BtreePage::parse(data, header_offset, self.usable).map_err(|_| Unreadable)
     }
 
+    /// The first four bytes of page `pgno`, as a big-endian number (an overflow page's next).
+    pub(super) fn head(&self, pgno: u32) -> Read<u32> {
+        if pgno == 0 || pgno > self.page_count {
+            return Err(Unreadable);
+        }
+        let mut four = [0u8; 4];
+        let at = u64::from(pgno - 1) * self.page_size as u64;
+        self.file
+            .read_exact_at(&mut four, at)
+            .map_err(|_| Unreadable)?;
+        Ok(u32::from_be_bytes(four))
+    }
+
     /// The whole payload of a cell: its local bytes, then its overflow chain.
     pub(super) fn whole<'p>(&self, payload: &Payload<'p>, out: &'p mut Vec<u8>) -> Read<&'p [u8]> {
         let Some(mut next) = payload.overflow else {

@@ -5,6 +5,7 @@ use super::{pages, Context};
 use crate::engine::verify::entry::{compare, encode, Digest, Keys};
 use crate::engine::verify::plan::{IndexPlan, PagePlan};
 use crate::engine::verify::reader;
+use crate::engine::verify::structure::TreeProof;
 use rusqlite::Connection;
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -90,15 +91,17 @@ pub(super) fn scan_table(
     Ok(digests.finish())
 }
 
-/// [`scan_table`], reading the table's pages.
+/// [`scan_table`], reading the table's pages (and proving its tree's structure on the way,
+/// with `proof`).
 pub(super) fn table_by_pages(
     ctx: &Context<'_>,
     plan: &PagePlan,
     indexes: &[IndexPlan],
+    proof: Option<TreeProof<'_>>,
 ) -> std::result::Result<Vec<(usize, Digest)>, reader::Unreadable> {
     let mut digests = RowDigests::new(indexes);
     let mut missing = false;
-    pages::scan_table(ctx.path, plan, |values, spans| {
+    pages::scan_table(ctx.path, plan, proof, |values, spans| {
         missing |= digests.add(values, spans, ctx.keys).is_err();
     })?;
     if missing {
@@ -181,12 +184,16 @@ pub(super) fn scan_index<'p>(
     Ok(check)
 }
 
-/// [`scan_index`], reading the index's pages.
+/// [`scan_index`], reading the index's pages (and proving its tree's structure on the way,
+/// with `proof`).
 pub(super) fn index_by_pages<'p>(
     ctx: &Context<'_>,
     index: &'p IndexPlan,
+    proof: Option<TreeProof<'_>>,
 ) -> std::result::Result<EntryCheck<'p>, reader::Unreadable> {
     let mut check = EntryCheck::new(index, ctx.limit);
-    pages::scan_index(ctx.path, index, |current| check.add(current, ctx.keys))?;
+    pages::scan_index(ctx.path, index, proof, |current| {
+        check.add(current, ctx.keys)
+    })?;
     Ok(check)
 }

@@ -52,6 +52,7 @@ fn a_mismatch_from_pages_is_decided_through_sql() {
         plans: &plans,
         keys: &keys,
         limit: 20,
+        structure: None,
     };
     let wrong = |by_pages: bool| {
         let mut found = Found::default();

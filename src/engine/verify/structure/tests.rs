@@ -1,0 +1,182 @@
+use super::*;
+use crate::engine::verify::fast;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Every tree and the freelist walked here alone, one after the other: whether the walk
+/// proves the structure (no digest scan helping).
+fn walk_alone(path: &Path) -> bool {
+    let conn = Connection::open(path).unwrap();
+    let Ok(Some(structure)) = Structure::new(&conn, path) else {
+        return false;
+    };
+    for k in 0..structure.trees() {
+        structure.walk_tree(path, k);
+    }
+    structure.walk_freelist(path);
+    structure.proved()
+}
+
+/// SQLite's `quick_check` of the file: its messages, or the error that stopped it.
+fn quick_check(path: &Path) -> Vec<String> {
+    let run = || -> rusqlite::Result<Vec<String>> {
+        let conn = Connection::open(path)?;
+        let mut stmt = conn.prepare("PRAGMA quick_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    run().unwrap_or_else(|e| vec![e.to_string()])
+}
+
+fn build(dir: &Path, name: &str, sql: &str) -> PathBuf {
+    let path = dir.join(name);
+    Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+    path
+}
+
+/// Overflow chains, a freelist, tables two and three levels deep, entries on interior index
+/// pages, a WITHOUT ROWID table, NOT NULL columns, the rowid's alias, empty tables.
+const SHAPES: &str = "
+    CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT NOT NULL, b BLOB, c REAL NOT NULL);
+    CREATE INDEX t_a ON t(a);
+    CREATE INDEX t_cb ON t(c DESC, b);
+    CREATE TABLE d(k INTEGER PRIMARY KEY DESC NOT NULL, v);
+    CREATE TABLE w(k TEXT, n INTEGER NOT NULL, v, PRIMARY KEY(k, n)) WITHOUT ROWID;
+    CREATE TABLE bare(x, y NOT NULL);
+    CREATE TABLE empty(x NOT NULL); CREATE INDEX empty_x ON empty(x);
+    CREATE TABLE seq(id INTEGER PRIMARY KEY AUTOINCREMENT, v);
+    WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 700)
+    INSERT INTO t SELECT i, printf('%.*c', 5 + i % 40, 'a') || i,
+        CASE WHEN i % 50 = 0 THEN zeroblob(3000 + i) ELSE randomblob(i % 7) END, i / 7.0 FROM c;
+    INSERT INTO d SELECT id, a FROM t;
+    INSERT INTO w SELECT 'k' || (id % 13), id, b FROM t WHERE id % 3 = 0;
+    INSERT INTO bare SELECT a, id FROM t;
+    INSERT INTO seq(v) SELECT id FROM t WHERE id < 40;
+    DELETE FROM bare WHERE rowid % 4 = 0;
+    DELETE FROM t WHERE id % 97 = 0;
+    CREATE TABLE junk(x); INSERT INTO junk SELECT zeroblob(2000) FROM t WHERE id < 30;
+    DROP TABLE junk;";
+
+#[test]
+fn healthy_files_are_proved_from_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    for page_size in [512, 1024, 4096, 65536] {
+        let name = format!("p{page_size}.sqlite3");
+        let path = build(
+            dir.path(),
+            &name,
+            &format!("PRAGMA page_size = {page_size}; {SHAPES}"),
+        );
+        let conn = Connection::open(&path).unwrap();
+        let free: i64 = conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        assert!(free > 0, "{name}: the deletes leave free pages");
+        assert!(walk_alone(&path), "{name}");
+        let (messages, by_pages) = fast::proof(&path, &BTreeMap::new(), 20).unwrap();
+        assert_eq!(messages, ["ok"], "{name}");
+        assert!(by_pages, "{name}");
+    }
+}
+
+/// A NULL where the schema says NOT NULL (the schema edited after the row was written) is a
+/// doubt: `quick_check` runs and names it.
+#[test]
+fn a_null_in_a_not_null_column_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(
+        dir.path(),
+        "n.sqlite3",
+        "CREATE TABLE n(a, b); CREATE INDEX n_a ON n(a);
+         INSERT INTO n VALUES (1, 2), (3, NULL);
+         PRAGMA writable_schema = 1;
+         UPDATE sqlite_schema SET sql = 'CREATE TABLE n(a, b NOT NULL)' WHERE name = 'n';",
+    );
+    assert!(!walk_alone(&path));
+    let (messages, by_pages) = fast::proof(&path, &BTreeMap::new(), 20).unwrap();
+    assert!(!by_pages);
+    assert_eq!(messages, ["NULL value in n.b"]);
+}
+
+/// A page no tree and no freelist holds: `quick_check` finds it never used.
+#[test]
+fn a_page_nothing_uses_is_a_doubt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(
+        dir.path(),
+        "u.sqlite3",
+        "PRAGMA page_size = 1024; CREATE TABLE u(a); CREATE INDEX u_a ON u(a);
+         INSERT INTO u SELECT randomblob(300) FROM (SELECT 1 UNION ALL SELECT 2);
+         CREATE TABLE gone(x); INSERT INTO gone VALUES (zeroblob(4000));",
+    );
+    // The table's entry leaves the schema; its pages stay, used by nothing.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA writable_schema = 1; DELETE FROM sqlite_schema WHERE name = 'gone';")
+        .unwrap();
+    assert_ne!(quick_check(&path), ["ok"]);
+    assert!(!walk_alone(&path));
+    let (messages, by_pages) = fast::proof(&path, &BTreeMap::new(), 20).unwrap();
+    assert!(!by_pages);
+    assert_ne!(messages, ["ok"]);
+}
+
+/// What `quick_check` counts and the walk leaves to the digests: an index's entry count.
+fn counts_only(messages: &[String]) -> bool {
+    messages
+        .iter()
+        .all(|m| m.starts_with("wrong # of entries in index"))
+}
+
+fn fuzz_base() -> &'static Vec<u8> {
+    static BASE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = build(
+            dir.path(),
+            "base.sqlite3",
+            &format!("PRAGMA page_size = 1024; {SHAPES}"),
+        );
+        std::fs::read(path).unwrap()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Damage anywhere past the file header (a bit, a byte, a two-byte number), half the time
+    /// in a page's header and cell pointers: wherever SQLite's `quick_check` finds something
+    /// wrong, the walk alone doubts (an index's entry count aside, which the digests prove),
+    /// and the fast proof does not say "ok".
+    #[test]
+    fn whatever_quick_check_finds_the_walk_doubts(
+        at in 100usize..1_000_000, head in any::<bool>(), kind in 0u8..3, value in any::<u16>()
+    ) {
+        let mut bytes = fuzz_base().clone();
+        let mut at = at % bytes.len();
+        if head {
+            at = (at / 1024 * 1024 + usize::from(value % 40)).max(100);
+        }
+        match kind {
+            0 => bytes[at] ^= 1 << (value % 8),
+            1 => bytes[at] = value.to_be_bytes()[0],
+            _ => {
+                let end = (at + 2).min(bytes.len());
+                bytes[at..end].copy_from_slice(&value.to_be_bytes()[..end - at]);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.sqlite3");
+        std::fs::write(&path, &bytes).unwrap();
+        let sqlite = quick_check(&path);
+        if sqlite != ["ok"] {
+            if !counts_only(&sqlite) {
+                prop_assert!(!walk_alone(&path), "byte {}: quick_check says {:?}", at, sqlite);
+            }
+            if let Ok((messages, _)) = fast::proof(&path, &BTreeMap::new(), 20) {
+                prop_assert_ne!(messages, vec!["ok".to_string()], "byte {}: {:?}", at, sqlite);
+            }
+        }
+    }
+}

@@ -291,10 +291,11 @@ fn layout_ok(page: &BtreePage<'_>, spans: &mut Vec<(usize, usize)>) -> Result<()
         spans.push((at, be_u16(page.data, at + 2).ok_or(Doubt)?));
         at = be_u16(page.data, at).ok_or(Doubt)?;
     }
-    // SQLite fills a page from its end: cells in key order are usually in falling offsets.
+    // SQLite fills a page from its end: cells in key order are usually in falling offsets,
+    // or (on a page it rebuilt) in rising ones.
     if spans.windows(2).all(|w| w[0].0 > w[1].0) {
         spans.reverse();
-    } else {
+    } else if !spans.windows(2).all(|w| w[0].0 < w[1].0) {
         spans.sort_unstable();
     }
     let (mut pos, mut gaps) = (start, 0usize);

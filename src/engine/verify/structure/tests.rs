@@ -180,3 +180,72 @@ proptest! {
         }
     }
 }
+
+/// An index page of 512 bytes whose 40 cells (each holding the entry `1`) and right child all
+/// name page `child`; a leaf holding one entry when `child` is 0.
+fn index_page(child: u32) -> Vec<u8> {
+    let mut page = vec![0u8; 512];
+    let cell: Vec<u8> = if child == 0 {
+        vec![2, 2, 9]
+    } else {
+        [&child.to_be_bytes()[..], &[2, 2, 9]].concat()
+    };
+    let (header, cells) = if child == 0 { (8, 1) } else { (12, 40) };
+    let space = cell.len().max(4);
+    page[0] = if child == 0 { 10 } else { 2 };
+    page[3..5].copy_from_slice(&u16::try_from(cells).unwrap().to_be_bytes());
+    let start = 512 - space * cells;
+    page[5..7].copy_from_slice(&u16::try_from(start).unwrap().to_be_bytes());
+    if child != 0 {
+        page[8..12].copy_from_slice(&child.to_be_bytes());
+    }
+    for i in 0..cells {
+        let at = 512 - space * (i + 1);
+        page[at..at + cell.len()].copy_from_slice(&cell);
+        page[header + 2 * i..header + 2 * i + 2]
+            .copy_from_slice(&u16::try_from(at).unwrap().to_be_bytes());
+    }
+    page
+}
+
+/// Thirty index pages, each naming the next as all 41 of its children: a tree of 41^30
+/// entries on 31 pages. Walked without claiming pages, the listing stops at the file's page
+/// count instead of running for ever.
+#[test]
+fn a_tree_naming_one_page_many_times_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(
+        dir.path(),
+        "dag.sqlite3",
+        "PRAGMA page_size = 512; CREATE TABLE t(a);",
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 1024);
+    for k in 3u32..=32 {
+        bytes.extend(index_page(k + 1));
+    }
+    bytes.extend(index_page(0));
+    std::fs::write(&path, &bytes).unwrap();
+    let pages = Pages::open(&path).unwrap();
+    let walk = |ledger| Walk {
+        pages: &pages,
+        ledger,
+        root: 3,
+        kind: TreeKind::Index,
+        records: Records::ByVisitor,
+    };
+    let mut entries = 0u64;
+    let started = std::time::Instant::now();
+    let listed = walk::entries(&walk(None), |_, _| {
+        entries += 1;
+        Ok(())
+    });
+    assert_eq!(listed, Err(Doubt));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Claimed, the second mention of a page is the doubt.
+    let ledger = Ledger::new(pages.page_count, pages.page_size);
+    assert_eq!(
+        walk::entries(&walk(Some(&ledger)), |_, _| Ok(())),
+        Err(Doubt)
+    );
+}

@@ -76,7 +76,7 @@ pub(crate) fn entries(
     if height == 0 {
         items.push(Item::Leaf(root));
     } else {
-        interior(walk, root, 1, height, &mut items)?;
+        interior(walk, root, (1, height), &mut 0, &mut items)?;
     }
     let (mut run, mut single) = (Vec::new(), Vec::new());
     let mut k = 0;
@@ -137,13 +137,20 @@ fn height(walk: &Walk<'_>) -> Result<u32, Doubt> {
 
 /// Checks interior page `node`, at `depth` levels below the root, and lists what is under
 /// it in `items`: the leaves at `height`, and an index's entries between its children.
+/// `visited` counts the pages met: no tree has more than the file, even where pages are not
+/// claimed (a page that names itself as its child many times would otherwise list without
+/// end).
 fn interior(
     walk: &Walk<'_>,
     node: Node,
-    depth: u32,
-    height: u32,
+    (depth, height): (u32, u32),
+    visited: &mut u32,
     items: &mut Vec<Item>,
 ) -> Result<(), Doubt> {
+    *visited += 1;
+    if *visited > walk.pages.page_count {
+        return Err(Doubt);
+    }
     let mut data = Vec::new();
     walk.pages.read(node.pgno, 1, &mut data)?;
     let children = page(walk, node, &data, &mut |_, _| Err(Doubt))?;
@@ -153,9 +160,13 @@ fn interior(
     let last = children.len() - 1;
     for (cell, child) in children.into_iter().enumerate() {
         if depth == height {
+            *visited += 1;
+            if *visited > walk.pages.page_count {
+                return Err(Doubt);
+            }
             items.push(Item::Leaf(child));
         } else {
-            interior(walk, child, depth + 1, height, items)?;
+            interior(walk, child, (depth + 1, height), visited, items)?;
         }
         if walk.kind == TreeKind::Index && cell < last {
             items.push(Item::Entry {
@@ -184,7 +195,7 @@ fn page(
     {
         return Err(Doubt);
     }
-    let mut spans = Vec::with_capacity(usize::from(page.cell_count) + 4);
+    let mut area = Area::of(&page)?;
     let mut children = Vec::new();
     // The key last seen: each is above it, the first above the page's lower bound.
     let mut last = node.low;
@@ -198,7 +209,7 @@ fn page(
     for i in 0..page.cell_count {
         let offset = page.cell_offset(i).ok_or(Doubt)?;
         let cell = cell::parse(&page, offset).map_err(|_| Doubt)?;
-        spans.push((offset, cell_space(&page, offset, &cell)?));
+        area.take(offset, cell_space(&page, offset, &cell)?)?;
         match cell {
             Cell::TableLeaf { rowid, payload } => {
                 if !in_order(rowid, last) {
@@ -255,7 +266,7 @@ fn page(
             high: node.high,
         });
     }
-    layout_ok(&page, &mut spans)?;
+    area.finish(&page)?;
     Ok(children)
 }
 
@@ -276,40 +287,75 @@ fn cell_space(page: &BtreePage<'_>, offset: usize, cell: &Cell<'_>) -> Result<us
     Ok(end.checked_sub(offset).ok_or(Doubt)?.max(4))
 }
 
-/// The content area holds the cells and the freeblocks without overlap, from its start to
-/// the end of the usable space, and the bytes between them are the fragments the header
-/// counts. `spans` holds the cells' (offset, length).
-fn layout_ok(page: &BtreePage<'_>, spans: &mut Vec<(usize, usize)>) -> Result<(), Doubt> {
-    let start = usize::try_from(page.content_start).map_err(|_| Doubt)?;
-    let end = page.usable;
-    if start < page.pointers_end() || start > end || !page.freeblocks_are_sane() {
-        return Err(Doubt);
-    }
-    // freeblocks_are_sane bounds the chain: it moves forward.
-    let mut at = usize::from(page.first_freeblock);
-    while at != 0 {
-        spans.push((at, be_u16(page.data, at + 2).ok_or(Doubt)?));
-        at = be_u16(page.data, at).ok_or(Doubt)?;
-    }
-    // SQLite fills a page from its end: cells in key order are usually in falling offsets,
-    // or (on a page it rebuilt) in rising ones.
-    if spans.windows(2).all(|w| w[0].0 > w[1].0) {
-        spans.reverse();
-    } else if !spans.windows(2).all(|w| w[0].0 < w[1].0) {
-        spans.sort_unstable();
-    }
-    let (mut pos, mut gaps) = (start, 0usize);
-    for &(offset, len) in spans.iter() {
-        if offset < pos {
+/// A page's content area, as its cells and freeblocks take it: they must not overlap or
+/// leave it, and the bytes left between them are the fragments the header counts.
+struct Area {
+    start: usize,
+    end: usize,
+    /// One bit per byte of the page: taken.
+    taken: Vec<u64>,
+    /// Bytes taken.
+    total: usize,
+}
+
+impl Area {
+    fn of(page: &BtreePage<'_>) -> Result<Area, Doubt> {
+        let start = usize::try_from(page.content_start).map_err(|_| Doubt)?;
+        let end = page.usable;
+        if start < page.pointers_end() || start > end {
             return Err(Doubt);
         }
-        gaps += offset - pos;
-        pos = offset.checked_add(len).ok_or(Doubt)?;
+        Ok(Area {
+            start,
+            end,
+            taken: vec![0; end.div_ceil(64)],
+            total: 0,
+        })
     }
-    if pos > end || gaps + (end - pos) != usize::from(page.fragmented_bytes) {
-        return Err(Doubt);
+
+    /// Takes `len` bytes at `offset`: a doubt when they leave the area or are taken already.
+    fn take(&mut self, offset: usize, len: usize) -> Result<(), Doubt> {
+        let stop = offset.checked_add(len).ok_or(Doubt)?;
+        if offset < self.start || stop > self.end {
+            return Err(Doubt);
+        }
+        let mut at = offset;
+        while at < stop {
+            let (word, bit) = (at / 64, at % 64);
+            let n = (64 - bit).min(stop - at);
+            let mask = if n == 64 {
+                !0
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
+            if self.taken[word] & mask != 0 {
+                return Err(Doubt);
+            }
+            self.taken[word] |= mask;
+            at += n;
+        }
+        self.total += len;
+        Ok(())
     }
-    Ok(())
+
+    /// Takes the freeblocks, then checks that what is left is the fragments the header
+    /// counts.
+    fn finish(mut self, page: &BtreePage<'_>) -> Result<(), Doubt> {
+        if !page.freeblocks_are_sane() {
+            return Err(Doubt);
+        }
+        // freeblocks_are_sane bounds the chain: it moves forward.
+        let mut at = usize::from(page.first_freeblock);
+        while at != 0 {
+            self.take(at, be_u16(page.data, at + 2).ok_or(Doubt)?)?;
+            at = be_u16(page.data, at).ok_or(Doubt)?;
+        }
+        if self.end - self.start - self.total == usize::from(page.fragmented_bytes) {
+            Ok(())
+        } else {
+            Err(Doubt)
+        }
+    }
 }
 
 fn be_u16(data: &[u8], at: usize) -> Option<usize> {

@@ -188,6 +188,30 @@ pub fn decode_fields(payload: &[u8], out: &mut Vec<Field>) -> Result<Decoded, Re
     })
 }
 
+/// Calls `each` with every value of a whole record, in order, and returns how many there
+/// were; `None` unless the header is well formed and the values fill `payload` exactly (a
+/// record cut short, or followed by bytes no field holds, is not whole).
+pub fn each_value<'a>(payload: &'a [u8], mut each: impl FnMut(Value<'a>)) -> Option<usize> {
+    let (header_len, mut at) = varint::read(payload)?;
+    let header_len = usize::try_from(header_len).ok()?;
+    if header_len < at || header_len > payload.len() {
+        return None;
+    }
+    let (mut body, mut fields) = (header_len, 0usize);
+    while at < header_len {
+        let (serial, next) = varint::read_at(payload, at)?;
+        fields += 1;
+        if next > header_len || fields > MAX_FIELDS {
+            return None;
+        }
+        at = next;
+        let end = body.checked_add(usize::try_from(serial_type_len(serial)?).ok()?)?;
+        each(value_of(serial, payload.get(body..end)?));
+        body = end;
+    }
+    (body == payload.len()).then_some(fields)
+}
+
 /// Decodes `payload` into values borrowing from it (convenient where allocation is no concern).
 pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Value<'a>>) -> Result<Decoded, RecordError> {
     let mut fields = Vec::new();
@@ -240,6 +264,28 @@ pub fn field_span(payload: &[u8], offset: usize) -> Option<std::ops::Range<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole record's values, as `decode` gives them; anything not whole is refused.
+    #[test]
+    fn each_value_reads_whole_records_only() {
+        // Header: 4 bytes (size, int8, text of 2, NULL); body: 7, "hi".
+        let record = [4u8, 1, 17, 0, 7, b'h', b'i'];
+        let mut seen = Vec::new();
+        assert_eq!(each_value(&record, |v| seen.push(v)), Some(3));
+        assert_eq!(seen, [Value::Integer(7), Value::Text(b"hi"), Value::Null]);
+        assert_eq!(each_value(&record[..6], |_| ()), None, "cut short");
+        assert_eq!(
+            each_value(&[&record[..], &[0]].concat(), |_| ()),
+            None,
+            "a byte too many"
+        );
+        assert_eq!(each_value(&[2u8, 10], |_| ()), None, "reserved serial type");
+        assert_eq!(
+            each_value(&[9u8, 1], |_| ()),
+            None,
+            "header past the payload"
+        );
+    }
 
     #[test]
     fn the_field_holding_a_byte_is_found_with_its_span() {

@@ -124,18 +124,17 @@ pub(super) fn scan_index(
         kind: TreeKind::Index,
         records: Records::ByVisitor,
     };
-    let mut fields: Vec<Field> = Vec::new();
     let (mut current, mut spill) = (Vec::with_capacity(256), Vec::new());
     let each = |_: Option<i64>, payload: &Payload<'_>| -> Result<(), Doubt> {
         let bytes = pages.whole(payload, &mut spill)?;
-        let decoded = record::decode_fields(bytes, &mut fields).map_err(|_| Doubt)?;
-        // Whole and exactly as long as the payload: the record's shape, for the walk.
-        if !decoded.exact_length || decoded.fields != plan.real.len() {
-            return Err(Doubt);
-        }
         current.clear();
-        for (field, &real) in fields.iter().zip(&plan.real) {
-            push(&mut current, field.value(bytes), real);
+        let mut real = plan.real.iter();
+        // Whole and exactly as long as the payload: the record's shape, for the walk.
+        let fields = record::each_value(bytes, |value| {
+            push(&mut current, value, real.next().copied().unwrap_or(false));
+        });
+        if fields != Some(plan.real.len()) {
+            return Err(Doubt);
         }
         entry(&mut current);
         Ok(())

@@ -19,9 +19,9 @@ use crate::util::paths::sidecar;
 use std::path::Path;
 
 /// Seconds per gigabyte of the whole `recover`, fast proof: one index per table, and the
-/// Django shape's 1.75 (docs/performance.md, session 11: 4.2 and 6.4 s per GB on a quiet
+/// Django shape's 1.75 (docs/performance.md, session 12: 3.9 and 5.6 s per GB on a quiet
 /// disk, more when it stalls).
-const SECONDS_PER_GB: (f64, f64) = (5.0, 7.5);
+const SECONDS_PER_GB: (f64, f64) = (4.5, 6.5);
 /// The same with `--verify full`.
 const SECONDS_PER_GB_FULL: (f64, f64) = (10.0, 42.0);
 /// Indexes per table of the two benchmark shapes.

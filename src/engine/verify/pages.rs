@@ -37,6 +37,23 @@ fn push(buf: &mut Vec<u8>, value: Value<'_>, real: bool) {
     encode(buf, value);
 }
 
+/// The walk of a digest scan: it checks the records it decodes, and proves the tree's
+/// structure on the way with `proof`.
+fn digest_walk<'a>(
+    pages: &'a Pages,
+    proof: Option<TreeProof<'a>>,
+    root: u32,
+    kind: TreeKind,
+) -> Walk<'a> {
+    Walk {
+        pages,
+        ledger: proof.map(|p| p.ledger),
+        root,
+        kind,
+        records: Records::ByVisitor,
+    }
+}
+
 /// The table's rows, each as the values of the table's SQL scan (in the canonical encoding,
 /// `spans` saying where each one is): `row(values, spans)` for every row.
 pub(super) fn scan_table(
@@ -46,13 +63,7 @@ pub(super) fn scan_table(
     mut row: impl FnMut(&[u8], &[std::ops::Range<usize>]),
 ) -> Read<()> {
     let pages = Pages::open(path)?;
-    let walk = Walk {
-        pages: &pages,
-        ledger: proof.map(|p| p.ledger),
-        root: plan.root,
-        kind: TreeKind::Table,
-        records: Records::ByVisitor,
-    };
+    let walk = digest_walk(&pages, proof, plan.root, TreeKind::Table);
     let rule = proof.and_then(|p| p.rule);
     let mut fields: Vec<Field> = Vec::new();
     let (mut values, mut spans, mut spill) = (
@@ -117,13 +128,7 @@ pub(super) fn scan_index(
 ) -> Read<()> {
     let pages = Pages::open(path)?;
     let plan = index.pages.as_ref().ok_or(Unreadable)?;
-    let walk = Walk {
-        pages: &pages,
-        ledger: proof.map(|p| p.ledger),
-        root: plan.root,
-        kind: TreeKind::Index,
-        records: Records::ByVisitor,
-    };
+    let walk = digest_walk(&pages, proof, plan.root, TreeKind::Index);
     let (mut current, mut spill) = (Vec::with_capacity(256), Vec::new());
     let each = |_: Option<i64>, payload: &Payload<'_>| -> Result<(), Doubt> {
         let bytes = pages.whole(payload, &mut spill)?;

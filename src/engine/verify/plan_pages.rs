@@ -31,14 +31,8 @@ pub(super) fn plan(
     if columns.is_empty() || columns.iter().any(|c| c.hidden != 0) {
         return Ok(None);
     }
-    // A one-column primary key with no index of its own is the rowid's alias: its field in
-    // the record is NULL and its value is the rowid (INTEGER PRIMARY KEY DESC, and any other
-    // key, has an index).
-    let keys: Vec<&Column> = columns.iter().filter(|c| c.pk > 0).collect();
-    let alias = match keys.as_slice() {
-        [key] if !index_rows.iter().any(|i| i.2 == "pk") => Some(key.cid),
-        _ => None,
-    };
+    let keys: Vec<i64> = columns.iter().filter(|c| c.pk > 0).map(|c| c.cid).collect();
+    let alias = rowid_alias(&keys, index_rows.iter().any(|i| i.2 == "pk"));
     let source = |expr: &str| -> Option<Source> {
         if expr == rowid {
             return Some(Source::Rowid);
@@ -91,6 +85,16 @@ pub(super) fn plan(
         last_field,
         sources,
     }))
+}
+
+/// The column that is the rowid's alias, stored as NULL in every record and read as the
+/// rowid: a primary key of one column (`keys`, by column number) with no index of its own
+/// (INTEGER PRIMARY KEY DESC, and a key of any other type, has one).
+pub(super) fn rowid_alias(keys: &[i64], key_has_index: bool) -> Option<i64> {
+    match keys {
+        [key] if !key_has_index => Some(*key),
+        _ => None,
+    }
 }
 
 fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {

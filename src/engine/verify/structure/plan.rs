@@ -1,6 +1,7 @@
 //! Which trees the structure proof walks, and what it checks of their rows, from SQLite's own
 //! account of the schema (`sqlite_schema`, `pragma_table_list`, `table_xinfo`).
 
+use crate::engine::verify::plan_pages;
 use rusqlite::{Connection, OptionalExtension};
 
 /// A table tree (keyed by rowid) or an index tree (keyed by its records: an index, or a
@@ -185,26 +186,23 @@ fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
     rows.collect()
 }
 
-/// The column that is the rowid's alias, stored as NULL in every record: a primary key of
-/// one column with no index of its own (INTEGER PRIMARY KEY DESC, and any other type, has
-/// one).
+/// The column that is the rowid's alias ([`plan_pages::rowid_alias`]).
 fn rowid_alias(
     conn: &Connection,
     table: &str,
     columns: &[Column],
 ) -> rusqlite::Result<Option<usize>> {
-    let keys: Vec<usize> = (0..columns.len())
+    let keys: Vec<i64> = (0..columns.len())
         .filter(|&c| columns[c].primary_key)
+        .filter_map(|c| i64::try_from(c).ok())
         .collect();
-    let [key] = keys.as_slice() else {
-        return Ok(None);
-    };
     let key_index: i64 = conn.query_row(
         "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'",
         [table],
         |r| r.get(0),
     )?;
-    Ok((key_index == 0).then_some(*key))
+    let alias = plan_pages::rowid_alias(&keys, key_index > 0);
+    Ok(alias.and_then(|c| usize::try_from(c).ok()))
 }
 
 #[cfg(test)]

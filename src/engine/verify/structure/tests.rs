@@ -129,14 +129,21 @@ fn counts_only(messages: &[String]) -> bool {
         .all(|m| m.starts_with("wrong # of entries in index"))
 }
 
-fn fuzz_base() -> &'static Vec<u8> {
-    static BASE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
+/// The database the damage test starts from, at each page size it takes.
+const FUZZ_PAGE_SIZES: [usize; 3] = [512, 1024, 4096];
+
+fn fuzz_base(page_size: usize) -> &'static Vec<u8> {
+    static BASES: [std::sync::OnceLock<Vec<u8>>; 3] = [const { std::sync::OnceLock::new() }; 3];
+    let k = FUZZ_PAGE_SIZES
+        .iter()
+        .position(|&p| p == page_size)
+        .unwrap();
+    BASES[k].get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = build(
             dir.path(),
             "base.sqlite3",
-            &format!("PRAGMA page_size = 1024; {SHAPES}"),
+            &format!("PRAGMA page_size = {page_size}; {SHAPES}"),
         );
         std::fs::read(path).unwrap()
     })
@@ -146,17 +153,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Damage anywhere past the file header (a bit, a byte, a two-byte number), half the time
-    /// in a page's header and cell pointers: wherever SQLite's `quick_check` finds something
+    /// in a page's header and cell pointers, at three page sizes: wherever SQLite's `quick_check` finds something
     /// wrong, the walk alone doubts (an index's entry count aside, which the digests prove),
     /// and the fast proof does not say "ok".
     #[test]
     fn whatever_quick_check_finds_the_walk_doubts(
+        page_size in prop::sample::select(FUZZ_PAGE_SIZES.to_vec()),
         at in 100usize..1_000_000, head in any::<bool>(), kind in 0u8..3, value in any::<u16>()
     ) {
-        let mut bytes = fuzz_base().clone();
+        let mut bytes = fuzz_base(page_size).clone();
         let mut at = at % bytes.len();
         if head {
-            at = (at / 1024 * 1024 + usize::from(value % 40)).max(100);
+            at = (at / page_size * page_size + usize::from(value % 40)).max(100);
         }
         match kind {
             0 => bytes[at] ^= 1 << (value % 8),

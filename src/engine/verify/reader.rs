@@ -65,6 +65,15 @@ impl Pages {
         BtreePage::parse(data, header_offset, self.usable).map_err(|_| Unreadable)
     }
 
+    /// `out.len()` bytes of page `pgno` from `offset`.
+    pub(super) fn read_at(&self, pgno: u32, offset: usize, out: &mut [u8]) -> Read<()> {
+        if pgno == 0 || pgno > self.page_count || offset + out.len() > self.page_size {
+            return Err(Unreadable);
+        }
+        let at = u64::from(pgno - 1) * self.page_size as u64 + offset as u64;
+        self.file.read_exact_at(out, at).map_err(|_| Unreadable)
+    }
+
     /// The first four bytes of page `pgno`, as a big-endian number (an overflow page's next).
     pub(super) fn head(&self, pgno: u32) -> Read<u32> {
         if pgno == 0 || pgno > self.page_count {

@@ -7,8 +7,11 @@
 //! every page of the file is used exactly once: by a tree, by the freelist, or (the page
 //! holding byte 2^30) by nothing.
 //!
+//! In an auto-vacuum file each page's pointer-map entry is checked too: its type (root,
+//! free, overflow, child) and its parent.
+//!
 //! It vouches only for what it recognises. Anything else (a page or record SQLite would not
-//! write, the pointer map of an auto-vacuum file, a row rule only SQL can evaluate) is a
+//! write, a row rule only SQL can evaluate) is a
 //! [`Doubt`], and SQLite's `quick_check` of the whole file decides instead; a table whose
 //! rows need SQL (a CHECK constraint, STRICT types, a generated column, no rowid) has its
 //! rows checked by `quick_check(TABLE)`. So this path makes the proof quicker, never weaker.
@@ -32,11 +35,42 @@ pub(super) struct Doubt;
 /// The byte SQLite never stores anything at: its page is used by nothing.
 const PENDING_BYTE: u64 = 0x4000_0000;
 
+/// What a page is to the pointer map of an auto-vacuum file: its type there, and its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Root,
+    Free,
+    /// The first page of an overflow chain, of the cell on this b-tree page.
+    FirstOverflow(u32),
+    /// A later page of an overflow chain, after this one.
+    Overflow(u32),
+    /// A b-tree page under this one.
+    Child(u32),
+}
+
+impl Role {
+    /// The pointer map's five bytes for a page of this role.
+    fn entry(self) -> [u8; 5] {
+        let (kind, parent) = match self {
+            Role::Root => (1u8, 0),
+            Role::Free => (2, 0),
+            Role::FirstOverflow(p) => (3, p),
+            Role::Overflow(p) => (4, p),
+            Role::Child(p) => (5, p),
+        };
+        let p = parent.to_be_bytes();
+        [kind, p[0], p[1], p[2], p[3]]
+    }
+}
+
 /// Which pages something has claimed, shared by every job.
 pub(super) struct Ledger {
     used: Vec<AtomicU64>,
     page_count: u32,
     pending: u32,
+    /// In an auto-vacuum file, the entries each pointer-map page holds (it and the pages it
+    /// maps make a run of this many plus one, from page 2).
+    pointer_map: Option<u32>,
 }
 
 impl Ledger {
@@ -47,26 +81,49 @@ impl Ledger {
             used: (0..words).map(|_| AtomicU64::new(0)).collect(),
             page_count,
             pending,
+            pointer_map: None,
         }
     }
 
-    /// Claims page `pgno`: a doubt when it is not a page of the file, or already claimed.
-    fn claim(&self, pgno: u32) -> Result<(), Doubt> {
-        if pgno == 0 || pgno > self.page_count || pgno == self.pending {
+    /// Whether page `pgno` is a pointer-map page.
+    fn is_pointer_map(&self, pgno: u32) -> bool {
+        self.pointer_map
+            .is_some_and(|j| pgno >= 2 && (pgno - 2) % (j + 1) == 0)
+    }
+
+    /// Claims page `pgno` in `role`: a doubt when it is not a page of the file, is claimed
+    /// already, or (in an auto-vacuum file) the pointer map says otherwise of it.
+    fn claim(&self, pages: &Pages, pgno: u32, role: Role) -> Result<(), Doubt> {
+        if pgno == 0 || pgno > self.page_count || pgno == self.pending || self.is_pointer_map(pgno)
+        {
             return Err(Doubt);
         }
         let (word, bit) = (pgno as usize / 64, 1u64 << (pgno % 64));
         let before = self.used[word].fetch_or(bit, Ordering::Relaxed);
-        if before & bit == 0 {
-            Ok(())
-        } else {
-            Err(Doubt)
+        if before & bit != 0 {
+            return Err(Doubt);
+        }
+        match self.pointer_map {
+            // Page 1 has no entry: the map starts at page 3.
+            Some(j) if pgno > 2 => {
+                let map = 2 + (pgno - 2) / (j + 1) * (j + 1);
+                let mut entry = [0u8; 5];
+                let offset = 5 * usize::try_from(pgno - map - 1).map_err(|_| Doubt)?;
+                pages.read_at(map, offset, &mut entry)?;
+                if entry == role.entry() {
+                    Ok(())
+                } else {
+                    Err(Doubt)
+                }
+            }
+            _ => Ok(()),
         }
     }
 
     fn every_page_used(&self) -> bool {
         (1..=self.page_count).all(|p| {
             p == self.pending
+                || self.is_pointer_map(p)
                 || self.used[p as usize / 64].load(Ordering::Relaxed) & (1 << (p % 64)) != 0
         })
     }
@@ -90,9 +147,17 @@ impl Structure {
         let Some((header, pages)) = header(path) else {
             return Ok(None);
         };
+        let mut ledger = Ledger::new(pages.page_count, pages.page_size);
+        if header.largest_root_page != 0 {
+            // Where the map would meet the page SQLite leaves unused, quick_check decides.
+            if pages.page_count >= ledger.pending {
+                return Ok(None);
+            }
+            ledger.pointer_map = Some(u32::try_from(pages.usable / 5).unwrap_or(0).max(1));
+        }
         Ok(Some(Structure {
             plan,
-            ledger: Ledger::new(pages.page_count, pages.page_size),
+            ledger,
             header,
             doubt: AtomicBool::new(false),
         }))
@@ -190,14 +255,14 @@ fn freelist_ok(pages: &Pages, ledger: &Ledger, header: &Header) -> Result<(), Do
     let mut data = Vec::new();
     while trunk != 0 {
         // A trunk claimed twice is a doubt: the loop ends within the file's page count.
-        ledger.claim(trunk)?;
+        ledger.claim(pages, trunk, Role::Free)?;
         pages.read(trunk, 1, &mut data).map_err(|_| Doubt)?;
         let t = freelist::parse_trunk(&data, pages.usable).ok_or(Doubt)?;
         if u64::from(t.stored_leaf_count) != t.leaves.len() as u64 {
             return Err(Doubt);
         }
         for &leaf in &t.leaves {
-            ledger.claim(leaf)?;
+            ledger.claim(pages, leaf, Role::Free)?;
         }
         counted += 1 + t.leaves.len() as u64;
         trunk = t.next_trunk;

@@ -3,7 +3,7 @@
 //! a page read for one serves both.
 
 use super::plan::{RowRule, TreeKind};
-use super::{Doubt, Ledger};
+use super::{Doubt, Ledger, Role};
 use crate::engine::verify::reader::{Pages, Unreadable};
 use crate::format::cell::{self, Cell, Payload};
 use crate::format::page::BtreePage;
@@ -48,6 +48,8 @@ pub(crate) struct Walk<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Node {
     pgno: u32,
+    /// The page that names it (0 for the root).
+    parent: u32,
     low: Option<i64>,
     high: Option<i64>,
 }
@@ -68,6 +70,7 @@ pub(crate) fn entries(
 ) -> Result<(), Doubt> {
     let root = Node {
         pgno: walk.root,
+        parent: 0,
         low: None,
         high: None,
     };
@@ -187,7 +190,12 @@ fn page(
     visit: &mut impl FnMut(Option<i64>, &Payload<'_>) -> Result<(), Doubt>,
 ) -> Result<Vec<Node>, Doubt> {
     if let Some(ledger) = walk.ledger {
-        ledger.claim(node.pgno)?;
+        let role = if node.pgno == walk.root {
+            Role::Root
+        } else {
+            Role::Child(node.parent)
+        };
+        ledger.claim(walk.pages, node.pgno, role)?;
     }
     let page = walk.pages.page(node.pgno, data)?;
     if page.kind.is_table() != (walk.kind == TreeKind::Table)
@@ -219,7 +227,7 @@ fn page(
                 if let Some(rule) = records {
                     record_ok(&payload, rule)?;
                 }
-                overflow_chain(walk, &payload)?;
+                overflow_chain(walk, node.pgno, &payload)?;
                 visit(Some(rowid), &payload)?;
             }
             Cell::TableInterior {
@@ -231,6 +239,7 @@ fn page(
                 }
                 children.push(Node {
                     pgno: left_child,
+                    parent: node.pgno,
                     low: last,
                     high: Some(key),
                 });
@@ -240,7 +249,7 @@ fn page(
                 if records.is_some() {
                     record_ok(&payload, None)?;
                 }
-                overflow_chain(walk, &payload)?;
+                overflow_chain(walk, node.pgno, &payload)?;
                 visit(None, &payload)?;
             }
             Cell::IndexInterior {
@@ -250,9 +259,10 @@ fn page(
                 if records.is_some() {
                     record_ok(&payload, None)?;
                 }
-                overflow_chain(walk, &payload)?;
+                overflow_chain(walk, node.pgno, &payload)?;
                 children.push(Node {
                     pgno: left_child,
+                    parent: node.pgno,
                     low: None,
                     high: None,
                 });
@@ -262,6 +272,7 @@ fn page(
     if let Some(right) = page.right_child {
         children.push(Node {
             pgno: right,
+            parent: node.pgno,
             low: last,
             high: node.high,
         });
@@ -404,14 +415,16 @@ pub(crate) fn record_ok(payload: &Payload<'_>, rule: Option<&RowRule>) -> Result
 
 /// The payload's overflow chain, where pages are claimed: as many pages as its size needs,
 /// each claimed, the last ending the chain.
-fn overflow_chain(walk: &Walk<'_>, payload: &Payload<'_>) -> Result<(), Doubt> {
+fn overflow_chain(walk: &Walk<'_>, pgno: u32, payload: &Payload<'_>) -> Result<(), Doubt> {
     let (Some(ledger), Some(mut next)) = (walk.ledger, payload.overflow) else {
         return Ok(());
     };
     let needed = overflow::pages_needed(payload.total, payload.local.len(), walk.pages.usable);
+    let mut role = Role::FirstOverflow(pgno);
     for _ in 0..needed {
         // A page claimed twice is a doubt: the loop ends within the file's page count.
-        ledger.claim(next)?;
+        ledger.claim(walk.pages, next, role)?;
+        role = Role::Overflow(next);
         next = walk.pages.head(next)?;
     }
     if next == 0 {

@@ -149,8 +149,10 @@ impl Structure {
         };
         let mut ledger = Ledger::new(pages.page_count, pages.page_size);
         if header.largest_root_page != 0 {
-            // Where the map would meet the page SQLite leaves unused, quick_check decides.
-            if pages.page_count >= ledger.pending {
+            // Where the map would meet the page SQLite leaves unused, quick_check decides; so
+            // it does where the header names another largest root page than the schema's.
+            let largest_root = plan.trees.iter().map(|t| t.root).max().unwrap_or(1);
+            if pages.page_count >= ledger.pending || header.largest_root_page != largest_root {
                 return Ok(None);
             }
             ledger.pointer_map = Some(u32::try_from(pages.usable / 5).unwrap_or(0).max(1));

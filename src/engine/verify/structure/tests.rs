@@ -18,6 +18,11 @@ fn walk_alone(path: &Path) -> bool {
     structure.proved()
 }
 
+/// The fast proof's messages, and whether it proved the structure from pages.
+fn proof(path: &Path) -> (Vec<String>, bool) {
+    crate::engine::verify::structure_proved_by_pages(path).unwrap()
+}
+
 /// SQLite's `quick_check` of the file: its messages, or the error that stopped it.
 fn quick_check(path: &Path) -> Vec<String> {
     let run = || -> rusqlite::Result<Vec<String>> {
@@ -133,6 +138,31 @@ fn a_page_nothing_uses_is_a_doubt() {
     let (messages, by_pages) = fast::proof(&path, &BTreeMap::new(), 20).unwrap();
     assert!(!by_pages);
     assert_ne!(messages, ["ok"]);
+}
+
+/// In an auto-vacuum file the header names the largest root page: another number there is
+/// damage `quick_check` reports (SQLite then fails to create a table), which the walk leaves
+/// to it.
+#[test]
+fn a_wrong_largest_root_page_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(
+        dir.path(),
+        "r.sqlite3",
+        &format!("PRAGMA page_size = 1024; PRAGMA auto_vacuum = 1; {SHAPES}"),
+    );
+    assert_eq!(proof(&path), (vec!["ok".to_string()], true));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let largest = u32::from_be_bytes(bytes[52..56].try_into().unwrap());
+    for wrong in [1, largest - 1, largest + 1] {
+        bytes[52..56].copy_from_slice(&wrong.to_be_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        assert_ne!(quick_check(&path), ["ok"], "{wrong}");
+        assert!(!walk_alone(&path), "{wrong}");
+        let (messages, by_pages) = proof(&path);
+        assert!(!by_pages, "{wrong}");
+        assert_ne!(messages, ["ok"], "{wrong}");
+    }
 }
 
 /// What `quick_check` counts and the walk leaves to the digests: an index's entry count.

@@ -7,8 +7,8 @@
 //! every page of the file is used exactly once: by a tree, by the freelist, or (the page
 //! holding byte 2^30) by nothing.
 //!
-//! In an auto-vacuum file each page's pointer-map entry is checked too: its type (root,
-//! free, overflow, child) and its parent.
+//! In an auto-vacuum file each page's pointer-map entry is checked too (its type: root,
+//! free, overflow, child; and its parent), and the header's largest root page.
 //!
 //! It vouches only for what it recognises. Anything else (a page or record SQLite would not
 //! write, a row rule only SQL can evaluate) is a

@@ -117,17 +117,11 @@ fn rowid_alias(conn: &Connection, parent: &str, to: Option<&str>) -> Option<Stri
             .ok()?;
         rows.collect::<rusqlite::Result<_>>().ok()?
     };
-    let pk_index: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'",
-            [parent],
-            |r| r.get(0),
-        )
-        .ok()?;
+    let key_has_index = super::plan_pages::key_has_index(conn, parent).ok()?;
     match pk.as_slice() {
         [(name, kind)]
             if kind == "INTEGER"
-                && pk_index == 0
+                && !key_has_index
                 && to.is_none_or(|to| to.eq_ignore_ascii_case(name)) =>
         {
             Some(name.clone())
@@ -188,18 +182,12 @@ fn groups_through_sql(conn: &Connection, grouped: &str) -> Option<Vec<(i64, u64)
 /// file or a value is not what this reads (SQL counts instead).
 fn groups_from_pages(conn: &Connection, index: &str) -> Option<Vec<(i64, u64)>> {
     let path = conn.path().filter(|p| !p.is_empty())?;
-    let root: i64 = conn
-        .query_row(
-            "SELECT rootpage FROM sqlite_schema WHERE type = 'index' AND name = ?1",
-            [index],
-            |r| r.get(0),
-        )
-        .ok()?;
+    let root = super::plan_pages::root_page(conn, "index", index).ok()??;
     let pages = Pages::open(Path::new(path)).ok()?;
     let walk = Walk {
         pages: &pages,
         ledger: None,
-        root: u32::try_from(root).ok()?,
+        root,
         kind: TreeKind::Index,
         // Only the first field is wanted, and its decoding checks it.
         records: Records::ByVisitor,

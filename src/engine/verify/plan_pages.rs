@@ -97,6 +97,17 @@ pub(super) fn rowid_alias(keys: &[i64], key_has_index: bool) -> Option<i64> {
     }
 }
 
+/// Whether the primary key of `table` has an index of its own (then no column is the rowid's
+/// alias).
+pub(super) fn key_has_index(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'",
+        [table],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
 fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
     let mut stmt = conn.prepare(
         "SELECT cid, name, coalesce(type, ''), pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid",
@@ -113,7 +124,12 @@ fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
     rows.collect()
 }
 
-fn root_page(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<Option<u32>> {
+/// The root page of the table or index (`kind`) named `name`, where it has one.
+pub(super) fn root_page(
+    conn: &Connection,
+    kind: &str,
+    name: &str,
+) -> rusqlite::Result<Option<u32>> {
     let root: Option<i64> = conn
         .query_row(
             "SELECT rootpage FROM sqlite_schema WHERE type = ?1 AND name = ?2",

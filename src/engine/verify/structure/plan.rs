@@ -192,12 +192,7 @@ fn rowid_alias(
         .filter(|&c| columns[c].primary_key)
         .filter_map(|c| i64::try_from(c).ok())
         .collect();
-    let key_index: i64 = conn.query_row(
-        "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'pk'",
-        [table],
-        |r| r.get(0),
-    )?;
-    let alias = plan_pages::rowid_alias(&keys, key_index > 0);
+    let alias = plan_pages::rowid_alias(&keys, plan_pages::key_has_index(conn, table)?);
     Ok(alias.and_then(|c| usize::try_from(c).ok()))
 }
 

@@ -3,7 +3,17 @@
 
 /// Decodes a varint at the start of `bytes`. Returns the value and the number of bytes used,
 /// or `None` if `bytes` ends before the varint does.
+#[inline]
 pub fn read(bytes: &[u8]) -> Option<(u64, usize)> {
+    // Serial types and most lengths take one byte: decoded here, without the loop.
+    match bytes.first() {
+        Some(&byte) if byte < 0x80 => Some((u64::from(byte), 1)),
+        Some(_) => read_long(bytes),
+        None => None,
+    }
+}
+
+fn read_long(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value: u64 = 0;
     for i in 0..9 {
         let byte = *bytes.get(i)?;
@@ -19,6 +29,7 @@ pub fn read(bytes: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// Decodes a varint at `offset`, returning the value and the offset just past it.
+#[inline]
 pub fn read_at(bytes: &[u8], offset: usize) -> Option<(u64, usize)> {
     let (value, len) = read(bytes.get(offset..)?)?;
     Some((value, offset + len))

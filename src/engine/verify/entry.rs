@@ -136,9 +136,22 @@ fn decode(mut buf: &[u8]) -> impl Iterator<Item = Value<'_>> {
 /// Compares two encoded entries over their first `columns.len()` values, as SQLite orders
 /// index keys. `Equal` with `has_null` true means some of those values are NULL (which a
 /// UNIQUE index allows to repeat).
-pub(crate) fn compare(a: &[u8], b: &[u8], columns: &[KeyColumn]) -> (Ordering, bool) {
+pub(crate) fn compare(mut a: &[u8], mut b: &[u8], columns: &[KeyColumn]) -> (Ordering, bool) {
     let mut has_null = false;
-    for ((x, y), col) in decode(a).zip(decode(b)).zip(columns) {
+    for col in columns {
+        let (Some((x, rest_a)), Some((y, rest_b))) = (split_value(a), split_value(b)) else {
+            break;
+        };
+        (a, b) = (rest_a, rest_b);
+        // Neighbouring keys mostly share their first values: the same bytes are the same
+        // value, under every collation, without decoding them.
+        if x == y {
+            has_null |= x.first() == Some(&NULL);
+            continue;
+        }
+        let (Some(x), Some(y)) = (decode(x).next(), decode(y).next()) else {
+            break;
+        };
         has_null |= matches!(x, Value::Null) || matches!(y, Value::Null);
         let order = compare_values(x, y, col.collation);
         let order = if col.descending {
@@ -151,6 +164,21 @@ pub(crate) fn compare(a: &[u8], b: &[u8], columns: &[KeyColumn]) -> (Ordering, b
         }
     }
     (Ordering::Equal, has_null)
+}
+
+/// The first encoded value of `buf`, whole, and what follows it; `None` at the end or at a
+/// byte this module did not write.
+fn split_value(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = match *buf.first()? {
+        NULL => 1,
+        INTEGER | REAL => 9,
+        TEXT | BLOB => {
+            let n = u64::from_le_bytes(buf.get(1..9)?.try_into().ok()?);
+            usize::try_from(n).ok()?.checked_add(9)?
+        }
+        _ => return None,
+    };
+    (len <= buf.len()).then(|| buf.split_at(len))
 }
 
 /// SQLite's order of values: NULL, then numbers (integers and reals compared by value), then

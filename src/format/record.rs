@@ -212,6 +212,39 @@ pub fn each_value<'a>(payload: &'a [u8], mut each: impl FnMut(Value<'a>)) -> Opt
     (body == payload.len()).then_some(fields)
 }
 
+/// Where each field of a record `total` bytes long lies, from its header alone (which must
+/// be within `bytes`, the record's first bytes): `(serial type, offset of its value)` into
+/// `out`, no value decoded. `None` unless the header is well formed and its values fill the
+/// record exactly.
+pub fn layout(bytes: &[u8], total: u64, out: &mut Vec<(u64, usize)>) -> Option<()> {
+    out.clear();
+    let (header_len, mut at) = varint::read(bytes)?;
+    let header_len = usize::try_from(header_len).ok()?;
+    if header_len < at || header_len > bytes.len() {
+        return None;
+    }
+    let mut body = header_len as u64;
+    while at < header_len {
+        let (serial, next) = varint::read_at(bytes, at)?;
+        if next > header_len || out.len() >= MAX_FIELDS {
+            return None;
+        }
+        out.push((serial, usize::try_from(body).ok()?));
+        body = body.checked_add(serial_type_len(serial)?)?;
+        at = next;
+    }
+    (body == total).then_some(())
+}
+
+/// The value of serial type `serial` at `offset` in `record`; `None` if it is not all there.
+pub fn value_at(record: &[u8], serial: u64, offset: usize) -> Option<Value<'_>> {
+    let len = usize::try_from(serial_type_len(serial)?).ok()?;
+    Some(value_of(
+        serial,
+        record.get(offset..offset.checked_add(len)?)?,
+    ))
+}
+
 /// Decodes `payload` into values borrowing from it (convenient where allocation is no concern).
 pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Value<'a>>) -> Result<Decoded, RecordError> {
     let mut fields = Vec::new();
@@ -284,6 +317,32 @@ mod tests {
             each_value(&[9u8, 1], |_| ()),
             None,
             "header past the payload"
+        );
+    }
+
+    /// A record's layout comes from its header alone, whatever part of the body is at hand;
+    /// a value is read only where it is all there.
+    #[test]
+    fn layout_places_fields_from_the_header() {
+        // Header: 4 bytes (size, int8, text of 2, NULL); body: 7, "hi".
+        let record = [4u8, 1, 17, 0, 7, b'h', b'i'];
+        let mut out = Vec::new();
+        assert_eq!(layout(&record, 7, &mut out), Some(()));
+        assert_eq!(out, [(1, 4), (17, 5), (0, 7)]);
+        assert_eq!(value_at(&record, 17, 5), Some(Value::Text(b"hi")));
+        assert_eq!(
+            layout(&record[..5], 7, &mut out),
+            Some(()),
+            "the body cut short"
+        );
+        assert_eq!(value_at(&record[..5], 17, 5), None, "a value not all there");
+        assert_eq!(layout(&record, 8, &mut out), None, "a byte too many");
+        assert_eq!(layout(&record, 6, &mut out), None, "a byte too few");
+        assert_eq!(layout(&record[..3], 7, &mut out), None, "header cut short");
+        assert_eq!(
+            layout(&[2u8, 10], 2, &mut out),
+            None,
+            "reserved serial type"
         );
     }
 

@@ -14,10 +14,10 @@
 use super::entry::encode;
 use super::plan::{IndexPlan, PagePlan, Source};
 use super::reader::{Pages, Read, Unreadable};
-use super::structure::walk::{self, record_ok, Records, Walk};
+use super::structure::walk::{self, Records, Walk};
 use super::structure::{Doubt, TreeKind, TreeProof};
 use crate::format::cell::Payload;
-use crate::format::record::{self, Field, Value};
+use crate::format::record::{self, Value};
 use rusqlite::types::ValueRef;
 use std::path::Path;
 
@@ -65,7 +65,7 @@ pub(super) fn scan_table(
     let pages = Pages::open(path)?;
     let walk = digest_walk(&pages, proof, plan.root, TreeKind::Table);
     let rule = proof.and_then(|p| p.rule);
-    let mut fields: Vec<Field> = Vec::new();
+    let mut layout = Vec::new();
     let (mut values, mut spans, mut spill) = (
         Vec::with_capacity(256),
         Vec::with_capacity(plan.sources.len()),
@@ -73,31 +73,29 @@ pub(super) fn scan_table(
     );
     let each = |rowid: Option<i64>, payload: &Payload<'_>| -> Result<(), Doubt> {
         let rowid = rowid.ok_or(Doubt)?;
+        // The record's shape, from its header: the walk leaves it to this scan.
         let mut bytes = payload.local;
-        let decoded = match record::decode_fields(bytes, &mut fields) {
-            Ok(d) if d.first_missing.is_none_or(|(f, _)| f > plan.last_field) => d,
-            _ => {
-                bytes = pages.whole(payload, &mut spill)?;
-                record::decode_fields(bytes, &mut fields).map_err(|_| Doubt)?
-            }
-        };
+        if record::layout(bytes, payload.total, &mut layout).is_none() {
+            bytes = pages.whole(payload, &mut spill)?;
+            record::layout(bytes, payload.total, &mut layout).ok_or(Doubt)?;
+        }
         // A row written before ADD COLUMN is short: its missing values are the column's
         // default, which only SQL knows.
-        if decoded.fields != plan.fields {
+        if layout.len() != plan.fields {
             return Err(Doubt);
         }
-        // The record's shape, which the walk leaves to this decode where it is whole here.
-        if decoded.exact_length && bytes.len() as u64 == payload.total {
-            let not_null = rule.map_or(&[][..], |r| &r.not_null);
-            if fields
-                .iter()
-                .zip(not_null)
-                .any(|(f, &nn)| nn && f.is_null())
-            {
-                return Err(Doubt);
-            }
-        } else {
-            record_ok(payload, rule)?;
+        let not_null = rule.map_or(&[][..], |r| &r.not_null);
+        if layout
+            .iter()
+            .zip(not_null)
+            .any(|(&(serial, _), &nn)| nn && serial == 0)
+        {
+            return Err(Doubt);
+        }
+        // Values past the cell's own bytes are read from its overflow pages.
+        let last = layout.get(plan.last_field);
+        if last.is_some_and(|&(serial, offset)| record::value_at(bytes, serial, offset).is_none()) {
+            bytes = pages.whole(payload, &mut spill)?;
         }
         values.clear();
         spans.clear();
@@ -106,7 +104,8 @@ pub(super) fn scan_table(
             match *source {
                 Source::Rowid => push(&mut values, Value::Integer(rowid), false),
                 Source::Field { field, real } => {
-                    let value = fields.get(field).ok_or(Doubt)?.value(bytes);
+                    let &(serial, offset) = layout.get(field).ok_or(Doubt)?;
+                    let value = record::value_at(bytes, serial, offset).ok_or(Doubt)?;
                     push(&mut values, value, real);
                 }
             }

@@ -150,20 +150,46 @@ fn field_of(serial: u64, start: usize, body: &[u8]) -> Result<Field, RecordError
 /// yields the fields that are wholly present and `complete: false`; the rest are `Null`.
 pub fn decode_fields(payload: &[u8], out: &mut Vec<Field>) -> Result<Decoded, RecordError> {
     out.clear();
+    scan(payload, |field| {
+        out.push(match field {
+            Some((serial, start, bytes)) => field_of(serial, start, bytes)?,
+            None => Field::Null,
+        });
+        Ok(())
+    })
+}
+
+/// What [`decode_fields`] says of `payload`, without decoding a value: for a walk that only
+/// asks whether its records read whole.
+pub fn shape(payload: &[u8]) -> Result<Decoded, RecordError> {
+    scan(payload, |field| match field {
+        Some((_, start, bytes)) if u32::try_from(start.max(bytes.len())).is_err() => {
+            Err(RecordError::TooLarge)
+        }
+        _ => Ok(()),
+    })
+}
+
+/// Reads the header of `payload` and hands each field to `each`: its serial type, where its
+/// value starts and its bytes, or `None` from the first field not wholly in `payload` on.
+fn scan<'a>(
+    payload: &'a [u8],
+    mut each: impl FnMut(Option<(u64, usize, &'a [u8])>) -> Result<(), RecordError>,
+) -> Result<Decoded, RecordError> {
     let (header_len, mut at) = varint::read(payload).ok_or(RecordError::BadHeader)?;
     let header_len = usize::try_from(header_len).map_err(|_| RecordError::BadHeader)?;
     if header_len < at || header_len > payload.len() {
         return Err(RecordError::BadHeader);
     }
     let mut body = header_len;
-    let mut first_missing = None;
+    let (mut fields, mut first_missing) = (0usize, None);
     while at < header_len {
         let (serial, next) = varint::read_at(payload, at).ok_or(RecordError::BadHeader)?;
         if next > header_len {
             return Err(RecordError::BadHeader);
         }
         at = next;
-        if out.len() >= MAX_FIELDS {
+        if fields >= MAX_FIELDS {
             return Err(RecordError::BadHeader);
         }
         let len = serial_type_len(serial).ok_or(RecordError::ReservedSerialType)?;
@@ -171,17 +197,18 @@ pub fn decode_fields(payload: &[u8], out: &mut Vec<Field>) -> Result<Decoded, Re
         let end = usize::try_from(end).unwrap_or(usize::MAX);
         match payload.get(body..end) {
             Some(bytes) if first_missing.is_none() => {
-                out.push(field_of(serial, body, bytes)?);
+                each(Some((serial, body, bytes)))?;
                 body = end;
             }
             _ => {
-                first_missing.get_or_insert((out.len(), body));
-                out.push(Field::Null);
+                first_missing.get_or_insert((fields, body));
+                each(None)?;
             }
         }
+        fields += 1;
     }
     Ok(Decoded {
-        fields: out.len(),
+        fields,
         complete: first_missing.is_none(),
         exact_length: first_missing.is_none() && body == payload.len(),
         first_missing,
@@ -344,6 +371,33 @@ mod tests {
             None,
             "reserved serial type"
         );
+    }
+
+    proptest::proptest! {
+        /// A walk of shapes only learns of a record what a decode does: well formed records
+        /// cut anywhere, and bytes at random.
+        #[test]
+        fn shape_says_what_decode_says(
+            values in proptest::collection::vec((0u64..40, proptest::collection::vec(0u8..=255, 0..20)), 0..8),
+            cut in 0usize..200,
+            noise in proptest::collection::vec(0u8..=255, 0..40),
+        ) {
+            let mut header = Vec::new();
+            let mut body = Vec::new();
+            for (serial, bytes) in &values {
+                let len = usize::try_from(serial_type_len(*serial).unwrap_or(0)).unwrap();
+                header.extend(varint::encode(*serial));
+                body.extend((0..len).map(|i| bytes.get(i).copied().unwrap_or(7)));
+            }
+            let mut record = varint::encode(header.len() as u64 + 1);
+            record.extend(header);
+            record.extend(body);
+            let cut = record[..cut.min(record.len())].to_vec();
+            for payload in [&record, &cut, &noise] {
+                let mut fields = Vec::new();
+                proptest::prop_assert_eq!(shape(payload), decode_fields(payload, &mut fields));
+            }
+        }
     }
 
     #[test]

@@ -354,7 +354,7 @@ pub(super) fn index_entries(
     root: u32,
 ) -> crate::Result<Option<u64>> {
     let any = |_: Option<i64>, _: &[u64]| true;
-    let stats = walker.walk(
+    let stats = walker.walk_shapes(
         map,
         owner,
         root,

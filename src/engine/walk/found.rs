@@ -52,7 +52,10 @@ impl Hole {
 pub(crate) struct RowRef<'a> {
     pub rowid: Option<i64>,
     pub payload: &'a [u8],
+    /// The record's fields, decoded; empty in a walk of shapes only ([`super::Walker::walk_shapes`]).
     pub fields: &'a [Field],
+    /// How many fields the record's header declares.
+    pub field_count: usize,
     /// False when part of the payload (an overflow page) could not be read.
     pub complete: bool,
     /// The overflow page where the chain broke, when it did.
@@ -69,7 +72,7 @@ impl RowRef<'_> {
     /// Whether the row reads whole as a row of `table`: every value there, and no more
     /// fields than it has columns (what a copy of its record would carry as it is).
     pub(crate) fn whole_for(&self, table: &crate::engine::schema::Table) -> bool {
-        self.complete && self.fields.len() <= table.stored.len()
+        self.complete && self.field_count <= table.stored.len()
     }
 }
 

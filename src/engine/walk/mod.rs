@@ -44,6 +44,8 @@ pub(crate) struct Walker<'a> {
     stop_when_damaged: bool,
     /// Pages and their structure only: cells are counted, no record is decoded.
     skim: bool,
+    /// Records' shapes only: each row reaches the sink with its field count and no values.
+    shapes_only: bool,
 }
 
 /// Why a page a tree pointed at was not used.
@@ -97,6 +99,7 @@ impl<'a> Walker<'a> {
             interrupt,
             stop_when_damaged: false,
             skim: false,
+            shapes_only: false,
         }
     }
 
@@ -122,7 +125,7 @@ impl<'a> Walker<'a> {
         let owner = owner.into();
         let fits = |_: Option<i64>, types: &[u64]| table.fits(types);
         let mut whole = true;
-        let stats = self.walk(
+        let stats = self.walk_shapes(
             map,
             owner,
             root,
@@ -173,6 +176,25 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(stats)
+    }
+
+    /// [`Walker::walk`] for a sink that asks only whether rows read whole: each row reaches it
+    /// with its field count and no values (`fields` empty), which saves decoding them.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn walk_shapes(
+        &mut self,
+        map: &mut Claims,
+        owner: impl Into<Option<u32>>,
+        root: u32,
+        tree: TreeKind,
+        claim_as: PageStatus,
+        shape: ShapeCheck<'_>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+    ) -> Result<WalkStats> {
+        self.shapes_only = true;
+        let stats = self.walk(map, owner, root, tree, claim_as, shape, sink);
+        self.shapes_only = false;
+        stats
     }
 
     /// Makes walks stop at the first sign of damage (for walks that only ask whether a tree
@@ -346,7 +368,13 @@ impl<'a> Walker<'a> {
             } else {
                 payload.local
             };
-            let Ok(decoded) = record::decode_fields(payload_bytes, &mut self.fields) else {
+            let decoded = if self.shapes_only {
+                self.fields.clear();
+                record::shape(payload_bytes)
+            } else {
+                record::decode_fields(payload_bytes, &mut self.fields)
+            };
+            let Ok(decoded) = decoded else {
                 stats.bad_cells += 1;
                 continue;
             };
@@ -375,6 +403,7 @@ impl<'a> Walker<'a> {
                 rowid,
                 payload: payload_bytes,
                 fields: &self.fields,
+                field_count: decoded.fields,
                 complete,
                 broken_overflow: broken,
                 first_missing: decoded.first_missing,

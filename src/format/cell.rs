@@ -170,7 +170,12 @@ pub fn cells<'a>(
 
 /// Total bytes of the cell at `offset` (header varints, local payload, overflow pointer).
 pub fn cell_len(page: &BtreePage<'_>, offset: usize) -> Option<usize> {
-    let end = match parse(page, offset).ok()? {
+    parsed_len(page, offset, &parse(page, offset).ok()?)
+}
+
+/// [`cell_len`] of `cell`, parsed already from `offset`.
+pub fn parsed_len(page: &BtreePage<'_>, offset: usize, cell: &Cell<'_>) -> Option<usize> {
+    let end = match cell {
         Cell::TableInterior { .. } => {
             let (_, at) = varint::read_at(page.data, offset + 4)?;
             at
@@ -178,11 +183,17 @@ pub fn cell_len(page: &BtreePage<'_>, offset: usize) -> Option<usize> {
         Cell::TableLeaf { payload, .. }
         | Cell::IndexLeaf { payload }
         | Cell::IndexInterior { payload, .. } => {
-            let start = payload.local.as_ptr() as usize - page.data.as_ptr() as usize;
+            let start =
+                (payload.local.as_ptr() as usize).checked_sub(page.data.as_ptr() as usize)?;
             start + payload.local.len() + if payload.overflow.is_some() { 4 } else { 0 }
         }
     };
     end.checked_sub(offset)
+}
+
+/// [`cell_space`] of `cell`, parsed already from `offset`.
+pub fn parsed_space(page: &BtreePage<'_>, offset: usize, cell: &Cell<'_>) -> Option<usize> {
+    parsed_len(page, offset, cell).map(|n| n.max(MIN_CELL_SPACE))
 }
 
 /// The least space SQLite gives a cell: a smaller one (a 2-byte record under a 1-byte
@@ -200,8 +211,14 @@ pub fn cell_space(page: &BtreePage<'_>, offset: usize) -> Option<usize> {
 /// count): SQLite packs cells there, with freeblocks (listed in their own chain) between
 /// them. Returns the offsets of cells no valid pointer names, in page order.
 pub fn carve(page: &BtreePage<'_>) -> Vec<usize> {
+    carve_given(page, listed_space(page))
+}
+
+/// [`carve`], given the space the listed cells take ([`listed_space`]), which a caller that
+/// parses them anyway adds up on the way.
+pub fn carve_given(page: &BtreePage<'_>, listed: usize) -> Vec<usize> {
     let pointers_damaged = (0..page.cell_count).any(|i| page.cell_offset(i).is_none());
-    if !pointers_damaged && unaccounted(page) < 4 {
+    if !pointers_damaged && unaccounted_given(page, listed) < 4 {
         return Vec::new();
     }
     let mut known = vec![false; page.usable];
@@ -243,18 +260,27 @@ pub fn carve(page: &BtreePage<'_>) -> Vec<usize> {
 /// Bytes of the cell content area that no listed cell, freeblock or fragment accounts for.
 /// On a page SQLite wrote there are none: more means cells no pointer lists any longer.
 pub fn unaccounted(page: &BtreePage<'_>) -> usize {
-    let start = (page.content_start as usize).max(page.pointers_end());
-    let area = page.usable.saturating_sub(start);
-    let cells: usize = (0..page.cell_count)
+    unaccounted_given(page, listed_space(page))
+}
+
+/// The space the cells the pointer array lists take, each padded as SQLite pads it (a cell
+/// that does not parse counts nothing).
+pub fn listed_space(page: &BtreePage<'_>) -> usize {
+    (0..page.cell_count)
         .filter_map(|i| page.cell_offset(i))
         .filter_map(|offset| cell_space(page, offset))
-        .fold(0, usize::saturating_add);
+        .fold(0, usize::saturating_add)
+}
+
+fn unaccounted_given(page: &BtreePage<'_>, listed: usize) -> usize {
+    let start = (page.content_start as usize).max(page.pointers_end());
+    let area = page.usable.saturating_sub(start);
     let free: usize = freeblocks(page)
         .iter()
         .map(|&(_, size)| size)
         .fold(0, usize::saturating_add);
     area.saturating_sub(
-        cells
+        listed
             .saturating_add(free)
             .saturating_add(usize::from(page.fragmented_bytes)),
     )

@@ -12,6 +12,8 @@ use crate::format::record;
 use crate::Result;
 
 impl Walker<'_> {
+    /// Hands each cell of `page` to `sink`: the listed cells, then those carving finds (which
+    /// it looks for only when the listed cells leave bytes unaccounted for).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn emit_cells(
         &mut self,
@@ -22,86 +24,113 @@ impl Walker<'_> {
         frame: &Frame,
         stats: &mut WalkStats,
     ) -> Result<()> {
-        let carved = cell::carve(page);
+        let mut last_rowid: Option<i64> = None;
+        let mut listed_space = 0usize;
+        let mut bad_pointers = 0usize;
+        for i in 0..page.cell_count {
+            let Some(offset) = page.cell_offset(i) else {
+                bad_pointers += 1;
+                continue;
+            };
+            // Each listed cell is parsed once: for its row, and for the space it takes.
+            let cell = cell::parse(page, offset);
+            if let Ok(c) = &cell {
+                let space = cell::parsed_space(page, offset, c).unwrap_or(0);
+                listed_space = listed_space.saturating_add(space);
+            }
+            let row = (cell, &mut last_rowid);
+            self.emit_cell(page, map, owner, sink, frame, stats, row)?;
+        }
+        let carved = cell::carve_given(page, listed_space);
         // Cells behind a damaged pointer are counted lost unless carving found them.
-        let bad_pointers = (0..page.cell_count)
-            .filter(|i| page.cell_offset(*i).is_none())
-            .count();
         stats.bad_cells += bad_pointers.saturating_sub(carved.len()) as u64;
         // At most a page's cells: far below u32::MAX.
         self.anomalies += u32::try_from(bad_pointers + carved.len()).unwrap_or(u32::MAX);
-        let mut last_rowid: Option<i64> = None;
-        let listed = (0..page.cell_count)
-            .filter_map(|i| page.cell_offset(i).map(|off| cell::parse(page, off)));
-        let extra = carved.iter().map(|&off| cell::parse(page, off));
-        for cell in listed.chain(extra) {
-            let (rowid, payload) = match cell {
-                Ok(Cell::TableLeaf { rowid, payload }) => (Some(rowid), payload),
-                Ok(Cell::IndexLeaf { payload } | Cell::IndexInterior { payload, .. }) => {
-                    (None, payload)
-                }
-                Ok(Cell::TableInterior { .. }) => continue,
-                Err(_) => {
-                    stats.bad_cells += 1;
-                    self.anomalies += 1;
-                    continue;
-                }
-            };
-            if local_end(page, &payload) > self.valid_len {
-                // The cell runs past the end of a truncated file: its bytes are not data.
-                stats.bad_cells += 1;
-                continue;
-            }
-            let broken = self.assemble(map, owner, &payload);
-            let payload_bytes: &[u8] = if payload.overflow.is_some() {
-                &self.payload
-            } else {
-                payload.local
-            };
-            let decoded = if self.shapes_only {
-                self.fields.clear();
-                record::shape(payload_bytes)
-            } else {
-                record::decode_fields(payload_bytes, &mut self.fields)
-            };
-            let Ok(decoded) = decoded else {
-                stats.bad_cells += 1;
-                continue;
-            };
-            if !decoded.exact_length && broken.is_none() && decoded.complete {
-                self.anomalies += 1;
-            }
-            if let (Some(r), Some(prev)) = (rowid, last_rowid) {
-                if r <= prev {
-                    self.anomalies += 1;
-                }
-            }
-            last_rowid = rowid.or(last_rowid);
-            if rowid.is_some_and(|r| !frame_contains(frame, r)) {
-                self.anomalies += 1;
-            }
-            let complete = decoded.complete && broken.is_none();
-            if !complete {
-                stats.incomplete_rows += 1;
-            }
-            stats.rows += 1;
-            if let Some(r) = rowid {
-                stats.min_rowid = Some(stats.min_rowid.map_or(r, |m| m.min(r)));
-                stats.max_rowid = Some(stats.max_rowid.map_or(r, |m| m.max(r)));
-            }
-            sink(&RowRef {
-                rowid,
-                payload: payload_bytes,
-                fields: &self.fields,
-                field_count: decoded.fields,
-                complete,
-                broken_overflow: broken,
-                first_missing: decoded.first_missing,
-                exact_length: decoded.exact_length,
-                page: frame.pgno,
-            })?;
+        for offset in carved {
+            let row = (cell::parse(page, offset), &mut last_rowid);
+            self.emit_cell(page, map, owner, sink, frame, stats, row)?;
         }
         Ok(())
+    }
+
+    /// One cell of `page` (parsed, or why not) to `sink`; `last_rowid` is the rowid of the
+    /// row before it on the page.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_cell(
+        &mut self,
+        page: &BtreePage<'_>,
+        map: &mut Claims,
+        owner: Option<u32>,
+        sink: &mut dyn FnMut(&RowRef<'_>) -> Result<()>,
+        frame: &Frame,
+        stats: &mut WalkStats,
+        (cell, last_rowid): (Result<Cell<'_>, cell::CellError>, &mut Option<i64>),
+    ) -> Result<()> {
+        let (rowid, payload) = match cell {
+            Ok(Cell::TableLeaf { rowid, payload }) => (Some(rowid), payload),
+            Ok(Cell::IndexLeaf { payload } | Cell::IndexInterior { payload, .. }) => {
+                (None, payload)
+            }
+            Ok(Cell::TableInterior { .. }) => return Ok(()),
+            Err(_) => {
+                stats.bad_cells += 1;
+                self.anomalies += 1;
+                return Ok(());
+            }
+        };
+        if local_end(page, &payload) > self.valid_len {
+            // The cell runs past the end of a truncated file: its bytes are not data.
+            stats.bad_cells += 1;
+            return Ok(());
+        }
+        let broken = self.assemble(map, owner, &payload);
+        let payload_bytes: &[u8] = if payload.overflow.is_some() {
+            &self.payload
+        } else {
+            payload.local
+        };
+        let decoded = if self.shapes_only {
+            self.fields.clear();
+            record::shape(payload_bytes)
+        } else {
+            record::decode_fields(payload_bytes, &mut self.fields)
+        };
+        let Ok(decoded) = decoded else {
+            stats.bad_cells += 1;
+            return Ok(());
+        };
+        if !decoded.exact_length && broken.is_none() && decoded.complete {
+            self.anomalies += 1;
+        }
+        if let (Some(r), Some(prev)) = (rowid, *last_rowid) {
+            if r <= prev {
+                self.anomalies += 1;
+            }
+        }
+        *last_rowid = rowid.or(*last_rowid);
+        if rowid.is_some_and(|r| !frame_contains(frame, r)) {
+            self.anomalies += 1;
+        }
+        let complete = decoded.complete && broken.is_none();
+        if !complete {
+            stats.incomplete_rows += 1;
+        }
+        stats.rows += 1;
+        if let Some(r) = rowid {
+            stats.min_rowid = Some(stats.min_rowid.map_or(r, |m| m.min(r)));
+            stats.max_rowid = Some(stats.max_rowid.map_or(r, |m| m.max(r)));
+        }
+        sink(&RowRef {
+            rowid,
+            payload: payload_bytes,
+            fields: &self.fields,
+            field_count: decoded.fields,
+            complete,
+            broken_overflow: broken,
+            first_missing: decoded.first_missing,
+            exact_length: decoded.exact_length,
+            page: frame.pgno,
+        })
     }
 
     /// Puts the whole payload of a spilling cell into `self.payload`, following its overflow

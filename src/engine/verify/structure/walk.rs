@@ -217,7 +217,10 @@ fn page(
     for i in 0..page.cell_count {
         let offset = page.cell_offset(i).ok_or(Doubt)?;
         let cell = cell::parse(&page, offset).map_err(|_| Doubt)?;
-        area.take(offset, cell_space(&page, offset, &cell)?)?;
+        area.take(
+            offset,
+            cell::parsed_space(&page, offset, &cell).ok_or(Doubt)?,
+        )?;
         match cell {
             Cell::TableLeaf { rowid, payload } => {
                 if !in_order(rowid, last) {
@@ -279,23 +282,6 @@ fn page(
     }
     area.finish(&page)?;
     Ok(children)
-}
-
-/// The bytes the cell at `offset` takes: its header varints, local payload and overflow
-/// pointer, at least four (SQLite pads a smaller cell).
-fn cell_space(page: &BtreePage<'_>, offset: usize, cell: &Cell<'_>) -> Result<usize, Doubt> {
-    let end = match cell {
-        Cell::TableInterior { .. } => varint::read_at(page.data, offset + 4).ok_or(Doubt)?.1,
-        Cell::TableLeaf { payload, .. }
-        | Cell::IndexLeaf { payload }
-        | Cell::IndexInterior { payload, .. } => {
-            let start = (payload.local.as_ptr() as usize)
-                .checked_sub(page.data.as_ptr() as usize)
-                .ok_or(Doubt)?;
-            start + payload.local.len() + if payload.overflow.is_some() { 4 } else { 0 }
-        }
-    };
-    Ok(end.checked_sub(offset).ok_or(Doubt)?.max(4))
 }
 
 /// A page's content area, as its cells and freeblocks take it: they must not overlap or

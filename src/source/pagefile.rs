@@ -347,9 +347,18 @@ impl PageFile {
     /// Like [`PageFile::read`], also returning how many leading bytes came from the file
     /// (fewer than a page only for the last page of a truncated file).
     pub(crate) fn read_valid(&self, pgno: u32, buf: &mut Vec<u8>) -> Option<(Origin, usize)> {
-        let origin = self.origin(pgno)?;
         // Every byte is read over, or zeroed past the end of a short file, below.
         buf.resize(self.page_size(), 0);
+        self.read_into(pgno, buf)
+    }
+
+    /// [`PageFile::read_valid`] into `buf`, exactly a page long (`None` otherwise): for a
+    /// caller that has the page's place ready, such as SQLite's buffer behind the view.
+    pub(crate) fn read_into(&self, pgno: u32, buf: &mut [u8]) -> Option<(Origin, usize)> {
+        if buf.len() != self.page_size() {
+            return None;
+        }
+        let origin = self.origin(pgno)?;
         let valid = match origin {
             Origin::Wal => {
                 let offset = *self.wal_pages.get(&pgno)?;

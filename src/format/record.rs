@@ -263,6 +263,18 @@ pub fn layout(bytes: &[u8], total: u64, out: &mut Vec<(u64, usize)>) -> Option<(
     (body == total).then_some(())
 }
 
+/// The first value of a record whose header and first value lie in `bytes`, decoding
+/// nothing else; `None` when they do not, or the record has no field.
+pub fn first_value(bytes: &[u8]) -> Option<Value<'_>> {
+    let (header_len, at) = varint::read(bytes)?;
+    let header_len = usize::try_from(header_len).ok()?;
+    let (serial, next) = varint::read_at(bytes, at)?;
+    if next > header_len || header_len > bytes.len() {
+        return None;
+    }
+    value_at(bytes, serial, header_len)
+}
+
 /// The value of serial type `serial` at `offset` in `record`; `None` if it is not all there.
 pub fn value_at(record: &[u8], serial: u64, offset: usize) -> Option<Value<'_>> {
     let len = usize::try_from(serial_type_len(serial)?).ok()?;

@@ -12,7 +12,7 @@
 use super::reader::Pages;
 use super::structure::walk::{self, Records, Walk};
 use super::structure::{Doubt, TreeKind};
-use crate::format::record::{self, Field};
+use crate::format::record::{self, Value};
 use crate::util::quote::ident;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -193,15 +193,10 @@ fn groups_from_pages(conn: &Connection, index: &str) -> Option<Vec<(i64, u64)>> 
         records: Records::ByVisitor,
     };
     let mut groups: Vec<(i64, u64)> = Vec::new();
-    let mut fields = Vec::new();
     walk::entries(&walk, |_, payload| {
-        let decoded = record::decode_fields(payload.local, &mut fields).map_err(|_| Doubt)?;
-        if decoded.first_missing.is_some_and(|(f, _)| f == 0) {
-            return Err(Doubt);
-        }
-        match fields.first() {
-            Some(Field::Null) => {}
-            Some(&Field::Integer(v)) => match groups.last_mut() {
+        match record::first_value(payload.local).ok_or(Doubt)? {
+            Value::Null => {}
+            Value::Integer(v) => match groups.last_mut() {
                 Some((last, n)) if *last == v => *n += 1,
                 _ => groups.push((v, 1)),
             },

@@ -101,6 +101,16 @@ pub(crate) fn encode(buf: &mut Vec<u8>, value: ValueRef<'_>) {
     }
 }
 
+/// The first value of an encoded entry when it is NULL (`Some(None)`) or an integer; `None`
+/// when it is anything else.
+pub(crate) fn first_integer(buf: &[u8]) -> Option<Option<i64>> {
+    match decode(buf).next()? {
+        Value::Null => Some(None),
+        Value::Integer(i) => Some(Some(i)),
+        _ => None,
+    }
+}
+
 /// The values of an encoded entry, in order. Stops at the first byte that is not a value
 /// this module wrote.
 fn decode(mut buf: &[u8]) -> impl Iterator<Item = Value<'_>> {

@@ -16,6 +16,7 @@
 //! structure on the way, and SQL where they cannot.
 
 use super::entry::{Digest, Keys};
+use super::foreign_keys::{self, Scanned, Wanted};
 use super::lock;
 use super::pages;
 use super::plan::{self, IndexPlan, TableCheck, TablePlan};
@@ -55,6 +56,8 @@ struct Found {
     /// Tables whose rows, and indexes whose entries, were read from their pages.
     rows_by_pages: HashSet<usize>,
     index_by_pages: HashSet<(usize, usize)>,
+    /// What the scans found for the foreign keys they were asked about.
+    scanned: Scanned,
 }
 
 /// Whether a job may read pages ([`super::pages`]) or goes through SQL.
@@ -80,38 +83,94 @@ pub(super) fn proof(
     rows: &BTreeMap<String, u64>,
     limit: usize,
 ) -> Result<(Vec<String>, bool)> {
+    proved(path, rows, limit, false).map(|(messages, by_pages, _)| (messages, by_pages))
+}
+
+/// [`check`], and the rows whose foreign key names no parent (as
+/// [`super::foreign_key_violations`] counts them): each key the proof's scans read anyway is
+/// counted from what they found, the others beside the proof.
+pub(crate) fn check_with_keys(
+    path: &Path,
+    rows: &BTreeMap<String, u64>,
+    limit: usize,
+) -> Result<(Vec<String>, u64)> {
+    proved(path, rows, limit, true).map(|(messages, _, keys)| (messages, keys.unwrap_or(0)))
+}
+
+/// The proof, whether its structure was proved from pages, and with `keys` the foreign-key
+/// violations (`None` where SQLite cannot count them).
+fn proved(
+    path: &Path,
+    rows: &BTreeMap<String, u64>,
+    limit: usize,
+    keys: bool,
+) -> Result<(Vec<String>, bool, Option<u64>)> {
     let conn = super::open(path)?;
     // A schema SQLite cannot describe table by table is checked the slow way, whole.
     let Ok(plans) = plan::plan(&conn) else {
-        return Ok((super::full::integrity_check(path, rows, limit)?, false));
+        drop(conn);
+        return std::thread::scope(|scope| {
+            let counted = keys.then(|| scope.spawn(|| foreign_keys::count_beside(path, None)));
+            let messages = super::full::integrity_check(path, rows, limit)?;
+            Ok((messages, false, counted.and_then(join)))
+        });
     };
     // A file the walk cannot plan for is proved by quick_check.
     let structure = Structure::new(&conn, path).ok().flatten();
+    let split = keys
+        .then(|| foreign_keys::split(&conn, |s| foreign_keys::read_by_proof(&plans, s)))
+        .flatten();
     drop(conn);
+    let wanted = split.as_ref().map(|s| Wanted::of(&s.scanned));
     let jobs = jobs(&plans, rows, structure.as_ref());
-    let keys = Keys::new();
+    let keys_hash = Keys::new();
     let found = Mutex::new(Found::default());
     let ctx = Context {
         path,
         plans: &plans,
-        keys: &keys,
+        keys: &keys_hash,
         limit,
         structure: structure.as_ref(),
+        wanted: wanted.as_ref(),
     };
-    super::on_every_core(path, jobs.len(), |conn, n| {
-        work(&ctx, conn, jobs[n].1, n, &found, Read::Pages)
+    // The keys the scans do not read are counted beside them.
+    let beside = split.as_ref().map(|s| &s.others[..]);
+    let others = std::thread::scope(|scope| {
+        let others = keys.then(|| scope.spawn(|| foreign_keys::count_beside(path, beside)));
+        let jobs: Vec<Job> = jobs.iter().map(|j| j.1).collect();
+        let proved = prove(&ctx, &found, &jobs);
+        proved.map(|()| others.and_then(join))
     })?;
-    recheck_through_sql(&ctx, &found, jobs.len())?;
-    // What the pages did not prove, SQLite's own check of the whole file does.
     let by_pages = structure.as_ref().is_some_and(Structure::proved);
-    if structure.is_some() && !by_pages {
-        let conn = super::open(path)?;
-        work(&ctx, &conn, Job::QuickCheck, 0, &found, Read::Sql)?;
-    }
     let found = found
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok((messages(&plans, found, limit), by_pages))
+    let counted = match &split {
+        Some(split) => foreign_keys::count_from_scans(path, split, &found.scanned)
+            .zip(others)
+            .map(|(a, b)| a.saturating_add(b)),
+        None => others,
+    };
+    Ok((messages(&plans, found, limit), by_pages, counted))
+}
+
+/// Runs the jobs on every core, then works out again through SQL what pages could not
+/// settle, and has `quick_check` decide what the structure walk doubts.
+fn prove(ctx: &Context<'_>, found: &Mutex<Found>, jobs: &[Job]) -> Result<()> {
+    super::on_every_core(ctx.path, jobs.len(), |conn, n| {
+        work(ctx, conn, jobs[n], n, found, Read::Pages)
+    })?;
+    recheck_through_sql(ctx, found, jobs.len())?;
+    // What the pages did not prove, SQLite's own check of the whole file does.
+    if ctx.structure.is_some_and(|s| !s.proved()) {
+        let conn = super::open(ctx.path)?;
+        work(ctx, &conn, Job::QuickCheck, 0, found, Read::Sql)?;
+    }
+    Ok(())
+}
+
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Option<T>>) -> Option<T> {
+    handle.join().ok().flatten()
 }
 
 /// Every digest read from pages that does not match its other side is read again through
@@ -156,6 +215,7 @@ pub(crate) fn pages_disagree_with_sql(path: &Path) -> Result<Vec<String>> {
         keys: &keys,
         limit: 20,
         structure: None,
+        wanted: None,
     };
     let sql = |e| Error::sqlite(path, e);
     let mut out = Vec::new();
@@ -170,7 +230,7 @@ pub(crate) fn pages_disagree_with_sql(path: &Path) -> Result<Vec<String>> {
         };
         if let Some(Ok(by_pages)) = pages
             .as_ref()
-            .map(|p| table_by_pages(&ctx, p, indexes, None))
+            .map(|p| table_by_pages(&ctx, p, indexes, None, None))
         {
             if by_pages != scan_table(&conn, select, indexes, &keys).map_err(sql)? {
                 out.push(format!("table {}", table.name));
@@ -214,6 +274,8 @@ struct Context<'a> {
     limit: usize,
     /// The structure proved from pages; `None`: by `quick_check`.
     structure: Option<&'a Structure>,
+    /// What the scans are to find for the foreign-key count.
+    wanted: Option<&'a Wanted>,
 }
 
 /// Every job, the longest first so that the last to finish is a short one.
@@ -382,11 +444,17 @@ fn table_job(
     else {
         return Ok(());
     };
-    let proof = ctx.structure.and_then(|s| s.proof(&ctx.plans[t].name));
+    let name = &ctx.plans[t].name;
+    let proof = ctx.structure.and_then(|s| s.proof(name));
+    // A parent of a foreign key the scans count: its rowids, as runs.
+    let parent = ctx
+        .wanted
+        .is_some_and(|w| w.parents.contains(&name.to_ascii_lowercase()));
+    let mut runs = parent.then(Vec::new);
     let by_pages = pages
         .as_ref()
         .filter(|_| read == Read::Pages)
-        .and_then(|p| table_by_pages(ctx, p, indexes, proof).ok());
+        .and_then(|p| table_by_pages(ctx, p, indexes, proof, Some(&mut runs)).ok());
     let from_pages = by_pages.is_some();
     if read == Read::Pages && pages.is_some() && !from_pages {
         // This scan was to prove the tree's structure: quick_check will.
@@ -399,6 +467,12 @@ fn table_job(
     let mut found = lock(found);
     if from_pages {
         found.rows_by_pages.insert(t);
+        if let Some(runs) = runs {
+            found
+                .scanned
+                .parents
+                .insert(name.to_ascii_lowercase(), runs);
+        }
     }
     for (i, d) in digests {
         found.from_rows.insert((t, i), d);
@@ -430,13 +504,16 @@ fn index_job(
     }
     let by_pages = read_pages.filter(|check| check.messages.is_empty());
     let from_pages = by_pages.is_some();
-    let check = match by_pages {
+    let mut check = match by_pages {
         Some(c) => c,
         None => scan_index(conn, index, ctx.keys, ctx.limit)?,
     };
     let mut found = lock(found);
     if from_pages {
         found.index_by_pages.insert((t, i));
+    }
+    if let Some(groups) = check.groups.take() {
+        found.scanned.groups.insert(index.name.clone(), groups);
     }
     found
         .messages

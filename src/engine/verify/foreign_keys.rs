@@ -17,6 +17,12 @@ use crate::util::quote::ident;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 
+mod scanned;
+use scanned::in_runs;
+pub(crate) use scanned::{
+    add_rowid, count_beside, count_from_scans, read_by_proof, split, Scanned, Wanted,
+};
+
 /// One foreign key of one table, from `pragma_foreign_key_list`.
 struct ForeignKey {
     id: i64,
@@ -29,17 +35,38 @@ struct ForeignKey {
 /// pragma itself fails (a key whose parent SQLite cannot resolve), or when a table needs it
 /// and `pragma_allowed` is false (it looks every row up: too long for some callers).
 pub(crate) fn count(conn: &Connection, pragma_allowed: bool) -> Option<u64> {
-    let tables = child_tables(conn).ok()?;
+    count_tables(conn, &child_tables(conn).ok()?, pragma_allowed)
+}
+
+/// [`count`] over the child tables `tables`.
+pub(crate) fn count_tables(
+    conn: &Connection,
+    tables: &[String],
+    pragma_allowed: bool,
+) -> Option<u64> {
     let mut total = 0u64;
     for table in tables {
-        let n = match by_parent_rowid(conn, &table) {
+        let n = match by_parent_rowid(conn, table) {
             Some(n) => n,
-            None if pragma_allowed => by_pragma(conn, &table)?,
+            None if pragma_allowed => by_pragma(conn, table)?,
             None => return None,
         };
         total = total.saturating_add(n);
     }
     Some(total)
+}
+
+/// A foreign key counted from its child's index: each value of the key and how many rows
+/// hold it, from the index's entries, then each value looked for among the parent's rowids.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyScan {
+    /// The index SQLite scans for the key's values, in order.
+    pub(crate) index: String,
+    pub(crate) parent: String,
+    /// The parent's column that is its rowid.
+    alias: String,
+    /// The same groups through SQL, where the index's pages do not serve.
+    grouped: String,
 }
 
 /// The tables that declare a foreign key.
@@ -65,16 +92,35 @@ fn by_pragma(conn: &Connection, table: &str) -> Option<u64> {
 /// The table's violations when each of its keys is one column naming its parent's rowid and
 /// has an index to scan; `None` otherwise (or on any error), for the pragma to count.
 fn by_parent_rowid(conn: &Connection, table: &str) -> Option<u64> {
+    let scans = key_scans(conn, table)?;
+    scans.iter().try_fold(0u64, |total, scan| {
+        Some(total.saturating_add(missing_parents(conn, scan, &Scanned::default())?))
+    })
+}
+
+/// How each key of `table` is counted from an index; `None` when one cannot be.
+fn key_scans(conn: &Connection, table: &str) -> Option<Vec<KeyScan>> {
     let keys = foreign_keys(conn, table).ok()?;
-    let mut total = 0u64;
+    let mut scans = Vec::with_capacity(keys.len());
     for key in &keys {
         if keys.iter().filter(|k| k.id == key.id).count() != 1 {
             return None;
         }
         let alias = rowid_alias(conn, &key.parent, key.to.as_deref())?;
-        total = total.saturating_add(missing_parents(conn, table, key, &alias)?);
+        let column = ident(&key.from);
+        let grouped = format!(
+            "SELECT {column}, count(*), max(typeof({column}) <> 'integer') FROM {} \
+             WHERE {column} IS NOT NULL GROUP BY {column}",
+            ident(table)
+        );
+        scans.push(KeyScan {
+            index: index_scanned(conn, &grouped)?,
+            parent: key.parent.clone(),
+            alias,
+            grouped,
+        });
     }
-    Some(total)
+    Some(scans)
 }
 
 fn foreign_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<ForeignKey>> {
@@ -130,30 +176,34 @@ fn rowid_alias(conn: &Connection, parent: &str, to: Option<&str>) -> Option<Stri
     }
 }
 
-/// The rows of `table` whose `key` names no row of its parent, from one scan of an index on
-/// the key's column; `None` when no index gives the values in order or a value is not an
-/// integer (the pragma converts those as it looks them up).
-fn missing_parents(conn: &Connection, table: &str, key: &ForeignKey, alias: &str) -> Option<u64> {
-    let column = ident(&key.from);
-    let grouped = format!(
-        "SELECT {column}, count(*), max(typeof({column}) <> 'integer') FROM {} \
-         WHERE {column} IS NOT NULL GROUP BY {column}",
-        ident(table)
-    );
-    let index = index_scanned(conn, &grouped)?;
-    let groups = match groups_from_pages(conn, &index) {
+/// The rows whose key names no row of its parent, from one scan of the key's index (or the
+/// groups the proof's scan found); `None` when a value is not an integer (the pragma
+/// converts those as it looks them up).
+fn missing_parents(conn: &Connection, scan: &KeyScan, scanned: &Scanned) -> Option<u64> {
+    let read;
+    let groups = match scanned.groups.get(&scan.index) {
         Some(groups) => groups,
-        None => groups_through_sql(conn, &grouped)?,
+        None => {
+            read = match groups_from_pages(conn, &scan.index) {
+                Some(groups) => groups,
+                None => groups_through_sql(conn, &scan.grouped)?,
+            };
+            &read
+        }
     };
+    if let Some(runs) = scanned.parents.get(&scan.parent.to_ascii_lowercase()) {
+        let missing = groups.iter().filter(|&&(v, _)| !in_runs(runs, v));
+        return Some(missing.fold(0u64, |sum, &(_, n)| sum.saturating_add(n)));
+    }
     let mut lookup = conn
         .prepare(&format!(
             "SELECT 1 FROM {} WHERE {} = ?1",
-            ident(&key.parent),
-            ident(alias)
+            ident(&scan.parent),
+            ident(&scan.alias)
         ))
         .ok()?;
     let mut missing = 0u64;
-    for (value, n) in groups {
+    for &(value, n) in groups {
         if !lookup.exists([value]).ok()? {
             missing = missing.saturating_add(n);
         }

@@ -79,6 +79,24 @@ pub(crate) fn check(
     }
 }
 
+/// [`check`], and the rows whose foreign key names no parent ([`foreign_key_violations`]),
+/// counted beside the proof and, where the keys allow, from the proof's own scans.
+pub(crate) fn check_with_keys(
+    path: &Path,
+    rows: &BTreeMap<String, u64>,
+    limit: usize,
+    mode: VerifyMode,
+) -> Result<(Vec<String>, u64)> {
+    if mode == VerifyMode::Fast && utf8(path)? {
+        return fast::check_with_keys(path, rows, limit);
+    }
+    std::thread::scope(|scope| {
+        let keys = scope.spawn(|| foreign_key_violations(path));
+        let messages = full::integrity_check(path, rows, limit)?;
+        Ok((messages, keys.join().unwrap_or(0)))
+    })
+}
+
 /// The tables and indexes of the database at `path` whose scans read from pages give other
 /// digests than the same scans through SQL: empty when the proof's quick path is sound there
 /// (for tests, over every shape of database they generate).
@@ -111,11 +129,15 @@ fn utf8(path: &Path) -> Result<bool> {
 /// How many rows of the database at `path` name a parent that is not there
 /// (`PRAGMA foreign_key_check`); 0 if that cannot be read.
 pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
-    let Ok(conn) = open(path) else {
-        return 0;
-    };
+    keys_counted(path, |conn| foreign_keys::count(conn, true)).unwrap_or(0)
+}
+
+/// Runs `count` on a connection of its own to `path`, which an interrupt stops; `None` when
+/// the file cannot be opened.
+fn keys_counted(path: &Path, count: impl FnOnce(&Connection) -> Option<u64>) -> Option<u64> {
+    let conn = open(path).ok()?;
     let _watch = crate::util::interrupt::InterruptWatch::start(conn.get_interrupt_handle());
-    foreign_keys::count(&conn, true).unwrap_or(0)
+    count(&conn)
 }
 
 /// What `PRAGMA foreign_key_check` counts in the database open on `conn`, counted from

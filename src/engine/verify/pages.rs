@@ -55,12 +55,12 @@ fn digest_walk<'a>(
 }
 
 /// The table's rows, each as the values of the table's SQL scan (in the canonical encoding,
-/// `spans` saying where each one is): `row(values, spans)` for every row.
+/// `spans` saying where each one is): `row(rowid, values, spans)` for every row.
 pub(super) fn scan_table(
     path: &Path,
     plan: &PagePlan,
     proof: Option<TreeProof<'_>>,
-    mut row: impl FnMut(&[u8], &[std::ops::Range<usize>]),
+    mut row: impl FnMut(i64, &[u8], &[std::ops::Range<usize>]),
 ) -> Read<()> {
     let pages = Pages::open(path)?;
     let walk = digest_walk(&pages, proof, plan.root, TreeKind::Table);
@@ -111,7 +111,7 @@ pub(super) fn scan_table(
             }
             spans.push(start..values.len());
         }
-        row(&values, &spans);
+        row(rowid, &values, &spans);
         Ok(())
     };
     walk::entries(&walk, each).map_err(|_| Unreadable)
@@ -187,7 +187,7 @@ mod tests {
                 continue;
             };
             let mut rows = Vec::new();
-            if scan_table(path, pages, None, |values, _| rows.push(values.to_vec())).is_err() {
+            if scan_table(path, pages, None, |_, values, _| rows.push(values.to_vec())).is_err() {
                 by_sql.push(table.name.clone());
                 continue;
             }

@@ -2,7 +2,8 @@
 //! should hold, and an index's own entries in its order, through SQL or from pages.
 
 use super::{pages, Context};
-use crate::engine::verify::entry::{compare, encode, Digest, Keys};
+use crate::engine::verify::entry::{compare, encode, first_integer, Digest, Keys};
+use crate::engine::verify::foreign_keys;
 use crate::engine::verify::plan::{IndexPlan, PagePlan};
 use crate::engine::verify::reader;
 use crate::engine::verify::structure::TreeProof;
@@ -92,17 +93,27 @@ pub(super) fn scan_table(
 }
 
 /// [`scan_table`], reading the table's pages (and proving its tree's structure on the way,
-/// with `proof`).
+/// with `proof`); with `runs`, its rowids too, as runs ([`foreign_keys::add_rowid`]: `None`
+/// left there when there are too many).
 pub(super) fn table_by_pages(
     ctx: &Context<'_>,
     plan: &PagePlan,
     indexes: &[IndexPlan],
     proof: Option<TreeProof<'_>>,
+    mut runs: Option<&mut Option<Vec<(i64, i64)>>>,
 ) -> std::result::Result<Vec<(usize, Digest)>, reader::Unreadable> {
     let mut digests = RowDigests::new(indexes);
     let mut missing = false;
-    pages::scan_table(ctx.path, plan, proof, |values, spans| {
+    pages::scan_table(ctx.path, plan, proof, |rowid, values, spans| {
         missing |= digests.add(values, spans, ctx.keys).is_err();
+        if let Some(runs) = runs.as_deref_mut() {
+            if runs
+                .as_mut()
+                .is_some_and(|r| !foreign_keys::add_rowid(r, rowid))
+            {
+                *runs = None;
+            }
+        }
     })?;
     if missing {
         return Err(reader::Unreadable);
@@ -118,6 +129,9 @@ pub(super) struct EntryCheck<'p> {
     previous: Vec<u8>,
     pub(super) digest: Digest,
     pub(super) messages: Vec<String>,
+    /// With [`EntryCheck::count_groups`]: each value of the first column and how many
+    /// entries hold it, in order, NULLs left out; `None` once a value is not an integer.
+    pub(super) groups: Option<Vec<(i64, u64)>>,
 }
 
 impl<'p> EntryCheck<'p> {
@@ -128,6 +142,28 @@ impl<'p> EntryCheck<'p> {
             previous: Vec::with_capacity(256),
             digest: Digest::default(),
             messages: Vec::new(),
+            groups: None,
+        }
+    }
+
+    /// Makes the scan count the entries of each value of the first column too, for a
+    /// foreign key.
+    pub(super) fn count_groups(mut self) -> EntryCheck<'p> {
+        self.groups = Some(Vec::new());
+        self
+    }
+
+    fn group(&mut self, entry: &[u8]) {
+        let Some(groups) = self.groups.as_mut() else {
+            return;
+        };
+        match first_integer(entry) {
+            Some(None) => {}
+            Some(Some(v)) => match groups.last_mut() {
+                Some((last, n)) if *last == v => *n += 1,
+                _ => groups.push((v, 1)),
+            },
+            None => self.groups = None,
         }
     }
 
@@ -157,6 +193,7 @@ impl<'p> EntryCheck<'p> {
                 }
             }
         }
+        self.group(current);
         self.digest.add(keys.hash(current));
         std::mem::swap(&mut self.previous, current);
     }
@@ -192,6 +229,9 @@ pub(super) fn index_by_pages<'p>(
     proof: Option<TreeProof<'_>>,
 ) -> std::result::Result<EntryCheck<'p>, reader::Unreadable> {
     let mut check = EntryCheck::new(index, ctx.limit);
+    if ctx.wanted.is_some_and(|w| w.indexes.contains(&index.name)) {
+        check = check.count_groups();
+    }
     pages::scan_index(ctx.path, index, proof, |current| {
         check.add(current, ctx.keys)
     })?;

@@ -155,7 +155,7 @@ pub(crate) fn compare(mut a: &[u8], mut b: &[u8], columns: &[KeyColumn]) -> (Ord
         (a, b) = (rest_a, rest_b);
         // Neighbouring keys mostly share their first values: the same bytes are the same
         // value, under every collation, without decoding them.
-        if x == y {
+        if same_bytes(x, y) {
             has_null |= x.first() == Some(&NULL);
             continue;
         }
@@ -174,6 +174,17 @@ pub(crate) fn compare(mut a: &[u8], mut b: &[u8], columns: &[KeyColumn]) -> (Ord
         }
     }
     (Ordering::Equal, has_null)
+}
+
+/// Whether two encoded values are the same bytes: a number's nine compared as two words,
+/// without a call to `memcmp` for so few.
+fn same_bytes(x: &[u8], y: &[u8]) -> bool {
+    match (x.split_first(), y.split_first()) {
+        (Some((tx, wx)), Some((ty, wy))) if wx.len() == 8 && wy.len() == 8 => {
+            tx == ty && wx.iter().zip(wy).all(|(a, b)| a == b)
+        }
+        _ => x == y,
+    }
 }
 
 /// The first encoded value of `buf`, whole, and what follows it; `None` at the end or at a

@@ -111,9 +111,9 @@ pub(crate) fn add_rowid(runs: &mut Vec<(i64, i64)>, rowid: i64) -> bool {
     runs.len() <= MAX_RUNS
 }
 
-/// The most runs of rowids kept for one parent (16 MB): a table of scattered rowids is
+/// The most runs of rowids kept for one parent (4 MB): a table of scattered rowids is
 /// looked up row by row instead.
-const MAX_RUNS: usize = 1 << 20;
+const MAX_RUNS: usize = 1 << 18;
 
 pub(super) fn in_runs(runs: &[(i64, i64)], value: i64) -> bool {
     let after = runs.partition_point(|&(start, _)| start <= value);

@@ -1,8 +1,8 @@
 //! What a recovery is expected to cost before it starts: how long, and how much free disk,
 //! from the size of the files and the schema's tables and indexes. The figures per gigabyte
 //! are the benchmarks' (docs/performance.md, 2 cores, 2026-12-07): the whole `recover` of a
-//! 1 GB file with an index per table took about 8 s, a Django-shaped one (an index on every
-//! ForeignKey, about 1.75 per table) about 9 s; `--verify full` 10 s and 42 s. More indexes per table
+//! 1 GB file with an index per table took about 4 s, a Django-shaped one (an index on every
+//! ForeignKey, about 1.75 per table) about 6 s; `--verify full` 10 s and 42 s. More indexes per table
 //! cost more (every index is checked against its table); the estimate moves between the two
 //! shapes with the schema's ratio.
 //!
@@ -19,9 +19,9 @@ use crate::util::paths::sidecar;
 use std::path::Path;
 
 /// Seconds per gigabyte of the whole `recover`, fast proof: one index per table, and the
-/// Django shape's 1.75 (docs/performance.md, session 12: 3.9 and 5.6 s per GB on a quiet
-/// disk, more when it stalls).
-const SECONDS_PER_GB: (f64, f64) = (4.5, 6.5);
+/// Django shape's 1.75 (docs/performance.md, session 13: 3.5–3.9 and 4.8–5.4 s per GB, in
+/// memory and on disk).
+const SECONDS_PER_GB: (f64, f64) = (4.0, 5.5);
 /// The same with `--verify full`.
 const SECONDS_PER_GB_FULL: (f64, f64) = (10.0, 42.0);
 /// Indexes per table of the two benchmark shapes.

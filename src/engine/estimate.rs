@@ -242,9 +242,9 @@ mod tests {
     #[test]
     fn the_benchmark_shapes_get_the_benchmark_figures() {
         let reference = from_counts(1_000_000_000, 1_000_000_000, 2, 2, VerifyMode::Fast);
-        assert_eq!(reference.seconds, 5);
+        assert_eq!(reference.seconds, 4);
         let django = from_counts(1_000_000_000, 1_000_000_000, 8, 14, VerifyMode::Fast);
-        assert_eq!(django.seconds, 7);
+        assert_eq!(django.seconds, 6);
         let full = from_counts(1_000_000_000, 1_000_000_000, 8, 14, VerifyMode::Full);
         assert_eq!(full.seconds, 42);
         assert!(django.seconds_min < django.seconds && django.seconds < django.seconds_max);

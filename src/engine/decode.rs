@@ -30,13 +30,16 @@ impl Engine<'_> {
         };
         let kind = TreeKind::of(table);
         if table.root == 0 {
-            // Known only from the reference schema: its whole tree is a hole for orphans to fill.
+            // No root page known (its schema row was lost, or names page 0): its whole tree
+            // is a hole for orphans to fill.
             rep.holes.push(Hole {
                 lo: None,
                 hi: None,
                 page: 0,
                 parent: None,
-                reason: "its schema row was lost; columns taken from --schema-from".into(),
+                reason: "no root page is known for it: its schema row was lost (its columns \
+                         taken from --schema-from or its indexes), or names page 0"
+                    .into(),
                 filled: false,
             });
             return Ok(rep);

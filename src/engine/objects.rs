@@ -117,9 +117,10 @@ pub(crate) fn install_virtual_tables<'e>(
     let open = || rusqlite::Connection::open(path).map_err(|e| Error::sqlite(path, e));
     let mut out = Vec::new();
     let mut after_proof = Vec::new();
-    for e in entries.iter().filter(|e| {
-        e.kind == SchemaKind::Table && e.rootpage == 0 && !e.from_reference && e.sql.is_some()
-    }) {
+    for e in entries
+        .iter()
+        .filter(|e| e.rootpage == 0 && !e.from_reference && e.is_virtual_table())
+    {
         let inserted = set_schema_row(&open()?, e).map_err(|err| err.to_string());
         if let (Ok(()), Some(why)) = (&inserted, stand_ins::module_missing(&open()?, &e.name)) {
             out.push(stand_ins::kept_verbatim(&e.name, &why));

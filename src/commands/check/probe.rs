@@ -240,11 +240,16 @@ fn excuse_virtual_tables(conn: &Connection, facts: &mut IntegrityFacts) {
     {
         return;
     }
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND rootpage = 0")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+    let tables: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND rootpage = 0")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .unwrap_or_default();
-    for name in names {
+    // A plain table with root page 0 is damage (its tree is lost), not a virtual table.
+    let virtual_tables = tables.into_iter().filter(|(_, sql)| {
+        sql.as_deref()
+            .is_some_and(crate::engine::schema::declares_virtual_table)
+    });
+    for (name, _) in virtual_tables {
         let alone = collect_rows(
             conn,
             &format!("PRAGMA integrity_check({})", ident(&name)),

@@ -430,11 +430,14 @@ pub(crate) fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 
 fn is_virtual(conn: &Connection, table: &str) -> bool {
     conn.query_row(
-        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1 AND rootpage = 0",
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1 AND rootpage = 0",
         [table],
-        |r| r.get::<_, i64>(0),
+        |r| r.get::<_, Option<String>>(0),
     )
-    .is_ok_and(|n| n > 0)
+    .is_ok_and(|sql| {
+        sql.as_deref()
+            .is_some_and(crate::engine::schema::declares_virtual_table)
+    })
 }
 
 pub(crate) fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {

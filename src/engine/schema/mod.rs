@@ -48,10 +48,27 @@ pub(crate) struct SchemaEntry {
 }
 
 impl SchemaEntry {
+    /// Whether this row declares a virtual table, which has no tree of its own (root page 0):
+    /// its module keeps its rows, in shadow tables of their own. A plain table with root page
+    /// 0 is damage: its tree is lost.
+    pub(crate) fn is_virtual_table(&self) -> bool {
+        self.kind == SchemaKind::Table && self.sql.as_deref().is_some_and(declares_virtual_table)
+    }
+
     /// Whether this row is an index (automatic ones included) of table `table`.
     pub(crate) fn is_index_of(&self, table: &str) -> bool {
         self.kind == SchemaKind::Index && self.tbl_name.eq_ignore_ascii_case(table)
     }
+}
+
+/// Whether `sql` is a `CREATE VIRTUAL TABLE` statement.
+pub(crate) fn declares_virtual_table(sql: &str) -> bool {
+    let words: Vec<&str> = sql.split_whitespace().take(3).collect();
+    words.len() == 3
+        && ["CREATE", "VIRTUAL", "TABLE"]
+            .iter()
+            .zip(&words)
+            .all(|(want, word)| word.eq_ignore_ascii_case(want))
 }
 
 /// How a column's declared type makes SQLite store values (its affinity).
@@ -271,8 +288,8 @@ pub(crate) fn interpret(
             ));
             continue;
         };
-        if root == 0 && !entry.from_reference {
-            continue; // a virtual table: its rows live in its shadow tables
+        if root == 0 && !entry.from_reference && entry.is_virtual_table() {
+            continue; // its rows live in its shadow tables
         }
         if let Some(cols) = internal_columns(&entry.name) {
             tables.push(internal_table(entry, root, cols));

@@ -230,7 +230,7 @@ pub(crate) fn pages_disagree_with_sql(path: &Path) -> Result<Vec<String>> {
         };
         if let Some(Ok(by_pages)) = pages
             .as_ref()
-            .map(|p| table_by_pages(&ctx, p, indexes, None, None))
+            .map(|p| table_by_pages(&ctx, p, indexes, None, &mut None))
         {
             if by_pages != scan_table(&conn, select, indexes, &keys).map_err(sql)? {
                 out.push(format!("table {}", table.name));
@@ -454,7 +454,7 @@ fn table_job(
     let by_pages = pages
         .as_ref()
         .filter(|_| read == Read::Pages)
-        .and_then(|p| table_by_pages(ctx, p, indexes, proof, Some(&mut runs)).ok());
+        .and_then(|p| table_by_pages(ctx, p, indexes, proof, &mut runs).ok());
     let from_pages = by_pages.is_some();
     if read == Read::Pages && pages.is_some() && !from_pages {
         // This scan was to prove the tree's structure: quick_check will.

@@ -93,26 +93,24 @@ pub(super) fn scan_table(
 }
 
 /// [`scan_table`], reading the table's pages (and proving its tree's structure on the way,
-/// with `proof`); with `runs`, its rowids too, as runs ([`foreign_keys::add_rowid`]: `None`
-/// left there when there are too many).
+/// with `proof`); where `runs` holds a list, its rowids too, as runs
+/// ([`foreign_keys::add_rowid`]; `None` left there when there are too many).
 pub(super) fn table_by_pages(
     ctx: &Context<'_>,
     plan: &PagePlan,
     indexes: &[IndexPlan],
     proof: Option<TreeProof<'_>>,
-    mut runs: Option<&mut Option<Vec<(i64, i64)>>>,
+    runs: &mut Option<Vec<(i64, i64)>>,
 ) -> std::result::Result<Vec<(usize, Digest)>, reader::Unreadable> {
     let mut digests = RowDigests::new(indexes);
     let mut missing = false;
     pages::scan_table(ctx.path, plan, proof, |rowid, values, spans| {
         missing |= digests.add(values, spans, ctx.keys).is_err();
-        if let Some(runs) = runs.as_deref_mut() {
-            if runs
-                .as_mut()
-                .is_some_and(|r| !foreign_keys::add_rowid(r, rowid))
-            {
-                *runs = None;
-            }
+        if runs
+            .as_mut()
+            .is_some_and(|r| !foreign_keys::add_rowid(r, rowid))
+        {
+            *runs = None;
         }
     })?;
     if missing {

@@ -208,7 +208,9 @@ pub struct Report {
     pub pages: BTreeMap<PageStatus, u64>,
     /// `PRAGMA integrity_check` on the recovered database ("ok" or the first messages).
     pub integrity: Vec<String>,
-    pub foreign_key_violations: u64,
+    /// Rows whose foreign key names no parent row (`PRAGMA foreign_key_check`); `None` where
+    /// SQLite cannot count them (a key naming a parent key without a UNIQUE index).
+    pub foreign_key_violations: Option<u64>,
     /// Every page's status and owner, in runs of consecutive pages: what the damage map
     /// draws (absent only from a report read back without it).
     #[serde(

@@ -456,7 +456,7 @@ fn verify_phase(
     catalog: &Catalog,
     reports: &[TableReport],
     options: &Options,
-) -> Result<(Vec<String>, u64)> {
+) -> Result<(Vec<String>, Option<u64>)> {
     let rows = catalog
         .tables
         .iter()

@@ -329,7 +329,7 @@ fn rows_without_their_parent_are_counted() {
     let out = dir.path().join("out.db");
     let report = recover(&src, &out, &Options::default()).unwrap();
     assert!(report.integrity_ok(), "{:?}", report.integrity);
-    assert_eq!(report.foreign_key_violations, 2);
+    assert_eq!(report.foreign_key_violations, Some(2));
     let book = report.tables.iter().find(|t| t.name == "book").unwrap();
     assert_eq!(book.recovered_rows, 6, "every book in its own table");
     assert_eq!(book.conflict_rows, 0);
@@ -373,7 +373,7 @@ fn a_deferred_foreign_key_with_a_missing_parent_does_not_stop_the_load() {
         let _ = std::fs::remove_file(&out);
         let report = recover(&src, &out, &options).unwrap();
         assert!(report.integrity_ok(), "{:?}", report.integrity);
-        assert_eq!(report.foreign_key_violations, 1);
+        assert_eq!(report.foreign_key_violations, Some(1));
         let post = report.tables.iter().find(|t| t.name == "post").unwrap();
         assert_eq!((post.recovered_rows, post.conflict_rows), (3, 0));
     }
@@ -421,4 +421,37 @@ fn planner_statistics_come_back() {
             "SELECT name FROM sqlite_schema WHERE name LIKE 'sqlite_stat%' ORDER BY 1";
         assert_eq!(rows(&out, stat_tables), rows(&source, stat_tables));
     }
+}
+
+/// A foreign key naming a parent key without a UNIQUE index makes SQLite's own
+/// `foreign_key_check` fail ("foreign key mismatch"): the report says the violations were not
+/// counted, not that there are none.
+#[test]
+fn foreign_keys_sqlite_cannot_check_are_reported_as_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE p(k INTEGER, v TEXT);
+             CREATE TABLE c(id INTEGER PRIMARY KEY, pk INTEGER REFERENCES p(k));
+             CREATE INDEX c_pk ON c(pk);
+             INSERT INTO p VALUES (1, 'a'), (2, 'b');
+             INSERT INTO c(pk) VALUES (1), (2), (3);",
+        )
+        .unwrap();
+    let out = dir.path().join("out.db");
+    let report = recover(&src, &out, &Options::default()).unwrap();
+    assert!(report.integrity_ok(), "{:?}", report.integrity);
+    assert_eq!(report.foreign_key_violations, None);
+    let run = crate::common::cmd()
+        .args(["recover", "--out"])
+        .arg(dir.path().join("out2.db"))
+        .arg(&src)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("foreign_key_check: not counted"), "{text}");
 }

@@ -125,7 +125,8 @@ pub struct IncidentReport {
     pub duplicate_rows: u64,
     pub integrity_ok: bool,
     pub integrity: Vec<String>,
-    pub foreign_key_violations: u64,
+    /// `None`: SQLite could not count them ([`crate::engine::Report`]).
+    pub foreign_key_violations: Option<u64>,
     pub engine: Report,
     pub diff: DiffReport,
     /// What the damage is consistent with, and how to prevent it (empty when nothing is

@@ -358,8 +358,13 @@ impl IncidentReport {
                 self.integrity.join("; ")
             }
         ));
-        if self.foreign_key_violations > 0 {
-            let n = self.foreign_key_violations;
+        if self.foreign_key_violations.is_none() {
+            out.push_str(
+                "foreign_key_check: not counted (SQLite's check fails on this schema: a foreign \
+                 key names a parent key without a UNIQUE index)\n",
+            );
+        }
+        if let Some(n) = self.foreign_key_violations.filter(|&n| n > 0) {
             let (rows, name) = if n == 1 {
                 ("row", "names")
             } else {

@@ -93,8 +93,8 @@ pub(crate) fn check_with_keys(
     path: &Path,
     rows: &BTreeMap<String, u64>,
     limit: usize,
-) -> Result<(Vec<String>, u64)> {
-    proved(path, rows, limit, true).map(|(messages, _, keys)| (messages, keys.unwrap_or(0)))
+) -> Result<(Vec<String>, Option<u64>)> {
+    proved(path, rows, limit, true).map(|(messages, _, keys)| (messages, keys))
 }
 
 /// The proof, whether its structure was proved from pages, and with `keys` the foreign-key

@@ -86,14 +86,14 @@ pub(crate) fn check_with_keys(
     rows: &BTreeMap<String, u64>,
     limit: usize,
     mode: VerifyMode,
-) -> Result<(Vec<String>, u64)> {
+) -> Result<(Vec<String>, Option<u64>)> {
     if mode == VerifyMode::Fast && utf8(path)? {
         return fast::check_with_keys(path, rows, limit);
     }
     std::thread::scope(|scope| {
         let keys = scope.spawn(|| foreign_key_violations(path));
         let messages = full::integrity_check(path, rows, limit)?;
-        Ok((messages, keys.join().unwrap_or(0)))
+        Ok((messages, keys.join().ok().flatten()))
     })
 }
 
@@ -127,9 +127,10 @@ fn utf8(path: &Path) -> Result<bool> {
 }
 
 /// How many rows of the database at `path` name a parent that is not there
-/// (`PRAGMA foreign_key_check`); 0 if that cannot be read.
-pub(crate) fn foreign_key_violations(path: &Path) -> u64 {
-    keys_counted(path, |conn| foreign_keys::count(conn, true)).unwrap_or(0)
+/// (`PRAGMA foreign_key_check`); `None` where SQLite cannot count them (a key naming a
+/// parent key without a UNIQUE index: the pragma fails).
+pub(crate) fn foreign_key_violations(path: &Path) -> Option<u64> {
+    keys_counted(path, |conn| foreign_keys::count(conn, true))
 }
 
 /// Runs `count` on a connection of its own to `path`, which an interrupt stops; `None` when

@@ -360,8 +360,8 @@ impl IncidentReport {
         ));
         if self.foreign_key_violations.is_none() {
             out.push_str(
-                "foreign_key_check: not counted (SQLite's check fails on this schema: a foreign \
-                 key names a parent key without a UNIQUE index)\n",
+                "foreign_key_check: not counted (SQLite's check fails on this schema, as when a \
+                 foreign key names a parent key without a UNIQUE index)\n",
             );
         }
         if let Some(n) = self.foreign_key_violations.filter(|&n| n > 0) {
